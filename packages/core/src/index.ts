@@ -1,0 +1,60 @@
+// @keyhold/core: hash, HRW partition ring, lease membership over NATS heartbeats, ownership events.
+export { type Clock, systemClock } from "./clock.js";
+export type { ConfigDifference } from "./errors.js";
+export {
+  ClosedError,
+  ConfigMismatchError,
+  CoreErrorCode,
+  InvalidArgumentError,
+  InvalidOptionError,
+  KeyholdError,
+  StartTimeoutError,
+} from "./errors.js";
+export type {
+  AcquiredEvent,
+  FencedEvent,
+  MembersEvent,
+  ReleasedEvent,
+  ShardEvent,
+  UnfencedEvent,
+} from "./events.js";
+export { EventHub } from "./events.js";
+export type { Key } from "./hash.js";
+export { HASH_VERSION, hashKey, murmur3Bytes, murmur3String } from "./hash.js";
+export type { LeaseVerdict } from "./lease.js";
+export { LeaseTable } from "./lease.js";
+export type { Logger } from "./logger.js";
+export { consoleLogger, silentLogger } from "./logger.js";
+export type { MembershipStats } from "./membership.js";
+export type { ClusterConfig, ShardNodeOptions } from "./options.js";
+export {
+  DEFAULT_HEARTBEAT_MS,
+  DEFAULT_RING_SIZE,
+  DEFAULT_SKEW_MS,
+  DEFAULT_START_TIMEOUT_MS,
+  DEFAULT_TTL_MS,
+  ID_PATTERN,
+  MAX_RING_SIZE,
+  parseClusterConfig,
+} from "./options.js";
+export {
+  compareCandidates,
+  ownerOf,
+  ownerOfPartition,
+  ownersOf,
+  ownersOfPartition,
+  partitionOf,
+  scoreOf,
+} from "./placement.js";
+export { Ring } from "./ring.js";
+export { ShardNode } from "./shard-node.js";
+export type { InboundMessage, Transport, TransportStatus, TransportSubscription } from "./transport.js";
+export { NatsTransport } from "./transport.js";
+export type {
+  HeartbeatMessage,
+  LeaveMessage,
+  MembershipMessage,
+  SyncReplyMessage,
+  SyncRequestMessage,
+} from "./wire.js";
+export { decode as decodeMembershipMessage, subjects as membershipSubjects, WIRE_VERSION } from "./wire.js";

@@ -1,0 +1,21 @@
+// The narrow logger Keyhold writes to. Pass `console`, pino or your own.
+
+export interface Logger {
+  debug(msg: string, ...args: unknown[]): void;
+  info(msg: string, ...args: unknown[]): void;
+  warn(msg: string, ...args: unknown[]): void;
+  error(msg: string, ...args: unknown[]): void;
+}
+
+const noop = () => {};
+
+/** Warnings and errors to the console; info and debug dropped. The default. */
+export const consoleLogger: Logger = {
+  debug: noop,
+  info: noop,
+  warn: (msg, ...args) => console.warn(`[keyhold] ${msg}`, ...args),
+  error: (msg, ...args) => console.error(`[keyhold] ${msg}`, ...args),
+};
+
+/** Drops everything. */
+export const silentLogger: Logger = { debug: noop, info: noop, warn: noop, error: noop };

@@ -1,0 +1,315 @@
+// Lease membership over a transport: heartbeats out, heartbeats/leaves/syncs in, and the live
+// member set recomputed whenever a lease is added, expires or is given up. Knows nothing of
+// partitions; ShardNode turns member sets into rings.
+import type { Clock } from "./clock.js";
+import { ConfigMismatchError, StartTimeoutError } from "./errors.js";
+import { LeaseTable } from "./lease.js";
+import type { Logger } from "./logger.js";
+import { type ClusterConfig, diffConfig } from "./options.js";
+import type { Transport, TransportSubscription } from "./transport.js";
+import { decode, encode, isMalformed, type MembershipMessage, subjects } from "./wire.js";
+
+/** Counters of what membership saw and did. */
+export interface MembershipStats {
+  heartbeatsSent: number;
+  heartbeatsAccepted: number;
+  /** Dropped: not msgpack, wrong shape, bad id or time. */
+  malformed: number;
+  /** Dropped: emitted more than skewMs in the future. */
+  rejectedFuture: number;
+  /** Dropped: older than the newest heartbeat, already expired, or from before a leave. */
+  rejectedStale: number;
+  /** Dropped: sent by a node whose cluster config differs from ours. */
+  configMismatch: number;
+  leavesSeen: number;
+  syncsServed: number;
+  syncsMerged: number;
+}
+
+export interface MembershipParams {
+  readonly transport: Transport;
+  readonly cluster: string;
+  readonly id: string;
+  readonly config: ClusterConfig;
+  readonly observer: boolean;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  /** Called synchronously whenever the live set or the fenced flag changes. */
+  readonly onChange: (members: readonly string[], fenced: boolean) => void;
+}
+
+const MAX_WARNED_PEERS = 1000;
+
+export class Membership {
+  readonly #p: MembershipParams;
+  readonly #subjects: ReturnType<typeof subjects>;
+  readonly #table: LeaseTable;
+  readonly #subs: TransportSubscription[] = [];
+  readonly #warned = new Set<string>();
+  #members: readonly string[] = [];
+  #fenced = false;
+  #started = false;
+  #closed = false;
+  #hbTimer: unknown;
+  #expiryTimer: unknown;
+  #expiryAt: number | undefined;
+  #selfSeen: (() => void) | undefined;
+  #startMismatch: ConfigMismatchError | undefined;
+  #offStatus: (() => void) | undefined;
+  readonly stats: MembershipStats = {
+    heartbeatsSent: 0,
+    heartbeatsAccepted: 0,
+    malformed: 0,
+    rejectedFuture: 0,
+    rejectedStale: 0,
+    configMismatch: 0,
+    leavesSeen: 0,
+    syncsServed: 0,
+    syncsMerged: 0,
+  };
+
+  constructor(params: MembershipParams) {
+    this.#p = params;
+    this.#subjects = subjects(params.cluster);
+    this.#table = new LeaseTable(params.config.ttlMs, params.config.skewMs);
+  }
+
+  get members(): readonly string[] {
+    return this.#members;
+  }
+
+  get fenced(): boolean {
+    return this.#fenced;
+  }
+
+  /**
+   * Subscribes, fetches the lease table from a peer, checks its config, and (unless an
+   * observer) heartbeats until its own heartbeat comes back through the transport.
+   */
+  async start(timeoutMs: number): Promise<void> {
+    const t = this.#p.transport;
+    this.#subs.push(t.subscribe(this.#subjects.heartbeat, (m) => this.#onMessage(m.data)));
+    this.#subs.push(t.subscribe(this.#subjects.leave, (m) => this.#onMessage(m.data)));
+    this.#subs.push(
+      t.subscribe(this.#subjects.sync, (m) => {
+        if (m.reply) this.#serveSync(m.data, m.reply);
+      }),
+    );
+    this.#offStatus = t.onStatus((s) => {
+      if (s === "reconnected" && !this.#closed) {
+        this.#p.logger.info(`node ${this.#p.id}: NATS reconnected, resyncing membership`);
+        if (!this.#p.observer) this.#beat();
+        void this.#sync(1000).catch(() => {});
+      }
+    });
+    await t.flush();
+
+    try {
+      await this.#sync(Math.min(timeoutMs, 2000), true);
+    } catch (err) {
+      if (err instanceof ConfigMismatchError) throw err;
+      // Nobody answered: we are the first, or peers are slow; heartbeats will tell.
+    }
+    if (this.#startMismatch) throw this.#startMismatch;
+
+    if (!this.#p.observer) {
+      const seen = new Promise<void>((resolve) => {
+        this.#selfSeen = resolve;
+      });
+      this.#beat();
+      let timer: unknown;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = this.#p.clock.setTimeout(
+          () =>
+            reject(
+              new StartTimeoutError(
+                `Node ${this.#p.id} did not see its own heartbeat come back through NATS within ${timeoutMs} ms`,
+              ),
+            ),
+          timeoutMs,
+        );
+      });
+      try {
+        await Promise.race([seen, timeout]);
+      } finally {
+        this.#p.clock.clearTimeout(timer);
+        this.#selfSeen = undefined;
+      }
+      if (this.#startMismatch) throw this.#startMismatch;
+    }
+    this.#started = true;
+    this.#recompute();
+  }
+
+  /** Announces a graceful leave (unless an observer) and stops all timers and subscriptions. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    const p = this.#p;
+    p.clock.clearTimeout(this.#hbTimer);
+    p.clock.clearTimeout(this.#expiryTimer);
+    this.#offStatus?.();
+    for (const s of this.#subs) s.unsubscribe();
+    this.#subs.length = 0;
+    if (!p.observer && this.#started) {
+      p.transport.publish(this.#subjects.leave, encode({ v: 1, k: "leave", id: p.id, at: p.clock.now() }));
+      await p.transport.flush().catch(() => {});
+    }
+  }
+
+  /** Publishes one heartbeat now and schedules the next. */
+  #beat(): void {
+    if (this.#closed) return;
+    const p = this.#p;
+    p.clock.clearTimeout(this.#hbTimer);
+    p.transport.publish(
+      this.#subjects.heartbeat,
+      encode({ v: 1, k: "hb", id: p.id, at: p.clock.now(), cfg: p.config }),
+    );
+    this.stats.heartbeatsSent++;
+    this.#hbTimer = p.clock.setTimeout(() => this.#beat(), p.config.heartbeatMs);
+    // A beat is also a safe moment to re-check expiry, should a timer have been lost.
+    if (this.#started) this.#recompute();
+  }
+
+  async #sync(timeout: number, atStart = false): Promise<void> {
+    const p = this.#p;
+    const req = encode({ v: 1, k: "sync", id: p.id, cfg: p.config });
+    const data = await p.transport.request(this.#subjects.sync, req, { timeout });
+    const msg = decode(data);
+    if (isMalformed(msg) || msg.k !== "table") {
+      this.stats.malformed++;
+      return;
+    }
+    const diff = diffConfig(p.config, msg.cfg);
+    if (diff.length > 0) {
+      const err = new ConfigMismatchError(msg.id, diff);
+      if (atStart) throw err;
+      this.stats.configMismatch++;
+      this.#warnOnce(msg.id, err.message);
+      return;
+    }
+    const now = p.clock.now();
+    for (const [id, at] of msg.left) this.#table.leave(id, at, now);
+    for (const [id, at] of msg.leases) this.#table.observe(id, at, now);
+    this.stats.syncsMerged++;
+    if (this.#started) this.#recompute();
+  }
+
+  #serveSync(data: Uint8Array, reply: string): void {
+    const p = this.#p;
+    const msg = decode(data);
+    if (isMalformed(msg) || msg.k !== "sync") {
+      this.stats.malformed++;
+      return;
+    }
+    // Answer even on a config mismatch: the joiner needs our config to refuse itself clearly.
+    if (msg.id === p.id) return;
+    const now = p.clock.now();
+    this.#table.sweep(now);
+    p.transport.publish(
+      reply,
+      encode({
+        v: 1,
+        k: "table",
+        id: p.id,
+        cfg: p.config,
+        leases: this.#table.leases(),
+        left: this.#table.tombstones(),
+      }),
+    );
+    this.stats.syncsServed++;
+  }
+
+  #onMessage(data: Uint8Array): void {
+    if (this.#closed) return;
+    const p = this.#p;
+    const msg: ReturnType<typeof decode> = decode(data);
+    if (isMalformed(msg)) {
+      this.stats.malformed++;
+      p.logger.debug(`node ${p.id}: dropped a malformed membership message: ${msg.error}`);
+      return;
+    }
+    this.#apply(msg);
+  }
+
+  #apply(msg: MembershipMessage): void {
+    const p = this.#p;
+    const now = p.clock.now();
+    if (msg.k === "hb") {
+      const diff = diffConfig(p.config, msg.cfg);
+      if (diff.length > 0) {
+        this.stats.configMismatch++;
+        const err = new ConfigMismatchError(msg.id, diff);
+        if (!this.#started && !this.#startMismatch) this.#startMismatch = err;
+        this.#warnOnce(msg.id, `ignoring heartbeats of ${msg.id}: ${err.message}`);
+        return;
+      }
+      const verdict = this.#table.observe(msg.id, msg.at, now);
+      if (verdict === "future") this.stats.rejectedFuture++;
+      else if (verdict !== "accepted") this.stats.rejectedStale++;
+      else {
+        this.stats.heartbeatsAccepted++;
+        if (msg.id === p.id) this.#selfSeen?.();
+        if (this.#started && !this.#members.includes(msg.id)) this.#recompute();
+        else if (this.#started && msg.id === p.id && this.#fenced) this.#recompute();
+        else if (this.#started) this.#scheduleExpiry();
+      }
+    } else if (msg.k === "leave") {
+      this.stats.leavesSeen++;
+      if (msg.id === p.id) return;
+      if (this.#table.leave(msg.id, msg.at, now) && this.#started) this.#recompute();
+    } else {
+      // sync requests and replies do not arrive on the heartbeat or leave subjects.
+      this.stats.malformed++;
+    }
+  }
+
+  /** Sweeps, recomputes the live set and the fenced flag, reports a change, re-arms expiry. */
+  #recompute(): void {
+    if (this.#closed) return;
+    const p = this.#p;
+    const now = p.clock.now();
+    this.#table.sweep(now);
+    const live = this.#table.live(now);
+    const fenced = !p.observer && !live.includes(p.id);
+    const changed = fenced !== this.#fenced || !sameList(live, this.#members);
+    if (fenced && !this.#fenced) {
+      p.logger.warn(`node ${p.id}: has not seen its own heartbeat for ${p.config.ttlMs} ms; fencing itself`);
+    } else if (!fenced && this.#fenced) {
+      p.logger.info(`node ${p.id}: sees its own heartbeats again; unfenced`);
+    }
+    this.#members = live;
+    this.#fenced = fenced;
+    this.#scheduleExpiry();
+    if (changed) p.onChange(live, fenced);
+  }
+
+  #scheduleExpiry(): void {
+    const p = this.#p;
+    const at = this.#table.nextExpiry();
+    if (at === this.#expiryAt) return;
+    p.clock.clearTimeout(this.#expiryTimer);
+    this.#expiryAt = at;
+    if (at === undefined) return;
+    this.#expiryTimer = p.clock.setTimeout(
+      () => {
+        this.#expiryAt = undefined;
+        this.#recompute();
+      },
+      Math.max(0, at - p.clock.now()),
+    );
+  }
+
+  #warnOnce(peer: string, message: string): void {
+    if (this.#warned.has(peer) || this.#warned.size >= MAX_WARNED_PEERS) return;
+    this.#warned.add(peer);
+    this.#p.logger.warn(`node ${this.#p.id}: ${message}`);
+  }
+}
+
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}

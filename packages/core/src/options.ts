@@ -1,0 +1,170 @@
+// ShardNode options: defaults, and the one place they are validated.
+import type { ConnectionOptions, NatsConnection } from "@nats-io/nats-core";
+import { type Clock, systemClock } from "./clock.js";
+import { InvalidOptionError } from "./errors.js";
+import { HASH_VERSION } from "./hash.js";
+import { consoleLogger, type Logger } from "./logger.js";
+import type { Transport } from "./transport.js";
+
+export const DEFAULT_RING_SIZE = 64;
+export const DEFAULT_HEARTBEAT_MS = 2000;
+export const DEFAULT_TTL_MS = 6000;
+export const DEFAULT_SKEW_MS = 5000;
+export const DEFAULT_START_TIMEOUT_MS = 5000;
+export const MAX_RING_SIZE = 65536;
+
+/** Ids and cluster names become NATS subject tokens, hence the narrow alphabet. */
+export const ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+
+export interface ShardNodeOptions {
+  /** NATS server URL(s) to connect to. One of `servers`, `connection` or `transport` is required. */
+  readonly servers?: string | readonly string[];
+  /** An existing NATS connection. Keyhold does not close it on `close()`. */
+  readonly connection?: NatsConnection;
+  /** Extra nats.js connection options when Keyhold makes the connection from `servers`. */
+  readonly natsOptions?: Partial<ConnectionOptions>;
+  /** A custom transport (a simulated bus in tests). Advanced. */
+  readonly transport?: Transport;
+  /** Cluster name: nodes with the same name form one ring. Letters, digits, `_`, `-`. */
+  readonly cluster: string;
+  /** This member's id. @default a random uuid without dashes */
+  readonly nodeId?: string;
+  /** Number of partitions. Identical on every node. @default 64 */
+  readonly ringSize?: number;
+  /** Heartbeat period in ms. Identical on every node. @default 2000 */
+  readonly heartbeatMs?: number;
+  /** A member is live while `now - emitted <= ttlMs`. Identical on every node. @default 6000 */
+  readonly ttlMs?: number;
+  /** Heartbeats emitted more than this many ms in the future are rejected. @default 5000 */
+  readonly skewMs?: number;
+  /** Track the ring without joining it: no heartbeats, owns nothing. @default false */
+  readonly observer?: boolean;
+  /** How long start() waits to see its own heartbeat come back. @default 5000 */
+  readonly startTimeoutMs?: number;
+  /** Time source and timers. @default the system clock */
+  readonly clock?: Clock;
+  /** Where warnings go. @default warnings and errors to the console */
+  readonly logger?: Logger;
+}
+
+/** The settings that must be identical on every node of a cluster. */
+export interface ClusterConfig {
+  readonly ringSize: number;
+  readonly heartbeatMs: number;
+  readonly ttlMs: number;
+  readonly skewMs: number;
+  readonly hash: string;
+}
+
+export interface ParsedOptions {
+  readonly servers: readonly string[] | undefined;
+  readonly connection: NatsConnection | undefined;
+  readonly natsOptions: Partial<ConnectionOptions>;
+  readonly transport: Transport | undefined;
+  readonly cluster: string;
+  readonly nodeId: string | undefined;
+  readonly config: ClusterConfig;
+  readonly observer: boolean;
+  readonly startTimeoutMs: number;
+  readonly clock: Clock;
+  readonly logger: Logger;
+}
+
+function int(name: string, value: unknown, def: number, min: number, max: number): number {
+  if (value === undefined) return def;
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < min || value > max) {
+    throw new InvalidOptionError(name, `an integer from ${min} to ${max}`, value);
+  }
+  return value;
+}
+
+function token(name: string, value: unknown): string {
+  if (typeof value !== "string" || !ID_PATTERN.test(value)) {
+    throw new InvalidOptionError(name, "1-64 characters of letters, digits, `_` or `-`", value);
+  }
+  return value;
+}
+
+/** Validates cluster-wide settings (also used by Sharding and tools). */
+export function parseClusterConfig(o: {
+  ringSize?: unknown;
+  heartbeatMs?: unknown;
+  ttlMs?: unknown;
+  skewMs?: unknown;
+}): ClusterConfig {
+  const ringSize = int("ringSize", o.ringSize, DEFAULT_RING_SIZE, 1, MAX_RING_SIZE);
+  const heartbeatMs = int("heartbeatMs", o.heartbeatMs, DEFAULT_HEARTBEAT_MS, 10, 3_600_000);
+  const ttlMs = int("ttlMs", o.ttlMs, Math.max(DEFAULT_TTL_MS, 3 * heartbeatMs), 1, 86_400_000);
+  if (ttlMs <= heartbeatMs) {
+    throw new InvalidOptionError("ttlMs", `greater than heartbeatMs (${heartbeatMs}); 3x is advised`, ttlMs);
+  }
+  const skewMs = int("skewMs", o.skewMs, DEFAULT_SKEW_MS, 0, 86_400_000);
+  return { ringSize, heartbeatMs, ttlMs, skewMs, hash: HASH_VERSION };
+}
+
+export function parseOptions(options: ShardNodeOptions): ParsedOptions {
+  if (options === null || typeof options !== "object") {
+    throw new InvalidOptionError("options", "an object", options);
+  }
+  const o = options as ShardNodeOptions & Record<string, unknown>;
+  const cluster = token("cluster", o.cluster);
+  const nodeId = o.nodeId === undefined ? undefined : token("nodeId", o.nodeId);
+  let servers: string[] | undefined;
+  if (o.servers !== undefined) {
+    const list = typeof o.servers === "string" ? [o.servers] : o.servers;
+    if (
+      !Array.isArray(list) ||
+      list.length === 0 ||
+      !list.every((s) => typeof s === "string" && s.length > 0)
+    ) {
+      throw new InvalidOptionError("servers", "a non-empty URL or array of URLs", o.servers);
+    }
+    servers = [...list];
+  }
+  const given = [servers, o.connection, o.transport].filter((x) => x !== undefined).length;
+  if (given !== 1) {
+    throw new InvalidOptionError(
+      "servers",
+      "set, or else exactly one of `connection` or `transport`",
+      o.servers,
+    );
+  }
+  if (o.connection !== undefined && (typeof o.connection !== "object" || o.connection === null)) {
+    throw new InvalidOptionError("connection", "a NatsConnection", o.connection);
+  }
+  if (o.observer !== undefined && typeof o.observer !== "boolean") {
+    throw new InvalidOptionError("observer", "a boolean", o.observer);
+  }
+  if (o.natsOptions !== undefined && (typeof o.natsOptions !== "object" || o.natsOptions === null)) {
+    throw new InvalidOptionError("natsOptions", "an object of nats.js ConnectionOptions", o.natsOptions);
+  }
+  const config = parseClusterConfig(o);
+  const startTimeoutMs = int("startTimeoutMs", o.startTimeoutMs, DEFAULT_START_TIMEOUT_MS, 1, 3_600_000);
+  const clock = o.clock ?? systemClock;
+  if (typeof clock.now !== "function" || typeof clock.setTimeout !== "function") {
+    throw new InvalidOptionError("clock", "a Clock with now(), setTimeout() and clearTimeout()", clock);
+  }
+  const logger = o.logger ?? consoleLogger;
+  if (typeof logger.warn !== "function") throw new InvalidOptionError("logger", "a Logger", logger);
+  return {
+    servers,
+    connection: o.connection,
+    natsOptions: o.natsOptions ?? {},
+    transport: o.transport,
+    cluster,
+    nodeId,
+    config,
+    observer: o.observer ?? false,
+    startTimeoutMs,
+    clock,
+    logger,
+  };
+}
+
+/** The settings that differ between two cluster configs, for ConfigMismatchError. */
+export function diffConfig(ours: ClusterConfig, theirs: ClusterConfig) {
+  const keys = ["ringSize", "heartbeatMs", "ttlMs", "skewMs", "hash"] as const;
+  return keys
+    .filter((k) => ours[k] !== theirs[k])
+    .map((k) => ({ setting: k === "hash" ? "hash version" : k, ours: ours[k], theirs: theirs[k] }));
+}

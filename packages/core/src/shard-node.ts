@@ -1,0 +1,208 @@
+// ShardNode: the public face of @keyhold/core. A member of the ring (or an observer) that
+// answers placement questions from a precomputed Ring and reports ownership changes.
+import { connect } from "@nats-io/transport-node";
+import { v4 as uuidv4 } from "uuid";
+import { ClosedError, InvalidArgumentError } from "./errors.js";
+import { EventHub, type ShardEvent } from "./events.js";
+import type { Key } from "./hash.js";
+import { Membership, type MembershipStats } from "./membership.js";
+import { type ClusterConfig, parseOptions, type ShardNodeOptions } from "./options.js";
+import { Ring } from "./ring.js";
+import { NatsTransport, type Transport } from "./transport.js";
+
+export class ShardNode implements AsyncDisposable {
+  /** This member's id. */
+  readonly id: string;
+  readonly cluster: string;
+  /** The settings every node of the cluster shares. */
+  readonly config: ClusterConfig;
+  /** Observers track the ring but are not members of it. */
+  readonly observer: boolean;
+  readonly #transport: Transport;
+  readonly #membership: Membership;
+  readonly #hub = new EventHub<ShardEvent>();
+  #ring: Ring;
+  #owned: ReadonlySet<number> = new Set();
+  #closed: Promise<void> | undefined;
+
+  private constructor(id: string, transport: Transport, opts: ReturnType<typeof parseOptions>) {
+    this.id = id;
+    this.cluster = opts.cluster;
+    this.config = opts.config;
+    this.observer = opts.observer;
+    this.#transport = transport;
+    this.#ring = new Ring([], opts.config.ringSize);
+    this.#membership = new Membership({
+      transport,
+      cluster: opts.cluster,
+      id,
+      config: opts.config,
+      observer: opts.observer,
+      clock: opts.clock,
+      logger: opts.logger,
+      onChange: (members, fenced) => this.#onChange(members, fenced),
+    });
+  }
+
+  /**
+   * Connects (unless given a connection or transport), joins the cluster's ring and resolves
+   * once this node sees its own heartbeat, with the lease table already fetched from a peer.
+   * Rejects with ConfigMismatchError when the running cluster uses other settings.
+   */
+  static async start(options: ShardNodeOptions): Promise<ShardNode> {
+    const opts = parseOptions(options);
+    const id = opts.nodeId ?? uuidv4().replaceAll("-", "");
+    let transport = opts.transport;
+    if (!transport) {
+      const nc =
+        opts.connection ??
+        (await connect({
+          servers: [...(opts.servers ?? [])],
+          name: `keyhold-${opts.cluster}-${id}`,
+          maxReconnectAttempts: -1,
+          reconnectTimeWait: 250,
+          pingInterval: 10_000,
+          ...opts.natsOptions,
+        }));
+      transport = new NatsTransport(nc, { owned: opts.connection === undefined });
+    }
+    const node = new ShardNode(id, transport, opts);
+    try {
+      await node.#membership.start(opts.startTimeoutMs);
+    } catch (err) {
+      await node.#membership.close().catch(() => {});
+      if (!opts.transport) await transport.close().catch(() => {});
+      throw err;
+    }
+    return node;
+  }
+
+  /** The partition of a key, 0 .. ringSize-1. */
+  partition(key: Key): number {
+    checkKey(key);
+    return this.#ring.partition(key);
+  }
+
+  /** The live member that owns `key`, or undefined when no member is live. */
+  place(key: Key): string | undefined {
+    checkKey(key);
+    return this.#ring.place(key);
+  }
+
+  /** The `n` best distinct live members for `key`, best first; fewer when fewer are live. */
+  owners(key: Key, n: number): string[] {
+    checkKey(key);
+    if (!Number.isSafeInteger(n) || n < 0) throw new InvalidArgumentError("n", "an integer >= 0", n);
+    return this.#ring.owners(key, n);
+  }
+
+  /** Whether this node owns `key` now. */
+  isOwner(key: Key): boolean {
+    return this.place(key) === this.id;
+  }
+
+  /** Live member ids, sorted. Excludes this node while it is fenced. */
+  members(): readonly string[] {
+    return this.#ring.members;
+  }
+
+  /** Partitions this node owns now, ascending. */
+  ownedPartitions(): number[] {
+    return [...this.#owned].sort((a, b) => a - b);
+  }
+
+  /** The current ring: placement for the current member set. Replaced on every change. */
+  get ring(): Ring {
+    return this.#ring;
+  }
+
+  /** True while this node cannot see its own heartbeats and so owns nothing. */
+  get fenced(): boolean {
+    return this.#membership.fenced;
+  }
+
+  /** The transport this node talks over (shared by @keyhold/actors). */
+  get transport(): Transport {
+    return this.#transport;
+  }
+
+  /** Counters of membership traffic, including dropped input. */
+  stats(): Readonly<MembershipStats> {
+    return { ...this.#membership.stats };
+  }
+
+  /**
+   * Ownership and membership events. Every stream opens with the current state — a `members`
+   * event listing every live member as joined, a `fenced` event if fenced, then `acquired` for
+   * each owned partition — and continues with every transition after it, with no gap.
+   * It ends when the node closes (after the final `released` events) or `signal` aborts.
+   */
+  events(opts: { signal?: AbortSignal } = {}): AsyncIterableIterator<ShardEvent> {
+    const members = this.#ring.members;
+    const initial: ShardEvent[] = [{ type: "members", members, joined: members, left: [] }];
+    if (this.fenced) initial.push({ type: "fenced" });
+    for (const p of this.ownedPartitions()) initial.push({ type: "acquired", partition: p });
+    return this.#hub.subscribe(initial, opts.signal);
+  }
+
+  #onChange(members: readonly string[], fenced: boolean): void {
+    const before = this.#ring;
+    const wasFenced = this.#fencedSeen;
+    this.#fencedSeen = fenced;
+    const ring = new Ring(members, this.config.ringSize);
+    this.#ring = ring;
+    const owned = new Set(this.observer ? [] : ring.partitionsOf(this.id));
+    const events: ShardEvent[] = [];
+    const prev = new Set(before.members);
+    const next = new Set(ring.members);
+    const joined = ring.members.filter((m) => !prev.has(m));
+    const left = before.members.filter((m) => !next.has(m));
+    if (joined.length > 0 || left.length > 0)
+      events.push({ type: "members", members: ring.members, joined, left });
+    if (fenced && !wasFenced) events.push({ type: "fenced" });
+    if (!fenced && wasFenced) events.push({ type: "unfenced" });
+    for (const p of this.#owned) if (!owned.has(p)) events.push({ type: "released", partition: p });
+    for (const p of owned) if (!this.#owned.has(p)) events.push({ type: "acquired", partition: p });
+    this.#owned = owned;
+    this.#hub.emit(events);
+  }
+
+  #fencedSeen = false;
+
+  /**
+   * Leaves gracefully: announces it so peers drop this node at once, emits `released` for
+   * every owned partition, ends every event stream and closes the connection it made.
+   * Idempotent.
+   */
+  close(): Promise<void> {
+    this.#closed ??= (async () => {
+      await this.#membership.close();
+      const events: ShardEvent[] = [...this.#owned].map((p) => ({ type: "released", partition: p }));
+      this.#owned = new Set();
+      this.#ring = new Ring([], this.config.ringSize);
+      this.#hub.emit(events);
+      this.#hub.close();
+      await this.#transport.close();
+    })();
+    return this.#closed;
+  }
+
+  /** Whether close() was called. */
+  get closed(): boolean {
+    return this.#closed !== undefined;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  /** Throws ClosedError when closed; for layers built on this node. */
+  assertOpen(): void {
+    if (this.#closed) throw new ClosedError(`Node ${this.id} is closed`);
+  }
+}
+
+function checkKey(key: Key): void {
+  if (typeof key !== "string" && !(key instanceof Uint8Array))
+    throw new InvalidArgumentError("key", "a string or a Uint8Array", key);
+}

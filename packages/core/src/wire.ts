@@ -1,0 +1,135 @@
+// Membership messages on the wire: msgpack maps with a version field, and the validation every
+// inbound message goes through before it touches any state.
+import { Packr } from "msgpackr";
+import type { ClusterConfig } from "./options.js";
+import { ID_PATTERN } from "./options.js";
+
+export const WIRE_VERSION = 1;
+/** The most lease entries one sync reply may carry; more is treated as hostile. */
+export const MAX_SYNC_ENTRIES = 10_000;
+
+const packr = new Packr({ useRecords: false, mapsAsObjects: true, int64AsType: "number" });
+
+export interface HeartbeatMessage {
+  readonly v: 1;
+  readonly k: "hb";
+  readonly id: string;
+  /** The sender's wall-clock time when it emitted this heartbeat, ms since the epoch. */
+  readonly at: number;
+  readonly cfg: ClusterConfig;
+}
+
+export interface LeaveMessage {
+  readonly v: 1;
+  readonly k: "leave";
+  readonly id: string;
+  readonly at: number;
+}
+
+export interface SyncRequestMessage {
+  readonly v: 1;
+  readonly k: "sync";
+  readonly id: string;
+  readonly cfg: ClusterConfig;
+}
+
+export interface SyncReplyMessage {
+  readonly v: 1;
+  readonly k: "table";
+  readonly id: string;
+  readonly cfg: ClusterConfig;
+  /** [member id, emitted] of every lease the responder holds. */
+  readonly leases: ReadonlyArray<readonly [string, number]>;
+  /** [member id, left at] of recent graceful leaves. */
+  readonly left: ReadonlyArray<readonly [string, number]>;
+}
+
+export type MembershipMessage = HeartbeatMessage | LeaveMessage | SyncRequestMessage | SyncReplyMessage;
+
+export function encode(msg: MembershipMessage): Uint8Array {
+  return packr.pack(msg);
+}
+
+/** Why an inbound message was dropped. */
+export type Malformed = { readonly error: string };
+
+const isObj = (x: unknown): x is Record<string, unknown> =>
+  typeof x === "object" && x !== null && !Array.isArray(x);
+const isId = (x: unknown): x is string => typeof x === "string" && ID_PATTERN.test(x);
+// Wall-clock ms: positive, an integer, below year 10000.
+const isTime = (x: unknown): x is number =>
+  typeof x === "number" && Number.isSafeInteger(x) && x > 0 && x < 253402300800000;
+const isPosInt = (x: unknown): x is number => typeof x === "number" && Number.isSafeInteger(x) && x >= 0;
+
+function validConfig(x: unknown): x is ClusterConfig {
+  return (
+    isObj(x) &&
+    isPosInt(x.ringSize) &&
+    isPosInt(x.heartbeatMs) &&
+    isPosInt(x.ttlMs) &&
+    isPosInt(x.skewMs) &&
+    typeof x.hash === "string" &&
+    x.hash.length <= 64
+  );
+}
+
+function validPairs(x: unknown, max: number): x is [string, number][] {
+  return (
+    Array.isArray(x) &&
+    x.length <= max &&
+    x.every((e) => Array.isArray(e) && e.length === 2 && isId(e[0]) && isTime(e[1]))
+  );
+}
+
+/** Decodes and validates; never throws. */
+export function decode(data: Uint8Array): MembershipMessage | Malformed {
+  if (!(data instanceof Uint8Array) || data.length === 0) return { error: "empty" };
+  if (data.length > 1_048_576) return { error: "too large" };
+  let m: unknown;
+  try {
+    m = packr.unpack(data);
+  } catch {
+    return { error: "not msgpack" };
+  }
+  if (!isObj(m)) return { error: "not a map" };
+  if (m.v !== WIRE_VERSION) return { error: `unknown wire version ${String(m.v).slice(0, 20)}` };
+  if (!isId(m.id)) return { error: "bad id" };
+  switch (m.k) {
+    case "hb":
+      if (!isTime(m.at)) return { error: "bad heartbeat time" };
+      if (!validConfig(m.cfg)) return { error: "bad config" };
+      return { v: 1, k: "hb", id: m.id, at: m.at, cfg: pickConfig(m.cfg) };
+    case "leave":
+      if (!isTime(m.at)) return { error: "bad leave time" };
+      return { v: 1, k: "leave", id: m.id, at: m.at };
+    case "sync":
+      if (!validConfig(m.cfg)) return { error: "bad config" };
+      return { v: 1, k: "sync", id: m.id, cfg: pickConfig(m.cfg) };
+    case "table":
+      if (!validConfig(m.cfg)) return { error: "bad config" };
+      if (!validPairs(m.leases, MAX_SYNC_ENTRIES)) return { error: "bad leases" };
+      if (!validPairs(m.left, MAX_SYNC_ENTRIES)) return { error: "bad left" };
+      return { v: 1, k: "table", id: m.id, cfg: pickConfig(m.cfg), leases: m.leases, left: m.left };
+    default:
+      return { error: "unknown kind" };
+  }
+}
+
+// Copy only known fields, so extra keys from a peer never leak into our objects.
+function pickConfig(c: ClusterConfig): ClusterConfig {
+  return { ringSize: c.ringSize, heartbeatMs: c.heartbeatMs, ttlMs: c.ttlMs, skewMs: c.skewMs, hash: c.hash };
+}
+
+export function isMalformed(x: MembershipMessage | Malformed): x is Malformed {
+  return "error" in x;
+}
+
+/** Subjects of one cluster. */
+export function subjects(cluster: string) {
+  const base = `keyhold.${cluster}`;
+  return {
+    heartbeat: `${base}.hb`,
+    leave: `${base}.leave`,
+    sync: `${base}.sync`,
+  } as const;
+}

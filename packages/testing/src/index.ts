@@ -1,0 +1,7 @@
+// Test helpers for Keyhold: real nats-server processes on random ports, single or clustered,
+// plus a generic polling helper.
+export { NatsCluster } from "./nats-cluster.js";
+export type { NatsServerOptions } from "./nats-server.js";
+export { NatsServer } from "./nats-server.js";
+export type { WaitForOptions } from "./wait-for.js";
+export { waitFor } from "./wait-for.js";
