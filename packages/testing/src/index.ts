@@ -3,5 +3,7 @@
 export { NatsCluster } from "./nats-cluster.js";
 export type { NatsServerOptions } from "./nats-server.js";
 export { NatsServer } from "./nats-server.js";
+export { SimBus, type SimBusOptions, SimEndpoint, seededRandom } from "./sim-bus.js";
+export { flushMicrotasks, VirtualClock } from "./virtual-clock.js";
 export type { WaitForOptions } from "./wait-for.js";
 export { waitFor } from "./wait-for.js";

@@ -1,7 +1,8 @@
 // Integration test for the nats-server launcher: real processes, real clients.
+
+import { NatsCluster, NatsServer, waitFor } from "@keyhold/testing";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterEach, describe, expect, it } from "vitest";
-import { NatsCluster, NatsServer, waitFor } from "../src/index.js";
 
 const connections: NatsConnection[] = [];
 const cleanups: (() => Promise<void>)[] = [];
@@ -25,7 +26,11 @@ async function client(url: string, opts: { reconnect?: boolean } = {}): Promise<
 /** Subscribes and collects payloads as strings; flushes so the interest reached the server. */
 async function collect(nc: NatsConnection, subject: string): Promise<string[]> {
   const got: string[] = [];
-  nc.subscribe(subject, { callback: (_err, msg) => got.push(msg.string()) });
+  nc.subscribe(subject, {
+    callback: (_err, msg) => {
+      got.push(msg.string());
+    },
+  });
   await nc.flush();
   return got;
 }
