@@ -1,8 +1,17 @@
 // Test helpers for Keyhold: real nats-server processes on random ports, single or clustered,
 // plus a generic polling helper.
+
+export { type ChildOptions, childEntry, type RunningChild, spawnTs } from "./child.js";
 export { NatsCluster } from "./nats-cluster.js";
 export type { NatsServerOptions } from "./nats-server.js";
 export { NatsServer } from "./nats-server.js";
+export {
+  ChildStartError,
+  NodeProcess,
+  type NodeProcessOptions,
+  type NodeState,
+  type TimedEvent,
+} from "./node-process.js";
 export { SimBus, type SimBusOptions, SimEndpoint, seededRandom } from "./sim-bus.js";
 export { flushMicrotasks, VirtualClock } from "./virtual-clock.js";
 export type { WaitForOptions } from "./wait-for.js";

@@ -1,0 +1,55 @@
+// Runs a TypeScript entry point as a separate Node process (source conditions, tsx loader) with
+// an IPC channel, for tests that need real processes to kill -9.
+import { type ChildProcess, spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+
+/** Live child processes, killed if the test process exits without cleaning up. */
+const children = new Set<ChildProcess>();
+process.once("exit", () => {
+  for (const c of children) c.kill("SIGKILL");
+});
+
+export interface ChildOptions {
+  /** Environment added to this process's. */
+  readonly env?: Record<string, string>;
+  /** Echo the child's stdout/stderr to ours, prefixed. @default false */
+  readonly echo?: boolean;
+}
+
+export interface RunningChild {
+  readonly process: ChildProcess;
+  readonly exited: Promise<number | null>;
+  /** Last lines of the child's output. */
+  logs(): string[];
+}
+
+/** Resolves a path relative to this package's src (for the bundled child entry points). */
+export function childEntry(name: string): string {
+  return fileURLToPath(new URL(name, import.meta.url));
+}
+
+export function spawnTs(entry: string, args: readonly string[] = [], opts: ChildOptions = {}): RunningChild {
+  const child = spawn(process.execPath, ["--conditions=@keyhold/source", "--import", "tsx", entry, ...args], {
+    stdio: ["ignore", "pipe", "pipe", "ipc"],
+    env: { ...process.env, ...opts.env },
+  });
+  children.add(child);
+  const lines: string[] = [];
+  const keep = (prefix: string) => (chunk: Buffer) => {
+    for (const line of chunk.toString().split("\n")) {
+      if (!line) continue;
+      lines.push(line);
+      if (lines.length > 300) lines.shift();
+      if (opts.echo) process.stderr.write(`${prefix} ${line}\n`);
+    }
+  };
+  child.stdout?.on("data", keep(`[${child.pid}]`));
+  child.stderr?.on("data", keep(`[${child.pid} err]`));
+  const exited = new Promise<number | null>((resolve) => {
+    child.once("exit", (code) => {
+      children.delete(child);
+      resolve(code);
+    });
+  });
+  return { process: child, exited, logs: () => [...lines] };
+}
