@@ -9,6 +9,7 @@ export {
   InvalidOptionError,
   KeyholdError,
   StartTimeoutError,
+  show,
 } from "./errors.js";
 export type {
   AcquiredEvent,
@@ -48,8 +49,14 @@ export {
 } from "./placement.js";
 export { Ring } from "./ring.js";
 export { ShardNode } from "./shard-node.js";
-export type { InboundMessage, Transport, TransportStatus, TransportSubscription } from "./transport.js";
-export { NatsTransport } from "./transport.js";
+export type {
+  InboundMessage,
+  RequestFailure,
+  Transport,
+  TransportStatus,
+  TransportSubscription,
+} from "./transport.js";
+export { NatsTransport, RequestFailedError } from "./transport.js";
 export type {
   HeartbeatMessage,
   LeaveMessage,

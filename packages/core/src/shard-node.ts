@@ -19,6 +19,8 @@ export class ShardNode implements AsyncDisposable {
   /** Observers track the ring but are not members of it. */
   readonly observer: boolean;
   readonly #transport: Transport;
+  // A transport passed in belongs to the caller (Sharding keeps using it after we leave).
+  readonly #ownsTransport: boolean;
   readonly #membership: Membership;
   readonly #hub = new EventHub<ShardEvent>();
   #ring: Ring;
@@ -31,6 +33,7 @@ export class ShardNode implements AsyncDisposable {
     this.config = opts.config;
     this.observer = opts.observer;
     this.#transport = transport;
+    this.#ownsTransport = opts.transport === undefined;
     this.#ring = new Ring([], opts.config.ringSize);
     this.#membership = new Membership({
       transport,
@@ -182,7 +185,7 @@ export class ShardNode implements AsyncDisposable {
       this.#ring = new Ring([], this.config.ringSize);
       this.#hub.emit(events);
       this.#hub.close();
-      await this.#transport.close();
+      if (this.#ownsTransport) await this.#transport.close();
     })();
     return this.#closed;
   }

@@ -9,6 +9,34 @@ export interface InboundMessage {
   readonly reply?: string | undefined;
 }
 
+/** Why a request got no answer. */
+export type RequestFailure = "no-responders" | "timeout" | "disconnected" | "other";
+
+/** A transport request failed; `reason` tells a dead subject from a slow one. */
+export class RequestFailedError extends Error {
+  readonly reason: RequestFailure;
+  constructor(reason: RequestFailure, subject: string, options?: { cause?: unknown }) {
+    super(`request to ${subject} failed: ${reason}`, options);
+    this.name = "RequestFailedError";
+    this.reason = reason;
+  }
+}
+
+function classify(err: unknown): RequestFailure {
+  for (let e: unknown = err, i = 0; e instanceof Error && i < 4; e = e.cause, i++) {
+    const probe = e as Error & { isNoResponders?: () => boolean };
+    if (
+      e.name === "NoRespondersError" ||
+      (typeof probe.isNoResponders === "function" && probe.isNoResponders())
+    ) {
+      return "no-responders";
+    }
+    if (e.name === "TimeoutError") return "timeout";
+    if (/disconnect|closed/i.test(e.message)) return "disconnected";
+  }
+  return "other";
+}
+
 export interface TransportSubscription {
   unsubscribe(): void;
 }
@@ -23,7 +51,7 @@ export interface Transport {
     handler: (msg: InboundMessage) => void,
     opts?: { queue?: string },
   ): TransportSubscription;
-  /** One request, first answer. Rejects on timeout or when nobody listens. */
+  /** One request, first answer. Rejects with RequestFailedError on timeout or when nobody listens. */
   request(subject: string, data: Uint8Array, opts: { timeout: number }): Promise<Uint8Array>;
   /** Connection state changes; returns an unsubscribe function. */
   onStatus(listener: (status: TransportStatus) => void): () => void;
@@ -85,8 +113,12 @@ export class NatsTransport implements Transport {
   }
 
   async request(subject: string, data: Uint8Array, opts: { timeout: number }): Promise<Uint8Array> {
-    const msg = await this.#nc.request(subject, data, { timeout: opts.timeout });
-    return msg.data;
+    try {
+      const msg = await this.#nc.request(subject, data, { timeout: opts.timeout });
+      return msg.data;
+    } catch (err) {
+      throw new RequestFailedError(classify(err), subject, { cause: err });
+    }
   }
 
   onStatus(listener: (status: TransportStatus) => void): () => void {

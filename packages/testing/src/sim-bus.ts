@@ -1,7 +1,13 @@
 // A simulated message bus with NATS semantics that matter to Keyhold (subjects with `*`/`>`
 // wildcards, queue groups, request/reply with no-responders), driven by a VirtualClock, with
 // fault injection: latency, drops, duplication and disconnection of one endpoint.
-import type { InboundMessage, Transport, TransportStatus, TransportSubscription } from "@keyhold/core";
+import {
+  type InboundMessage,
+  RequestFailedError,
+  type Transport,
+  type TransportStatus,
+  type TransportSubscription,
+} from "@keyhold/core";
 import type { VirtualClock } from "./virtual-clock.js";
 
 interface Sub {
@@ -175,8 +181,8 @@ export class SimEndpoint implements Transport {
   }
 
   request(subject: string, data: Uint8Array, opts: { timeout: number }): Promise<Uint8Array> {
-    if (!this.connected) return Promise.reject(new Error("disconnected"));
-    if (!this.#bus.hasListener(subject)) return Promise.reject(new Error("no responders"));
+    if (!this.connected) return Promise.reject(new RequestFailedError("disconnected", subject));
+    if (!this.#bus.hasListener(subject)) return Promise.reject(new RequestFailedError("no-responders", subject));
     const inbox = this.#bus.newInbox();
     return new Promise((resolve, reject) => {
       const clock = this.#bus.clock;
@@ -187,7 +193,7 @@ export class SimEndpoint implements Transport {
       });
       const timer = clock.setTimeout(() => {
         sub.unsubscribe();
-        reject(new Error("timeout"));
+        reject(new RequestFailedError("timeout", subject));
       }, opts.timeout);
       this.#bus.route(this, subject, data, inbox);
     });

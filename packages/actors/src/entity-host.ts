@@ -1,0 +1,342 @@
+// The entities one node hosts: a slot per known key holding its state and version, a live
+// instance while active, and a bounded mailbox drained one message at a time under a
+// node-wide concurrency limit. Activation, passivation (idle, LRU cap, hand-off) live here.
+import type { Clock, Logger } from "@keyhold/core";
+import PQueue from "p-queue";
+import type { Entity, EntityDefinition } from "./entity.js";
+import { MailboxFullError, UnknownHandlerError } from "./errors.js";
+import type { EntityRecord } from "./wire.js";
+import { assertSerializable } from "./wire.js";
+
+/** One message for an entity; `done` is called exactly once with the outcome. */
+export interface Envelope {
+  readonly h: string;
+  readonly a: readonly unknown[];
+  readonly done: (err: unknown, result?: unknown) => void;
+}
+
+/** Everything this node knows of one entity key. */
+export interface Slot {
+  readonly def: EntityDefinition;
+  readonly key: string;
+  readonly partition: number;
+  /** The state while no instance is live (the instance holds it otherwise). */
+  state: unknown;
+  version: number;
+  instance: Entity<unknown> | undefined;
+  queue: Envelope[] | undefined;
+  running: boolean;
+  lastUsed: number;
+  /** Waiters for the mailbox to go idle (hand-off drains). */
+  idle: (() => void)[] | undefined;
+}
+
+export interface HostParams {
+  readonly mailboxSize: number;
+  readonly concurrency: number;
+  readonly maxActive: number;
+  readonly idleMs: number;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly nodeId: string;
+}
+
+export interface HostStats {
+  activations: number;
+  passivations: number;
+  handled: number;
+  handlerErrors: number;
+  mailboxFull: number;
+}
+
+const slotId = (type: string, key: string) => `${type}\u0000${key}`;
+
+export class EntityHost {
+  readonly #p: HostParams;
+  readonly #slots = new Map<string, Slot>();
+  readonly #byPartition = new Map<number, Set<Slot>>();
+  // Insertion-ordered: the first entry is the least recently used live instance.
+  readonly #active = new Set<Slot>();
+  readonly #limiter: PQueue;
+  #sweepTimer: unknown;
+  readonly stats: HostStats = {
+    activations: 0,
+    passivations: 0,
+    handled: 0,
+    handlerErrors: 0,
+    mailboxFull: 0,
+  };
+
+  constructor(params: HostParams) {
+    this.#p = params;
+    this.#limiter = new PQueue({ concurrency: params.concurrency });
+    if (params.idleMs > 0) this.#armSweep();
+  }
+
+  get activeCount(): number {
+    return this.#active.size;
+  }
+
+  get slotCount(): number {
+    return this.#slots.size;
+  }
+
+  /** The slot of an entity, created empty (initial state, version 0) when unknown. */
+  slot(def: EntityDefinition, key: string, partition: number): Slot {
+    const id = slotId(def.type, key);
+    let s = this.#slots.get(id);
+    if (s === undefined) {
+      s = {
+        def,
+        key,
+        partition,
+        state: undefined,
+        version: 0,
+        instance: undefined,
+        queue: undefined,
+        running: false,
+        lastUsed: 0,
+        idle: undefined,
+      };
+      this.#slots.set(id, s);
+      let set = this.#byPartition.get(partition);
+      if (!set) {
+        set = new Set();
+        this.#byPartition.set(partition, set);
+      }
+      set.add(s);
+    }
+    return s;
+  }
+
+  /** Queues a message; fails it at once with MailboxFullError when the mailbox is full. */
+  enqueue(slot: Slot, env: Envelope): void {
+    if (!slot.def.handlers.has(env.h)) {
+      env.done(new UnknownHandlerError(slot.def.type, env.h));
+      return;
+    }
+    if (slot.queue === undefined) slot.queue = [];
+    const q = slot.queue;
+    if (q.length >= this.#p.mailboxSize) {
+      this.stats.mailboxFull++;
+      env.done(new MailboxFullError(slot.def.type, slot.key, this.#p.mailboxSize));
+      return;
+    }
+    q.push(env);
+    if (!slot.running) {
+      slot.running = true;
+      void this.#limiter.add(() => this.#drain(slot));
+    }
+  }
+
+  async #drain(slot: Slot): Promise<void> {
+    try {
+      if (slot.instance === undefined) await this.#activate(slot);
+      const q = slot.queue!;
+      while (q.length > 0) {
+        const env = q.shift()!;
+        const inst = slot.instance!;
+        slot.lastUsed = this.#p.clock.now();
+        let result: unknown;
+        try {
+          const fn = (inst as unknown as Record<string, (...a: unknown[]) => unknown>)[env.h]!;
+          result = fn.apply(inst, env.a as unknown[]);
+          if (
+            result !== null &&
+            typeof result === "object" &&
+            typeof (result as Promise<unknown>).then === "function"
+          ) {
+            result = await result;
+          }
+        } catch (err) {
+          slot.version++;
+          this.stats.handlerErrors++;
+          env.done(err);
+          continue;
+        }
+        slot.version++;
+        this.stats.handled++;
+        try {
+          assertSerializable(result, `the result of ${slot.def.type}.${env.h}`, "result");
+        } catch (err) {
+          env.done(err);
+          continue;
+        }
+        env.done(undefined, result);
+      }
+    } catch (err) {
+      // Activation failed: fail what is queued; the next message tries again.
+      const q = slot.queue ?? [];
+      slot.queue = undefined;
+      for (const env of q.splice(0)) env.done(err);
+      this.#p.logger.warn(
+        `node ${this.#p.nodeId}: activating ${slot.def.type}/${slot.key} failed: ${String(err)}`,
+      );
+    } finally {
+      slot.running = false;
+      if (slot.queue && slot.queue.length === 0) slot.queue = undefined;
+      if (slot.queue) {
+        slot.running = true;
+        void this.#limiter.add(() => this.#drain(slot));
+      } else if (slot.idle) {
+        const waiters = slot.idle;
+        slot.idle = undefined;
+        for (const w of waiters) w();
+      }
+    }
+  }
+
+  async #activate(slot: Slot): Promise<void> {
+    const inst = new slot.def.cls();
+    inst.key = slot.key;
+    inst.state = slot.version === 0 && slot.state === undefined ? inst.initialState() : slot.state;
+    slot.state = undefined;
+    slot.instance = inst;
+    this.#active.add(slot);
+    this.stats.activations++;
+    try {
+      if (inst.onActivate) await inst.onActivate();
+    } catch (err) {
+      slot.state = inst.state;
+      slot.instance = undefined;
+      this.#active.delete(slot);
+      throw err;
+    }
+    slot.lastUsed = this.#p.clock.now();
+    this.#enforceCap();
+  }
+
+  /** Keeps the instance's LRU position current. Called on each message. */
+  touch(slot: Slot): void {
+    if (slot.instance !== undefined) {
+      this.#active.delete(slot);
+      this.#active.add(slot);
+    }
+  }
+
+  /** Activates an entity with no message (eager activation after a hand-off). */
+  activate(slot: Slot): void {
+    if (slot.instance !== undefined || slot.running) return;
+    slot.running = true;
+    slot.queue ??= [];
+    void this.#limiter.add(() => this.#drain(slot));
+  }
+
+  /** Resolves once the slot's mailbox is empty and no handler runs. */
+  whenIdle(slot: Slot): Promise<void> {
+    if (!slot.running && !slot.queue) return Promise.resolve();
+    return new Promise((resolve) => {
+      if (slot.idle === undefined) slot.idle = [];
+      slot.idle.push(resolve);
+    });
+  }
+
+  /** Runs onPassivate and drops the instance, keeping state and version in the slot. */
+  async passivate(slot: Slot): Promise<void> {
+    const inst = slot.instance;
+    if (inst === undefined) return;
+    this.#active.delete(slot);
+    try {
+      if (inst.onPassivate) await inst.onPassivate();
+    } catch (err) {
+      this.#p.logger.warn(
+        `node ${this.#p.nodeId}: onPassivate of ${slot.def.type}/${slot.key} threw: ${String(err)}`,
+      );
+    }
+    slot.state = inst.state;
+    slot.instance = undefined;
+    this.stats.passivations++;
+  }
+
+  #enforceCap(): void {
+    if (this.#active.size <= this.#p.maxActive) return;
+    for (const s of this.#active) {
+      if (this.#active.size <= this.#p.maxActive) break;
+      if (s.running || s.queue) continue;
+      // Claim the slot so no message starts on it while onPassivate runs.
+      s.running = true;
+      void this.passivate(s).finally(() => this.#release(s));
+    }
+  }
+
+  // Ends a passivation claim; messages that arrived meanwhile reactivate the entity.
+  #release(slot: Slot): void {
+    slot.running = false;
+    if (slot.queue && slot.queue.length > 0) {
+      slot.running = true;
+      void this.#limiter.add(() => this.#drain(slot));
+    } else {
+      slot.queue = undefined;
+      if (slot.idle) {
+        const w = slot.idle;
+        slot.idle = undefined;
+        for (const f of w) f();
+      }
+    }
+  }
+
+  #armSweep(): void {
+    const every = Math.max(50, Math.min(30_000, Math.floor(this.#p.idleMs / 2)));
+    this.#sweepTimer = this.#p.clock.setTimeout(() => {
+      this.sweepIdle();
+      this.#armSweep();
+    }, every);
+  }
+
+  /** Passivates entities idle longer than idleMs. */
+  sweepIdle(): void {
+    const cutoff = this.#p.clock.now() - this.#p.idleMs;
+    for (const s of this.#active) {
+      if (s.lastUsed > cutoff) continue;
+      if (s.running || s.queue) continue;
+      s.running = true;
+      void this.passivate(s).finally(() => this.#release(s));
+    }
+  }
+
+  /** Slots of a partition (a snapshot). */
+  slotsOf(partition: number): Slot[] {
+    return [...(this.#byPartition.get(partition) ?? [])];
+  }
+
+  /** The record that hands this slot over (instance or dormant state). */
+  record(slot: Slot): EntityRecord {
+    return {
+      t: slot.def.type,
+      key: slot.key,
+      s: slot.instance ? slot.instance.state : slot.state,
+      ver: slot.version,
+      act: slot.instance !== undefined,
+    };
+  }
+
+  /** Forgets a slot entirely (after its state was handed over). */
+  drop(slot: Slot): void {
+    const id = slotId(slot.def.type, slot.key);
+    if (this.#slots.get(id) !== slot) return;
+    this.#slots.delete(id);
+    this.#active.delete(slot);
+    const set = this.#byPartition.get(slot.partition);
+    set?.delete(slot);
+    if (set && set.size === 0) this.#byPartition.delete(slot.partition);
+  }
+
+  /**
+   * Installs a handed-over record unless this node already holds the same or a newer version
+   * of that entity: versions make duplicate and late hand-offs harmless. Returns the slot
+   * when the record was installed.
+   */
+  install(def: EntityDefinition, rec: EntityRecord, partition: number): Slot | undefined {
+    const slot = this.slot(def, rec.key, partition);
+    if (rec.ver <= slot.version) return undefined;
+    if (slot.instance) slot.instance.state = rec.s;
+    else slot.state = rec.s;
+    slot.version = rec.ver;
+    return slot;
+  }
+
+  /** Stops the idle sweep. */
+  close(): void {
+    this.#p.clock.clearTimeout(this.#sweepTimer);
+  }
+}

@@ -1,0 +1,115 @@
+// Entity definitions: the base class users extend, how its handlers are found, and the typed
+// reference through which any process sends to an entity by key.
+import { ID_PATTERN } from "@keyhold/core";
+import { InvalidEntityError } from "./errors.js";
+
+/** Names on an entity that are lifecycle hooks or fields, never handlers. */
+const RESERVED = new Set(["constructor", "initialState", "onActivate", "onPassivate", "key", "state"]);
+
+/**
+ * Base class of an entity: one live instance per key in the whole cluster. Every public method
+ * of a subclass (other than the hooks) is a handler; each handler runs alone, one message at a
+ * time, in arrival order.
+ */
+export abstract class Entity<S = unknown> {
+  /** The entity's key. Set before `onActivate` runs. */
+  key!: string;
+  /** The entity's state: handed to the next owner when its partition moves. Keep it serializable. */
+  state!: S;
+  /** The state of an entity seen for the first time. */
+  abstract initialState(): S;
+  /** Runs after the state is loaded and before the first message. */
+  onActivate?(): void | Promise<void>;
+  /** Runs before the instance is dropped (idle, over the cap, partition moved, node closing). */
+  onPassivate?(): void | Promise<void>;
+}
+
+/** A class that extends Entity, with a static `type` name. */
+export interface EntityClass<E extends Entity<unknown> = Entity<unknown>> {
+  new (): E;
+  readonly type: string;
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: handler signatures are arbitrary
+type AnyFn = (...args: any[]) => unknown;
+type HandlerKeys<E> = {
+  [K in keyof E]: K extends "initialState" | "onActivate" | "onPassivate" | "key" | "state"
+    ? never
+    : E[K] extends AnyFn
+      ? K
+      : never;
+}[keyof E] &
+  string;
+
+/** The handler names of an entity class. */
+export type HandlerName<E> = HandlerKeys<E>;
+
+/** Options of one ask. */
+export interface AskOptions {
+  /** Give up after this many ms. @default the Sharding's `askTimeoutMs` */
+  readonly timeout?: number;
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * A typed reference to one entity: every handler becomes an async method returning the
+ * handler's result; `ask` takes options; `tell` sends without waiting (at most once).
+ */
+export type EntityRef<E> = {
+  readonly [K in HandlerKeys<E>]: E[K] extends (...args: infer A) => infer R
+    ? (...args: A) => Promise<Awaited<R>>
+    : never;
+} & {
+  readonly type: string;
+  readonly key: string;
+  ask<K extends HandlerKeys<E>>(
+    handler: K,
+    args: E[K] extends (...args: infer A) => unknown ? A : never,
+    options?: AskOptions,
+  ): Promise<E[K] extends (...args: never[]) => infer R ? Awaited<R> : never>;
+  tell<K extends HandlerKeys<E>>(
+    handler: K,
+    ...args: E[K] extends (...args: infer A) => unknown ? A : never
+  ): void;
+};
+
+/** What the runtime knows of a registered entity type. */
+export interface EntityDefinition {
+  readonly type: string;
+  readonly cls: EntityClass;
+  readonly handlers: ReadonlySet<string>;
+}
+
+/** Validates an entity class and lists its handlers (public methods up to Entity). */
+export function defineEntity(cls: EntityClass): EntityDefinition {
+  if (typeof cls !== "function" || !(cls.prototype instanceof Entity)) {
+    throw new InvalidEntityError(
+      `Expected an entity class extending Entity, got ${String(cls).slice(0, 60)}`,
+    );
+  }
+  const type = cls.type;
+  if (typeof type !== "string" || !ID_PATTERN.test(type)) {
+    throw new InvalidEntityError(
+      `Entity class ${cls.name} needs \`static readonly type\`: 1-64 letters, digits, \`_\` or \`-\`; got ${JSON.stringify(type)}`,
+    );
+  }
+  const handlers = new Set<string>();
+  for (let proto = cls.prototype; proto && proto !== Entity.prototype; proto = Object.getPrototypeOf(proto)) {
+    for (const name of Object.getOwnPropertyNames(proto)) {
+      if (RESERVED.has(name) || name.startsWith("_")) continue;
+      const d = Object.getOwnPropertyDescriptor(proto, name);
+      if (d && typeof d.value === "function") handlers.add(name);
+    }
+  }
+  if (handlers.size === 0)
+    throw new InvalidEntityError(`Entity class ${cls.name} (${type}) has no handler methods`);
+  if (typeof cls.prototype.initialState !== "function") {
+    throw new InvalidEntityError(`Entity class ${cls.name} (${type}) must implement initialState()`);
+  }
+  return { type, cls, handlers };
+}
+
+/** Validates an entity key: a non-empty string of at most 1024 UTF-16 units. */
+export function isValidEntityKey(key: unknown): key is string {
+  return typeof key === "string" && key.length > 0 && key.length <= 1024;
+}

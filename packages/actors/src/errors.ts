@@ -1,0 +1,187 @@
+// Every failure @keyhold/actors can raise: one class each with a stable code, and the mapping
+// that turns an error carried over the wire back into the same class on the caller's side.
+import { KeyholdError, show } from "@keyhold/core";
+
+/** Stable error codes of @keyhold/actors; documented in docs/reference/errors.md. */
+export const ActorErrorCode = {
+  HandlerFailed: "KH_HANDLER_FAILED",
+  UnknownEntityType: "KH_UNKNOWN_ENTITY_TYPE",
+  UnknownHandler: "KH_UNKNOWN_HANDLER",
+  NotSerializable: "KH_NOT_SERIALIZABLE",
+  DeadlineExceeded: "KH_DEADLINE_EXCEEDED",
+  NoLiveMember: "KH_NO_LIVE_MEMBER",
+  MailboxFull: "KH_MAILBOX_FULL",
+  Aborted: "KH_ABORTED",
+  InvalidRequest: "KH_INVALID_REQUEST",
+  InvalidEntity: "KH_INVALID_ENTITY",
+  ShardingClosed: "KH_SHARDING_CLOSED",
+} as const;
+export type ActorErrorCode = (typeof ActorErrorCode)[keyof typeof ActorErrorCode];
+
+/** Where a failed ask was headed, for diagnostics. */
+export interface ErrorTarget {
+  readonly type: string;
+  readonly key: string;
+  readonly handler: string;
+}
+
+/** Base of every @keyhold/actors error. `retryable` says whether the same ask may succeed later. */
+export class ActorError extends KeyholdError {
+  readonly retryable: boolean;
+  constructor(code: string, message: string, options: { cause?: unknown; retryable?: boolean } = {}) {
+    super(code, message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = "ActorError";
+    this.retryable = options.retryable ?? false;
+  }
+}
+
+/** The entity's handler threw. `remoteName` is the thrown error's name, `remoteStack` its stack when it was thrown on this node. */
+export class HandlerError extends ActorError {
+  readonly remoteName: string;
+  readonly details: unknown;
+  constructor(message: string, remoteName = "Error", details?: unknown) {
+    super(ActorErrorCode.HandlerFailed, message);
+    this.name = "HandlerError";
+    this.remoteName = remoteName;
+    this.details = details;
+  }
+}
+
+export class UnknownEntityTypeError extends ActorError {
+  constructor(type: string) {
+    super(ActorErrorCode.UnknownEntityType, `No entity type ${show(type)} is registered on the owning node`);
+    this.name = "UnknownEntityTypeError";
+  }
+}
+
+export class UnknownHandlerError extends ActorError {
+  constructor(type: string, handler: string) {
+    super(ActorErrorCode.UnknownHandler, `Entity type ${show(type)} has no handler ${show(handler)}`);
+    this.name = "UnknownHandlerError";
+  }
+}
+
+export class NotSerializableError extends ActorError {
+  constructor(what: string, path: string, reason: string) {
+    super(ActorErrorCode.NotSerializable, `Cannot send ${what}: ${path} is ${reason}`);
+    this.name = "NotSerializableError";
+  }
+}
+
+export class DeadlineExceededError extends ActorError {
+  constructor(target: ErrorTarget, timeoutMs: number, lastProblem?: string) {
+    super(
+      ActorErrorCode.DeadlineExceeded,
+      `No answer from ${target.type}/${target.key}.${target.handler} within ${timeoutMs} ms` +
+        (lastProblem ? ` (last attempt: ${lastProblem})` : ""),
+      { retryable: true },
+    );
+    this.name = "DeadlineExceededError";
+  }
+}
+
+export class NoLiveMemberError extends ActorError {
+  constructor(target: ErrorTarget, timeoutMs: number) {
+    super(
+      ActorErrorCode.NoLiveMember,
+      `No live member to handle ${target.type}/${target.key}.${target.handler} for ${timeoutMs} ms: the cluster has no nodes, or this process is cut off from NATS`,
+      { retryable: true },
+    );
+    this.name = "NoLiveMemberError";
+  }
+}
+
+export class MailboxFullError extends ActorError {
+  constructor(type: string, key: string, capacity: number) {
+    super(
+      ActorErrorCode.MailboxFull,
+      `The mailbox of ${type}/${key} is full (${capacity} messages); retry later`,
+      {
+        retryable: true,
+      },
+    );
+    this.name = "MailboxFullError";
+  }
+}
+
+export class AbortedError extends ActorError {
+  constructor(reason?: unknown) {
+    super(ActorErrorCode.Aborted, "The ask was aborted", { cause: reason });
+    this.name = "AbortedError";
+  }
+}
+
+export class InvalidRequestError extends ActorError {
+  constructor(message: string) {
+    super(ActorErrorCode.InvalidRequest, message);
+    this.name = "InvalidRequestError";
+  }
+}
+
+/** An entity class that cannot be registered (no static type, duplicate type, no handlers). */
+export class InvalidEntityError extends ActorError {
+  constructor(message: string) {
+    super(ActorErrorCode.InvalidEntity, message);
+    this.name = "InvalidEntityError";
+  }
+}
+
+export class ShardingClosedError extends ActorError {
+  constructor(message = "Sharding is closed") {
+    super(ActorErrorCode.ShardingClosed, message);
+    this.name = "ShardingClosedError";
+  }
+}
+
+/** An error as it travels on the wire. */
+export interface WireError {
+  readonly code: string;
+  readonly message: string;
+  readonly name?: string | undefined;
+  readonly details?: unknown;
+}
+
+export function toWireError(err: unknown): WireError {
+  if (err instanceof ActorError) {
+    return {
+      code: err.code,
+      message: err.message,
+      name: err instanceof HandlerError ? err.remoteName : err.name,
+    };
+  }
+  if (err instanceof Error)
+    return { code: ActorErrorCode.HandlerFailed, message: err.message, name: err.name };
+  return {
+    code: ActorErrorCode.HandlerFailed,
+    message: `Handler threw a non-error: ${show(err)}`,
+    name: "Error",
+  };
+}
+
+/** Rebuilds the typed error a remote node reported. */
+export function fromWireError(e: WireError, target: ErrorTarget): ActorError {
+  switch (e.code) {
+    case ActorErrorCode.UnknownEntityType:
+      return new UnknownEntityTypeError(target.type);
+    case ActorErrorCode.UnknownHandler:
+      return new UnknownHandlerError(target.type, target.handler);
+    case ActorErrorCode.MailboxFull: {
+      const err = new ActorError(e.code, e.message, { retryable: true });
+      err.name = "MailboxFullError";
+      Object.setPrototypeOf(err, MailboxFullError.prototype);
+      return err;
+    }
+    case ActorErrorCode.NotSerializable: {
+      const err = new ActorError(e.code, e.message);
+      err.name = "NotSerializableError";
+      Object.setPrototypeOf(err, NotSerializableError.prototype);
+      return err;
+    }
+    case ActorErrorCode.InvalidRequest:
+      return new InvalidRequestError(e.message);
+    case ActorErrorCode.HandlerFailed:
+      return new HandlerError(e.message, e.name ?? "Error", e.details);
+    default:
+      return new ActorError(e.code, e.message);
+  }
+}

@@ -1,0 +1,287 @@
+// Partition hand-off between the old and the new owner, pull-based and idempotent.
+//
+// The new owner of a partition marks it pending (messages for it are buffered), pulls the
+// entity records from the previous owner, installs those newer than what it holds, acks, and
+// only then serves. The old owner, on release, stops taking messages for the partition
+// (senders are told where it moved), lets queued messages finish, passivates the entities and
+// keeps their records in an outbox until the new owner pulls and acks them. Versions make a
+// duplicate, late or reordered pull, reply or ack harmless; per-partition chains keep the
+// steps of one partition in order while different partitions move in parallel.
+import { type Clock, type Logger, RequestFailedError, type ShardNode, type Transport } from "@keyhold/core";
+import type { EntityDefinition } from "./entity.js";
+import type { EntityHost, Slot } from "./entity-host.js";
+import { decodeReply, type EntityRecord, encode, isError, nodeSubject } from "./wire.js";
+
+type PartState =
+  | { readonly s: "pending"; readonly buffer: (() => void)[] }
+  | { readonly s: "ready" }
+  | { readonly s: "releasing"; readonly done: Promise<void> };
+
+interface Outbox {
+  readonly recs: EntityRecord[];
+  readonly at: number;
+}
+
+export interface HandoffStats {
+  /** Partitions whose records were pulled from a previous owner. */
+  pulled: number;
+  /** Entity records installed from hand-offs. */
+  recordsIn: number;
+  /** Records skipped because this node held the same or a newer version. */
+  recordsStale: number;
+  /** Partitions whose records were taken from this node's outbox by a new owner. */
+  handedOff: number;
+  /** Pulls given up: the previous owner was gone or did not answer in handoffTimeoutMs. */
+  pullsAbandoned: number;
+  /** Messages buffered while a partition was pending. */
+  buffered: number;
+  malformed: number;
+}
+
+export interface HandoffParams {
+  readonly node: ShardNode;
+  readonly transport: Transport;
+  readonly host: EntityHost;
+  readonly defs: ReadonlyMap<string, EntityDefinition>;
+  readonly cluster: string;
+  readonly nodeId: string;
+  readonly handoffTimeoutMs: number;
+  readonly attemptTimeoutMs: number;
+  /** Most messages buffered per pending partition. */
+  readonly bufferLimit: number;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  /** Reports how long each completed hand-off took (acquire to ready). */
+  readonly onHandoff?: (info: {
+    partition: number;
+    from: string | undefined;
+    ms: number;
+    records: number;
+  }) => void;
+}
+
+export class PartitionTable {
+  readonly #p: HandoffParams;
+  readonly #parts = new Map<number, PartState>();
+  readonly #outbox = new Map<number, Outbox>();
+  readonly #chains = new Map<number, Promise<void>>();
+  #closing = false;
+  readonly stats: HandoffStats = {
+    pulled: 0,
+    recordsIn: 0,
+    recordsStale: 0,
+    handedOff: 0,
+    pullsAbandoned: 0,
+    buffered: 0,
+    malformed: 0,
+  };
+
+  constructor(params: HandoffParams) {
+    this.#p = params;
+  }
+
+  /** "ready", "pending", "releasing", or undefined when this node does not hold the partition. */
+  state(p: number): PartState["s"] | undefined {
+    return this.#parts.get(p)?.s;
+  }
+
+  /** Partitions whose records wait in the outbox for their new owner. */
+  get outboxSize(): number {
+    return this.#outbox.size;
+  }
+
+  /**
+   * Buffers a message for a partition this node owns but does not serve yet (pending, or its
+   * acquired event not yet processed). False when the buffer is full or the partition is not ours.
+   */
+  buffer(p: number, retry: () => void): boolean {
+    let st = this.#parts.get(p);
+    if (st === undefined) {
+      st = { s: "pending", buffer: [] };
+      this.#parts.set(p, st);
+    }
+    if (st.s !== "pending" || st.buffer.length >= this.#p.bufferLimit) return false;
+    st.buffer.push(retry);
+    this.stats.buffered++;
+    return true;
+  }
+
+  #chain(p: number, step: () => Promise<void>): Promise<void> {
+    const next = (this.#chains.get(p) ?? Promise.resolve()).then(step).catch((err: unknown) => {
+      this.#p.logger.error(`node ${this.#p.nodeId}: hand-off step for partition ${p} failed: ${String(err)}`);
+    });
+    this.#chains.set(p, next);
+    void next.then(() => {
+      if (this.#chains.get(p) === next) this.#chains.delete(p);
+    });
+    return next;
+  }
+
+  /** Resolves when every queued hand-off step has run. */
+  async settled(): Promise<void> {
+    while (this.#chains.size > 0) await Promise.all([...this.#chains.values()]);
+  }
+
+  /** This node became the owner of `p`; `from` owned it before (undefined: nobody did). */
+  acquire(p: number, from: string | undefined): void {
+    void this.#chain(p, async () => {
+      const started = this.#p.clock.now();
+      let st = this.#parts.get(p);
+      if (st?.s !== "pending") {
+        st = { s: "pending", buffer: [] };
+        this.#parts.set(p, st);
+      }
+      const eager: Slot[] = [];
+      // Records this node handed out earlier and nobody took: ours again.
+      const mine = this.#outbox.get(p);
+      if (mine) {
+        this.#outbox.delete(p);
+        this.#installAll(p, mine.recs, eager);
+      }
+      let records = 0;
+      if (from !== undefined && from !== this.#p.nodeId) records = await this.#pull(p, from, eager);
+      this.#parts.set(p, { s: "ready" });
+      for (const slot of eager) this.#p.host.activate(slot);
+      for (const retry of st.buffer) retry();
+      this.#p.onHandoff?.({ partition: p, from, ms: this.#p.clock.now() - started, records });
+    });
+  }
+
+  /** This node stopped owning `p`: drain, passivate, and keep the records for the new owner. */
+  release(p: number): void {
+    let finish!: () => void;
+    const done = new Promise<void>((r) => {
+      finish = r;
+    });
+    void this.#chain(p, async () => {
+      try {
+        const st = this.#parts.get(p);
+        if (st === undefined) return;
+        this.#parts.set(p, { s: "releasing", done });
+        // Buffered messages go back through routing, which now redirects them.
+        if (st.s === "pending") for (const retry of st.buffer) retry();
+        const host = this.#p.host;
+        const slots = host.slotsOf(p);
+        await Promise.all(slots.map((s) => host.whenIdle(s)));
+        const recs: EntityRecord[] = [];
+        for (const s of slots) {
+          const wasActive = s.instance !== undefined;
+          await host.passivate(s);
+          recs.push({ ...host.record(s), act: wasActive });
+          host.drop(s);
+        }
+        const prev = this.#outbox.get(p);
+        this.#outbox.set(p, { recs: prev ? mergeRecords(prev.recs, recs) : recs, at: this.#p.clock.now() });
+        this.#parts.delete(p);
+      } finally {
+        finish();
+      }
+    });
+  }
+
+  #installAll(p: number, recs: readonly EntityRecord[], eager: Slot[]): number {
+    let n = 0;
+    for (const rec of recs) {
+      const def = this.#p.defs.get(rec.t);
+      if (!def || this.#p.node.ring.partition(rec.key) !== p) {
+        this.stats.malformed++;
+        this.#p.logger.warn(
+          `node ${this.#p.nodeId}: dropping hand-off record ${rec.t}/${rec.key}: unknown type or wrong partition`,
+        );
+        continue;
+      }
+      const slot = this.#p.host.install(def, rec, p);
+      if (slot) {
+        n++;
+        this.stats.recordsIn++;
+        if (rec.act) eager.push(slot);
+      } else this.stats.recordsStale++;
+    }
+    return n;
+  }
+
+  async #pull(p: number, from: string, eager: Slot[]): Promise<number> {
+    const { clock, transport } = this.#p;
+    const deadline = clock.now() + this.#p.handoffTimeoutMs;
+    const subject = nodeSubject(this.#p.cluster, from);
+    const req = encode({ v: 1, k: "pull", p, from: this.#p.nodeId });
+    let delay = 5;
+    let problem = "no answer";
+    while (clock.now() < deadline) {
+      try {
+        const timeout = Math.max(1, Math.min(this.#p.attemptTimeoutMs, deadline - clock.now()));
+        const reply = decodeReply(await transport.request(subject, req, { timeout }));
+        if (isError(reply) || reply.k !== "states" || reply.p !== p) {
+          this.stats.malformed++;
+          problem = "malformed reply";
+        } else if (reply.status === "ok") {
+          const n = this.#installAll(p, reply.recs, eager);
+          transport.publish(subject, encode({ v: 1, k: "ack", p, from: this.#p.nodeId }));
+          this.stats.pulled++;
+          return n;
+        } else problem = "still owned or draining there";
+      } catch (err) {
+        if (err instanceof RequestFailedError && err.reason === "no-responders") {
+          // The previous owner is gone (crashed or closed): nothing to pull.
+          this.stats.pullsAbandoned++;
+          return 0;
+        }
+        problem = err instanceof RequestFailedError ? err.reason : String(err);
+      }
+      await new Promise<void>((r) => clock.setTimeout(r, delay));
+      delay = Math.min(delay * 2, 200);
+    }
+    this.stats.pullsAbandoned++;
+    this.#p.logger.warn(
+      `node ${this.#p.nodeId}: hand-off of partition ${p} from ${from} not received within ${this.#p.handoffTimeoutMs} ms (${problem}); serving with the records this node has`,
+    );
+    return 0;
+  }
+
+  /** Answers a new owner's pull: the records, or "wait" while this node still owns or drains `p`. */
+  async servePull(p: number, from: string, reply: (data: Uint8Array) => void): Promise<void> {
+    const wait = () => reply(encode({ v: 1, k: "states", p, status: "wait", recs: [] }));
+    const st = this.#parts.get(p);
+    if (st?.s === "releasing") await st.done;
+    else if (st !== undefined) return wait();
+    // Hand the records only to the node our view says owns p (views converge within a
+    // heartbeat); a closing node has no view and gives them to whoever asks.
+    if (!this.#closing && this.#p.node.ring.ownerOfPartition(p) !== from) return wait();
+    const ob = this.#outbox.get(p);
+    reply(encode({ v: 1, k: "states", p, status: "ok", recs: ob?.recs ?? [] }));
+  }
+
+  /** The new owner installed `p`'s records: forget them. */
+  ack(p: number): void {
+    if (this.#outbox.delete(p)) this.stats.handedOff++;
+  }
+
+  /** Drops outbox entries nobody took within `olderThanMs` (their taker died). */
+  expireOutbox(olderThanMs: number): void {
+    const now = this.#p.clock.now();
+    for (const [p, ob] of this.#outbox) {
+      if (now - ob.at > olderThanMs) {
+        this.#outbox.delete(p);
+        this.#p.logger.warn(
+          `node ${this.#p.nodeId}: dropping ${ob.recs.length} unclaimed hand-off records of partition ${p}`,
+        );
+      }
+    }
+  }
+
+  /** From now on, hand records to whoever asks (this node has left the ring). */
+  startClosing(): void {
+    this.#closing = true;
+  }
+}
+
+/** Per entity, the record with the higher version. */
+function mergeRecords(a: readonly EntityRecord[], b: readonly EntityRecord[]): EntityRecord[] {
+  const m = new Map<string, EntityRecord>();
+  for (const r of [...a, ...b]) {
+    const id = `${r.t}\u0000${r.key}`;
+    const cur = m.get(id);
+    if (!cur || r.ver > cur.ver) m.set(id, r);
+  }
+  return [...m.values()];
+}

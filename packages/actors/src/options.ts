@@ -1,0 +1,78 @@
+// Sharding options: defaults, and the one place they are validated.
+import { InvalidOptionError, type ShardNodeOptions } from "@keyhold/core";
+import type { EntityClass } from "./entity.js";
+
+export const DEFAULT_ASK_TIMEOUT_MS = 10_000;
+export const DEFAULT_ATTEMPT_TIMEOUT_MS = 3_000;
+export const DEFAULT_MAILBOX_SIZE = 1_000;
+export const DEFAULT_CONCURRENCY = 256;
+export const DEFAULT_IDLE_MS = 300_000;
+export const DEFAULT_MAX_ACTIVE = 100_000;
+export const DEFAULT_HANDOFF_TIMEOUT_MS = 10_000;
+export const DEFAULT_DEDUPE_WINDOW_MS = 60_000;
+export const DEFAULT_DEDUPE_MAX_ENTRIES = 100_000;
+
+/** Options of `Sharding.start` (a node that hosts entities) and `Sharding.connect` (a client). */
+export interface ShardingOptions extends Omit<ShardNodeOptions, "observer"> {
+  /** Entity classes this node hosts (or, for a client, may address). */
+  readonly entities?: readonly EntityClass[];
+  /** Default deadline of an ask, retries included. @default 10000 */
+  readonly askTimeoutMs?: number;
+  /** Deadline of one attempt within an ask before it is retried. @default 3000 */
+  readonly attemptTimeoutMs?: number;
+  /** Messages an entity may have queued; one more fails with MailboxFullError. @default 1000 */
+  readonly mailboxSize?: number;
+  /** Entities running a handler at the same time on this node. @default 256 */
+  readonly concurrency?: number;
+  /** Passivate an entity after this many ms without a message. 0 disables. @default 300000 */
+  readonly idleMs?: number;
+  /** Most live entity instances on this node; beyond it the least recently used are passivated. @default 100000 */
+  readonly maxActive?: number;
+  /** How long a new owner waits for the old owner's hand-off, and a closing node for its peers to take it. @default 10000 */
+  readonly handoffTimeoutMs?: number;
+  /** How long a handled ask's id is remembered so a retry is not applied twice. @default 60000 */
+  readonly dedupeWindowMs?: number;
+  /** Most remembered ask ids; the oldest are forgotten first. @default 100000 */
+  readonly dedupeMaxEntries?: number;
+}
+
+export interface ParsedShardingOptions {
+  readonly entities: readonly EntityClass[];
+  readonly askTimeoutMs: number;
+  readonly attemptTimeoutMs: number;
+  readonly mailboxSize: number;
+  readonly concurrency: number;
+  readonly idleMs: number;
+  readonly maxActive: number;
+  readonly handoffTimeoutMs: number;
+  readonly dedupeWindowMs: number;
+  readonly dedupeMaxEntries: number;
+}
+
+function int(name: string, value: unknown, def: number, min: number, max: number): number {
+  if (value === undefined) return def;
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < min || value > max) {
+    throw new InvalidOptionError(name, `an integer from ${min} to ${max}`, value);
+  }
+  return value;
+}
+
+/** Validates the actor-level options; the ShardNode options are validated by @keyhold/core. */
+export function parseShardingOptions(o: ShardingOptions): ParsedShardingOptions {
+  if (o === null || typeof o !== "object") throw new InvalidOptionError("options", "an object", o);
+  const entities = o.entities ?? [];
+  if (!Array.isArray(entities))
+    throw new InvalidOptionError("entities", "an array of entity classes", entities);
+  return {
+    entities,
+    askTimeoutMs: int("askTimeoutMs", o.askTimeoutMs, DEFAULT_ASK_TIMEOUT_MS, 1, 3_600_000),
+    attemptTimeoutMs: int("attemptTimeoutMs", o.attemptTimeoutMs, DEFAULT_ATTEMPT_TIMEOUT_MS, 1, 3_600_000),
+    mailboxSize: int("mailboxSize", o.mailboxSize, DEFAULT_MAILBOX_SIZE, 1, 10_000_000),
+    concurrency: int("concurrency", o.concurrency, DEFAULT_CONCURRENCY, 1, 1_000_000),
+    idleMs: int("idleMs", o.idleMs, DEFAULT_IDLE_MS, 0, 86_400_000 * 30),
+    maxActive: int("maxActive", o.maxActive, DEFAULT_MAX_ACTIVE, 1, 100_000_000),
+    handoffTimeoutMs: int("handoffTimeoutMs", o.handoffTimeoutMs, DEFAULT_HANDOFF_TIMEOUT_MS, 1, 3_600_000),
+    dedupeWindowMs: int("dedupeWindowMs", o.dedupeWindowMs, DEFAULT_DEDUPE_WINDOW_MS, 0, 86_400_000),
+    dedupeMaxEntries: int("dedupeMaxEntries", o.dedupeMaxEntries, DEFAULT_DEDUPE_MAX_ENTRIES, 0, 100_000_000),
+  };
+}

@@ -1,0 +1,178 @@
+// The sender side: place the key, send one request to the owner (or hand it to the local host),
+// and on "moved", no responders or a lost attempt, back off and try again until the deadline.
+// Every attempt of one ask carries the same id, so a receiver that already handled it answers
+// from its dedupe cache instead of applying it twice.
+import { type Clock, RequestFailedError, type ShardNode, type Transport } from "@keyhold/core";
+import { v4 as uuidv4 } from "uuid";
+import {
+  AbortedError,
+  type ActorError,
+  DeadlineExceededError,
+  type ErrorTarget,
+  fromWireError,
+  NoLiveMemberError,
+  ShardingClosedError,
+} from "./errors.js";
+import { assertSerializable, decodeReply, encode, isError, nodeSubject } from "./wire.js";
+
+/** The outcome of handing a message to the local host. */
+export type LocalOutcome = { ok: true; result: unknown } | { ok: false; error: unknown } | { moved: true };
+
+export interface RouterParams {
+  readonly node: ShardNode;
+  readonly transport: Transport;
+  readonly cluster: string;
+  readonly clock: Clock;
+  readonly askTimeoutMs: number;
+  readonly attemptTimeoutMs: number;
+  /** Hands a message to this node's host, or undefined for a client that hosts nothing. */
+  readonly local:
+    | ((
+        type: string,
+        key: string,
+        h: string,
+        args: readonly unknown[],
+        done: (o: LocalOutcome) => void,
+      ) => void)
+    | undefined;
+}
+
+export interface RouterStats {
+  asks: number;
+  tells: number;
+  retries: number;
+  failed: number;
+}
+
+export class Router {
+  readonly #p: RouterParams;
+  readonly #inflight = new Set<(err: ActorError) => void>();
+  #closed = false;
+  readonly stats: RouterStats = { asks: 0, tells: 0, retries: 0, failed: 0 };
+
+  constructor(params: RouterParams) {
+    this.#p = params;
+  }
+
+  /** Rejects every ask still retrying; later asks fail at once. */
+  close(): void {
+    this.#closed = true;
+    for (const abort of this.#inflight) abort(new ShardingClosedError());
+    this.#inflight.clear();
+  }
+
+  async ask(
+    type: string,
+    key: string,
+    h: string,
+    args: readonly unknown[],
+    opts: { timeout?: number | undefined; signal?: AbortSignal | undefined } = {},
+  ): Promise<unknown> {
+    if (this.#closed) throw new ShardingClosedError();
+    const target: ErrorTarget = { type, key, handler: h };
+    assertSerializable(args, `the arguments of ${type}.${h}`, "args");
+    this.stats.asks++;
+    const { node, clock } = this.#p;
+    const timeout = opts.timeout ?? this.#p.askTimeoutMs;
+    const deadline = clock.now() + timeout;
+    const signal = opts.signal;
+    if (signal?.aborted) throw new AbortedError(signal.reason);
+
+    let stop: ((err: ActorError) => void) | undefined;
+    const stopped = new Promise<never>((_, reject) => {
+      stop = reject;
+    });
+    stopped.catch(() => {});
+    const onAbort = () => stop?.(new AbortedError(signal?.reason));
+    signal?.addEventListener("abort", onAbort, { once: true });
+    this.#inflight.add(stop!);
+
+    const id = uuidv4();
+    let request: Uint8Array | undefined;
+    let delay = 2;
+    let problem = "no live member";
+    try {
+      for (;;) {
+        const owner = node.place(key);
+        if (owner !== undefined && owner === node.id && this.#p.local) {
+          const out = await Promise.race([
+            new Promise<LocalOutcome>((r) => this.#p.local!(type, key, h, args, r)),
+            stopped,
+          ]);
+          if ("moved" in out) problem = "partition moving";
+          else if (out.ok) return out.result;
+          else throw out.error;
+        } else if (owner !== undefined) {
+          request ??= encode({ v: 1, k: "ask", id, t: type, key, h, a: args, hop: 0 });
+          const left = deadline - clock.now();
+          if (left <= 0) break;
+          let data: Uint8Array | undefined;
+          try {
+            data = await Promise.race([
+              this.#p.transport.request(nodeSubject(this.#p.cluster, owner), request, {
+                timeout: Math.max(1, Math.min(this.#p.attemptTimeoutMs, left)),
+              }),
+              stopped,
+            ]);
+          } catch (err) {
+            if (!(err instanceof RequestFailedError)) throw err;
+            problem = `${err.reason} from ${owner}`;
+          }
+          if (data !== undefined) {
+            const reply = decodeReply(data);
+            if (isError(reply)) problem = `malformed reply from ${owner}`;
+            else if (reply.k === "ok") return reply.r;
+            else if (reply.k === "err") throw fromWireError(reply.e, target);
+            else if (reply.k === "moved") problem = `${owner} says it moved to ${reply.owner ?? "nobody"}`;
+            else problem = `unexpected reply from ${owner}`;
+          }
+        }
+        const left = deadline - clock.now();
+        if (left <= 0) break;
+        this.stats.retries++;
+        await Promise.race([new Promise<void>((r) => clock.setTimeout(r, Math.min(delay, left))), stopped]);
+        delay = Math.min(delay * 2, 100);
+      }
+      throw problem === "no live member"
+        ? new NoLiveMemberError(target, timeout)
+        : new DeadlineExceededError(target, timeout, problem);
+    } catch (err) {
+      this.stats.failed++;
+      throw err;
+    } finally {
+      signal?.removeEventListener("abort", onAbort);
+      this.#inflight.delete(stop!);
+    }
+  }
+
+  /** Sends without waiting for the result: at most once, errors are not reported. */
+  tell(type: string, key: string, h: string, args: readonly unknown[]): void {
+    if (this.#closed) throw new ShardingClosedError();
+    assertSerializable(args, `the arguments of ${type}.${h}`, "args");
+    this.stats.tells++;
+    const { node } = this.#p;
+    const owner = node.place(key);
+    if (owner === undefined) return;
+    if (owner === node.id && this.#p.local) {
+      this.#p.local(type, key, h, args, (o) => {
+        if ("moved" in o) this.forward(type, key, h, args, uuidv4(), 1);
+      });
+      return;
+    }
+    this.#p.transport.publish(
+      nodeSubject(this.#p.cluster, owner),
+      encode({ v: 1, k: "tell", id: uuidv4(), t: type, key, h, a: args, hop: 0 }),
+    );
+  }
+
+  /** Forwards a tell this node cannot handle to the owner it sees. False when there is none. */
+  forward(type: string, key: string, h: string, args: readonly unknown[], id: string, hop: number): boolean {
+    const owner = this.#p.node.place(key);
+    if (owner === undefined || owner === this.#p.node.id) return false;
+    this.#p.transport.publish(
+      nodeSubject(this.#p.cluster, owner),
+      encode({ v: 1, k: "tell", id, t: type, key, h, a: args, hop }),
+    );
+    return true;
+  }
+}

@@ -1,0 +1,549 @@
+// Sharding: entities on top of a ShardNode. Hosts the entity types it is given, answers
+// requests on its node subject, moves partitions' entities on ownership changes, and routes
+// asks and tells by key from any process (Sharding.connect gives a client that hosts nothing).
+import {
+  type Clock,
+  consoleLogger,
+  type Logger,
+  NatsTransport,
+  parseClusterConfig,
+  Ring,
+  ShardNode,
+  type ShardNodeOptions,
+  systemClock,
+  type Transport,
+  type TransportSubscription,
+} from "@keyhold/core";
+import { connect } from "@nats-io/transport-node";
+import { v4 as uuidv4 } from "uuid";
+import { DedupeCache } from "./dedupe.js";
+import {
+  type AskOptions,
+  defineEntity,
+  type Entity,
+  type EntityClass,
+  type EntityDefinition,
+  type EntityRef,
+  isValidEntityKey,
+} from "./entity.js";
+import { EntityHost, type HostStats } from "./entity-host.js";
+import {
+  InvalidEntityError,
+  InvalidRequestError,
+  MailboxFullError,
+  toWireError,
+  UnknownEntityTypeError,
+  UnknownHandlerError,
+} from "./errors.js";
+import { type HandoffStats, PartitionTable } from "./handoff.js";
+import { type ParsedShardingOptions, parseShardingOptions, type ShardingOptions } from "./options.js";
+import { type LocalOutcome, Router, type RouterStats } from "./router.js";
+import {
+  type AskMessage,
+  assertSerializable,
+  decodeRequest,
+  encode,
+  isError,
+  MAX_HOPS,
+  nodeSubject,
+} from "./wire.js";
+
+/** How long a hand-off took, reported by `handoffs()`. */
+export interface HandoffInfo {
+  readonly partition: number;
+  readonly from: string | undefined;
+  readonly ms: number;
+  readonly records: number;
+}
+
+export interface ShardingStats {
+  readonly router: Readonly<RouterStats>;
+  readonly host: Readonly<HostStats> & { readonly active: number; readonly known: number };
+  readonly handoff: Readonly<HandoffStats> & { readonly outbox: number };
+  readonly requests: {
+    readonly served: number;
+    readonly redirected: number;
+    readonly deduplicated: number;
+    readonly malformed: number;
+    readonly tellsDropped: number;
+  };
+}
+
+const OUTBOX_RETENTION_FACTOR = 6;
+
+export class Sharding implements AsyncDisposable {
+  /** The membership and placement node underneath. */
+  readonly node: ShardNode;
+  /** True for a client from Sharding.connect (hosts nothing). */
+  readonly client: boolean;
+  readonly #opts: ParsedShardingOptions;
+  readonly #defs: ReadonlyMap<string, EntityDefinition>;
+  readonly #transport: Transport;
+  readonly #ownsTransport: boolean;
+  readonly #clock: Clock;
+  readonly #logger: Logger;
+  readonly #router: Router;
+  readonly #host: EntityHost | undefined;
+  readonly #parts: PartitionTable | undefined;
+  readonly #dedupe: DedupeCache;
+  readonly #handoffs: HandoffInfo[] = [];
+  #sub: TransportSubscription | undefined;
+  #events: Promise<void> | undefined;
+  #outboxTimer: unknown;
+  #closing: Promise<void> | undefined;
+  readonly #req = { served: 0, redirected: 0, deduplicated: 0, malformed: 0, tellsDropped: 0 };
+
+  private constructor(args: {
+    node: ShardNode;
+    client: boolean;
+    opts: ParsedShardingOptions;
+    defs: Map<string, EntityDefinition>;
+    transport: Transport;
+    ownsTransport: boolean;
+    clock: Clock;
+    logger: Logger;
+  }) {
+    this.node = args.node;
+    this.client = args.client;
+    this.#opts = args.opts;
+    this.#defs = args.defs;
+    this.#transport = args.transport;
+    this.#ownsTransport = args.ownsTransport;
+    this.#clock = args.clock;
+    this.#logger = args.logger;
+    this.#dedupe = new DedupeCache(args.opts.dedupeWindowMs, args.opts.dedupeMaxEntries);
+    const cluster = args.node.cluster;
+    if (!args.client) {
+      this.#host = new EntityHost({
+        mailboxSize: args.opts.mailboxSize,
+        concurrency: args.opts.concurrency,
+        maxActive: args.opts.maxActive,
+        idleMs: args.opts.idleMs,
+        clock: args.clock,
+        logger: args.logger,
+        nodeId: args.node.id,
+      });
+      this.#parts = new PartitionTable({
+        node: args.node,
+        transport: args.transport,
+        host: this.#host,
+        defs: args.defs,
+        cluster,
+        nodeId: args.node.id,
+        handoffTimeoutMs: args.opts.handoffTimeoutMs,
+        attemptTimeoutMs: args.opts.attemptTimeoutMs,
+        bufferLimit: args.opts.mailboxSize * 16,
+        clock: args.clock,
+        logger: args.logger,
+        onHandoff: (info) => {
+          this.#handoffs.push(info);
+          if (this.#handoffs.length > 10_000) this.#handoffs.shift();
+        },
+      });
+    }
+    this.#router = new Router({
+      node: args.node,
+      transport: args.transport,
+      cluster,
+      clock: args.clock,
+      askTimeoutMs: args.opts.askTimeoutMs,
+      attemptTimeoutMs: args.opts.attemptTimeoutMs,
+      local: args.client ? undefined : (t, k, h, a, done) => this.#dispatchLocal(t, k, h, a, done),
+    });
+  }
+
+  /** Starts a node that hosts `entities`, joins the ring and takes over its partitions. */
+  static start(options: ShardingOptions): Promise<Sharding> {
+    return Sharding.#create(options, false);
+  }
+
+  /** Connects a client that sends to entities by key and hosts nothing (an observer of the ring). */
+  static connect(options: ShardingOptions): Promise<Sharding> {
+    return Sharding.#create(options, true);
+  }
+
+  static async #create(options: ShardingOptions, client: boolean): Promise<Sharding> {
+    const opts = parseShardingOptions(options);
+    // Validate the node options early, before connecting, so a bad option fails fast.
+    parseClusterConfig(options);
+    const defs = new Map<string, EntityDefinition>();
+    for (const cls of opts.entities) {
+      const def = defineEntity(cls);
+      const existing = defs.get(def.type);
+      if (existing && existing.cls !== cls) {
+        throw new InvalidEntityError(
+          `Two entity classes use type ${JSON.stringify(def.type)}: ${existing.cls.name} and ${cls.name}`,
+        );
+      }
+      defs.set(def.type, def);
+    }
+    if (!client && defs.size === 0) {
+      throw new InvalidEntityError(
+        "Sharding.start needs at least one entity class in `entities` (use Sharding.connect for a client)",
+      );
+    }
+    const nodeId = options.nodeId ?? uuidv4().replaceAll("-", "");
+    // Sharding owns the connection, not the ShardNode: a closing node must keep answering
+    // hand-off pulls after it has left the ring.
+    let transport = options.transport;
+    let ownsTransport = false;
+    if (!transport) {
+      if (options.connection) transport = new NatsTransport(options.connection, { owned: false });
+      else {
+        if (options.servers === undefined) {
+          // Let core produce the error that names the option.
+          await ShardNode.start({ ...options, nodeId });
+        }
+        const nc = await connect({
+          servers: typeof options.servers === "string" ? [options.servers] : [...(options.servers ?? [])],
+          name: `keyhold-${options.cluster}-${nodeId}`,
+          maxReconnectAttempts: -1,
+          reconnectTimeWait: 250,
+          ...options.natsOptions,
+        });
+        transport = new NatsTransport(nc, { owned: true });
+        ownsTransport = true;
+      }
+    }
+    const nodeOptions: ShardNodeOptions = {
+      ...stripActorOptions(options),
+      nodeId,
+      transport,
+      observer: client,
+    };
+    let sharding: Sharding | undefined;
+    let sub: TransportSubscription | undefined;
+    // Requests that arrive before construction finishes are dropped: senders retry.
+    const onRequest = (data: Uint8Array, reply: string | undefined) => sharding?.handleRequest(data, reply);
+    try {
+      if (!client) {
+        // Subscribe before joining: peers may route to us as soon as they see our heartbeat.
+        sub = transport.subscribe(nodeSubject(options.cluster, nodeId), (m) => onRequest(m.data, m.reply));
+        await transport.flush();
+      }
+      const node = await ShardNode.start(nodeOptions);
+      sharding = new Sharding({
+        node,
+        client,
+        opts,
+        defs,
+        transport,
+        ownsTransport,
+        clock: options.clock ?? systemClock,
+        logger: options.logger ?? consoleLogger,
+      });
+      sharding.#sub = sub;
+      if (!client) {
+        sharding.#events = sharding.#consumeEvents();
+        sharding.#armOutboxExpiry();
+      }
+      return sharding;
+    } catch (err) {
+      sub?.unsubscribe();
+      if (ownsTransport) await transport.close().catch(() => {});
+      throw err;
+    }
+  }
+
+  /** A typed reference to the entity of class `cls` with key `key`. */
+  ref<E extends Entity<unknown>>(cls: EntityClass<E>, key: string): EntityRef<E> {
+    const def = this.#defs.get(cls.type) ?? defineEntity(cls);
+    if (!isValidEntityKey(key))
+      throw new InvalidRequestError(
+        `Expected an entity key to be a non-empty string of at most 1024 characters, got ${String(key).slice(0, 40)}`,
+      );
+    const methods = new Map<string, (...args: unknown[]) => Promise<unknown>>();
+    const base = {
+      type: def.type,
+      key,
+      ask: (h: string, args: unknown[], o?: AskOptions) => this.ask(def, key, h, args, o),
+      tell: (h: string, ...args: unknown[]) => this.tell(def, key, h, args),
+    };
+    return new Proxy(base, {
+      get: (target, prop) => {
+        if (typeof prop !== "string") return undefined;
+        if (prop in target) return target[prop as keyof typeof target];
+        if (prop === "then") return undefined; // not a thenable
+        let m = methods.get(prop);
+        if (!m) {
+          if (!def.handlers.has(prop)) throw new UnknownHandlerError(def.type, prop);
+          m = (...args: unknown[]) => this.ask(def, key, prop, args);
+          methods.set(prop, m);
+        }
+        return m;
+      },
+    }) as unknown as EntityRef<E>;
+  }
+
+  /** Asks entity `key` of `def` to run handler `h`; resolves with its result. */
+  ask(
+    def: EntityDefinition | EntityClass,
+    key: string,
+    h: string,
+    args: readonly unknown[],
+    o: AskOptions = {},
+  ): Promise<unknown> {
+    const d = "handlers" in def ? def : (this.#defs.get(def.type) ?? defineEntity(def));
+    if (!d.handlers.has(h)) return Promise.reject(new UnknownHandlerError(d.type, h));
+    // The fast path: the entity lives here and its partition is served. No id, no copies.
+    if (
+      !this.client &&
+      o.signal === undefined &&
+      this.#closing === undefined &&
+      this.node.place(key) === this.node.id
+    ) {
+      const p = this.node.ring.partition(key);
+      if (this.#parts!.state(p) === "ready" && this.#defs.get(d.type) === d) {
+        try {
+          assertSerializable(args, `the arguments of ${d.type}.${h}`, "args");
+        } catch (err) {
+          return Promise.reject(err);
+        }
+        return new Promise((resolve, reject) => {
+          const slot = this.#host!.slot(d, key, p);
+          this.#host!.touch(slot);
+          this.#host!.enqueue(slot, {
+            h,
+            a: args,
+            done: (err, r) => (err === undefined ? resolve(r) : reject(err)),
+          });
+        });
+      }
+    }
+    return this.#router.ask(d.type, key, h, args, { timeout: o.timeout, signal: o.signal });
+  }
+
+  /** Sends handler `h` to entity `key` without waiting: at most once. */
+  tell(def: EntityDefinition | EntityClass, key: string, h: string, args: readonly unknown[]): void {
+    const d = "handlers" in def ? def : (this.#defs.get(def.type) ?? defineEntity(def));
+    if (!d.handlers.has(h)) throw new UnknownHandlerError(d.type, h);
+    this.#router.tell(d.type, key, h, args);
+  }
+
+  /** Hands a message to this node's host when it owns and serves the key. */
+  #dispatchLocal(
+    type: string,
+    key: string,
+    h: string,
+    args: readonly unknown[],
+    done: (o: LocalOutcome) => void,
+  ): void {
+    const def = this.#defs.get(type);
+    if (!def) return done({ ok: false, error: new UnknownEntityTypeError(type) });
+    const retry = () => this.#dispatchLocal(type, key, h, args, done);
+    if (this.#closing !== undefined || this.node.place(key) !== this.node.id) return done({ moved: true });
+    const p = this.node.ring.partition(key);
+    const st = this.#parts!.state(p);
+    if (st === "ready") {
+      const slot = this.#host!.slot(def, key, p);
+      this.#host!.touch(slot);
+      this.#host!.enqueue(slot, {
+        h,
+        a: args,
+        done: (err, r) => done(err === undefined ? { ok: true, result: r } : { ok: false, error: err }),
+      });
+    } else if (st === "releasing") done({ moved: true });
+    else if (!this.#parts!.buffer(p, retry))
+      done({ ok: false, error: new MailboxFullError(type, key, this.#opts.mailboxSize * 16) });
+  }
+
+  /** @internal Handles one request that arrived on this node's subject. */
+  handleRequest(data: Uint8Array, reply: string | undefined): void {
+    const msg = decodeRequest(data);
+    if (isError(msg)) {
+      this.#req.malformed++;
+      this.#logger.debug(`node ${this.node.id}: dropped a malformed request: ${msg.error}`);
+      return;
+    }
+    const respond = (d: Uint8Array) => {
+      if (reply) this.#transport.publish(reply, d);
+    };
+    switch (msg.k) {
+      case "ask":
+        if (!reply) {
+          this.#req.malformed++;
+          return;
+        }
+        return this.#serveAsk(msg, respond);
+      case "tell":
+        return this.#serveTell(msg);
+      case "pull":
+        if (!reply || !this.#parts) {
+          this.#req.malformed++;
+          return;
+        }
+        void this.#parts.servePull(msg.p, msg.from, respond);
+        return;
+      case "ack":
+        this.#parts?.ack(msg.p);
+        return;
+    }
+  }
+
+  #serveAsk(msg: AskMessage, respond: (d: Uint8Array) => void): void {
+    const now = this.#clock.now();
+    if (this.#dedupe.enabled) {
+      const seen = this.#dedupe.begin(msg.id, now);
+      if (seen instanceof Uint8Array) {
+        this.#req.deduplicated++;
+        return respond(seen);
+      }
+      if (seen !== undefined) {
+        this.#req.deduplicated++;
+        void seen.then(respond);
+        return;
+      }
+    }
+    this.#dispatchLocal(msg.t, msg.key, msg.h, msg.a, (o) => {
+      if ("moved" in o) {
+        this.#req.redirected++;
+        if (this.#dedupe.enabled) this.#dedupe.forget(msg.id);
+        return respond(encode({ v: 1, k: "moved", owner: this.node.place(msg.key) ?? null }));
+      }
+      this.#req.served++;
+      const out = o.ok
+        ? encode({ v: 1, k: "ok", r: o.result })
+        : encode({ v: 1, k: "err", e: toWireError(o.error) });
+      if (this.#dedupe.enabled) this.#dedupe.complete(msg.id, out);
+      respond(out);
+    });
+  }
+
+  #serveTell(msg: AskMessage): void {
+    this.#dispatchLocal(msg.t, msg.key, msg.h, msg.a, (o) => {
+      if ("moved" in o) {
+        if (msg.hop >= MAX_HOPS || !this.#router.forward(msg.t, msg.key, msg.h, msg.a, msg.id, msg.hop + 1)) {
+          this.#req.tellsDropped++;
+        }
+        return;
+      }
+      this.#req.served++;
+      if (!o.ok)
+        this.#logger.debug(
+          `node ${this.node.id}: tell ${msg.t}/${msg.key}.${msg.h} failed: ${String(o.error)}`,
+        );
+    });
+  }
+
+  /** Turns ownership events into hand-off steps, tracking who owned each partition before. */
+  async #consumeEvents(): Promise<void> {
+    const parts = this.#parts!;
+    const self = this.node.id;
+    const ringSize = this.node.config.ringSize;
+    let current: readonly string[] | undefined;
+    let before: readonly string[] = [];
+    let beforeRing: Ring | undefined;
+    for await (const e of this.node.events()) {
+      if (e.type === "members") {
+        // The first event is the snapshot at join: whoever owned our partitions before we
+        // joined is the owner in the ring without us.
+        before = current ?? e.members.filter((m) => m !== self);
+        current = e.members;
+        beforeRing = undefined;
+      } else if (e.type === "acquired") {
+        beforeRing ??= new Ring(before, ringSize);
+        const from = beforeRing.ownerOfPartition(e.partition);
+        parts.acquire(e.partition, from === self ? undefined : from);
+      } else if (e.type === "released") {
+        parts.release(e.partition);
+      }
+    }
+  }
+
+  #armOutboxExpiry(): void {
+    const retention = this.#opts.handoffTimeoutMs * OUTBOX_RETENTION_FACTOR;
+    this.#outboxTimer = this.#clock.setTimeout(() => {
+      this.#parts?.expireOutbox(retention);
+      this.#armOutboxExpiry();
+    }, retention);
+  }
+
+  /** Counters of routing, hosting and hand-off. */
+  stats(): ShardingStats {
+    const h = this.#host;
+    return {
+      router: { ...this.#router.stats },
+      host: {
+        ...(h?.stats ?? { activations: 0, passivations: 0, handled: 0, handlerErrors: 0, mailboxFull: 0 }),
+        active: h?.activeCount ?? 0,
+        known: h?.slotCount ?? 0,
+      },
+      handoff: {
+        ...(this.#parts?.stats ?? {
+          pulled: 0,
+          recordsIn: 0,
+          recordsStale: 0,
+          handedOff: 0,
+          pullsAbandoned: 0,
+          buffered: 0,
+          malformed: 0,
+        }),
+        outbox: this.#parts?.outboxSize ?? 0,
+      },
+      requests: { ...this.#req },
+    };
+  }
+
+  /** Completed hand-offs (acquire to serving), oldest first; the last 10,000. */
+  handoffs(): readonly HandoffInfo[] {
+    return this.#handoffs;
+  }
+
+  /**
+   * Leaves gracefully: announces the leave, lets queued messages finish, passivates every
+   * entity and keeps answering until the new owners have pulled their state (or
+   * `handoffTimeoutMs` passed), then disconnects. Asks still retrying here fail with
+   * ShardingClosedError. Idempotent.
+   */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      const parts = this.#parts;
+      parts?.startClosing();
+      await this.node.close();
+      await this.#events;
+      if (parts) {
+        await parts.settled();
+        const deadline = this.#clock.now() + this.#opts.handoffTimeoutMs;
+        while (parts.outboxSize > 0 && this.#clock.now() < deadline) {
+          await new Promise<void>((r) => this.#clock.setTimeout(r, 10));
+        }
+        if (parts.outboxSize > 0) {
+          this.#logger.warn(
+            `node ${this.node.id}: closing with ${parts.outboxSize} partitions not taken by a new owner`,
+          );
+        }
+      }
+      this.#router.close();
+      this.#clock.clearTimeout(this.#outboxTimer);
+      this.#host?.close();
+      this.#sub?.unsubscribe();
+      if (this.#ownsTransport) await this.#transport.close();
+    })();
+    return this.#closing;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}
+
+/** The ShardNode options, without the actor-level ones. */
+function stripActorOptions(o: ShardingOptions): Omit<ShardNodeOptions, "cluster"> & { cluster: string } {
+  const {
+    entities: _e,
+    askTimeoutMs: _a,
+    attemptTimeoutMs: _t,
+    mailboxSize: _m,
+    concurrency: _c,
+    idleMs: _i,
+    maxActive: _x,
+    handoffTimeoutMs: _h,
+    dedupeWindowMs: _d,
+    dedupeMaxEntries: _n,
+    servers: _s,
+    connection: _cn,
+    natsOptions: _no,
+    ...rest
+  } = o;
+  return rest;
+}
