@@ -4,7 +4,7 @@
 import type { Clock, Logger } from "@keyhold/core";
 import PQueue from "p-queue";
 import type { Entity, EntityDefinition } from "./entity.js";
-import { MailboxFullError, UnknownHandlerError } from "./errors.js";
+import { ActorError, HandlerError, MailboxFullError, UnknownHandlerError } from "./errors.js";
 import type { EntityRecord } from "./wire.js";
 import { assertSerializable } from "./wire.js";
 
@@ -151,7 +151,7 @@ export class EntityHost {
         } catch (err) {
           slot.version++;
           this.stats.handlerErrors++;
-          env.done(err);
+          env.done(asHandlerError(err));
           continue;
         }
         slot.version++;
@@ -339,4 +339,15 @@ export class EntityHost {
   close(): void {
     this.#p.clock.clearTimeout(this.#sweepTimer);
   }
+}
+
+/** What a caller sees when a handler throws: the same HandlerError, local or remote. */
+function asHandlerError(err: unknown): ActorError {
+  if (err instanceof ActorError) return err;
+  if (err instanceof Error) {
+    const e = new HandlerError(err.message, err.name);
+    Object.defineProperty(e, "cause", { value: err, enumerable: false });
+    return e;
+  }
+  return new HandlerError(`Handler threw a non-error: ${String(err).slice(0, 200)}`, "Error", err);
 }

@@ -162,7 +162,22 @@ export class PartitionTable {
         if (st.s === "pending") for (const retry of st.buffer) retry();
         const host = this.#p.host;
         const slots = host.slotsOf(p);
-        await Promise.all(slots.map((s) => host.whenIdle(s)));
+        // Queued messages finish first; a handler that never returns must not hold the
+        // partition hostage, so the wait is bounded and what state there is moves on.
+        const idle = Promise.all(slots.map((s) => host.whenIdle(s)));
+        let timer: unknown;
+        const drained = await Promise.race([
+          idle.then(() => true),
+          new Promise<boolean>((r) => {
+            timer = this.#p.clock.setTimeout(() => r(false), this.#p.handoffTimeoutMs);
+          }),
+        ]);
+        this.#p.clock.clearTimeout(timer);
+        if (!drained) {
+          this.#p.logger.warn(
+            `node ${this.#p.nodeId}: handlers of partition ${p} still running after ${this.#p.handoffTimeoutMs} ms; handing off their current state`,
+          );
+        }
         const recs: EntityRecord[] = [];
         for (const s of slots) {
           const wasActive = s.instance !== undefined;

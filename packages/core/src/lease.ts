@@ -58,12 +58,13 @@ export class LeaseTable {
 
   /**
    * Drops leases expired at `now` and tombstones old enough that no heartbeat they guard
-   * against could still be accepted. Returns the ids whose leases were dropped.
+   * against could still be accepted. Expired leases of the ids in `keep` stay in the table
+   * (though not live). Returns the ids whose leases were dropped.
    */
-  sweep(now: number): string[] {
+  sweep(now: number, keep?: ReadonlySet<string>): string[] {
     const dropped: string[] = [];
     for (const [id, at] of this.#leases) {
-      if (now - at > this.ttlMs) {
+      if (now - at > this.ttlMs && !keep?.has(id)) {
         this.#leases.delete(id);
         dropped.push(id);
       }
@@ -72,11 +73,16 @@ export class LeaseTable {
     return dropped;
   }
 
-  /** The first moment some live lease expires, or undefined when there is none. */
-  nextExpiry(): number | undefined {
+  /** The first moment some lease expires, or undefined when there is none; `except` is left out. */
+  nextExpiry(except?: ReadonlySet<string>): number | undefined {
     let min: number | undefined;
-    for (const at of this.#leases.values()) if (min === undefined || at < min) min = at;
+    for (const [id, at] of this.#leases) if (!except?.has(id) && (min === undefined || at < min)) min = at;
     return min === undefined ? undefined : min + this.ttlMs + 1;
+  }
+
+  /** When the newest heartbeat of `id` was emitted, or undefined when it holds no lease. */
+  emittedAt(id: string): number | undefined {
+    return this.#leases.get(id);
   }
 
   /** [id, emitted] of every lease, for a sync reply. */

@@ -47,6 +47,8 @@ export class Membership {
   readonly #subs: TransportSubscription[] = [];
   readonly #warned = new Set<string>();
   #members: readonly string[] = [];
+  /** Expired peers kept as members until this node can tell their silence from its own. */
+  #held: ReadonlySet<string> = new Set();
   #fenced = false;
   #started = false;
   #closed = false;
@@ -206,7 +208,8 @@ export class Membership {
     // Answer even on a config mismatch: the joiner needs our config to refuse itself clearly.
     if (msg.id === p.id) return;
     const now = p.clock.now();
-    this.#table.sweep(now);
+    // Keep held peers: only #recompute decides when they go. (A joiner rejects their expired leases.)
+    this.#table.sweep(now, this.#held);
     p.transport.publish(
       reply,
       encode({
@@ -251,9 +254,12 @@ export class Membership {
       else {
         this.stats.heartbeatsAccepted++;
         if (msg.id === p.id) this.#selfSeen?.();
-        if (this.#started && !this.#members.includes(msg.id)) this.#recompute();
-        else if (this.#started && msg.id === p.id && this.#fenced) this.#recompute();
-        else if (this.#started) this.#scheduleExpiry();
+        if (!this.#started) return;
+        // Our own echo is what settles held peers (and ends fencing); a held peer's heartbeat
+        // means it was alive after all.
+        if (!this.#members.includes(msg.id) || this.#held.has(msg.id)) this.#recompute();
+        else if (msg.id === p.id && (this.#fenced || this.#held.size > 0)) this.#recompute();
+        else this.#scheduleExpiry();
       }
     } else if (msg.k === "leave") {
       this.stats.leavesSeen++;
@@ -270,24 +276,54 @@ export class Membership {
     if (this.#closed) return;
     const p = this.#p;
     const now = p.clock.now();
-    this.#table.sweep(now);
+    const held = this.#doubtful(now);
+    this.#table.sweep(now, held);
     const live = this.#table.live(now);
     const fenced = !p.observer && !live.includes(p.id);
-    const changed = fenced !== this.#fenced || !sameList(live, this.#members);
+    // Held peers are never set while fenced: #doubtful needs our own lease to be live.
+    const members = held.size === 0 ? live : [...live, ...held].sort();
+    const changed = fenced !== this.#fenced || !sameList(members, this.#members);
     if (fenced && !this.#fenced) {
       p.logger.warn(`node ${p.id}: has not seen its own heartbeat for ${p.config.ttlMs} ms; fencing itself`);
     } else if (!fenced && this.#fenced) {
       p.logger.info(`node ${p.id}: sees its own heartbeats again; unfenced`);
     }
-    this.#members = live;
+    this.#members = members;
+    this.#held = held;
     this.#fenced = fenced;
     this.#scheduleExpiry();
-    if (changed) p.onChange(live, fenced);
+    if (changed) p.onChange(members, fenced);
+  }
+
+  /**
+   * Peers whose lease ran out, but whose silence this node cannot yet tell from its own.
+   * An expired peer is dropped only once our own heartbeat has come back emitted more than two
+   * beats after the peer's last one: proof that our path through NATS worked when the peer
+   * should have beaten again. Cut off from NATS, our last echo and every peer's last heartbeat
+   * date from just before the cut, so all peers are held until our own lease runs out and we
+   * fence; otherwise whichever node happened to beat last would outlive its peers' leases and
+   * briefly own the whole ring. Held peers are judged again at our next echo. When a peer
+   * really dies this costs nothing once ttlMs exceeds 3 beats, at most a round trip at 3 beats
+   * (the advised ratio), and with a shorter TTL the drop waits for that echo. Observers own
+   * nothing, so they never hold.
+   */
+  #doubtful(now: number): ReadonlySet<string> {
+    const p = this.#p;
+    const held = new Set<string>();
+    if (p.observer) return held;
+    const self = this.#table.emittedAt(p.id);
+    if (self === undefined || now - self > p.config.ttlMs) return held;
+    const proof = 2 * p.config.heartbeatMs;
+    for (const [id, at] of this.#table.leases()) {
+      if (id !== p.id && now - at > p.config.ttlMs && self <= at + proof) held.add(id);
+    }
+    return held;
   }
 
   #scheduleExpiry(): void {
     const p = this.#p;
-    const at = this.#table.nextExpiry();
+    // Held leases have expired already; they are re-judged at our next echo, not on a timer.
+    const at = this.#table.nextExpiry(this.#held);
     if (at === this.#expiryAt) return;
     p.clock.clearTimeout(this.#expiryTimer);
     this.#expiryAt = at;
