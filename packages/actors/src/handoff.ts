@@ -1,12 +1,15 @@
-// Partition hand-off between the old and the new owner, pull-based and idempotent.
+// Partition hand-off between old and new owners, pull-based and idempotent.
 //
-// The new owner of a partition marks it pending (messages for it are buffered), pulls the
-// entity records from the previous owner, installs those newer than what it holds, acks, and
-// only then serves. The old owner, on release, stops taking messages for the partition
-// (senders are told where it moved), lets queued messages finish, passivates the entities and
-// keeps their records in an outbox until the new owner pulls and acks them. Versions make a
-// duplicate, late or reordered pull, reply or ack harmless; per-partition chains keep the
-// steps of one partition in order while different partitions move in parallel.
+// The new owner of a partition marks it pending (messages for it are buffered) and asks every
+// other member it knows of, past and present, for the partition's entity records. A member
+// that still owns the partition in its own view answers "wait"; one that is releasing it
+// answers once its queued messages are done; one holding released records hands them over
+// only to the node its view names as the owner, and forgets them on ack. The new owner keeps
+// the highest version of each entity and serves once everyone answered or handoffTimeoutMs
+// passed. Versions make a duplicate, late or reordered pull, reply or ack harmless, and since
+// records reach whoever the holders' views agree on, a chain of quick moves (A to B to C)
+// cannot strand them with an interim owner. Per-partition chains keep the steps of one
+// partition in order while different partitions move in parallel.
 import { type Clock, type Logger, RequestFailedError, type ShardNode, type Transport } from "@keyhold/core";
 import type { EntityDefinition } from "./entity.js";
 import type { EntityHost, Slot } from "./entity-host.js";
@@ -54,7 +57,7 @@ export interface HandoffParams {
   /** Reports how long each completed hand-off took (acquire to ready). */
   readonly onHandoff?: (info: {
     partition: number;
-    from: string | undefined;
+    from: readonly string[];
     ms: number;
     records: number;
   }) => void;
@@ -65,7 +68,6 @@ export class PartitionTable {
   readonly #parts = new Map<number, PartState>();
   readonly #outbox = new Map<number, Outbox>();
   readonly #chains = new Map<number, Promise<void>>();
-  #closing = false;
   readonly stats: HandoffStats = {
     pulled: 0,
     recordsIn: 0,
@@ -122,8 +124,8 @@ export class PartitionTable {
     while (this.#chains.size > 0) await Promise.all([...this.#chains.values()]);
   }
 
-  /** This node became the owner of `p`; `from` owned it before (undefined: nobody did). */
-  acquire(p: number, from: string | undefined): void {
+  /** This node became the owner of `p`; `peers` are the other members that may hold its records. */
+  acquire(p: number, peers: readonly string[]): void {
     void this.#chain(p, async () => {
       const started = this.#p.clock.now();
       let st = this.#parts.get(p);
@@ -134,16 +136,17 @@ export class PartitionTable {
       const eager: Slot[] = [];
       // Records this node handed out earlier and nobody took: ours again.
       const mine = this.#outbox.get(p);
+      let records = 0;
       if (mine) {
         this.#outbox.delete(p);
-        this.#installAll(p, mine.recs, eager);
+        records += this.#installAll(p, mine.recs, eager);
       }
-      let records = 0;
-      if (from !== undefined && from !== this.#p.nodeId) records = await this.#pull(p, from, eager);
+      const targets = peers.filter((m) => m !== this.#p.nodeId);
+      if (targets.length > 0) records += await this.#pull(p, targets, eager);
       this.#parts.set(p, { s: "ready" });
       for (const slot of eager) this.#p.host.activate(slot);
       for (const retry of st.buffer) retry();
-      this.#p.onHandoff?.({ partition: p, from, ms: this.#p.clock.now() - started, records });
+      this.#p.onHandoff?.({ partition: p, from: targets, ms: this.#p.clock.now() - started, records });
     });
   }
 
@@ -186,7 +189,9 @@ export class PartitionTable {
           host.drop(s);
         }
         const prev = this.#outbox.get(p);
-        this.#outbox.set(p, { recs: prev ? mergeRecords(prev.recs, recs) : recs, at: this.#p.clock.now() });
+        const all = prev ? mergeRecords(prev.recs, recs) : recs;
+        // An empty partition leaves nothing behind to wait for.
+        if (all.length > 0) this.#outbox.set(p, { recs: all, at: this.#p.clock.now() });
         this.#parts.delete(p);
       } finally {
         finish();
@@ -215,55 +220,89 @@ export class PartitionTable {
     return n;
   }
 
-  async #pull(p: number, from: string, eager: Slot[]): Promise<number> {
-    const { clock, transport } = this.#p;
+  async #pull(p: number, targets: readonly string[], eager: Slot[]): Promise<number> {
+    const { clock, node } = this.#p;
     const deadline = clock.now() + this.#p.handoffTimeoutMs;
-    const subject = nodeSubject(this.#p.cluster, from);
+    let installed = 0;
+    const problems: string[] = [];
+    // Each holder is polled on its own, so a slow or vanished one never delays the others.
+    const results = await Promise.all(
+      targets.map((t) =>
+        this.#pullFrom(p, t, deadline, eager).then(
+          (n) => {
+            installed += n;
+            return true;
+          },
+          (problem: string) => {
+            problems.push(problem);
+            return false;
+          },
+        ),
+      ),
+    );
+    if (results.includes(false) && node.ring.ownerOfPartition(p) === this.#p.nodeId) {
+      this.stats.pullsAbandoned++;
+      this.#p.logger.warn(
+        `node ${this.#p.nodeId}: hand-off of partition ${p} incomplete after ${this.#p.handoffTimeoutMs} ms (${problems.join("; ")}); serving with the records this node has`,
+      );
+    }
+    return installed;
+  }
+
+  /** Polls one holder until it hands over (resolves with the count installed) or rejects with why not. */
+  async #pullFrom(p: number, target: string, deadline: number, eager: Slot[]): Promise<number> {
+    const { clock, transport, node } = this.#p;
+    const subject = nodeSubject(this.#p.cluster, target);
     const req = encode({ v: 1, k: "pull", p, from: this.#p.nodeId });
     let delay = 5;
     let problem = "no answer";
     while (clock.now() < deadline) {
+      // Lost the partition meanwhile: stop asking. What arrived so far moves on with our
+      // release; the rest stays with its holder for the next owner.
+      if (node.ring.ownerOfPartition(p) !== this.#p.nodeId) return 0;
       try {
         const timeout = Math.max(1, Math.min(this.#p.attemptTimeoutMs, deadline - clock.now()));
         const reply = decodeReply(await transport.request(subject, req, { timeout }));
         if (isError(reply) || reply.k !== "states" || reply.p !== p) {
           this.stats.malformed++;
-          problem = "malformed reply";
+          problem = `malformed reply from ${target}`;
         } else if (reply.status === "ok") {
+          if (reply.recs.length === 0) return 0;
           const n = this.#installAll(p, reply.recs, eager);
           transport.publish(subject, encode({ v: 1, k: "ack", p, from: this.#p.nodeId }));
           this.stats.pulled++;
           return n;
-        } else problem = "still owned or draining there";
+        } else problem = `${target} still owns or drains it`;
       } catch (err) {
-        if (err instanceof RequestFailedError && err.reason === "no-responders") {
-          // The previous owner is gone (crashed or closed): nothing to pull.
-          this.stats.pullsAbandoned++;
-          return 0;
-        }
-        problem = err instanceof RequestFailedError ? err.reason : String(err);
+        // No responders: that member is gone (crashed or closed), nothing to pull there.
+        if (err instanceof RequestFailedError && err.reason === "no-responders") return 0;
+        problem = `${target}: ${err instanceof RequestFailedError ? err.reason : String(err)}`;
       }
-      await new Promise<void>((r) => clock.setTimeout(r, delay));
+      await new Promise<void>((r) =>
+        clock.setTimeout(r, Math.max(1, Math.min(delay, deadline - clock.now()))),
+      );
       delay = Math.min(delay * 2, 200);
     }
-    this.stats.pullsAbandoned++;
-    this.#p.logger.warn(
-      `node ${this.#p.nodeId}: hand-off of partition ${p} from ${from} not received within ${this.#p.handoffTimeoutMs} ms (${problem}); serving with the records this node has`,
-    );
-    return 0;
+    throw problem;
   }
 
-  /** Answers a new owner's pull: the records, or "wait" while this node still owns or drains `p`. */
+  /**
+   * Answers a new owner's pull: "wait" while this node still owns `p` or is draining it, else
+   * the records it holds for `p` — only to the node its own view names as the owner.
+   */
   async servePull(p: number, from: string, reply: (data: Uint8Array) => void): Promise<void> {
     const wait = () => reply(encode({ v: 1, k: "states", p, status: "wait", recs: [] }));
+    const self = this.#p.nodeId;
+    const ring = () => this.#p.node.ring;
     const st = this.#parts.get(p);
     if (st?.s === "releasing") await st.done;
     else if (st !== undefined) return wait();
-    // Hand the records only to the node our view says owns p (views converge within a
-    // heartbeat); a closing node has no view and gives them to whoever asks.
-    if (!this.#closing && this.#p.node.ring.ownerOfPartition(p) !== from) return wait();
+    if (this.#parts.has(p) || ring().ownerOfPartition(p) === self) return wait();
     const ob = this.#outbox.get(p);
-    reply(encode({ v: 1, k: "states", p, status: "ok", recs: ob?.recs ?? [] }));
+    if (!ob || ob.recs.length === 0) return reply(encode({ v: 1, k: "states", p, status: "ok", recs: [] }));
+    // Views converge within a heartbeat; until ours names the asker, it may not be the owner.
+    if (ring().ownerOfPartition(p) !== from) return wait();
+    reply(encode({ v: 1, k: "states", p, status: "ok", recs: ob.recs }));
   }
 
   /** The new owner installed `p`'s records: forget them. */
@@ -284,9 +323,9 @@ export class PartitionTable {
     }
   }
 
-  /** From now on, hand records to whoever asks (this node has left the ring). */
-  startClosing(): void {
-    this.#closing = true;
+  /** Partitions this node holds in any state (owned, pending or releasing). */
+  get heldCount(): number {
+    return this.#parts.size;
   }
 }
 

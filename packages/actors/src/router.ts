@@ -54,7 +54,21 @@ export class Router {
     this.#p = params;
   }
 
-  /** Rejects every ask still retrying; later asks fail at once. */
+  /** New asks and tells fail with ShardingClosedError from now on; asks under way go on. */
+  stopAccepting(): void {
+    this.#closed = true;
+  }
+
+  /** Resolves when no ask is under way, or after `timeoutMs`. */
+  async drain(timeoutMs: number): Promise<void> {
+    const { clock } = this.#p;
+    const deadline = clock.now() + timeoutMs;
+    while (this.#inflight.size > 0 && clock.now() < deadline) {
+      await new Promise<void>((r) => clock.setTimeout(r, 5));
+    }
+  }
+
+  /** Rejects every ask still under way with ShardingClosedError. */
   close(): void {
     this.#closed = true;
     for (const abort of this.#inflight) abort(new ShardingClosedError());

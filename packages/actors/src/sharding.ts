@@ -7,7 +7,6 @@ import {
   type Logger,
   NatsTransport,
   parseClusterConfig,
-  Ring,
   ShardNode,
   type ShardNodeOptions,
   systemClock,
@@ -51,7 +50,8 @@ import {
 /** How long a hand-off took, reported by `handoffs()`. */
 export interface HandoffInfo {
   readonly partition: number;
-  readonly from: string | undefined;
+  /** The members asked for the partition's records. */
+  readonly from: readonly string[];
   readonly ms: number;
   readonly records: number;
 }
@@ -331,7 +331,8 @@ export class Sharding implements AsyncDisposable {
     const def = this.#defs.get(type);
     if (!def) return done({ ok: false, error: new UnknownEntityTypeError(type) });
     const retry = () => this.#dispatchLocal(type, key, h, args, done);
-    if (this.#closing !== undefined || this.node.place(key) !== this.node.id) return done({ moved: true });
+    // Keeps serving while closing: until the node has left, it still owns these keys.
+    if (this.node.place(key) !== this.node.id) return done({ moved: true });
     const p = this.node.ring.partition(key);
     const st = this.#parts!.state(p);
     if (st === "ready") {
@@ -425,25 +426,24 @@ export class Sharding implements AsyncDisposable {
     });
   }
 
-  /** Turns ownership events into hand-off steps, tracking who owned each partition before. */
+  /** Turns ownership events into hand-off steps, tracking which members might hold records. */
   async #consumeEvents(): Promise<void> {
     const parts = this.#parts!;
     const self = this.node.id;
-    const ringSize = this.node.config.ringSize;
-    let current: readonly string[] | undefined;
-    let before: readonly string[] = [];
-    let beforeRing: Ring | undefined;
+    // A member that left may still hold records in its outbox (it keeps them for up to the
+    // retention time), so it stays a pull target that long. A dead one answers "no responders".
+    const retention = this.#opts.handoffTimeoutMs * OUTBOX_RETENTION_FACTOR;
+    const departed = new Map<string, number>();
+    let peers: readonly string[] = [];
     for await (const e of this.node.events()) {
       if (e.type === "members") {
-        // The first event is the snapshot at join: whoever owned our partitions before we
-        // joined is the owner in the ring without us.
-        before = current ?? e.members.filter((m) => m !== self);
-        current = e.members;
-        beforeRing = undefined;
+        const now = this.#clock.now();
+        for (const m of e.left) departed.set(m, now);
+        for (const m of e.members) departed.delete(m);
+        for (const [m, at] of departed) if (now - at > retention) departed.delete(m);
+        peers = [...e.members, ...departed.keys()].filter((m) => m !== self);
       } else if (e.type === "acquired") {
-        beforeRing ??= new Ring(before, ringSize);
-        const from = beforeRing.ownerOfPartition(e.partition);
-        parts.acquire(e.partition, from === self ? undefined : from);
+        parts.acquire(e.partition, peers);
       } else if (e.type === "released") {
         parts.release(e.partition);
       }
@@ -490,7 +490,8 @@ export class Sharding implements AsyncDisposable {
   }
 
   /**
-   * Leaves gracefully: announces the leave, lets queued messages finish, passivates every
+   * Leaves gracefully: refuses new asks and waits for those under way, announces the leave,
+   * lets queued messages finish, passivates every
    * entity and keeps answering until the new owners have pulled their state (or
    * `handoffTimeoutMs` passed), then disconnects. Asks still retrying here fail with
    * ShardingClosedError. Idempotent.
@@ -498,21 +499,33 @@ export class Sharding implements AsyncDisposable {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       const parts = this.#parts;
-      parts?.startClosing();
-      await this.node.close();
-      await this.#events;
+      // Asks this node sent finish first, while it is still a full member that can route.
+      this.#router.stopAccepting();
+      await this.#router.drain(this.#opts.askTimeoutMs);
+      // Leave the ring but keep watching it, so the records go to owners our view can name.
+      await this.node.leave();
       if (parts) {
-        await parts.settled();
         const deadline = this.#clock.now() + this.#opts.handoffTimeoutMs;
-        while (parts.outboxSize > 0 && this.#clock.now() < deadline) {
+        // Wait while someone is left to take the records; the last member has nobody to wait for.
+        while (
+          (parts.heldCount > 0 || parts.outboxSize > 0) &&
+          this.node.members().length > 0 &&
+          this.#clock.now() < deadline
+        ) {
           await new Promise<void>((r) => this.#clock.setTimeout(r, 10));
         }
+        await parts.settled();
         if (parts.outboxSize > 0) {
           this.#logger.warn(
-            `node ${this.node.id}: closing with ${parts.outboxSize} partitions not taken by a new owner`,
+            this.node.members().length === 0
+              ? `node ${this.node.id}: closing as the last member; the state of ${parts.outboxSize} partitions is dropped`
+              : `node ${this.node.id}: closing with ${parts.outboxSize} partitions not taken by a new owner within ${this.#opts.handoffTimeoutMs} ms`,
           );
         }
       }
+      await this.node.close();
+      await this.#events;
+      await parts?.settled();
       this.#router.close();
       this.#clock.clearTimeout(this.#outboxTimer);
       this.#host?.close();

@@ -226,7 +226,9 @@ describe("hand-off", () => {
           .ref(Counter, k)
           .add(1)
           .then(() => counts.set(k, (counts.get(k) ?? 0) + 1))
-          .catch(() => failures++);
+          .catch((e: unknown) => {
+            if (failures++ === 0) console.log("first failure:", String(e));
+          });
       }
     })();
     let ticks = true;

@@ -49,9 +49,14 @@ export class Membership {
   #members: readonly string[] = [];
   /** Expired peers kept as members until this node can tell their silence from its own. */
   #held: ReadonlySet<string> = new Set();
+  /** Set while fenced; `since` is when our own heartbeat first came back (see #rejoined). */
+  #rejoin: { since: number | undefined } | undefined;
+  /** When a lease table from a peer was last merged. */
+  #syncedAt = Number.NEGATIVE_INFINITY;
   #fenced = false;
   #started = false;
   #closed = false;
+  #left = false;
   #hbTimer: unknown;
   #expiryTimer: unknown;
   #expiryAt: number | undefined;
@@ -100,7 +105,7 @@ export class Membership {
     this.#offStatus = t.onStatus((s) => {
       if (s === "reconnected" && !this.#closed) {
         this.#p.logger.info(`node ${this.#p.id}: NATS reconnected, resyncing membership`);
-        if (!this.#p.observer) this.#beat();
+        if (!this.#p.observer && !this.#left) this.#beat();
         void this.#sync(1000).catch(() => {});
       }
     });
@@ -144,8 +149,28 @@ export class Membership {
   }
 
   /** Announces a graceful leave (unless an observer) and stops all timers and subscriptions. */
+  /**
+   * Leaves the ring but keeps watching it: stops heartbeating, announces the leave (peers drop
+   * this member at once), and from then on tracks the others like an observer. Used by layers
+   * that must keep a live view while they hand their partitions off.
+   */
+  async leave(): Promise<void> {
+    if (this.#left || this.#closed) return;
+    this.#left = true;
+    const p = this.#p;
+    p.clock.clearTimeout(this.#hbTimer);
+    if (p.observer || !this.#started) return;
+    const at = p.clock.now();
+    this.#table.leave(p.id, at, at);
+    p.transport.publish(this.#subjects.leave, encode({ v: 1, k: "leave", id: p.id, at }));
+    await p.transport.flush().catch(() => {});
+    this.#recompute();
+  }
+
+  /** Leaves (if not yet) and stops all timers and subscriptions. */
   async close(): Promise<void> {
     if (this.#closed) return;
+    await this.leave();
     this.#closed = true;
     const p = this.#p;
     p.clock.clearTimeout(this.#hbTimer);
@@ -153,15 +178,16 @@ export class Membership {
     this.#offStatus?.();
     for (const s of this.#subs) s.unsubscribe();
     this.#subs.length = 0;
-    if (!p.observer && this.#started) {
-      p.transport.publish(this.#subjects.leave, encode({ v: 1, k: "leave", id: p.id, at: p.clock.now() }));
-      await p.transport.flush().catch(() => {});
-    }
+  }
+
+  /** True once leave() or close() was called. */
+  get left(): boolean {
+    return this.#left;
   }
 
   /** Publishes one heartbeat now and schedules the next. */
   #beat(): void {
-    if (this.#closed) return;
+    if (this.#closed || this.#left) return;
     const p = this.#p;
     p.clock.clearTimeout(this.#hbTimer);
     p.transport.publish(
@@ -195,6 +221,7 @@ export class Membership {
     for (const [id, at] of msg.left) this.#table.leave(id, at, now);
     for (const [id, at] of msg.leases) this.#table.observe(id, at, now);
     this.stats.syncsMerged++;
+    this.#syncedAt = now;
     if (this.#started) this.#recompute();
   }
 
@@ -279,9 +306,17 @@ export class Membership {
     const held = this.#doubtful(now);
     this.#table.sweep(now, held);
     const live = this.#table.live(now);
-    const fenced = !p.observer && !live.includes(p.id);
-    // Held peers are never set while fenced: #doubtful needs our own lease to be live.
-    const members = held.size === 0 ? live : [...live, ...held].sort();
+    const member = !p.observer && !this.#left;
+    const selfLive = live.includes(p.id);
+    if (member && !selfLive) this.#rejoin = { since: undefined };
+    const fenced = member && (!selfLive || !this.#rejoined(now));
+    // Held peers are never set while fenced: #doubtful needs our own lease to be live. A node
+    // fenced while it rejoins may see itself live, but must not place keys on itself yet.
+    const members = fenced
+      ? live.filter((id) => id !== p.id)
+      : held.size === 0
+        ? live
+        : [...live, ...held].sort();
     const changed = fenced !== this.#fenced || !sameList(members, this.#members);
     if (fenced && !this.#fenced) {
       p.logger.warn(`node ${p.id}: has not seen its own heartbeat for ${p.config.ttlMs} ms; fencing itself`);
@@ -318,6 +353,28 @@ export class Membership {
       if (id !== p.id && now - at > p.config.ttlMs && self <= at + proof) held.add(id);
     }
     return held;
+  }
+
+  /**
+   * Whether a fenced node whose own heartbeats come back again may take partitions back. Not
+   * at once: its peers' leases were swept while it was cut off, so until it hears from them it
+   * is alone in its table and would own the whole ring next to the peers that already own it.
+   * It waits for a lease table from a peer (asked for here; a reconnect asks too), or, when
+   * nobody answers, for one heartbeat interval with its path working, in which every live peer
+   * beats once. Our own echoes and beats re-run this check, so no timer is needed.
+   */
+  #rejoined(now: number): boolean {
+    const r = this.#rejoin;
+    if (r === undefined) return true;
+    if (r.since === undefined) {
+      r.since = now;
+      void this.#sync(1000).catch(() => {});
+    }
+    if (this.#syncedAt >= r.since || now - r.since >= this.#p.config.heartbeatMs) {
+      this.#rejoin = undefined;
+      return true;
+    }
+    return false;
   }
 
   #scheduleExpiry(): void {

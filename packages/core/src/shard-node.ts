@@ -180,6 +180,7 @@ export class ShardNode implements AsyncDisposable {
   close(): Promise<void> {
     this.#closed ??= (async () => {
       await this.#membership.close();
+      // leave() already released everything; this covers a node that never joined fully.
       const events: ShardEvent[] = [...this.#owned].map((p) => ({ type: "released", partition: p }));
       this.#owned = new Set();
       this.#ring = new Ring([], this.config.ringSize);
@@ -188,6 +189,15 @@ export class ShardNode implements AsyncDisposable {
       if (this.#ownsTransport) await this.#transport.close();
     })();
     return this.#closed;
+  }
+
+  /**
+   * Leaves the ring without closing: announces the leave (peers drop this node at once),
+   * releases every partition, and keeps tracking the other members like an observer, so a
+   * layer above can hand its partitions to their new owners with a live view. close() later.
+   */
+  async leave(): Promise<void> {
+    await this.#membership.leave();
   }
 
   /** Whether close() was called. */

@@ -182,7 +182,8 @@ export class SimEndpoint implements Transport {
 
   request(subject: string, data: Uint8Array, opts: { timeout: number }): Promise<Uint8Array> {
     if (!this.connected) return Promise.reject(new RequestFailedError("disconnected", subject));
-    if (!this.#bus.hasListener(subject)) return Promise.reject(new RequestFailedError("no-responders", subject));
+    if (!this.#bus.hasListener(subject))
+      return Promise.reject(new RequestFailedError("no-responders", subject));
     const inbox = this.#bus.newInbox();
     return new Promise((resolve, reject) => {
       const clock = this.#bus.clock;
