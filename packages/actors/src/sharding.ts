@@ -205,8 +205,11 @@ export class Sharding implements AsyncDisposable {
         ownsTransport = true;
       }
     }
+    const config = parseClusterConfig(options);
     const nodeOptions: ShardNodeOptions = {
       ...stripActorOptions(options),
+      // A leaver answers pulls for up to handoffTimeoutMs; joiners must learn of it that long.
+      tombstoneMs: Math.max(options.tombstoneMs ?? 0, config.ttlMs + config.skewMs + opts.handoffTimeoutMs),
       nodeId,
       transport,
       observer: client,
@@ -441,7 +444,10 @@ export class Sharding implements AsyncDisposable {
         for (const m of e.left) departed.set(m, now);
         for (const m of e.members) departed.delete(m);
         for (const [m, at] of departed) if (now - at > retention) departed.delete(m);
-        peers = [...e.members, ...departed.keys()].filter((m) => m !== self);
+        // Tombstones from the join-time sync cover members that left before we joined.
+        peers = [...new Set([...e.members, ...departed.keys(), ...this.node.departed()])].filter(
+          (m) => m !== self,
+        );
       } else if (e.type === "acquired") {
         parts.acquire(e.partition, peers);
       } else if (e.type === "released") {

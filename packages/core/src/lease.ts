@@ -9,12 +9,15 @@ export type LeaseVerdict = "accepted" | "stale" | "future" | "expired" | "left";
 export class LeaseTable {
   readonly ttlMs: number;
   readonly skewMs: number;
+  /** How long a graceful leave is remembered; at least ttlMs + skewMs. */
+  readonly tombstoneMs: number;
   readonly #leases = new Map<string, number>();
   readonly #left = new Map<string, number>();
 
-  constructor(ttlMs: number, skewMs: number) {
+  constructor(ttlMs: number, skewMs: number, tombstoneMs = ttlMs + skewMs) {
     this.ttlMs = ttlMs;
     this.skewMs = skewMs;
+    this.tombstoneMs = Math.max(tombstoneMs, ttlMs + skewMs);
   }
 
   /** Applies a heartbeat of `id` emitted at `at`, received at `now`. */
@@ -69,7 +72,7 @@ export class LeaseTable {
         dropped.push(id);
       }
     }
-    for (const [id, at] of this.#left) if (now - at > this.ttlMs + this.skewMs) this.#left.delete(id);
+    for (const [id, at] of this.#left) if (now - at > this.tombstoneMs) this.#left.delete(id);
     return dropped;
   }
 

@@ -32,6 +32,8 @@ export interface MembershipParams {
   readonly id: string;
   readonly config: ClusterConfig;
   readonly observer: boolean;
+  /** How long graceful leaves are remembered (at least ttlMs + skewMs). */
+  readonly tombstoneMs?: number | undefined;
   readonly clock: Clock;
   readonly logger: Logger;
   /** Called synchronously whenever the live set or the fenced flag changes. */
@@ -78,7 +80,7 @@ export class Membership {
   constructor(params: MembershipParams) {
     this.#p = params;
     this.#subjects = subjects(params.cluster);
-    this.#table = new LeaseTable(params.config.ttlMs, params.config.skewMs);
+    this.#table = new LeaseTable(params.config.ttlMs, params.config.skewMs, params.tombstoneMs);
   }
 
   get members(): readonly string[] {
@@ -87,6 +89,18 @@ export class Membership {
 
   get fenced(): boolean {
     return this.#fenced;
+  }
+
+  /** Members that left gracefully and are still remembered (tombstoned), sorted. */
+  departed(): string[] {
+    const now = this.#p.clock.now();
+    this.#table.sweep(now);
+    const live = new Set(this.#members);
+    return this.#table
+      .tombstones()
+      .map(([id]) => id)
+      .filter((id) => !live.has(id) && id !== this.#p.id)
+      .sort();
   }
 
   /**

@@ -37,6 +37,12 @@ export interface ShardNodeOptions {
   readonly ttlMs?: number;
   /** Heartbeats emitted more than this many ms in the future are rejected. @default 5000 */
   readonly skewMs?: number;
+  /**
+   * How long a graceful leave is remembered (and shared with joining nodes), in ms. Layers
+   * that hand state off after a leave need it to cover their hand-off time.
+   * @default ttlMs + skewMs
+   */
+  readonly tombstoneMs?: number;
   /** Track the ring without joining it: no heartbeats, owns nothing. @default false */
   readonly observer?: boolean;
   /** How long start() waits to see its own heartbeat come back. @default 5000 */
@@ -65,6 +71,7 @@ export interface ParsedOptions {
   readonly nodeId: string | undefined;
   readonly config: ClusterConfig;
   readonly observer: boolean;
+  readonly tombstoneMs: number;
   readonly startTimeoutMs: number;
   readonly clock: Clock;
   readonly logger: Logger;
@@ -139,6 +146,13 @@ export function parseOptions(options: ShardNodeOptions): ParsedOptions {
     throw new InvalidOptionError("natsOptions", "an object of nats.js ConnectionOptions", o.natsOptions);
   }
   const config = parseClusterConfig(o);
+  const tombstoneMs = int(
+    "tombstoneMs",
+    o.tombstoneMs,
+    config.ttlMs + config.skewMs,
+    config.ttlMs + config.skewMs,
+    86_400_000,
+  );
   const startTimeoutMs = int("startTimeoutMs", o.startTimeoutMs, DEFAULT_START_TIMEOUT_MS, 1, 3_600_000);
   const clock = o.clock ?? systemClock;
   if (typeof clock.now !== "function" || typeof clock.setTimeout !== "function") {
@@ -155,6 +169,7 @@ export function parseOptions(options: ShardNodeOptions): ParsedOptions {
     nodeId,
     config,
     observer: o.observer ?? false,
+    tombstoneMs,
     startTimeoutMs,
     clock,
     logger,

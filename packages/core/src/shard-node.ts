@@ -41,6 +41,7 @@ export class ShardNode implements AsyncDisposable {
       id,
       config: opts.config,
       observer: opts.observer,
+      tombstoneMs: opts.tombstoneMs,
       clock: opts.clock,
       logger: opts.logger,
       onChange: (members, fenced) => this.#onChange(members, fenced),
@@ -107,6 +108,11 @@ export class ShardNode implements AsyncDisposable {
   /** Live member ids, sorted. Excludes this node while it is fenced. */
   members(): readonly string[] {
     return this.#ring.members;
+  }
+
+  /** Members that left gracefully within `tombstoneMs`, sorted (not crashed ones). */
+  departed(): string[] {
+    return this.#membership.departed();
   }
 
   /** Partitions this node owns now, ascending. */

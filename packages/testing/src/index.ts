@@ -12,6 +12,12 @@ export {
   type NodeState,
   type TimedEvent,
 } from "./node-process.js";
+export {
+  type AskResult,
+  ShardingProcess,
+  type ShardingProcessOptions,
+  type ShardingState,
+} from "./sharding-process.js";
 export { SimBus, type SimBusOptions, SimEndpoint, seededRandom } from "./sim-bus.js";
 export { flushMicrotasks, VirtualClock } from "./virtual-clock.js";
 export type { WaitForOptions } from "./wait-for.js";

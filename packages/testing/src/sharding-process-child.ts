@@ -1,0 +1,65 @@
+// Child side of ShardingProcess: starts one Sharding node hosting the entity classes exported
+// as `entities` by the module named in argv, and answers the parent over IPC.
+import { Sharding, type ShardingOptions } from "@keyhold/actors";
+import { type ShardEvent, silentLogger } from "@keyhold/core";
+
+type Command =
+  | { cmd: "state"; req: number }
+  | { cmd: "ask"; req: number; type: string; key: string; handler: string; args: unknown[]; timeout?: number }
+  | { cmd: "close"; req: number };
+
+const send = (m: unknown) => process.send?.(m);
+const options = JSON.parse(process.argv[2] ?? "{}") as ShardingOptions;
+const entitiesModule = process.argv[3] ?? "";
+
+try {
+  const mod = (await import(entitiesModule)) as { entities: ShardingOptions["entities"] };
+  const sharding = await Sharding.start({ logger: silentLogger, ...options, entities: mod.entities ?? [] });
+  const byType = new Map((mod.entities ?? []).map((c) => [c.type, c]));
+  const state = () => ({
+    id: sharding.node.id,
+    members: sharding.node.members(),
+    owned: sharding.node.ownedPartitions(),
+    fenced: sharding.node.fenced,
+    stats: sharding.stats(),
+    handoffs: sharding.handoffs().length,
+  });
+  void (async () => {
+    for await (const event of sharding.node.events())
+      send({ type: "event", event: event as ShardEvent, at: Date.now() });
+  })();
+  process.on("message", async (m: Command) => {
+    if (m.cmd === "state") send({ type: "reply", req: m.req, value: state() });
+    else if (m.cmd === "ask") {
+      const cls = byType.get(m.type);
+      try {
+        if (!cls) throw new Error(`unknown type ${m.type}`);
+        const r = await sharding.ask(cls, m.key, m.handler, m.args, m.timeout ? { timeout: m.timeout } : {});
+        send({ type: "reply", req: m.req, value: { ok: true, result: r } });
+      } catch (err) {
+        const e = err as Error & { code?: string };
+        send({
+          type: "reply",
+          req: m.req,
+          value: { ok: false, name: e.name, code: e.code, message: e.message },
+        });
+      }
+    } else if (m.cmd === "close") {
+      const t0 = Date.now();
+      await sharding.close();
+      send({
+        type: "reply",
+        req: m.req,
+        value: { started: t0, finished: Date.now(), stats: sharding.stats() },
+      });
+      process.disconnect();
+      process.exit(0);
+    }
+  });
+  send({ type: "ready", ...state() });
+} catch (err) {
+  const e = err as Error & { code?: string };
+  send({ type: "error", name: e.name, code: e.code, message: e.message });
+  process.exitCode = 1;
+  setTimeout(() => process.exit(1), 50);
+}
