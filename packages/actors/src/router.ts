@@ -15,6 +15,8 @@ import {
 } from "./errors.js";
 import { assertSerializable, decodeReply, encode, isError, nodeSubject } from "./wire.js";
 
+class OwnerGone extends Error {}
+
 /** The outcome of handing a message to the local host. */
 export type LocalOutcome = { ok: true; result: unknown } | { ok: false; error: unknown } | { moved: true };
 
@@ -47,11 +49,52 @@ export interface RouterStats {
 export class Router {
   readonly #p: RouterParams;
   readonly #inflight = new Set<(err: ActorError) => void>();
+  // One shared promise per target that rejects when the target dies; no timer per ask.
+  readonly #watch = new Map<string, { promise: Promise<never>; reject: (err: OwnerGone) => void }>();
+  #watching: Promise<void> | undefined;
   #closed = false;
   readonly stats: RouterStats = { asks: 0, tells: 0, retries: 0, failed: 0 };
 
   constructor(params: RouterParams) {
     this.#p = params;
+  }
+
+  /**
+   * Rejects with OwnerGone when `target` drops out of the ring without a graceful leave (its
+   * lease expired: it crashed or was cut off). It will not answer, so waiting out the attempt
+   * timeout would only delay the retry at the new owner.
+   */
+  #whenGone(target: string): Promise<never> {
+    let set = this.#watch.get(target);
+    if (!set) {
+      set = { promise: undefined as unknown as Promise<never>, reject: () => {} };
+      const entry = set;
+      entry.promise = new Promise<never>((_, reject) => {
+        entry.reject = reject;
+      });
+      entry.promise.catch(() => {});
+      this.#watch.set(target, entry);
+      this.#ensureWatching();
+    }
+    return set.promise;
+  }
+
+  #ensureWatching(): void {
+    if (this.#watching) return;
+    this.#watching = (async () => {
+      for await (const e of this.#p.node.events()) {
+        if (e.type !== "members" || e.left.length === 0) continue;
+        const departed = new Set(this.#p.node.departed());
+        for (const id of e.left) {
+          if (departed.has(id)) continue; // a graceful leaver still answers what it took
+          const w = this.#watch.get(id);
+          if (w) {
+            this.#watch.delete(id);
+            w.reject(new OwnerGone());
+          }
+        }
+      }
+    })();
   }
 
   /** New asks and tells fail with ShardingClosedError from now on; asks under way go on. */
@@ -126,11 +169,13 @@ export class Router {
               this.#p.transport.request(nodeSubject(this.#p.cluster, owner), request, {
                 timeout: Math.max(1, Math.min(this.#p.attemptTimeoutMs, left)),
               }),
+              this.#whenGone(owner),
               stopped,
             ]);
           } catch (err) {
-            if (!(err instanceof RequestFailedError)) throw err;
-            problem = `${err.reason} from ${owner}`;
+            if (err instanceof OwnerGone) problem = `${owner} died`;
+            else if (!(err instanceof RequestFailedError)) throw err;
+            else problem = `${err.reason} from ${owner}`;
           }
           if (data !== undefined) {
             const reply = decodeReply(data);

@@ -235,7 +235,9 @@ export class Membership {
     for (const [id, at] of msg.left) this.#table.leave(id, at, now);
     for (const [id, at] of msg.leases) this.#table.observe(id, at, now);
     this.stats.syncsMerged++;
-    this.#syncedAt = now;
+    // A table that knows no live peer (say, from a peer still reconnecting itself) tells a
+    // rejoining node nothing it could not see alone.
+    if (msg.leases.some(([id]) => id !== p.id && this.#table.isLive(id, now))) this.#syncedAt = now;
     if (this.#started) this.#recompute();
   }
 
@@ -374,8 +376,10 @@ export class Membership {
    * at once: its peers' leases were swept while it was cut off, so until it hears from them it
    * is alone in its table and would own the whole ring next to the peers that already own it.
    * It waits for a lease table from a peer (asked for here; a reconnect asks too), or, when
-   * nobody answers, for one heartbeat interval with its path working, in which every live peer
-   * beats once. Our own echoes and beats re-run this check, so no timer is needed.
+   * nobody answers (its server's routes may not be back yet), for one TTL with its path
+   * working: by the lease rules, a peer silent that long is gone. Heartbeats heard meanwhile
+   * are in the table when it does unfence. Our own echoes and beats re-run this check, so no
+   * timer is needed.
    */
   #rejoined(now: number): boolean {
     const r = this.#rejoin;
@@ -384,7 +388,7 @@ export class Membership {
       r.since = now;
       void this.#sync(1000).catch(() => {});
     }
-    if (this.#syncedAt >= r.since || now - r.since >= this.#p.config.heartbeatMs) {
+    if (this.#syncedAt >= r.since || now - r.since >= this.#p.config.ttlMs) {
       this.#rejoin = undefined;
       return true;
     }

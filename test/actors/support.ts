@@ -1,0 +1,68 @@
+// Shared setup for multi-process entity tests: a NATS server, node processes hosting the
+// fixture entities, and a client in the test process.
+import { fileURLToPath } from "node:url";
+import { Sharding, type ShardingOptions } from "@keyhold/actors";
+import { silentLogger } from "@keyhold/core";
+import { ShardingProcess, type ShardingProcessOptions } from "@keyhold/testing";
+import { Counter } from "../fixtures/entities.js";
+
+export const ENTITIES = fileURLToPath(new URL("../fixtures/entities.ts", import.meta.url));
+export const LEASE = { heartbeatMs: 100, ttlMs: 400, skewMs: 200 } as const;
+
+export function nodeOptions(url: string, cluster: string, extra: Partial<ShardingProcessOptions> = {}) {
+  return { servers: url, cluster, ...LEASE, handoffTimeoutMs: 5000, ...extra };
+}
+
+export function spawnNode(url: string, cluster: string, extra: Partial<ShardingProcessOptions> = {}) {
+  return ShardingProcess.spawn(nodeOptions(url, cluster, extra), ENTITIES);
+}
+
+export function connectClient(url: string, cluster: string, extra: Partial<ShardingOptions> = {}) {
+  return Sharding.connect({
+    servers: url,
+    cluster,
+    ...LEASE,
+    entities: [Counter],
+    logger: silentLogger,
+    ...extra,
+  });
+}
+
+/**
+ * Sends increments to `keys` round-robin with `concurrency` asks in flight until stopped,
+ * counting acknowledged and failed asks per key.
+ */
+export function load(client: Sharding, keys: readonly string[], concurrency = 32) {
+  const acked = new Map<string, number>();
+  const attempted = new Map<string, number>();
+  const errors: string[] = [];
+  let stop = false;
+  let i = 0;
+  const worker = async () => {
+    while (!stop) {
+      const k = keys[i++ % keys.length]!;
+      attempted.set(k, (attempted.get(k) ?? 0) + 1);
+      try {
+        await client.ref(Counter, k).add(1);
+        acked.set(k, (acked.get(k) ?? 0) + 1);
+      } catch (err) {
+        errors.push(String(err));
+      }
+    }
+  };
+  const workers = Array.from({ length: concurrency }, worker);
+  return {
+    acked,
+    attempted,
+    errors,
+    get total() {
+      let n = 0;
+      for (const v of acked.values()) n += v;
+      return n;
+    },
+    async stop() {
+      stop = true;
+      await Promise.all(workers);
+    },
+  };
+}
