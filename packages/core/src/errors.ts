@@ -4,6 +4,7 @@
 export const CoreErrorCode = {
   InvalidOption: "KH_INVALID_OPTION",
   ConfigMismatch: "KH_CONFIG_MISMATCH",
+  DuplicateNodeId: "KH_DUPLICATE_NODE_ID",
   StartTimeout: "KH_START_TIMEOUT",
   Closed: "KH_CLOSED",
   InvalidArgument: "KH_INVALID_ARGUMENT",
@@ -55,6 +56,20 @@ export class ConfigMismatchError extends KeyholdError {
     this.name = "ConfigMismatchError";
     this.peer = peer;
     this.differences = differences;
+  }
+}
+
+/** Another live member already uses this node id. */
+export class DuplicateNodeIdError extends KeyholdError {
+  readonly nodeId: string;
+  constructor(nodeId: string, ttlMs: number) {
+    super(
+      CoreErrorCode.DuplicateNodeId,
+      `Refusing to join: node id ${JSON.stringify(nodeId)} is already live in the cluster. ` +
+        `Use another id, or, if it is this node's previous incarnation, wait ${ttlMs} ms for its lease to expire.`,
+    );
+    this.name = "DuplicateNodeIdError";
+    this.nodeId = nodeId;
   }
 }
 

@@ -2,7 +2,7 @@
 // member set recomputed whenever a lease is added, expires or is given up. Knows nothing of
 // partitions; ShardNode turns member sets into rings.
 import type { Clock } from "./clock.js";
-import { ConfigMismatchError, StartTimeoutError } from "./errors.js";
+import { ConfigMismatchError, DuplicateNodeIdError, StartTimeoutError } from "./errors.js";
 import { LeaseTable } from "./lease.js";
 import type { Logger } from "./logger.js";
 import { type ClusterConfig, diffConfig } from "./options.js";
@@ -111,11 +111,6 @@ export class Membership {
     const t = this.#p.transport;
     this.#subs.push(t.subscribe(this.#subjects.heartbeat, (m) => this.#onMessage(m.data)));
     this.#subs.push(t.subscribe(this.#subjects.leave, (m) => this.#onMessage(m.data)));
-    this.#subs.push(
-      t.subscribe(this.#subjects.sync, (m) => {
-        if (m.reply) this.#serveSync(m.data, m.reply);
-      }),
-    );
     this.#offStatus = t.onStatus((s) => {
       if (s === "reconnected" && !this.#closed) {
         this.#p.logger.info(`node ${this.#p.id}: NATS reconnected, resyncing membership`);
@@ -132,6 +127,17 @@ export class Membership {
       // Nobody answered: we are the first, or peers are slow; heartbeats will tell.
     }
     if (this.#startMismatch) throw this.#startMismatch;
+    // Before our first heartbeat, a live lease under our id belongs to someone else.
+    if (!this.#p.observer && this.#table.isLive(this.#p.id, this.#p.clock.now())) {
+      throw new DuplicateNodeIdError(this.#p.id, this.#p.config.ttlMs);
+    }
+    // Serve syncs only now: subscribed earlier, our own subscription would count as a
+    // responder and turn "nobody here yet" into a wait for the sync timeout.
+    this.#subs.push(
+      t.subscribe(this.#subjects.sync, (m) => {
+        if (m.reply) this.#serveSync(m.data, m.reply);
+      }),
+    );
 
     if (!this.#p.observer) {
       const seen = new Promise<void>((resolve) => {
@@ -162,7 +168,6 @@ export class Membership {
     this.#recompute();
   }
 
-  /** Announces a graceful leave (unless an observer) and stops all timers and subscriptions. */
   /**
    * Leaves the ring but keeps watching it: stops heartbeating, announces the leave (peers drop
    * this member at once), and from then on tracks the others like an observer. Used by layers

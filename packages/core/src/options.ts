@@ -11,7 +11,12 @@ export const DEFAULT_HEARTBEAT_MS = 2000;
 export const DEFAULT_TTL_MS = 6000;
 export const DEFAULT_SKEW_MS = 5000;
 export const DEFAULT_START_TIMEOUT_MS = 5000;
-export const MAX_RING_SIZE = 65536;
+/**
+ * Largest ringSize accepted. A ring is rebuilt synchronously on every membership change in
+ * O(members x ringSize) hashes (about 120 ms for 64 members x 4096 partitions here), so
+ * larger rings would stall the event loop for seconds.
+ */
+export const MAX_RING_SIZE = 4096;
 
 /** Ids and cluster names become NATS subject tokens, hence the narrow alphabet. */
 export const ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
@@ -155,11 +160,21 @@ export function parseOptions(options: ShardNodeOptions): ParsedOptions {
   );
   const startTimeoutMs = int("startTimeoutMs", o.startTimeoutMs, DEFAULT_START_TIMEOUT_MS, 1, 3_600_000);
   const clock = o.clock ?? systemClock;
-  if (typeof clock.now !== "function" || typeof clock.setTimeout !== "function") {
+  if (
+    typeof clock.now !== "function" ||
+    typeof clock.setTimeout !== "function" ||
+    typeof clock.clearTimeout !== "function"
+  ) {
     throw new InvalidOptionError("clock", "a Clock with now(), setTimeout() and clearTimeout()", clock);
   }
   const logger = o.logger ?? consoleLogger;
-  if (typeof logger.warn !== "function") throw new InvalidOptionError("logger", "a Logger", logger);
+  if (
+    !["debug", "info", "warn", "error"].every(
+      (m) => typeof (logger as unknown as Record<string, unknown>)[m] === "function",
+    )
+  ) {
+    throw new InvalidOptionError("logger", "a Logger with debug, info, warn and error methods", logger);
+  }
   return {
     servers,
     connection: o.connection,

@@ -345,3 +345,15 @@ function mulberry(seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
+
+describe("node ids", () => {
+  it("refuses to start a second node with the id of a live member", async () => {
+    const bus = setup();
+    await start(bus, "a");
+    await start(bus, "b");
+    await bus.clock.advance(HB);
+    const err = await start(bus, "a").catch((e: unknown) => e);
+    expect((err as Error).name).toBe("DuplicateNodeIdError");
+    expect((err as Error).message).toMatch(/already live/);
+  });
+});
