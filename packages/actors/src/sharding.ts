@@ -54,6 +54,8 @@ export interface HandoffInfo {
   readonly from: readonly string[];
   readonly ms: number;
   readonly records: number;
+  /** When it completed (the node's clock, ms since the epoch). */
+  readonly at: number;
 }
 
 export interface ShardingStats {
@@ -136,7 +138,7 @@ export class Sharding implements AsyncDisposable {
         clock: args.clock,
         logger: args.logger,
         onHandoff: (info) => {
-          this.#handoffs.push(info);
+          this.#handoffs.push({ ...info, at: args.clock.now() });
           if (this.#handoffs.length > 10_000) this.#handoffs.shift();
         },
       });

@@ -22,7 +22,7 @@ try {
     owned: sharding.node.ownedPartitions(),
     fenced: sharding.node.fenced,
     stats: sharding.stats(),
-    handoffs: sharding.handoffs().length,
+    handoffs: sharding.handoffs(),
   });
   void (async () => {
     for await (const event of sharding.node.events())

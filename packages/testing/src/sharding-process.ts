@@ -1,6 +1,6 @@
 // A Sharding node in its own OS process, driven over IPC: for multi-process entity tests and
 // demos that kill nodes with SIGKILL.
-import type { ShardingOptions, ShardingStats } from "@keyhold/actors";
+import type { HandoffInfo, ShardingOptions, ShardingStats } from "@keyhold/actors";
 import { childEntry, type RunningChild, spawnTs } from "./child.js";
 import { ChildStartError, type TimedEvent } from "./node-process.js";
 
@@ -16,7 +16,8 @@ export interface ShardingState {
   readonly owned: number[];
   readonly fenced: boolean;
   readonly stats: ShardingStats;
-  readonly handoffs: number;
+  /** Completed hand-offs on this node (acquire to serving), oldest first. */
+  readonly handoffs: readonly HandoffInfo[];
 }
 
 export type AskResult =
