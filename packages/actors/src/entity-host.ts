@@ -23,6 +23,8 @@ export interface Slot {
   /** The state while no instance is live (the instance holds it otherwise). */
   state: unknown;
   version: number;
+  /** The durable store's revision of this entity, when a store is configured. */
+  revision: number | undefined;
   instance: Entity<unknown> | undefined;
   queue: Envelope[] | undefined;
   running: boolean;
@@ -39,6 +41,13 @@ export interface HostParams {
   readonly clock: Clock;
   readonly logger: Logger;
   readonly nodeId: string;
+  /** Loads durable state into the slot before activation (a store is configured). */
+  readonly load?: ((slot: Slot) => Promise<void>) | undefined;
+  /**
+   * Makes a handled message durable (store write, replica quorum) before its caller is
+   * answered; undefined when the entity type needs neither. A rejection fails the message.
+   */
+  readonly afterHandle?: ((slot: Slot) => Promise<void> | undefined) | undefined;
 }
 
 export interface HostStats {
@@ -92,6 +101,7 @@ export class EntityHost {
         partition,
         state: undefined,
         version: 0,
+        revision: undefined,
         instance: undefined,
         queue: undefined,
         running: false,
@@ -135,9 +145,15 @@ export class EntityHost {
       const q = slot.queue!;
       while (q.length > 0) {
         const env = q.shift()!;
-        const inst = slot.instance!;
+        const inst = slot.instance;
+        if (inst === undefined) {
+          // The entity was given up (its durable write was refused): the rest go back to routing.
+          env.done(this.#givenUp ?? new Error("entity given up"));
+          continue;
+        }
         slot.lastUsed = this.#p.clock.now();
         let result: unknown;
+        let failure: unknown;
         try {
           const fn = (inst as unknown as Record<string, (...a: unknown[]) => unknown>)[env.h]!;
           result = fn.apply(inst, env.a as unknown[]);
@@ -149,12 +165,24 @@ export class EntityHost {
             result = await result;
           }
         } catch (err) {
-          slot.version++;
+          failure = asHandlerError(err);
           this.stats.handlerErrors++;
-          env.done(asHandlerError(err));
+        }
+        // The handler may have changed state even when it threw.
+        slot.version++;
+        const durable = this.#p.afterHandle?.(slot);
+        if (durable) {
+          try {
+            await durable;
+          } catch (err) {
+            env.done(err);
+            continue;
+          }
+        }
+        if (failure !== undefined) {
+          env.done(failure);
           continue;
         }
-        slot.version++;
         this.stats.handled++;
         try {
           assertSerializable(result, `the result of ${slot.def.type}.${env.h}`, "result");
@@ -187,6 +215,7 @@ export class EntityHost {
   }
 
   async #activate(slot: Slot): Promise<void> {
+    if (this.#p.load) await this.#p.load(slot);
     const inst = new slot.def.cls();
     inst.key = slot.key;
     inst.state = slot.version === 0 && slot.state === undefined ? inst.initialState() : slot.state;
@@ -333,6 +362,21 @@ export class EntityHost {
     else slot.state = rec.s;
     slot.version = rec.ver;
     return slot;
+  }
+
+  #givenUp: unknown;
+
+  /**
+   * Drops an entity's instance and state without passivating it (another node owns it now,
+   * as its durable write just showed); messages still queued fail with `reason`.
+   */
+  giveUp(slot: Slot, reason: unknown): void {
+    this.#givenUp = reason;
+    this.#active.delete(slot);
+    slot.instance = undefined;
+    slot.state = undefined;
+    slot.version = 0;
+    slot.revision = undefined;
   }
 
   /** Stops the idle sweep. */

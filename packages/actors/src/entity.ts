@@ -28,7 +28,15 @@ export abstract class Entity<S = unknown> {
 export interface EntityClass<E extends Entity<unknown> = Entity<unknown>> {
   new (): E;
   readonly type: string;
+  /**
+   * Copies of each entity's state: the primary plus `replicas - 1` warm standbys on the next
+   * owners in HRW order. @default 1 (not replicated)
+   */
+  readonly replicas?: number;
 }
+
+/** Most copies an entity type may ask for. */
+export const MAX_REPLICAS = 7;
 
 // biome-ignore lint/suspicious/noExplicitAny: handler signatures are arbitrary
 type AnyFn = (...args: any[]) => unknown;
@@ -78,6 +86,7 @@ export interface EntityDefinition {
   readonly type: string;
   readonly cls: EntityClass;
   readonly handlers: ReadonlySet<string>;
+  readonly replicas: number;
 }
 
 /** Validates an entity class and lists its handlers (public methods up to Entity). */
@@ -101,12 +110,18 @@ export function defineEntity(cls: EntityClass): EntityDefinition {
       if (d && typeof d.value === "function") handlers.add(name);
     }
   }
+  const replicas = cls.replicas ?? 1;
+  if (!Number.isInteger(replicas) || replicas < 1 || replicas > MAX_REPLICAS) {
+    throw new InvalidEntityError(
+      `Entity class ${cls.name} (${type}): \`static replicas\` must be an integer from 1 to ${MAX_REPLICAS}, got ${String(replicas)}`,
+    );
+  }
   if (handlers.size === 0)
     throw new InvalidEntityError(`Entity class ${cls.name} (${type}) has no handler methods`);
   if (typeof cls.prototype.initialState !== "function") {
     throw new InvalidEntityError(`Entity class ${cls.name} (${type}) must implement initialState()`);
   }
-  return { type, cls, handlers };
+  return { type, cls, handlers, replicas };
 }
 
 /** Validates an entity key: a non-empty string of at most 1024 UTF-16 units. */

@@ -15,6 +15,9 @@ export const ActorErrorCode = {
   InvalidRequest: "KH_INVALID_REQUEST",
   InvalidEntity: "KH_INVALID_ENTITY",
   ShardingClosed: "KH_SHARDING_CLOSED",
+  QuorumUnavailable: "KH_QUORUM_UNAVAILABLE",
+  StoreFailed: "KH_STORE_FAILED",
+  StoreConflict: "KH_STORE_CONFLICT",
 } as const;
 export type ActorErrorCode = (typeof ActorErrorCode)[keyof typeof ActorErrorCode];
 
@@ -179,9 +182,46 @@ export function fromWireError(e: WireError, target: ErrorTarget): ActorError {
     }
     case ActorErrorCode.InvalidRequest:
       return new InvalidRequestError(e.message);
+    case ActorErrorCode.QuorumUnavailable:
+      return new QuorumError(e.message);
+    case ActorErrorCode.StoreFailed:
+      return new StoreError(e.message);
+    case ActorErrorCode.StoreConflict:
+      return new StoreConflictError(target.type, target.key);
     case ActorErrorCode.HandlerFailed:
       return new HandlerError(e.message, e.name ?? "Error", e.details);
     default:
       return new ActorError(e.code, e.message);
+  }
+}
+
+/** A replicated write did not reach its write quorum; it may or may not have been applied. */
+export class QuorumError extends ActorError {
+  constructor(message: string) {
+    super(ActorErrorCode.QuorumUnavailable, message, { retryable: true });
+    this.name = "QuorumError";
+  }
+}
+
+/** The durable store failed (unreachable, timed out); the write may not be stored. */
+export class StoreError extends ActorError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(ActorErrorCode.StoreFailed, message, { retryable: true, ...options });
+    this.name = "StoreError";
+  }
+}
+
+/**
+ * The store holds a newer revision than this node last saw: another node owns the entity now
+ * (or did meanwhile). This node drops its copy; a retry reaches the current owner.
+ */
+export class StoreConflictError extends ActorError {
+  constructor(type: string, key: string) {
+    super(
+      ActorErrorCode.StoreConflict,
+      `The stored state of ${type}/${key} was written by another node since this one loaded it; this node gave the entity up`,
+      { retryable: true },
+    );
+    this.name = "StoreConflictError";
   }
 }

@@ -13,6 +13,7 @@
 import { type Clock, type Logger, RequestFailedError, type ShardNode, type Transport } from "@keyhold/core";
 import type { EntityDefinition } from "./entity.js";
 import type { EntityHost, Slot } from "./entity-host.js";
+import type { Replicator } from "./replication.js";
 import { decodeReply, type EntityRecord, encode, isError, nodeSubject } from "./wire.js";
 
 type PartState =
@@ -52,6 +53,8 @@ export interface HandoffParams {
   readonly attemptTimeoutMs: number;
   /** Most messages buffered per pending partition. */
   readonly bufferLimit: number;
+  /** Replica copies this node holds (when some entity type is replicated). */
+  readonly replicator?: Replicator | undefined;
   readonly clock: Clock;
   readonly logger: Logger;
   /** Reports how long each completed hand-off took (acquire to ready). */
@@ -141,11 +144,16 @@ export class PartitionTable {
         this.#outbox.delete(p);
         records += this.#installAll(p, mine.recs, eager);
       }
+      // Copies this node kept as a replica: the warm standby becomes the primary.
+      const copies = this.#p.replicator?.takeCopies(p);
+      if (copies && copies.length > 0) records += this.#installAll(p, copies, eager);
       const targets = peers.filter((m) => m !== this.#p.nodeId);
       if (targets.length > 0) records += await this.#pull(p, targets, eager);
       this.#parts.set(p, { s: "ready" });
       for (const slot of eager) this.#p.host.activate(slot);
       for (const retry of st.buffer) retry();
+      // Back to N copies: the replicas of this partition may be new to it.
+      if (this.#p.replicator) void this.refill(p);
       this.#p.onHandoff?.({ partition: p, from: targets, ms: this.#p.clock.now() - started, records });
     });
   }
@@ -299,10 +307,31 @@ export class PartitionTable {
     else if (st !== undefined) return wait();
     if (this.#parts.has(p) || ring().ownerOfPartition(p) === self) return wait();
     const ob = this.#outbox.get(p);
-    if (!ob || ob.recs.length === 0) return reply(encode({ v: 1, k: "states", p, status: "ok", recs: [] }));
+    // Replica copies are copies, not moves: anyone may read them (read repair).
+    const copies = this.#p.replicator?.copiesOf(p) ?? [];
+    if (!ob || ob.recs.length === 0)
+      return reply(encode({ v: 1, k: "states", p, status: "ok", recs: copies }));
     // Views converge within a heartbeat; until ours names the asker, it may not be the owner.
     if (ring().ownerOfPartition(p) !== from) return wait();
-    reply(encode({ v: 1, k: "states", p, status: "ok", recs: ob.recs }));
+    reply(encode({ v: 1, k: "states", p, status: "ok", recs: [...ob.recs, ...copies] }));
+  }
+
+  /** Sends the records of `p` (if this node serves it) to the partition's current replicas. */
+  refill(p: number): Promise<void> {
+    const replicator = this.#p.replicator;
+    if (!replicator) return Promise.resolve();
+    return this.#chain(p, async () => {
+      if (this.#parts.get(p)?.s !== "ready") return;
+      const recs = this.#p.host.slotsOf(p).map((s) => this.#p.host.record(s));
+      await replicator.refill(p, recs);
+    });
+  }
+
+  /** Partitions this node serves. */
+  readyPartitions(): number[] {
+    const out: number[] = [];
+    for (const [p, st] of this.#parts) if (st.s === "ready") out.push(p);
+    return out;
   }
 
   /** The new owner installed `p`'s records: forget them. */

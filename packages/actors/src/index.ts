@@ -1,7 +1,7 @@
 // @keyhold/actors: entities on top of @keyhold/core — one live instance per key, routed by key.
 
 export type { AskOptions, EntityClass, EntityRef, HandlerName } from "./entity.js";
-export { Entity } from "./entity.js";
+export { Entity, MAX_REPLICAS } from "./entity.js";
 export type { WireError } from "./errors.js";
 export {
   AbortedError,
@@ -14,10 +14,14 @@ export {
   MailboxFullError,
   NoLiveMemberError,
   NotSerializableError,
+  QuorumError,
   ShardingClosedError,
+  StoreConflictError,
+  StoreError,
   UnknownEntityTypeError,
   UnknownHandlerError,
 } from "./errors.js";
+export { type NatsKvStoreOptions, natsKvStore } from "./kv-store.js";
 export type { ShardingOptions } from "./options.js";
 export {
   DEFAULT_ASK_TIMEOUT_MS,
@@ -30,6 +34,10 @@ export {
   DEFAULT_MAILBOX_SIZE,
   DEFAULT_MAX_ACTIVE,
 } from "./options.js";
+export type { ReplicationStats, WriteQuorum } from "./replication.js";
+export { majorityReplicas } from "./replication.js";
 export type { HandoffInfo, ShardingStats } from "./sharding.js";
 export { Sharding } from "./sharding.js";
+export type { StateStore, StoredState, StoreFactory } from "./store.js";
+export { MemoryStore, memoryStore } from "./store.js";
 export { ACTOR_WIRE_VERSION, nodeSubject } from "./wire.js";

@@ -1,6 +1,8 @@
 // Sharding options: defaults, and the one place they are validated.
 import { InvalidOptionError, type ShardNodeOptions } from "@keyhold/core";
 import type { EntityClass } from "./entity.js";
+import type { WriteQuorum } from "./replication.js";
+import type { StoreFactory } from "./store.js";
 
 export const DEFAULT_ASK_TIMEOUT_MS = 10_000;
 export const DEFAULT_ATTEMPT_TIMEOUT_MS = 3_000;
@@ -34,6 +36,18 @@ export interface ShardingOptions extends Omit<ShardNodeOptions, "observer"> {
   readonly dedupeWindowMs?: number;
   /** Most remembered ask ids; the oldest are forgotten first. @default 100000 */
   readonly dedupeMaxEntries?: number;
+  /**
+   * Durable state: loaded on activation, written through before each answer, conditional on
+   * the last revision seen. `natsKvStore({ bucket })` or `memoryStore()`. @default none
+   */
+  readonly store?: StoreFactory;
+  /**
+   * Acknowledgements a replicated write waits for: "all" = every live replica and at least a
+   * majority of the copies; "majority" = a majority of the copies. @default "all"
+   */
+  readonly writeQuorum?: WriteQuorum;
+  /** How long a write waits for one replica's acknowledgement. @default attemptTimeoutMs */
+  readonly replicationTimeoutMs?: number;
 }
 
 export interface ParsedShardingOptions {
@@ -47,6 +61,9 @@ export interface ParsedShardingOptions {
   readonly handoffTimeoutMs: number;
   readonly dedupeWindowMs: number;
   readonly dedupeMaxEntries: number;
+  readonly store: StoreFactory | undefined;
+  readonly writeQuorum: WriteQuorum;
+  readonly replicationTimeoutMs: number;
 }
 
 function int(name: string, value: unknown, def: number, min: number, max: number): number {
@@ -63,10 +80,33 @@ export function parseShardingOptions(o: ShardingOptions): ParsedShardingOptions 
   const entities = o.entities ?? [];
   if (!Array.isArray(entities))
     throw new InvalidOptionError("entities", "an array of entity classes", entities);
+  if (
+    o.store !== undefined &&
+    (typeof o.store !== "object" || o.store === null || typeof o.store.open !== "function")
+  ) {
+    throw new InvalidOptionError(
+      "store",
+      "a store factory such as natsKvStore({ bucket }) or memoryStore()",
+      o.store,
+    );
+  }
+  if (o.writeQuorum !== undefined && o.writeQuorum !== "all" && o.writeQuorum !== "majority") {
+    throw new InvalidOptionError("writeQuorum", '"all" or "majority"', o.writeQuorum);
+  }
+  const attemptTimeoutMs = int(
+    "attemptTimeoutMs",
+    o.attemptTimeoutMs,
+    DEFAULT_ATTEMPT_TIMEOUT_MS,
+    1,
+    3_600_000,
+  );
   return {
     entities,
+    store: o.store,
+    writeQuorum: o.writeQuorum ?? "all",
+    replicationTimeoutMs: int("replicationTimeoutMs", o.replicationTimeoutMs, attemptTimeoutMs, 1, 3_600_000),
     askTimeoutMs: int("askTimeoutMs", o.askTimeoutMs, DEFAULT_ASK_TIMEOUT_MS, 1, 3_600_000),
-    attemptTimeoutMs: int("attemptTimeoutMs", o.attemptTimeoutMs, DEFAULT_ATTEMPT_TIMEOUT_MS, 1, 3_600_000),
+    attemptTimeoutMs,
     mailboxSize: int("mailboxSize", o.mailboxSize, DEFAULT_MAILBOX_SIZE, 1, 10_000_000),
     concurrency: int("concurrency", o.concurrency, DEFAULT_CONCURRENCY, 1, 1_000_000),
     idleMs: int("idleMs", o.idleMs, DEFAULT_IDLE_MS, 0, 86_400_000 * 30),

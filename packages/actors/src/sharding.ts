@@ -25,18 +25,21 @@ import {
   type EntityRef,
   isValidEntityKey,
 } from "./entity.js";
-import { EntityHost, type HostStats } from "./entity-host.js";
+import { EntityHost, type HostStats, type Slot } from "./entity-host.js";
 import {
   InvalidEntityError,
   InvalidRequestError,
   MailboxFullError,
+  StoreConflictError,
   toWireError,
   UnknownEntityTypeError,
   UnknownHandlerError,
 } from "./errors.js";
 import { type HandoffStats, PartitionTable } from "./handoff.js";
 import { type ParsedShardingOptions, parseShardingOptions, type ShardingOptions } from "./options.js";
+import { Replicator } from "./replication.js";
 import { type LocalOutcome, Router, type RouterStats } from "./router.js";
+import type { StateStore } from "./store.js";
 import {
   type AskMessage,
   assertSerializable,
@@ -62,6 +65,14 @@ export interface ShardingStats {
   readonly router: Readonly<RouterStats>;
   readonly host: Readonly<HostStats> & { readonly active: number; readonly known: number };
   readonly handoff: Readonly<HandoffStats> & { readonly outbox: number };
+  readonly replication: {
+    readonly writes: number;
+    readonly quorumFailures: number;
+    readonly copiesIn: number;
+    readonly copiesStale: number;
+    readonly refills: number;
+    readonly copies: number;
+  };
   readonly requests: {
     readonly served: number;
     readonly redirected: number;
@@ -88,6 +99,8 @@ export class Sharding implements AsyncDisposable {
   readonly #host: EntityHost | undefined;
   readonly #parts: PartitionTable | undefined;
   readonly #dedupe: DedupeCache;
+  readonly #store: StateStore | undefined;
+  #replicator: Replicator | undefined;
   readonly #handoffs: HandoffInfo[] = [];
   #sub: TransportSubscription | undefined;
   #events: Promise<void> | undefined;
@@ -104,8 +117,10 @@ export class Sharding implements AsyncDisposable {
     ownsTransport: boolean;
     clock: Clock;
     logger: Logger;
+    store: StateStore | undefined;
   }) {
     this.node = args.node;
+    this.#store = args.store;
     this.client = args.client;
     this.#opts = args.opts;
     this.#defs = args.defs;
@@ -116,6 +131,21 @@ export class Sharding implements AsyncDisposable {
     this.#dedupe = new DedupeCache(args.opts.dedupeWindowMs, args.opts.dedupeMaxEntries);
     const cluster = args.node.cluster;
     if (!args.client) {
+      const replicated = [...args.defs.values()].some((d) => d.replicas > 1);
+      if (replicated) {
+        this.#replicator = new Replicator({
+          node: args.node,
+          transport: args.transport,
+          cluster,
+          nodeId: args.node.id,
+          clock: args.clock,
+          logger: args.logger,
+          timeoutMs: args.opts.replicationTimeoutMs,
+          quorum: args.opts.writeQuorum,
+          replicasOf: (t) => args.defs.get(t)?.replicas ?? 1,
+          orphanGraceMs: args.opts.handoffTimeoutMs * 2,
+        });
+      }
       this.#host = new EntityHost({
         mailboxSize: args.opts.mailboxSize,
         concurrency: args.opts.concurrency,
@@ -124,6 +154,8 @@ export class Sharding implements AsyncDisposable {
         clock: args.clock,
         logger: args.logger,
         nodeId: args.node.id,
+        load: args.store ? (slot) => this.#load(slot) : undefined,
+        afterHandle: args.store || replicated ? (slot) => this.#persist(slot) : undefined,
       });
       this.#parts = new PartitionTable({
         node: args.node,
@@ -135,6 +167,7 @@ export class Sharding implements AsyncDisposable {
         handoffTimeoutMs: args.opts.handoffTimeoutMs,
         attemptTimeoutMs: args.opts.attemptTimeoutMs,
         bufferLimit: args.opts.mailboxSize * 16,
+        replicator: this.#replicator,
         clock: args.clock,
         logger: args.logger,
         onHandoff: (info) => {
@@ -218,6 +251,7 @@ export class Sharding implements AsyncDisposable {
     };
     let sharding: Sharding | undefined;
     let sub: TransportSubscription | undefined;
+    let store: StateStore | undefined;
     // Requests that arrive before construction finishes are dropped: senders retry.
     const onRequest = (data: Uint8Array, reply: string | undefined) => sharding?.handleRequest(data, reply);
     try {
@@ -226,8 +260,11 @@ export class Sharding implements AsyncDisposable {
         sub = transport.subscribe(nodeSubject(options.cluster, nodeId), (m) => onRequest(m.data, m.reply));
         await transport.flush();
       }
+      const connection = transport instanceof NatsTransport ? transport.connection : undefined;
+      store = client ? undefined : await opts.store?.open({ connection });
       const node = await ShardNode.start(nodeOptions);
       sharding = new Sharding({
+        store,
         node,
         client,
         opts,
@@ -245,6 +282,7 @@ export class Sharding implements AsyncDisposable {
       return sharding;
     } catch (err) {
       sub?.unsubscribe();
+      await store?.close().catch(() => {});
       if (ownsTransport) await transport.close().catch(() => {});
       throw err;
     }
@@ -310,7 +348,12 @@ export class Sharding implements AsyncDisposable {
           this.#host!.enqueue(slot, {
             h,
             a: args,
-            done: (err, r) => (err === undefined ? resolve(r) : reject(err)),
+            done: (err, r) => {
+              if (err === undefined) resolve(r);
+              // The store refused the write (another node owns the entity): route it again.
+              else if (err instanceof StoreConflictError) resolve(this.#router.ask(d.type, key, h, args, {}));
+              else reject(err);
+            },
           });
         });
       }
@@ -323,6 +366,54 @@ export class Sharding implements AsyncDisposable {
     const d = "handlers" in def ? def : (this.#defs.get(def.type) ?? defineEntity(def));
     if (!d.handlers.has(h)) throw new UnknownHandlerError(d.type, h);
     this.#router.tell(d.type, key, h, args);
+  }
+
+  /** Loads the stored state of an entity before it activates (a store is configured). */
+  async #load(slot: Slot): Promise<void> {
+    const stored = await this.#store!.load(slot.def.type, slot.key);
+    // The store holds every acknowledged write; a local copy is newer only if a write failed.
+    if (stored && stored.version >= slot.version) {
+      slot.state = stored.state;
+      slot.version = stored.version;
+    }
+    slot.revision = stored?.revision;
+  }
+
+  /**
+   * Makes a handled message durable before its caller hears of it: written to the store (at
+   * the revision this node last saw) and copied to the replica quorum. Undefined when the
+   * entity type needs neither.
+   */
+  #persist(slot: Slot): Promise<void> | undefined {
+    const store = this.#store;
+    const replicate = slot.def.replicas > 1 && this.#replicator !== undefined;
+    if (!store && !replicate) return undefined;
+    const state = slot.instance ? slot.instance.state : slot.state;
+    assertSerializable(state, `the state of ${slot.def.type}/${slot.key}`, "state");
+    const tasks: Promise<unknown>[] = [];
+    if (store) {
+      tasks.push(
+        store.save(slot.def.type, slot.key, state, slot.version, slot.revision).then(
+          (rev) => {
+            slot.revision = rev;
+          },
+          (err: unknown) => {
+            // Someone else wrote since we loaded: they own it. Give it up; routing retries.
+            if (err instanceof StoreConflictError) this.#host!.giveUp(slot, err);
+            throw err;
+          },
+        ),
+      );
+    }
+    if (replicate) {
+      tasks.push(
+        this.#replicator!.write(
+          { t: slot.def.type, key: slot.key, s: state, ver: slot.version, act: true },
+          slot.partition,
+        ),
+      );
+    }
+    return Promise.all(tasks).then(() => {});
   }
 
   /** Hands a message to this node's host when it owns and serves the key. */
@@ -346,7 +437,14 @@ export class Sharding implements AsyncDisposable {
       this.#host!.enqueue(slot, {
         h,
         a: args,
-        done: (err, r) => done(err === undefined ? { ok: true, result: r } : { ok: false, error: err }),
+        done: (err, r) =>
+          done(
+            err === undefined
+              ? { ok: true, result: r }
+              : err instanceof StoreConflictError
+                ? { moved: true } // not applied: the store refused it; the sender retries
+                : { ok: false, error: err },
+          ),
       });
     } else if (st === "releasing") done({ moved: true });
     else if (!this.#parts!.buffer(p, retry))
@@ -382,6 +480,14 @@ export class Sharding implements AsyncDisposable {
         return;
       case "ack":
         this.#parts?.ack(msg.p);
+        return;
+      case "rep":
+        if (!this.#replicator) {
+          this.#req.malformed++;
+          return;
+        }
+        this.#replicator.receive(msg.p, msg.recs);
+        respond(encode({ v: 1, k: "repok", n: msg.recs.length }));
         return;
     }
   }
@@ -450,6 +556,11 @@ export class Sharding implements AsyncDisposable {
         peers = [...new Set([...e.members, ...departed.keys(), ...this.node.departed()])].filter(
           (m) => m !== self,
         );
+        if (this.#replicator) {
+          // The replica sets of partitions we serve may have changed: top them up.
+          this.#replicator.prune();
+          for (const p of parts.readyPartitions()) void parts.refill(p);
+        }
       } else if (e.type === "acquired") {
         parts.acquire(e.partition, peers);
       } else if (e.type === "released") {
@@ -487,6 +598,16 @@ export class Sharding implements AsyncDisposable {
           malformed: 0,
         }),
         outbox: this.#parts?.outboxSize ?? 0,
+      },
+      replication: {
+        ...(this.#replicator?.stats ?? {
+          writes: 0,
+          quorumFailures: 0,
+          copiesIn: 0,
+          copiesStale: 0,
+          refills: 0,
+        }),
+        copies: this.#replicator?.copyCount ?? 0,
       },
       requests: { ...this.#req },
     };
@@ -538,6 +659,7 @@ export class Sharding implements AsyncDisposable {
       this.#clock.clearTimeout(this.#outboxTimer);
       this.#host?.close();
       this.#sub?.unsubscribe();
+      await this.#store?.close().catch(() => {});
       if (this.#ownsTransport) await this.#transport.close();
     })();
     return this.#closing;

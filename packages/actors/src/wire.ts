@@ -38,7 +38,16 @@ export interface AckMessage {
   readonly from: string;
 }
 
-export type InboundRequest = AskMessage | PullMessage | AckMessage;
+/** Copies of entity records, from a primary to a replica (one write, or a refill). */
+export interface ReplicateMessage {
+  readonly v: 1;
+  readonly k: "rep";
+  readonly p: number;
+  readonly from: string;
+  readonly recs: readonly EntityRecord[];
+}
+
+export type InboundRequest = AskMessage | PullMessage | AckMessage | ReplicateMessage;
 
 /** One entity's state as it moves between nodes. */
 export interface EntityRecord {
@@ -55,6 +64,7 @@ export type Reply =
   | { readonly v: 1; readonly k: "ok"; readonly r: unknown }
   | { readonly v: 1; readonly k: "err"; readonly e: WireError }
   | { readonly v: 1; readonly k: "moved"; readonly owner: string | null }
+  | { readonly v: 1; readonly k: "repok"; readonly n: number }
   /** Answer to a pull: `wait` while the old owner still owns or is draining the partition. */
   | {
       readonly v: 1;
@@ -107,9 +117,36 @@ export function decodeRequest(data: Uint8Array): Decoded<InboundRequest> {
       if (!isNat(m.p, 65535)) return { error: "bad partition" };
       if (!isId(m.from)) return { error: "bad sender" };
       return { v: 1, k: m.k, p: m.p, from: m.from };
+    case "rep": {
+      if (!isNat(m.p, 65535)) return { error: "bad partition" };
+      if (!isId(m.from)) return { error: "bad sender" };
+      const recs = decodeRecords(m.recs);
+      if (recs === undefined) return { error: "bad records" };
+      return { v: 1, k: "rep", p: m.p, from: m.from, recs };
+    }
     default:
       return { error: "unknown kind" };
   }
+}
+
+/** Validated entity records, or undefined when any is malformed. */
+function decodeRecords(x: unknown): EntityRecord[] | undefined {
+  if (!Array.isArray(x) || x.length > 1_000_000) return undefined;
+  const recs: EntityRecord[] = [];
+  for (const r of x as unknown[]) {
+    if (
+      !isObj(r) ||
+      !isId(r.t) ||
+      typeof r.key !== "string" ||
+      r.key.length === 0 ||
+      r.key.length > MAX_KEY
+    ) {
+      return undefined;
+    }
+    if (!isNat(r.ver, Number.MAX_SAFE_INTEGER) || typeof r.act !== "boolean") return undefined;
+    recs.push({ t: r.t, key: r.key, s: r.s, ver: r.ver, act: r.act });
+  }
+  return recs;
 }
 
 /** Decodes and validates a reply; never throws. */
@@ -143,26 +180,14 @@ export function decodeReply(data: Uint8Array): Decoded<Reply> {
       if (m.owner !== null && !isId(m.owner)) return { error: "bad owner" };
       return { v: 1, k: "moved", owner: m.owner };
     case "states": {
-      if (!isNat(m.p, 65535) || (m.status !== "ok" && m.status !== "wait") || !Array.isArray(m.recs)) {
-        return { error: "bad states" };
-      }
-      const recs: EntityRecord[] = [];
-      for (const r of m.recs as unknown[]) {
-        if (
-          !isObj(r) ||
-          !isId(r.t) ||
-          typeof r.key !== "string" ||
-          r.key.length === 0 ||
-          r.key.length > MAX_KEY
-        ) {
-          return { error: "bad record" };
-        }
-        if (!isNat(r.ver, Number.MAX_SAFE_INTEGER) || typeof r.act !== "boolean")
-          return { error: "bad record" };
-        recs.push({ t: r.t, key: r.key, s: r.s, ver: r.ver, act: r.act });
-      }
+      if (!isNat(m.p, 65535) || (m.status !== "ok" && m.status !== "wait")) return { error: "bad states" };
+      const recs = decodeRecords(m.recs);
+      if (recs === undefined) return { error: "bad record" };
       return { v: 1, k: "states", p: m.p, status: m.status, recs };
     }
+    case "repok":
+      if (!isNat(m.n, 1_000_000)) return { error: "bad repok" };
+      return { v: 1, k: "repok", n: m.n };
     default:
       return { error: "unknown kind" };
   }

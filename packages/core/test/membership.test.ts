@@ -359,17 +359,20 @@ describe("node ids", () => {
 });
 
 describe("cut off at any heartbeat phase", () => {
-  it.each([10, 30, 50, 70, 90])("a node cut off %i ms into the beat never acquires its peers' partitions", async (phase) => {
-    const bus = setup();
-    const b = await start(bus, "b");
-    await bus.clock.advance(phase);
-    const a = await start(bus, "a");
-    await bus.clock.advance(300);
-    const cut = a.events.length;
-    a.ep.disconnect();
-    for (let t = 0; t < 900; t += 5) await bus.clock.advance(5);
-    expect(a.node.fenced).toBe(true);
-    expect(a.events.slice(cut).filter((e) => e.type === "acquired")).toEqual([]);
-    expect(b.node.ownedPartitions()).toHaveLength(64);
-  });
+  it.each([10, 30, 50, 70, 90])(
+    "a node cut off %i ms into the beat never acquires its peers' partitions",
+    async (phase) => {
+      const bus = setup();
+      const b = await start(bus, "b");
+      await bus.clock.advance(phase);
+      const a = await start(bus, "a");
+      await bus.clock.advance(300);
+      const cut = a.events.length;
+      a.ep.disconnect();
+      for (let t = 0; t < 900; t += 5) await bus.clock.advance(5);
+      expect(a.node.fenced).toBe(true);
+      expect(a.events.slice(cut).filter((e) => e.type === "acquired")).toEqual([]);
+      expect(b.node.ownedPartitions()).toHaveLength(64);
+    },
+  );
 });

@@ -1,0 +1,114 @@
+// Durable entity state in a NATS JetStream key-value bucket. Each entity is one key,
+// `<type>.<base64url(key)>`; its value is msgpack { s, ver }. Saves are `create` (first write)
+// or `update` at the last seen revision, so a stale owner's write is refused by the server.
+
+import { InvalidOptionError } from "@keyhold/core";
+import { type KV, Kvm } from "@nats-io/kv";
+import type { NatsConnection } from "@nats-io/nats-core";
+import { Packr } from "msgpackr";
+import { StoreConflictError, StoreError } from "./errors.js";
+import type { StateStore, StoredState, StoreFactory } from "./store.js";
+
+const packr = new Packr({ useRecords: false, mapsAsObjects: true });
+
+export interface NatsKvStoreOptions {
+  /** Bucket name: letters, digits, `_`, `-`. Created when missing. */
+  readonly bucket: string;
+  /** Copies of the bucket in a NATS cluster (JetStream replicas, 1..5). @default 1 */
+  readonly replicas?: number;
+  /** How long one store call may take. @default 5000 */
+  readonly timeoutMs?: number;
+}
+
+/** A StoreFactory for a JetStream KV bucket on Sharding's own NATS connection. */
+export function natsKvStore(options: NatsKvStoreOptions): StoreFactory {
+  if (!options || typeof options.bucket !== "string" || !/^[A-Za-z0-9_-]{1,64}$/.test(options.bucket)) {
+    throw new InvalidOptionError("store.bucket", "1-64 letters, digits, `_` or `-`", options?.bucket);
+  }
+  const replicas = options.replicas ?? 1;
+  if (!Number.isInteger(replicas) || replicas < 1 || replicas > 5) {
+    throw new InvalidOptionError("store.replicas", "an integer from 1 to 5", options.replicas);
+  }
+  const timeoutMs = options.timeoutMs ?? 5000;
+  if (!Number.isInteger(timeoutMs) || timeoutMs < 1) {
+    throw new InvalidOptionError("store.timeoutMs", "an integer >= 1", options.timeoutMs);
+  }
+  return {
+    kind: "nats-kv",
+    async open({ connection }) {
+      if (!connection)
+        throw new StoreError("natsKvStore needs Sharding to run over NATS (servers or connection)");
+      try {
+        const kv = await new Kvm(connection).create(options.bucket, { replicas, history: 1 });
+        return new NatsKvStore(kv, timeoutMs, connection);
+      } catch (err) {
+        throw new StoreError(
+          `Cannot open KV bucket ${options.bucket}: ${String(err)} (is JetStream enabled?)`,
+          {
+            cause: err,
+          },
+        );
+      }
+    },
+  };
+}
+
+function kvKey(type: string, key: string): string {
+  return `${type}.${Buffer.from(key, "utf8").toString("base64url") || "_"}`;
+}
+
+class NatsKvStore implements StateStore {
+  readonly #kv: KV;
+  readonly #timeoutMs: number;
+  readonly #nc: NatsConnection;
+
+  constructor(kv: KV, timeoutMs: number, nc: NatsConnection) {
+    this.#kv = kv;
+    this.#timeoutMs = timeoutMs;
+    this.#nc = nc;
+  }
+
+  async load(type: string, key: string): Promise<StoredState | undefined> {
+    let entry: Awaited<ReturnType<KV["get"]>>;
+    try {
+      entry = await this.#kv.get(kvKey(type, key));
+    } catch (err) {
+      throw new StoreError(`Loading ${type}/${key} failed: ${String(err)}`, { cause: err });
+    }
+    if (entry?.operation !== "PUT" || entry.value.length === 0) return undefined;
+    let v: { s?: unknown; ver?: unknown };
+    try {
+      v = packr.unpack(entry.value) as { s?: unknown; ver?: unknown };
+    } catch (err) {
+      throw new StoreError(`Stored state of ${type}/${key} is not msgpack`, { cause: err });
+    }
+    const version = typeof v.ver === "number" && Number.isSafeInteger(v.ver) ? v.ver : 0;
+    return { state: v.s, version, revision: entry.revision };
+  }
+
+  async save(
+    type: string,
+    key: string,
+    state: unknown,
+    version: number,
+    expected: number | undefined,
+  ): Promise<number> {
+    const k = kvKey(type, key);
+    const data = packr.pack({ s: state, ver: version });
+    try {
+      return expected === undefined
+        ? await this.#kv.create(k, data)
+        : await this.#kv.update(k, data, expected, this.#timeoutMs);
+    } catch (err) {
+      const text = String((err as Error)?.message ?? err);
+      // JetStream refuses a write whose expected last sequence is stale (err 10071), and a
+      // create of an existing key: both mean another writer got there first.
+      if (/wrong last sequence|key exists|10071/i.test(text)) throw new StoreConflictError(type, key);
+      throw new StoreError(`Saving ${type}/${key} failed: ${text}`, { cause: err });
+    }
+  }
+
+  async close(): Promise<void> {
+    void this.#nc;
+  }
+}

@@ -1,0 +1,198 @@
+// Replication to the top-N owners of a key. After a handler runs, the primary sends the
+// entity's new state and version to the other owners (owners(key, N) minus itself) and the
+// caller is answered only once the write quorum acknowledged. Replicas keep passive copies —
+// they run no handlers — and hand them to whoever pulls the partition, so the next owner in
+// HRW order (already a replica) continues from the highest version. Every copy carries its
+// version and a replica keeps only the highest, so duplicated, late or reordered copies are
+// harmless.
+import { type Clock, type Logger, RequestFailedError, type ShardNode, type Transport } from "@keyhold/core";
+import { QuorumError } from "./errors.js";
+import { decodeReply, type EntityRecord, encode, isError, nodeSubject } from "./wire.js";
+
+/** How many acknowledgements a replicated write needs. */
+export type WriteQuorum = "all" | "majority";
+
+export interface ReplicatorParams {
+  readonly node: ShardNode;
+  readonly transport: Transport;
+  readonly cluster: string;
+  readonly nodeId: string;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly timeoutMs: number;
+  readonly quorum: WriteQuorum;
+  /** Copies wanted for an entity type (1 = not replicated). */
+  readonly replicasOf: (type: string) => number;
+  /** How long a copy this node should no longer hold is kept before it is dropped. */
+  readonly orphanGraceMs: number;
+}
+
+export interface ReplicationStats {
+  /** Writes sent to replicas. */
+  writes: number;
+  /** Writes that missed their quorum (the caller got QuorumError). */
+  quorumFailures: number;
+  /** Copies received and stored (newer than what this node held). */
+  copiesIn: number;
+  /** Copies received and ignored (this node held the same or a newer version). */
+  copiesStale: number;
+  /** Refills: bulk copies sent to bring a partition back to N copies. */
+  refills: number;
+}
+
+interface Copy {
+  rec: EntityRecord;
+  readonly p: number;
+  orphanSince: number | undefined;
+}
+
+/** Copies needed besides the primary for a majority of `n`. */
+export function majorityReplicas(n: number): number {
+  return Math.floor(n / 2);
+}
+
+export class Replicator {
+  readonly #p: ReplicatorParams;
+  readonly #copies = new Map<string, Copy>();
+  readonly stats: ReplicationStats = {
+    writes: 0,
+    quorumFailures: 0,
+    copiesIn: 0,
+    copiesStale: 0,
+    refills: 0,
+  };
+
+  constructor(params: ReplicatorParams) {
+    this.#p = params;
+  }
+
+  /** Number of passive copies this node holds. */
+  get copyCount(): number {
+    return this.#copies.size;
+  }
+
+  /** The replicas of partition `p` for a type with `n` copies, in this node's view. */
+  #targets(p: number, n: number): string[] {
+    return this.#p.node.ring
+      .ownersOfPartition(p, n)
+      .filter((m) => m !== this.#p.nodeId)
+      .slice(0, n - 1);
+  }
+
+  /**
+   * Sends one entity's new state to its replicas; resolves once the quorum acknowledged,
+   * rejects with QuorumError otherwise. Quorum "all": every live replica, and at least a
+   * majority of N copies in all; "majority": a majority of N copies.
+   */
+  async write(rec: EntityRecord, p: number): Promise<void> {
+    const n = this.#p.replicasOf(rec.t);
+    if (n <= 1) return;
+    const targets = this.#targets(p, n);
+    const majority = majorityReplicas(n);
+    if (targets.length < majority) {
+      this.stats.quorumFailures++;
+      throw new QuorumError(
+        `${rec.t}/${rec.key} needs ${majority} replica(s) for a majority of ${n} copies, but only ${targets.length} other member(s) are live`,
+      );
+    }
+    this.stats.writes++;
+    const msg = encode({ v: 1, k: "rep", p, from: this.#p.nodeId, recs: [rec] });
+    const outcomes = await Promise.all(targets.map((t) => this.#send(t, msg)));
+    const acks = outcomes.filter((o) => o === "ok").length;
+    // A replica that vanished (no responders) is no longer live; one that is slow still counts.
+    const gone = outcomes.filter((o) => o === "no-responders").length;
+    const needed = this.#p.quorum === "majority" ? majority : Math.max(majority, targets.length - gone);
+    if (acks < needed) {
+      this.stats.quorumFailures++;
+      throw new QuorumError(
+        `${rec.t}/${rec.key}: ${acks} of ${needed} replica acknowledgements (${outcomes.join(", ")})`,
+      );
+    }
+  }
+
+  async #send(target: string, msg: Uint8Array): Promise<string> {
+    try {
+      const data = await this.#p.transport.request(nodeSubject(this.#p.cluster, target), msg, {
+        timeout: this.#p.timeoutMs,
+      });
+      const reply = decodeReply(data);
+      return !isError(reply) && reply.k === "repok" ? "ok" : "bad reply";
+    } catch (err) {
+      return err instanceof RequestFailedError ? err.reason : "error";
+    }
+  }
+
+  /** Replica side: keeps each copy if it is newer than the one held. Returns how many were kept. */
+  receive(p: number, recs: readonly EntityRecord[]): number {
+    let kept = 0;
+    for (const rec of recs) {
+      const id = `${rec.t}\u0000${rec.key}`;
+      const cur = this.#copies.get(id);
+      if (cur && cur.rec.ver >= rec.ver) {
+        this.stats.copiesStale++;
+        continue;
+      }
+      this.#copies.set(id, { rec: { ...rec, act: false }, p, orphanSince: undefined });
+      this.stats.copiesIn++;
+      kept++;
+    }
+    return kept;
+  }
+
+  /** The copies this node holds for partition `p` (for a new owner's pull). */
+  copiesOf(p: number): EntityRecord[] {
+    const out: EntityRecord[] = [];
+    for (const c of this.#copies.values()) if (c.p === p) out.push(c.rec);
+    return out;
+  }
+
+  /** Removes and returns the copies of `p`: this node became its primary. */
+  takeCopies(p: number): EntityRecord[] {
+    const out: EntityRecord[] = [];
+    for (const [id, c] of this.#copies) {
+      if (c.p !== p) continue;
+      out.push(c.rec);
+      this.#copies.delete(id);
+    }
+    return out;
+  }
+
+  /**
+   * Sends every replicated record of partition `p` to its current replicas, so a key is back
+   * to N copies after a failover or when a replica joined or died. Best effort: a replica that
+   * misses it gets the next write or the next refill.
+   */
+  async refill(p: number, recs: readonly EntityRecord[]): Promise<void> {
+    const byTargets = new Map<string, EntityRecord[]>();
+    for (const rec of recs) {
+      const n = this.#p.replicasOf(rec.t);
+      if (n <= 1 || rec.ver === 0) continue;
+      for (const t of this.#targets(p, n)) {
+        const list = byTargets.get(t) ?? [];
+        list.push(rec);
+        byTargets.set(t, list);
+      }
+    }
+    await Promise.all(
+      [...byTargets].map(async ([t, list]) => {
+        this.stats.refills++;
+        const outcome = await this.#send(t, encode({ v: 1, k: "rep", p, from: this.#p.nodeId, recs: list }));
+        if (outcome !== "ok") {
+          this.#p.logger.debug(`node ${this.#p.nodeId}: refill of partition ${p} to ${t}: ${outcome}`);
+        }
+      }),
+    );
+  }
+
+  /** Drops copies this node has not been a replica of for longer than the grace period. */
+  prune(): void {
+    const now = this.#p.clock.now();
+    const ring = this.#p.node.ring;
+    for (const [id, c] of this.#copies) {
+      const n = this.#p.replicasOf(c.rec.t);
+      if (ring.ownersOfPartition(c.p, n).includes(this.#p.nodeId)) c.orphanSince = undefined;
+      else if (c.orphanSince === undefined) c.orphanSince = now;
+      else if (now - c.orphanSince > this.#p.orphanGraceMs) this.#copies.delete(id);
+    }
+  }
+}

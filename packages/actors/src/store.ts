@@ -1,0 +1,98 @@
+// Durable entity state: the store interface, and an in-memory implementation for tests and
+// single-process use. Writes are conditional on the revision the writer last saw, so a node
+// that lost ownership without knowing it yet cannot overwrite the new owner's state.
+import { StoreConflictError, StoreError } from "./errors.js";
+
+/** One stored entity state. */
+export interface StoredState {
+  readonly state: unknown;
+  /** The entity version (handled messages) the state includes. */
+  readonly version: number;
+  /** The store's revision of this entry; pass it to the next save. */
+  readonly revision: number;
+}
+
+/** Where entities' state lives between activations and across whole-cluster restarts. */
+export interface StateStore {
+  /** The stored state, or undefined when the entity was never saved. */
+  load(type: string, key: string): Promise<StoredState | undefined>;
+  /**
+   * Saves `state` if the entry's revision is still `expected` (undefined: the entry must not
+   * exist). Resolves with the new revision; rejects with StoreConflictError when someone else
+   * wrote meanwhile, StoreError when the store cannot be reached.
+   */
+  save(
+    type: string,
+    key: string,
+    state: unknown,
+    version: number,
+    expected: number | undefined,
+  ): Promise<number>;
+  close(): Promise<void>;
+}
+
+/** Opens a store once Sharding has its NATS connection (if any). */
+export interface StoreFactory {
+  readonly kind: string;
+  open(ctx: {
+    readonly connection: import("@nats-io/nats-core").NatsConnection | undefined;
+  }): Promise<StateStore>;
+}
+
+interface Entry {
+  state: unknown;
+  version: number;
+  revision: number;
+}
+
+/**
+ * An in-memory store. Nodes in one process that share one `MemoryStore` see one store; it is
+ * not durable and not shared across processes — for tests, examples and single-process use.
+ */
+export class MemoryStore implements StateStore {
+  readonly #entries = new Map<string, Entry>();
+  #revision = 0;
+  #closed = false;
+  /** Fail every call with StoreError while true (fault injection in tests). */
+  failing = false;
+
+  async load(type: string, key: string): Promise<StoredState | undefined> {
+    this.#check();
+    const e = this.#entries.get(`${type}\u0000${key}`);
+    return e ? { state: structuredClone(e.state), version: e.version, revision: e.revision } : undefined;
+  }
+
+  async save(
+    type: string,
+    key: string,
+    state: unknown,
+    version: number,
+    expected: number | undefined,
+  ): Promise<number> {
+    this.#check();
+    const id = `${type}\u0000${key}`;
+    const cur = this.#entries.get(id);
+    if ((cur?.revision ?? undefined) !== expected) throw new StoreConflictError(type, key);
+    const revision = ++this.#revision;
+    this.#entries.set(id, { state: structuredClone(state), version, revision });
+    return revision;
+  }
+
+  async close(): Promise<void> {}
+
+  /** Number of stored entities. */
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  #check(): void {
+    if (this.failing || this.#closed) throw new StoreError("memory store is failing (fault injection)");
+  }
+}
+
+/** A store factory for one shared MemoryStore (pass the same instance to several nodes). */
+export function memoryStore(
+  store: MemoryStore = new MemoryStore(),
+): StoreFactory & { readonly store: MemoryStore } {
+  return { kind: "memory", store, open: async () => store };
+}
