@@ -9,7 +9,11 @@ import { Counter } from "../fixtures/entities.js";
 export const ENTITIES = fileURLToPath(new URL("../fixtures/entities.ts", import.meta.url));
 export const LEASE = { heartbeatMs: 100, ttlMs: 400, skewMs: 200 } as const;
 
-export function nodeOptions(url: string, cluster: string, extra: Partial<ShardingProcessOptions> = {}) {
+export function nodeOptions(
+  url: string,
+  cluster: string,
+  extra: Partial<ShardingProcessOptions> = {},
+): ShardingProcessOptions {
   return { servers: url, cluster, ...LEASE, handoffTimeoutMs: 5000, ...extra };
 }
 

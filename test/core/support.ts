@@ -11,8 +11,8 @@ import {
 } from "@keyhold/testing";
 import { expect } from "vitest";
 
-// Short leases keep the suite fast; the ratios (TTL = 4 beats, skew = 2 beats) mirror the
-// defaults closely enough that the same races happen, only sooner.
+// Short leases keep the suite fast (the defaults are 2000/6000/5000 ms). The TTL stays four
+// beats long, so one late beat on a loaded machine expires nobody.
 export const HEARTBEAT_MS = 100;
 export const TTL_MS = 400;
 export const SKEW_MS = 200;

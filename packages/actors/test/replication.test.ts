@@ -1,0 +1,262 @@
+// Replication and durable state on the simulated bus: acknowledged writes survive the death
+// of a primary (and, one at a time, of any node), quorums are enforced, stores are written
+// through and fence a stale owner, and a whole-cluster restart with a store keeps everything.
+import {
+  Entity,
+  MemoryStore,
+  memoryStore,
+  QuorumError,
+  Sharding,
+  type ShardingOptions,
+  StoreConflictError,
+  StoreError,
+} from "@keyhold/actors";
+import { silentLogger } from "@keyhold/core";
+import { SimBus, seededRandom, VirtualClock } from "@keyhold/testing";
+import fc from "fast-check";
+import { beforeEach, describe, expect, it } from "vitest";
+import { drive, HB, TTL } from "./support.js";
+
+class Account extends Entity<{ balance: number }> {
+  static readonly type = "account";
+  static readonly replicas = 3;
+  initialState() {
+    return { balance: 0 };
+  }
+  deposit(x: number) {
+    this.state.balance += x;
+    return this.state.balance;
+  }
+  balance() {
+    return this.state.balance;
+  }
+}
+
+class Stored extends Entity<{ n: number }> {
+  static readonly type = "stored";
+  initialState() {
+    return { n: 0 };
+  }
+  add(x: number) {
+    this.state.n += x;
+    return this.state.n;
+  }
+  get() {
+    return this.state.n;
+  }
+}
+
+let bus: SimBus;
+beforeEach(() => {
+  bus = new SimBus(new VirtualClock());
+});
+
+async function node(id: string, extra: Partial<ShardingOptions> = {}, client = false): Promise<Sharding> {
+  let settled = false;
+  const opts: ShardingOptions = {
+    transport: bus.connect(id),
+    clock: bus.clock,
+    cluster: "r",
+    nodeId: id,
+    heartbeatMs: HB,
+    ttlMs: TTL,
+    skewMs: 200,
+    handoffTimeoutMs: 2000,
+    logger: silentLogger,
+    entities: [Account, Stored],
+    ...extra,
+  };
+  const p = (client ? Sharding.connect(opts) : Sharding.start(opts)).finally(() => {
+    settled = true;
+  });
+  p.catch(() => {});
+  while (!settled) await bus.clock.advance(1);
+  const s = await p;
+  await bus.clock.advance(HB);
+  return s;
+}
+
+/** Vanishes without a leave (kill -9): its transport goes silent. */
+async function crash(s: Sharding): Promise<void> {
+  await s.node.transport.close();
+}
+
+describe("replication", () => {
+  it("a write is acknowledged after its replicas hold it, and survives the primary's death", async () => {
+    const [a, b, c] = [await node("a"), await node("b"), await node("c")];
+    const client = await node("cl", {}, true);
+    const keys = Array.from({ length: 30 }, (_, i) => `acct-${i}`);
+    for (const k of keys) expect(await drive(bus, client.ref(Account, k).deposit(10))).toBe(10);
+    // every write reached two replicas: 30 keys x 2 copies across the three nodes
+    const copies = [a, b, c].reduce((n, s) => n + s.stats().replication.copies, 0);
+    expect(copies).toBe(60);
+    const victim = [a, b, c].find((s) => keys.some((k) => client.node.place(k) === s.node.id))!;
+    const victimKeys = keys.filter((k) => client.node.place(k) === victim.node.id);
+    await crash(victim);
+    await bus.clock.advance(TTL + HB * 2);
+    for (const k of victimKeys) expect(await drive(bus, client.ref(Account, k).balance()), k).toBe(10);
+    // and the survivors are back to N copies of what they can hold (2 live members: 1 replica each)
+    await bus.clock.advance(HB * 3);
+    const survivors = [a, b, c].filter((s) => s !== victim);
+    expect(survivors.reduce((n, s) => n + s.stats().replication.copies, 0)).toBe(30);
+  });
+
+  it("two nodes killed one after the other (after recovery) lose no acknowledged write", async () => {
+    const nodes = [await node("a"), await node("b"), await node("c"), await node("d")];
+    const client = await node("cl", {}, true);
+    const keys = Array.from({ length: 40 }, (_, i) => `k-${i}`);
+    const acked = new Map<string, number>();
+    const deposit = async () => {
+      for (const k of keys) {
+        await drive(bus, client.ref(Account, k).deposit(1));
+        acked.set(k, (acked.get(k) ?? 0) + 1);
+      }
+    };
+    await deposit();
+    await crash(nodes[1]!);
+    await bus.clock.advance(TTL + HB * 3);
+    await deposit();
+    await crash(nodes[2]!);
+    await bus.clock.advance(TTL + HB * 3);
+    await deposit();
+    for (const k of keys) expect(await drive(bus, client.ref(Account, k).balance()), k).toBe(acked.get(k));
+  });
+
+  it("a write that cannot reach a majority fails with a retryable QuorumError", async () => {
+    const a = await node("a");
+    const err = await drive(bus, a.ref(Account, "lonely").deposit(1)).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(QuorumError);
+    expect((err as QuorumError).retryable).toBe(true);
+    expect((err as Error).message).toMatch(/needs 1 replica/);
+    // with a second member, a majority of 3 (2 copies) is reachable
+    await node("b");
+    await bus.clock.advance(HB * 3);
+    expect(await drive(bus, a.ref(Account, "lonely").deposit(1))).toBeGreaterThanOrEqual(1);
+  });
+
+  it("replication messages duplicated and reordered never roll a copy back", async () => {
+    bus = new SimBus(new VirtualClock(), { jitterMs: 5, duplicate: 0.3, random: seededRandom(7) });
+    const [a] = [await node("a"), await node("b"), await node("c")];
+    for (let i = 1; i <= 20; i++) expect(await drive(bus, a.ref(Account, "hot").deposit(1))).toBe(i);
+    const owner = a.node.place("hot");
+    const b = await node("d");
+    await bus.clock.advance(HB * 5);
+    expect(await drive(bus, b.ref(Account, "hot").balance())).toBe(20);
+    expect(owner).toBeDefined();
+  });
+});
+
+describe("durable store", () => {
+  it("writes through before answering; a whole-cluster restart keeps every acknowledged write", async () => {
+    const shared = new MemoryStore();
+    const first = [
+      await node("a", { store: memoryStore(shared) }),
+      await node("b", { store: memoryStore(shared) }),
+    ];
+    const keys = Array.from({ length: 25 }, (_, i) => `s-${i}`);
+    for (const k of keys) await drive(bus, first[0]!.ref(Stored, k).add(3));
+    expect(shared.size).toBe(25);
+    for (const s of first) await crash(s); // everything dies at once
+    await bus.clock.advance(TTL * 3);
+    const second = [
+      await node("c", { store: memoryStore(shared) }),
+      await node("d", { store: memoryStore(shared) }),
+    ];
+    for (const k of keys) expect(await drive(bus, second[1]!.ref(Stored, k).add(1)), k).toBe(4);
+  });
+
+  it("a stale owner's write is refused by revision and the ask is retried on fresh state", async () => {
+    const shared = new MemoryStore();
+    const a = await node("a", { store: memoryStore(shared) });
+    expect(await drive(bus, a.ref(Stored, "x").add(1))).toBe(1);
+    // Another owner (say, across a partition) wrote meanwhile.
+    const cur = await shared.load("stored", "x");
+    await shared.save("stored", "x", { n: 100 }, 50, cur!.revision);
+    expect(await drive(bus, a.ref(Stored, "x").add(1))).toBe(101);
+    await expect(shared.save("stored", "x", { n: 0 }, 1, cur!.revision)).rejects.toBeInstanceOf(
+      StoreConflictError,
+    );
+  });
+
+  it("a store that fails surfaces a typed StoreError and acknowledges nothing", async () => {
+    const shared = new MemoryStore();
+    const a = await node("a", { store: memoryStore(shared) });
+    expect(await drive(bus, a.ref(Stored, "y").add(1))).toBe(1);
+    shared.failing = true;
+    const err = await drive(bus, a.ref(Stored, "y").add(1)).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(StoreError);
+    shared.failing = false;
+    expect((await shared.load("stored", "y"))?.state).toEqual({ n: 1 });
+  });
+});
+
+describe("replication properties (simulated bus)", () => {
+  type Op =
+    | { op: "join" }
+    | { op: "leave"; i: number }
+    | { op: "crash"; i: number }
+    | { op: "asks"; n: number };
+  const opArb: fc.Arbitrary<Op> = fc.oneof(
+    fc.constant({ op: "join" as const }),
+    fc.record({ op: fc.constant("leave" as const), i: fc.nat(9) }),
+    fc.record({ op: fc.constant("crash" as const), i: fc.nat(9) }),
+    {
+      weight: 3,
+      arbitrary: fc.record({ op: fc.constant("asks" as const), n: fc.integer({ min: 1, max: 20 }) }),
+    },
+  );
+
+  it("no acknowledged write is lost while fewer than N owners die at once; nothing applied twice", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(opArb, { minLength: 1, maxLength: 10 }),
+        fc.integer({ min: 1, max: 1e9 }),
+        async (ops, seed) => {
+          bus = new SimBus(new VirtualClock(), { jitterMs: 3, duplicate: 0.1, random: seededRandom(seed) });
+          const nodes: Sharding[] = [await node("n0"), await node("n1"), await node("n2")];
+          const client = await node("client", {}, true);
+          const keys = Array.from({ length: 15 }, (_, i) => `a${i}`);
+          const acked = new Map<string, number>();
+          const attempted = new Map<string, number>();
+          let next = 3;
+          for (const o of ops) {
+            if (o.op === "join") nodes.push(await node(`n${next++}`));
+            else if (o.op === "leave" && nodes.length > 3) {
+              const [gone] = nodes.splice(o.i % nodes.length, 1);
+              await drive(bus, gone!.close());
+            } else if (o.op === "crash" && nodes.length > 2) {
+              // One death at a time, then recovery: never N owners of a key at once.
+              const [gone] = nodes.splice(o.i % nodes.length, 1);
+              await crash(gone!);
+              await bus.clock.advance(TTL + HB * 4);
+            } else if (o.op === "asks") {
+              await drive(
+                bus,
+                Promise.all(
+                  Array.from({ length: o.n }, (_, i) => {
+                    const k = keys[(i * 7 + o.n) % keys.length]!;
+                    attempted.set(k, (attempted.get(k) ?? 0) + 1);
+                    return client
+                      .ref(Account, k)
+                      .deposit(1)
+                      .then(
+                        () => acked.set(k, (acked.get(k) ?? 0) + 1),
+                        () => {},
+                      );
+                  }),
+                ),
+              );
+            }
+          }
+          await bus.clock.advance(TTL + HB * 4);
+          for (const k of keys) {
+            const v = await drive(bus, client.ref(Account, k).balance());
+            expect(v, `${k} >= acknowledged`).toBeGreaterThanOrEqual(acked.get(k) ?? 0);
+            expect(v, `${k} <= attempted`).toBeLessThanOrEqual(attempted.get(k) ?? 0);
+          }
+        },
+      ),
+      { numRuns: Number(process.env.KH_PROPERTY_RUNS ?? 30), verbose: 1 },
+    );
+  });
+});
