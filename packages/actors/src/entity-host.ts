@@ -4,12 +4,21 @@
 import type { Clock, Logger } from "@keyhold/core";
 import PQueue from "p-queue";
 import type { Entity, EntityDefinition } from "./entity.js";
-import { ActorError, HandlerError, MailboxFullError, UnknownHandlerError } from "./errors.js";
-import type { EntityRecord } from "./wire.js";
-import { assertSerializable } from "./wire.js";
+import {
+  ActorError,
+  fromWireError,
+  HandlerError,
+  MailboxFullError,
+  toWireError,
+  UnknownHandlerError,
+  type WireError,
+} from "./errors.js";
+import { assertSerializable, type EntityRecord, RECENT_ASKS, type RecentAsk } from "./wire.js";
 
 /** One message for an entity; `done` is called exactly once with the outcome. */
 export interface Envelope {
+  /** The ask's message id, for asks that arrived over the wire (retries carry the same id). */
+  readonly id?: string | undefined;
   readonly h: string;
   readonly a: readonly unknown[];
   readonly done: (err: unknown, result?: unknown) => void;
@@ -25,6 +34,8 @@ export interface Slot {
   version: number;
   /** The durable store's revision of this entity, when a store is configured. */
   revision: number | undefined;
+  /** Recently applied asks of a replicated or stored entity (see RecentAsk). */
+  recent: RecentAsk[] | undefined;
   instance: Entity<unknown> | undefined;
   queue: Envelope[] | undefined;
   running: boolean;
@@ -48,6 +59,8 @@ export interface HostParams {
    * answered; undefined when the entity type needs neither. A rejection fails the message.
    */
   readonly afterHandle?: ((slot: Slot) => Promise<void> | undefined) | undefined;
+  /** Whether an entity type remembers its applied asks (replicated or stored types). */
+  readonly tracksAsks?: ((def: EntityDefinition) => boolean) | undefined;
 }
 
 export interface HostStats {
@@ -102,6 +115,7 @@ export class EntityHost {
         state: undefined,
         version: 0,
         revision: undefined,
+        recent: undefined,
         instance: undefined,
         queue: undefined,
         running: false,
@@ -152,6 +166,16 @@ export class EntityHost {
           continue;
         }
         slot.lastUsed = this.#p.clock.now();
+        const seen = env.id !== undefined ? slot.recent?.find((r) => r[0] === env.id) : undefined;
+        if (seen) {
+          // Applied before (on this node or a previous owner): answer, do not apply again.
+          if (seen[1]) env.done(undefined, seen[2]);
+          else
+            env.done(
+              fromWireError(seen[2] as WireError, { type: slot.def.type, key: slot.key, handler: env.h }),
+            );
+          continue;
+        }
         let result: unknown;
         let failure: unknown;
         try {
@@ -170,6 +194,12 @@ export class EntityHost {
         }
         // The handler may have changed state even when it threw.
         slot.version++;
+        if (env.id !== undefined && this.#p.tracksAsks?.(slot.def)) {
+          const recent = slot.recent ?? [];
+          recent.push([env.id, failure === undefined, failure === undefined ? result : toWireError(failure)]);
+          if (recent.length > RECENT_ASKS) recent.shift();
+          slot.recent = recent;
+        }
         const durable = this.#p.afterHandle?.(slot);
         if (durable) {
           try {
@@ -336,6 +366,7 @@ export class EntityHost {
       s: slot.instance ? slot.instance.state : slot.state,
       ver: slot.version,
       act: slot.instance !== undefined,
+      ...(slot.recent ? { ids: slot.recent } : {}),
     };
   }
 
@@ -361,6 +392,7 @@ export class EntityHost {
     if (slot.instance) slot.instance.state = rec.s;
     else slot.state = rec.s;
     slot.version = rec.ver;
+    if (rec.ids) slot.recent = [...rec.ids];
     return slot;
   }
 
@@ -377,6 +409,7 @@ export class EntityHost {
     slot.state = undefined;
     slot.version = 0;
     slot.revision = undefined;
+    slot.recent = undefined;
   }
 
   /** Stops the idle sweep. */

@@ -38,6 +38,6 @@ export type { ReplicationStats, WriteQuorum } from "./replication.js";
 export { majorityReplicas } from "./replication.js";
 export type { HandoffInfo, ShardingStats } from "./sharding.js";
 export { Sharding } from "./sharding.js";
-export type { StateStore, StoredState, StoreFactory } from "./store.js";
+export type { StateEntry, StateStore, StoredState, StoreFactory } from "./store.js";
 export { MemoryStore, memoryStore } from "./store.js";
 export { ACTOR_WIRE_VERSION, nodeSubject } from "./wire.js";

@@ -1,5 +1,5 @@
 // Durable entity state in a NATS JetStream key-value bucket. Each entity is one key,
-// `<type>.<base64url(key)>`; its value is msgpack { s, ver }. Saves are `create` (first write)
+// `<type>.<base64url(key)>`; its value is msgpack { s, ver, ids } (ids: the last asks applied). Saves are `create` (first write)
 // or `update` at the last seen revision, so a stale owner's write is refused by the server.
 
 import { InvalidOptionError } from "@keyhold/core";
@@ -7,7 +7,8 @@ import { type KV, Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { Packr } from "msgpackr";
 import { StoreConflictError, StoreError } from "./errors.js";
-import type { StateStore, StoredState, StoreFactory } from "./store.js";
+import type { StateEntry, StateStore, StoredState, StoreFactory } from "./store.js";
+import type { RecentAsk } from "./wire.js";
 
 const packr = new Packr({ useRecords: false, mapsAsObjects: true });
 
@@ -76,25 +77,20 @@ class NatsKvStore implements StateStore {
       throw new StoreError(`Loading ${type}/${key} failed: ${String(err)}`, { cause: err });
     }
     if (entry?.operation !== "PUT" || entry.value.length === 0) return undefined;
-    let v: { s?: unknown; ver?: unknown };
+    let v: { s?: unknown; ver?: unknown; ids?: unknown };
     try {
-      v = packr.unpack(entry.value) as { s?: unknown; ver?: unknown };
+      v = packr.unpack(entry.value) as { s?: unknown; ver?: unknown; ids?: unknown };
     } catch (err) {
       throw new StoreError(`Stored state of ${type}/${key} is not msgpack`, { cause: err });
     }
     const version = typeof v.ver === "number" && Number.isSafeInteger(v.ver) ? v.ver : 0;
-    return { state: v.s, version, revision: entry.revision };
+    const recent = Array.isArray(v.ids) ? (v.ids as RecentAsk[]) : undefined;
+    return { state: v.s, version, revision: entry.revision, recent };
   }
 
-  async save(
-    type: string,
-    key: string,
-    state: unknown,
-    version: number,
-    expected: number | undefined,
-  ): Promise<number> {
+  async save(type: string, key: string, entry: StateEntry, expected: number | undefined): Promise<number> {
     const k = kvKey(type, key);
-    const data = packr.pack({ s: state, ver: version });
+    const data = packr.pack({ s: entry.state, ver: entry.version, ids: entry.recent });
     try {
       return expected === undefined
         ? await this.#kv.create(k, data)

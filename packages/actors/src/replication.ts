@@ -99,8 +99,10 @@ export class Replicator {
     const msg = encode({ v: 1, k: "rep", p, from: this.#p.nodeId, recs: [rec] });
     const outcomes = await Promise.all(targets.map((t) => this.#send(t, msg)));
     const acks = outcomes.filter((o) => o === "ok").length;
-    // A replica that vanished (no responders) is no longer live; one that is slow still counts.
-    const gone = outcomes.filter((o) => o === "no-responders").length;
+    // A replica that vanished (no responders, or dropped from the ring while we waited) is no
+    // longer live; one that is merely slow still counts against the quorum.
+    const live = new Set(this.#p.node.members());
+    const gone = outcomes.filter((o, i) => o === "no-responders" || (o !== "ok" && !live.has(targets[i]!))).length;
     const needed = this.#p.quorum === "majority" ? majority : Math.max(majority, targets.length - gone);
     if (acks < needed) {
       this.stats.quorumFailures++;

@@ -156,6 +156,7 @@ export class Sharding implements AsyncDisposable {
         nodeId: args.node.id,
         load: args.store ? (slot) => this.#load(slot) : undefined,
         afterHandle: args.store || replicated ? (slot) => this.#persist(slot) : undefined,
+        tracksAsks: (def) => args.store !== undefined || def.replicas > 1,
       });
       this.#parts = new PartitionTable({
         node: args.node,
@@ -375,6 +376,7 @@ export class Sharding implements AsyncDisposable {
     if (stored && stored.version >= slot.version) {
       slot.state = stored.state;
       slot.version = stored.version;
+      slot.recent = stored.recent ? [...stored.recent] : undefined;
     }
     slot.revision = stored?.revision;
   }
@@ -393,24 +395,23 @@ export class Sharding implements AsyncDisposable {
     const tasks: Promise<unknown>[] = [];
     if (store) {
       tasks.push(
-        store.save(slot.def.type, slot.key, state, slot.version, slot.revision).then(
-          (rev) => {
-            slot.revision = rev;
-          },
-          (err: unknown) => {
-            // Someone else wrote since we loaded: they own it. Give it up; routing retries.
-            if (err instanceof StoreConflictError) this.#host!.giveUp(slot, err);
-            throw err;
-          },
-        ),
+        store
+          .save(slot.def.type, slot.key, { state, version: slot.version, recent: slot.recent }, slot.revision)
+          .then(
+            (rev) => {
+              slot.revision = rev;
+            },
+            (err: unknown) => {
+              // Someone else wrote since we loaded: they own it. Give it up; routing retries.
+              if (err instanceof StoreConflictError) this.#host!.giveUp(slot, err);
+              throw err;
+            },
+          ),
       );
     }
     if (replicate) {
       tasks.push(
-        this.#replicator!.write(
-          { t: slot.def.type, key: slot.key, s: state, ver: slot.version, act: true },
-          slot.partition,
-        ),
+        this.#replicator!.write({ ...this.#host!.record(slot), s: state, act: true }, slot.partition),
       );
     }
     return Promise.all(tasks).then(() => {});
@@ -423,10 +424,11 @@ export class Sharding implements AsyncDisposable {
     h: string,
     args: readonly unknown[],
     done: (o: LocalOutcome) => void,
+    id?: string,
   ): void {
     const def = this.#defs.get(type);
     if (!def) return done({ ok: false, error: new UnknownEntityTypeError(type) });
-    const retry = () => this.#dispatchLocal(type, key, h, args, done);
+    const retry = () => this.#dispatchLocal(type, key, h, args, done, id);
     // Keeps serving while closing: until the node has left, it still owns these keys.
     if (this.node.place(key) !== this.node.id) return done({ moved: true });
     const p = this.node.ring.partition(key);
@@ -435,6 +437,7 @@ export class Sharding implements AsyncDisposable {
       const slot = this.#host!.slot(def, key, p);
       this.#host!.touch(slot);
       this.#host!.enqueue(slot, {
+        id,
         h,
         a: args,
         done: (err, r) =>
@@ -506,19 +509,26 @@ export class Sharding implements AsyncDisposable {
         return;
       }
     }
-    this.#dispatchLocal(msg.t, msg.key, msg.h, msg.a, (o) => {
-      if ("moved" in o) {
-        this.#req.redirected++;
-        if (this.#dedupe.enabled) this.#dedupe.forget(msg.id);
-        return respond(encode({ v: 1, k: "moved", owner: this.node.place(msg.key) ?? null }));
-      }
-      this.#req.served++;
-      const out = o.ok
-        ? encode({ v: 1, k: "ok", r: o.result })
-        : encode({ v: 1, k: "err", e: toWireError(o.error) });
-      if (this.#dedupe.enabled) this.#dedupe.complete(msg.id, out);
-      respond(out);
-    });
+    this.#dispatchLocal(
+      msg.t,
+      msg.key,
+      msg.h,
+      msg.a,
+      (o) => {
+        if ("moved" in o) {
+          this.#req.redirected++;
+          if (this.#dedupe.enabled) this.#dedupe.forget(msg.id);
+          return respond(encode({ v: 1, k: "moved", owner: this.node.place(msg.key) ?? null }));
+        }
+        this.#req.served++;
+        const out = o.ok
+          ? encode({ v: 1, k: "ok", r: o.result })
+          : encode({ v: 1, k: "err", e: toWireError(o.error) });
+        if (this.#dedupe.enabled) this.#dedupe.complete(msg.id, out);
+        respond(out);
+      },
+      msg.id,
+    );
   }
 
   #serveTell(msg: AskMessage): void {

@@ -2,6 +2,7 @@
 // single-process use. Writes are conditional on the revision the writer last saw, so a node
 // that lost ownership without knowing it yet cannot overwrite the new owner's state.
 import { StoreConflictError, StoreError } from "./errors.js";
+import type { RecentAsk } from "./wire.js";
 
 /** One stored entity state. */
 export interface StoredState {
@@ -10,6 +11,15 @@ export interface StoredState {
   readonly version: number;
   /** The store's revision of this entry; pass it to the next save. */
   readonly revision: number;
+  /** The last asks applied to it, so a retry after failover is not applied twice. */
+  readonly recent?: readonly RecentAsk[] | undefined;
+}
+
+/** What is saved for one entity. */
+export interface StateEntry {
+  readonly state: unknown;
+  readonly version: number;
+  readonly recent?: readonly RecentAsk[] | undefined;
 }
 
 /** Where entities' state lives between activations and across whole-cluster restarts. */
@@ -17,17 +27,11 @@ export interface StateStore {
   /** The stored state, or undefined when the entity was never saved. */
   load(type: string, key: string): Promise<StoredState | undefined>;
   /**
-   * Saves `state` if the entry's revision is still `expected` (undefined: the entry must not
+   * Saves `entry` if the entry's revision is still `expected` (undefined: the entry must not
    * exist). Resolves with the new revision; rejects with StoreConflictError when someone else
    * wrote meanwhile, StoreError when the store cannot be reached.
    */
-  save(
-    type: string,
-    key: string,
-    state: unknown,
-    version: number,
-    expected: number | undefined,
-  ): Promise<number>;
+  save(type: string, key: string, entry: StateEntry, expected: number | undefined): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -43,6 +47,7 @@ interface Entry {
   state: unknown;
   version: number;
   revision: number;
+  recent: readonly RecentAsk[] | undefined;
 }
 
 /**
@@ -59,22 +64,28 @@ export class MemoryStore implements StateStore {
   async load(type: string, key: string): Promise<StoredState | undefined> {
     this.#check();
     const e = this.#entries.get(`${type}\u0000${key}`);
-    return e ? { state: structuredClone(e.state), version: e.version, revision: e.revision } : undefined;
+    return e
+      ? {
+          state: structuredClone(e.state),
+          version: e.version,
+          revision: e.revision,
+          recent: structuredClone(e.recent),
+        }
+      : undefined;
   }
 
-  async save(
-    type: string,
-    key: string,
-    state: unknown,
-    version: number,
-    expected: number | undefined,
-  ): Promise<number> {
+  async save(type: string, key: string, entry: StateEntry, expected: number | undefined): Promise<number> {
     this.#check();
     const id = `${type}\u0000${key}`;
     const cur = this.#entries.get(id);
     if ((cur?.revision ?? undefined) !== expected) throw new StoreConflictError(type, key);
     const revision = ++this.#revision;
-    this.#entries.set(id, { state: structuredClone(state), version, revision });
+    this.#entries.set(id, {
+      state: structuredClone(entry.state),
+      version: entry.version,
+      revision,
+      recent: structuredClone(entry.recent),
+    });
     return revision;
   }
 

@@ -58,7 +58,19 @@ export interface EntityRecord {
   readonly ver: number;
   /** Whether the entity was live on the old owner (so the new owner activates it eagerly). */
   readonly act: boolean;
+  /**
+   * The last asks applied to a replicated or stored entity: [id, ok, result or wire error].
+   * They travel with the state so that an ask retried after a failover or hand-off is
+   * answered from here instead of being applied twice.
+   */
+  readonly ids?: readonly RecentAsk[] | undefined;
 }
+
+/** One applied ask remembered with an entity: [message id, succeeded, result or WireError]. */
+export type RecentAsk = readonly [string, boolean, unknown];
+
+/** How many applied asks an entity remembers. */
+export const RECENT_ASKS = 8;
 
 export type Reply =
   | { readonly v: 1; readonly k: "ok"; readonly r: unknown }
@@ -144,7 +156,21 @@ function decodeRecords(x: unknown): EntityRecord[] | undefined {
       return undefined;
     }
     if (!isNat(r.ver, Number.MAX_SAFE_INTEGER) || typeof r.act !== "boolean") return undefined;
-    recs.push({ t: r.t, key: r.key, s: r.s, ver: r.ver, act: r.act });
+    let ids: RecentAsk[] | undefined;
+    if (r.ids !== undefined) {
+      if (!Array.isArray(r.ids) || r.ids.length > RECENT_ASKS) return undefined;
+      ids = [];
+      for (const e of r.ids as unknown[]) {
+        if (!Array.isArray(e) || e.length !== 3 || !isUuid(e[0]) || typeof e[1] !== "boolean")
+          return undefined;
+        ids.push([e[0], e[1], e[2]]);
+      }
+    }
+    recs.push(
+      ids
+        ? { t: r.t, key: r.key, s: r.s, ver: r.ver, act: r.act, ids }
+        : { t: r.t, key: r.key, s: r.s, ver: r.ver, act: r.act },
+    );
   }
   return recs;
 }

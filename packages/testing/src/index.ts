@@ -14,6 +14,9 @@ export {
 } from "./node-process.js";
 export {
   type AskResult,
+  longestOverlap,
+  type OracleEvent,
+  reportOracle,
   ShardingProcess,
   type ShardingProcessOptions,
   type ShardingState,

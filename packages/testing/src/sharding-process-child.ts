@@ -1,6 +1,6 @@
 // Child side of ShardingProcess: starts one Sharding node hosting the entity classes exported
 // as `entities` by the module named in argv, and answers the parent over IPC.
-import { Sharding, type ShardingOptions } from "@keyhold/actors";
+import { natsKvStore, Sharding, type ShardingOptions } from "@keyhold/actors";
 import { type ShardEvent, silentLogger } from "@keyhold/core";
 
 type Command =
@@ -9,12 +9,19 @@ type Command =
   | { cmd: "close"; req: number };
 
 const send = (m: unknown) => process.send?.(m);
-const options = JSON.parse(process.argv[2] ?? "{}") as ShardingOptions;
+const { storeBucket, ...options } = JSON.parse(process.argv[2] ?? "{}") as ShardingOptions & {
+  storeBucket?: string;
+};
 const entitiesModule = process.argv[3] ?? "";
 
 try {
   const mod = (await import(entitiesModule)) as { entities: ShardingOptions["entities"] };
-  const sharding = await Sharding.start({ logger: silentLogger, ...options, entities: mod.entities ?? [] });
+  const sharding = await Sharding.start({
+    logger: silentLogger,
+    ...options,
+    ...(storeBucket ? { store: natsKvStore({ bucket: storeBucket }) } : {}),
+    entities: mod.entities ?? [],
+  });
   const byType = new Map((mod.entities ?? []).map((c) => [c.type, c]));
   const state = () => ({
     id: sharding.node.id,

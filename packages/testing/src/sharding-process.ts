@@ -4,11 +4,22 @@ import type { HandoffInfo, ShardingOptions, ShardingStats } from "@keyhold/actor
 import { childEntry, type RunningChild, spawnTs } from "./child.js";
 import { ChildStartError, type TimedEvent } from "./node-process.js";
 
-/** Options that survive JSON (no connection, transport, clock, logger or classes). */
+/**
+ * Options that survive JSON (no connection, transport, clock, logger, classes or store
+ * factory); `storeBucket` gives the node a NATS KV store with that bucket.
+ */
 export type ShardingProcessOptions = Omit<
   ShardingOptions,
-  "connection" | "transport" | "clock" | "logger" | "entities"
->;
+  "connection" | "transport" | "clock" | "logger" | "entities" | "store"
+> & { readonly storeBucket?: string };
+
+/** An entity activation or passivation reported by a fixture through the oracle channel. */
+export interface OracleEvent {
+  readonly key: string;
+  readonly pid: number;
+  readonly event: "activate" | "passivate";
+  readonly at: number;
+}
 
 export interface ShardingState {
   readonly id: string;
@@ -28,6 +39,8 @@ export class ShardingProcess implements AsyncDisposable {
   readonly #child: RunningChild;
   readonly #pending = new Map<number, (v: unknown) => void>();
   readonly events: TimedEvent[] = [];
+  /** Activations and passivations the fixture entities reported (see `reportOracle`). */
+  readonly oracle: OracleEvent[] = [];
   #req = 0;
   id = "";
 
@@ -57,7 +70,8 @@ export class ShardingProcess implements AsyncDisposable {
           resolve();
         } else if (m.type === "error") {
           reject(new ChildStartError(m.name as string, m.code as string | undefined, m.message as string));
-        } else if (m.type === "event")
+        } else if (m.type === "oracle") sp.oracle.push(m.e as OracleEvent);
+        else if (m.type === "event")
           sp.events.push({ event: m.event as TimedEvent["event"], at: m.at as number });
         else if (m.type === "reply") {
           sp.#pending.get(m.req as number)?.(m.value);
@@ -136,4 +150,52 @@ export class ShardingProcess implements AsyncDisposable {
   async [Symbol.asyncDispose](): Promise<void> {
     await this.kill();
   }
+}
+
+/**
+ * For fixture entities in a ShardingProcess: reports an activation or passivation to the
+ * parent, which keeps them in `ShardingProcess.oracle` (the single-instance oracle).
+ */
+export function reportOracle(key: string, event: OracleEvent["event"]): void {
+  process.send?.({ type: "oracle", e: { key, pid: process.pid, event, at: Date.now() } });
+}
+
+/**
+ * The longest time, over all keys, during which two different processes both had the same
+ * key active. Activity of a process without a passivation ends at `endOf(pid)` (its exit).
+ */
+export function longestOverlap(
+  events: readonly OracleEvent[],
+  endOf: (pid: number) => number,
+): { ms: number; key: string } {
+  const byKey = new Map<string, OracleEvent[]>();
+  for (const e of events) {
+    const list = byKey.get(e.key) ?? [];
+    list.push(e);
+    byKey.set(e.key, list);
+  }
+  let worst = { ms: 0, key: "" };
+  for (const [key, list] of byKey) {
+    const intervals: { pid: number; from: number; to: number }[] = [];
+    const open = new Map<number, number>();
+    for (const e of [...list].sort((a, b) => a.at - b.at)) {
+      if (e.event === "activate") open.set(e.pid, e.at);
+      else {
+        const from = open.get(e.pid);
+        if (from !== undefined) intervals.push({ pid: e.pid, from, to: e.at });
+        open.delete(e.pid);
+      }
+    }
+    for (const [pid, from] of open) intervals.push({ pid, from, to: endOf(pid) });
+    for (let i = 0; i < intervals.length; i++) {
+      for (let j = i + 1; j < intervals.length; j++) {
+        const a = intervals[i]!;
+        const b = intervals[j]!;
+        if (a.pid === b.pid) continue;
+        const ms = Math.min(a.to, b.to) - Math.max(a.from, b.from);
+        if (ms > worst.ms) worst = { ms, key };
+      }
+    }
+  }
+  return worst;
 }
