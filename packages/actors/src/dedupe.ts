@@ -50,22 +50,26 @@ export class DedupeCache {
     if (Array.isArray(waiters)) for (const w of waiters) w(reply);
   }
 
-  /** Forgets an id (the ask was redirected, not handled, so a retry must run). */
-  forget(id: string): void {
+  /**
+   * Forgets an id: the ask was redirected, not handled, so a retry must run. Duplicates that
+   * were waiting on it get `reply` (the same redirect) and retry too.
+   */
+  forget(id: string, reply: Uint8Array): void {
     const e = this.#entries.get(id);
     if (!e) return;
     this.#entries.delete(id);
-    if (Array.isArray(e.reply) && e.reply.length > 0) {
-      // Should not happen: redirects are decided before handling. Keep waiters from hanging.
-      throw new Error(`dedupe entry ${id} forgotten with waiters`);
-    }
+    if (Array.isArray(e.reply)) for (const w of e.reply) w(reply);
   }
 
   #evict(now: number): void {
-    // Map iteration is insertion order, so the oldest entries come first.
+    // Map iteration is insertion order, so the oldest entries come first. Asks still being
+    // handled are skipped, not waited for, and the scan is bounded so that a hung handler
+    // costs a little memory, never unbounded growth or a long scan.
+    let scanned = 0;
     for (const e of this.#entries.values()) {
       if (this.#entries.size < this.#max && now - e.at <= this.#windowMs) break;
-      if (Array.isArray(e.reply)) break; // never evict an ask still being handled
+      if (++scanned > 256) break;
+      if (Array.isArray(e.reply)) continue;
       this.#entries.delete(e.id);
     }
   }

@@ -223,10 +223,12 @@ export class EntityHost {
         env.done(undefined, result);
       }
     } catch (err) {
-      // Activation failed: fail what is queued; the next message tries again.
+      // Activation failed: fail what is queued; the next message tries again. A throwing
+      // onActivate reaches local and remote callers alike as a HandlerError.
       const q = slot.queue ?? [];
       slot.queue = undefined;
-      for (const env of q.splice(0)) env.done(err);
+      const failure = asHandlerError(err);
+      for (const env of q.splice(0)) env.done(failure);
       this.#p.logger.warn(
         `node ${this.#p.nodeId}: activating ${slot.def.type}/${slot.key} failed: ${String(err)}`,
       );

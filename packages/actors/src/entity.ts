@@ -5,6 +5,8 @@ import { InvalidEntityError } from "./errors.js";
 
 /** Names on an entity that are lifecycle hooks or fields, never handlers. */
 const RESERVED = new Set(["constructor", "initialState", "onActivate", "onPassivate", "key", "state"]);
+/** Names a typed reference uses itself; a handler with one of them could never be called through it. */
+const REF_MEMBERS = new Set(["ask", "tell", "type", "then"]);
 
 /**
  * Base class of an entity: one live instance per key in the whole cluster. Every public method
@@ -107,7 +109,13 @@ export function defineEntity(cls: EntityClass): EntityDefinition {
     for (const name of Object.getOwnPropertyNames(proto)) {
       if (RESERVED.has(name) || name.startsWith("_")) continue;
       const d = Object.getOwnPropertyDescriptor(proto, name);
-      if (d && typeof d.value === "function") handlers.add(name);
+      if (!d || typeof d.value !== "function") continue;
+      if (REF_MEMBERS.has(name)) {
+        throw new InvalidEntityError(
+          `Entity class ${cls.name} (${type}): a handler may not be named ${JSON.stringify(name)}, which entity references use themselves`,
+        );
+      }
+      handlers.add(name);
     }
   }
   const replicas = cls.replicas ?? 1;

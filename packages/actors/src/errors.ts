@@ -142,6 +142,8 @@ export interface WireError {
   readonly message: string;
   readonly name?: string | undefined;
   readonly details?: unknown;
+  /** Whether the same ask may succeed later (carried for codes the caller has no class for). */
+  readonly retryable?: boolean | undefined;
 }
 
 export function toWireError(err: unknown): WireError {
@@ -150,6 +152,7 @@ export function toWireError(err: unknown): WireError {
       code: err.code,
       message: err.message,
       name: err instanceof HandlerError ? err.remoteName : err.name,
+      retryable: err.retryable,
     };
   }
   if (err instanceof Error)
@@ -190,8 +193,20 @@ export function fromWireError(e: WireError, target: ErrorTarget): ActorError {
       return new StoreConflictError(target.type, target.key);
     case ActorErrorCode.HandlerFailed:
       return new HandlerError(e.message, e.name ?? "Error", e.details);
-    default:
-      return new ActorError(e.code, e.message);
+    case ActorErrorCode.DeadlineExceeded:
+    case ActorErrorCode.NoLiveMember:
+    case ActorErrorCode.ShardingClosed:
+    case ActorErrorCode.Aborted: {
+      // Raised inside the remote handler (a nested ask): keep its class name and code.
+      const err = new ActorError(e.code, e.message, { retryable: e.retryable === true });
+      err.name = e.name ?? "ActorError";
+      return err;
+    }
+    default: {
+      const err = new ActorError(e.code, e.message, { retryable: e.retryable === true });
+      if (e.name) err.name = e.name;
+      return err;
+    }
   }
 }
 

@@ -14,7 +14,13 @@ import { type Clock, type Logger, RequestFailedError, type ShardNode, type Trans
 import type { EntityDefinition } from "./entity.js";
 import type { EntityHost, Slot } from "./entity-host.js";
 import type { Replicator } from "./replication.js";
-import { decodeReply, type EntityRecord, encode, isError, nodeSubject } from "./wire.js";
+import { decodeReply, type EntityRecord, encode, isError, nodeSubject, pageRecords } from "./wire.js";
+
+/** A member that may hold a partition's records; an impatient one is given up on after one timeout. */
+export interface Peer {
+  readonly id: string;
+  readonly patient: boolean;
+}
 
 type PartState =
   | { readonly s: "pending"; readonly buffer: (() => void)[] }
@@ -71,6 +77,8 @@ export class PartitionTable {
   readonly #parts = new Map<number, PartState>();
   readonly #outbox = new Map<number, Outbox>();
   readonly #chains = new Map<number, Promise<void>>();
+  // Resolved when a partition being pulled is released again, so its pulls stop at once.
+  readonly #lost = new Map<number, () => void>();
   readonly stats: HandoffStats = {
     pulled: 0,
     recordsIn: 0,
@@ -128,7 +136,7 @@ export class PartitionTable {
   }
 
   /** This node became the owner of `p`; `peers` are the other members that may hold its records. */
-  acquire(p: number, peers: readonly string[]): void {
+  acquire(p: number, peers: readonly Peer[]): void {
     void this.#chain(p, async () => {
       const started = this.#p.clock.now();
       let st = this.#parts.get(p);
@@ -147,19 +155,28 @@ export class PartitionTable {
       // Copies this node kept as a replica: the warm standby becomes the primary.
       const copies = this.#p.replicator?.takeCopies(p);
       if (copies && copies.length > 0) records += this.#installAll(p, copies, eager);
-      const targets = peers.filter((m) => m !== this.#p.nodeId);
-      if (targets.length > 0) records += await this.#pull(p, targets, eager);
+      const targets = peers.filter((m) => m.id !== this.#p.nodeId);
+      const lost = new Promise<"lost">((r) => this.#lost.set(p, () => r("lost")));
+      if (targets.length > 0) records += await this.#pull(p, targets, eager, lost);
+      this.#lost.delete(p);
       this.#parts.set(p, { s: "ready" });
       for (const slot of eager) this.#p.host.activate(slot);
       for (const retry of st.buffer) retry();
       // Back to N copies: the replicas of this partition may be new to it.
       if (this.#p.replicator) void this.refill(p);
-      this.#p.onHandoff?.({ partition: p, from: targets, ms: this.#p.clock.now() - started, records });
+      this.#p.onHandoff?.({
+        partition: p,
+        from: targets.map((t) => t.id),
+        ms: this.#p.clock.now() - started,
+        records,
+      });
     });
   }
 
   /** This node stopped owning `p`: drain, passivate, and keep the records for the new owner. */
   release(p: number): void {
+    this.#lost.get(p)?.();
+    this.#lost.delete(p);
     let finish!: () => void;
     const done = new Promise<void>((r) => {
       finish = r;
@@ -228,7 +245,7 @@ export class PartitionTable {
     return n;
   }
 
-  async #pull(p: number, targets: readonly string[], eager: Slot[]): Promise<number> {
+  async #pull(p: number, targets: readonly Peer[], eager: Slot[], lost: Promise<"lost">): Promise<number> {
     const { clock, node } = this.#p;
     const deadline = clock.now() + this.#p.handoffTimeoutMs;
     let installed = 0;
@@ -236,7 +253,7 @@ export class PartitionTable {
     // Each holder is polled on its own, so a slow or vanished one never delays the others.
     const results = await Promise.all(
       targets.map((t) =>
-        this.#pullFrom(p, t, deadline, eager).then(
+        this.#pullFrom(p, t, deadline, eager, lost).then(
           (n) => {
             installed += n;
             return true;
@@ -258,33 +275,56 @@ export class PartitionTable {
   }
 
   /** Polls one holder until it hands over (resolves with the count installed) or rejects with why not. */
-  async #pullFrom(p: number, target: string, deadline: number, eager: Slot[]): Promise<number> {
+  async #pullFrom(
+    p: number,
+    peer: Peer,
+    deadline: number,
+    eager: Slot[],
+    lost: Promise<"lost">,
+  ): Promise<number> {
     const { clock, transport, node } = this.#p;
+    const target = peer.id;
     const subject = nodeSubject(this.#p.cluster, target);
-    const req = encode({ v: 1, k: "pull", p, from: this.#p.nodeId });
+    let cursor = 0;
+    let installed = 0;
     let delay = 5;
     let problem = "no answer";
     while (clock.now() < deadline) {
+      const req = encode({ v: 1, k: "pull", p, from: this.#p.nodeId, ...(cursor > 0 ? { c: cursor } : {}) });
       // Lost the partition meanwhile: stop asking. What arrived so far moves on with our
       // release; the rest stays with its holder for the next owner.
-      if (node.ring.ownerOfPartition(p) !== this.#p.nodeId) return 0;
+      if (node.ring.ownerOfPartition(p) !== this.#p.nodeId) return installed;
       try {
-        const timeout = Math.max(1, Math.min(this.#p.attemptTimeoutMs, deadline - clock.now()));
-        const reply = decodeReply(await transport.request(subject, req, { timeout }));
+        // Short attempts: a holder that vanished mid-request must not hold the partition long.
+        const attempt = Math.min(
+          this.#p.attemptTimeoutMs,
+          Math.max(100, Math.floor(this.#p.handoffTimeoutMs / 4)),
+        );
+        const timeout = Math.max(1, Math.min(attempt, deadline - clock.now()));
+        const answer = await Promise.race([transport.request(subject, req, { timeout }), lost]);
+        if (answer === "lost") return installed;
+        const reply = decodeReply(answer);
         if (isError(reply) || reply.k !== "states" || reply.p !== p) {
           this.stats.malformed++;
           problem = `malformed reply from ${target}`;
         } else if (reply.status === "ok") {
-          if (reply.recs.length === 0) return 0;
-          const n = this.#installAll(p, reply.recs, eager);
-          transport.publish(subject, encode({ v: 1, k: "ack", p, from: this.#p.nodeId }));
-          this.stats.pulled++;
-          return n;
+          installed += this.#installAll(p, reply.recs, eager);
+          if (reply.next !== undefined) {
+            cursor = reply.next; // more pages
+            continue;
+          }
+          if (installed > 0 || cursor > 0) {
+            transport.publish(subject, encode({ v: 1, k: "ack", p, from: this.#p.nodeId }));
+            this.stats.pulled++;
+          }
+          return installed;
         } else problem = `${target} still owns or drains it`;
       } catch (err) {
         // No responders: that member is gone (crashed or closed), nothing to pull there.
         if (err instanceof RequestFailedError && err.reason === "no-responders") return 0;
         problem = `${target}: ${err instanceof RequestFailedError ? err.reason : String(err)}`;
+        // A member whose lease expired and that does not answer is taken for dead.
+        if (!peer.patient && err instanceof RequestFailedError && err.reason === "timeout") return installed;
       }
       await new Promise<void>((r) =>
         clock.setTimeout(r, Math.max(1, Math.min(delay, deadline - clock.now()))),
@@ -298,7 +338,7 @@ export class PartitionTable {
    * Answers a new owner's pull: "wait" while this node still owns `p` or is draining it, else
    * the records it holds for `p` — only to the node its own view names as the owner.
    */
-  async servePull(p: number, from: string, reply: (data: Uint8Array) => void): Promise<void> {
+  async servePull(p: number, from: string, reply: (data: Uint8Array) => void, cursor = 0): Promise<void> {
     const wait = () => reply(encode({ v: 1, k: "states", p, status: "wait", recs: [] }));
     const self = this.#p.nodeId;
     const ring = () => this.#p.node.ring;
@@ -309,11 +349,11 @@ export class PartitionTable {
     const ob = this.#outbox.get(p);
     // Replica copies are copies, not moves: anyone may read them (read repair).
     const copies = this.#p.replicator?.copiesOf(p) ?? [];
-    if (!ob || ob.recs.length === 0)
-      return reply(encode({ v: 1, k: "states", p, status: "ok", recs: copies }));
     // Views converge within a heartbeat; until ours names the asker, it may not be the owner.
-    if (ring().ownerOfPartition(p) !== from) return wait();
-    reply(encode({ v: 1, k: "states", p, status: "ok", recs: [...ob.recs, ...copies] }));
+    if (ob && ob.recs.length > 0 && ring().ownerOfPartition(p) !== from) return wait();
+    const all = ob ? [...ob.recs, ...copies] : copies;
+    const { page, next } = pageRecords(all, cursor);
+    reply(encode({ v: 1, k: "states", p, status: "ok", recs: page, next }));
   }
 
   /** Sends the records of `p` (if this node serves it) to the partition's current replicas. */

@@ -7,7 +7,7 @@
 // harmless.
 import { type Clock, type Logger, RequestFailedError, type ShardNode, type Transport } from "@keyhold/core";
 import { QuorumError } from "./errors.js";
-import { decodeReply, type EntityRecord, encode, isError, nodeSubject } from "./wire.js";
+import { decodeReply, type EntityRecord, encode, isError, nodeSubject, pageRecords } from "./wire.js";
 
 /** How many acknowledgements a replicated write needs. */
 export type WriteQuorum = "all" | "majority";
@@ -102,7 +102,9 @@ export class Replicator {
     // A replica that vanished (no responders, or dropped from the ring while we waited) is no
     // longer live; one that is merely slow still counts against the quorum.
     const live = new Set(this.#p.node.members());
-    const gone = outcomes.filter((o, i) => o === "no-responders" || (o !== "ok" && !live.has(targets[i]!))).length;
+    const gone = outcomes.filter(
+      (o, i) => o === "no-responders" || (o !== "ok" && !live.has(targets[i]!)),
+    ).length;
     const needed = this.#p.quorum === "majority" ? majority : Math.max(majority, targets.length - gone);
     if (acks < needed) {
       this.stats.quorumFailures++;
@@ -178,9 +180,18 @@ export class Replicator {
     await Promise.all(
       [...byTargets].map(async ([t, list]) => {
         this.stats.refills++;
-        const outcome = await this.#send(t, encode({ v: 1, k: "rep", p, from: this.#p.nodeId, recs: list }));
-        if (outcome !== "ok") {
-          this.#p.logger.debug(`node ${this.#p.nodeId}: refill of partition ${p} to ${t}: ${outcome}`);
+        // In pages, so a big partition never exceeds the server's max_payload.
+        for (let from: number | undefined = 0; from !== undefined; ) {
+          const { page, next } = pageRecords(list, from);
+          const outcome = await this.#send(
+            t,
+            encode({ v: 1, k: "rep", p, from: this.#p.nodeId, recs: page }),
+          );
+          if (outcome !== "ok") {
+            this.#p.logger.debug(`node ${this.#p.nodeId}: refill of partition ${p} to ${t}: ${outcome}`);
+            return;
+          }
+          from = next;
         }
       }),
     );

@@ -152,10 +152,19 @@ export class Router {
       for (;;) {
         const owner = node.place(key);
         if (owner !== undefined && owner === node.id && this.#p.local) {
+          const left = Math.max(1, deadline - clock.now());
+          let timer: unknown;
           const out = await Promise.race([
             new Promise<LocalOutcome>((r) => this.#p.local!(type, key, h, args, r)),
+            new Promise<never>((_, reject) => {
+              timer = clock.setTimeout(
+                () =>
+                  reject(new DeadlineExceededError(target, timeout, "the local handler is still running")),
+                left,
+              );
+            }),
             stopped,
-          ]);
+          ]).finally(() => clock.clearTimeout(timer));
           if ("moved" in out) problem = "partition moving";
           else if (out.ok) return out.result;
           else throw out.error;

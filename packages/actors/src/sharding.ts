@@ -7,6 +7,7 @@ import {
   type Logger,
   NatsTransport,
   parseClusterConfig,
+  parseShardNodeOptions,
   ShardNode,
   type ShardNodeOptions,
   systemClock,
@@ -15,6 +16,7 @@ import {
 } from "@keyhold/core";
 import { connect } from "@nats-io/transport-node";
 import { v4 as uuidv4 } from "uuid";
+import { Deadlines } from "./deadlines.js";
 import { DedupeCache } from "./dedupe.js";
 import {
   type AskOptions,
@@ -27,6 +29,8 @@ import {
 } from "./entity.js";
 import { EntityHost, type HostStats, type Slot } from "./entity-host.js";
 import {
+  ActorErrorCode,
+  DeadlineExceededError,
   InvalidEntityError,
   InvalidRequestError,
   MailboxFullError,
@@ -35,7 +39,7 @@ import {
   UnknownEntityTypeError,
   UnknownHandlerError,
 } from "./errors.js";
-import { type HandoffStats, PartitionTable } from "./handoff.js";
+import { type HandoffStats, PartitionTable, type Peer } from "./handoff.js";
 import { type ParsedShardingOptions, parseShardingOptions, type ShardingOptions } from "./options.js";
 import { Replicator } from "./replication.js";
 import { type LocalOutcome, Router, type RouterStats } from "./router.js";
@@ -99,6 +103,7 @@ export class Sharding implements AsyncDisposable {
   readonly #host: EntityHost | undefined;
   readonly #parts: PartitionTable | undefined;
   readonly #dedupe: DedupeCache;
+  readonly #deadlines: Deadlines;
   readonly #store: StateStore | undefined;
   #replicator: Replicator | undefined;
   readonly #handoffs: HandoffInfo[] = [];
@@ -129,6 +134,7 @@ export class Sharding implements AsyncDisposable {
     this.#clock = args.clock;
     this.#logger = args.logger;
     this.#dedupe = new DedupeCache(args.opts.dedupeWindowMs, args.opts.dedupeMaxEntries);
+    this.#deadlines = new Deadlines(args.clock);
     const cluster = args.node.cluster;
     if (!args.client) {
       const replicated = [...args.defs.values()].some((d) => d.replicas > 1);
@@ -223,18 +229,24 @@ export class Sharding implements AsyncDisposable {
     // hand-off pulls after it has left the ring.
     let transport = options.transport;
     let ownsTransport = false;
+    // Exactly one way to reach NATS, validated like ShardNode does, before connecting.
+    parseShardNodeOptions({
+      ...stripActorOptions(options),
+      ...(options.servers !== undefined ? { servers: options.servers } : {}),
+      ...(options.connection !== undefined ? { connection: options.connection } : {}),
+      ...(options.natsOptions !== undefined ? { natsOptions: options.natsOptions } : {}),
+      nodeId,
+      observer: client,
+    });
     if (!transport) {
       if (options.connection) transport = new NatsTransport(options.connection, { owned: false });
       else {
-        if (options.servers === undefined) {
-          // Let core produce the error that names the option.
-          await ShardNode.start({ ...options, nodeId });
-        }
         const nc = await connect({
           servers: typeof options.servers === "string" ? [options.servers] : [...(options.servers ?? [])],
           name: `keyhold-${options.cluster}-${nodeId}`,
           maxReconnectAttempts: -1,
           reconnectTimeWait: 250,
+          pingInterval: 10_000,
           ...options.natsOptions,
         });
         transport = new NatsTransport(nc, { owned: true });
@@ -291,11 +303,8 @@ export class Sharding implements AsyncDisposable {
 
   /** A typed reference to the entity of class `cls` with key `key`. */
   ref<E extends Entity<unknown>>(cls: EntityClass<E>, key: string): EntityRef<E> {
-    const def = this.#defs.get(cls.type) ?? defineEntity(cls);
-    if (!isValidEntityKey(key))
-      throw new InvalidRequestError(
-        `Expected an entity key to be a non-empty string of at most 1024 characters, got ${String(key).slice(0, 40)}`,
-      );
+    const def = this.#definition(cls);
+    checkKey(key);
     const methods = new Map<string, (...args: unknown[]) => Promise<unknown>>();
     const base = {
       type: def.type,
@@ -327,7 +336,13 @@ export class Sharding implements AsyncDisposable {
     args: readonly unknown[],
     o: AskOptions = {},
   ): Promise<unknown> {
-    const d = "handlers" in def ? def : (this.#defs.get(def.type) ?? defineEntity(def));
+    let d: EntityDefinition;
+    try {
+      d = this.#definition(def);
+      checkKey(key);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     if (!d.handlers.has(h)) return Promise.reject(new UnknownHandlerError(d.type, h));
     // The fast path: the entity lives here and its partition is served. No id, no copies.
     if (
@@ -343,16 +358,34 @@ export class Sharding implements AsyncDisposable {
         } catch (err) {
           return Promise.reject(err);
         }
+        const timeout = o.timeout ?? this.#opts.askTimeoutMs;
         return new Promise((resolve, reject) => {
+          let settled = false;
+          // The message stays queued if it times out: a handler cannot be interrupted.
+          const deadline = this.#deadlines.add(this.#clock.now() + timeout, () => {
+            if (settled) return;
+            settled = true;
+            reject(
+              new DeadlineExceededError(
+                { type: d.type, key, handler: h },
+                timeout,
+                "the local handler is still running",
+              ),
+            );
+          });
           const slot = this.#host!.slot(d, key, p);
           this.#host!.touch(slot);
           this.#host!.enqueue(slot, {
             h,
             a: args,
             done: (err, r) => {
+              if (settled) return;
+              settled = true;
+              this.#deadlines.cancel(deadline);
               if (err === undefined) resolve(r);
               // The store refused the write (another node owns the entity): route it again.
-              else if (err instanceof StoreConflictError) resolve(this.#router.ask(d.type, key, h, args, {}));
+              else if (err instanceof StoreConflictError)
+                resolve(this.#router.ask(d.type, key, h, args, { timeout }));
               else reject(err);
             },
           });
@@ -364,9 +397,22 @@ export class Sharding implements AsyncDisposable {
 
   /** Sends handler `h` to entity `key` without waiting: at most once. */
   tell(def: EntityDefinition | EntityClass, key: string, h: string, args: readonly unknown[]): void {
-    const d = "handlers" in def ? def : (this.#defs.get(def.type) ?? defineEntity(def));
+    const d = this.#definition(def);
+    checkKey(key);
     if (!d.handlers.has(h)) throw new UnknownHandlerError(d.type, h);
     this.#router.tell(d.type, key, h, args);
+  }
+
+  /** The registered definition of a class, or a fresh one for a client addressing an unregistered class. */
+  #definition(def: EntityDefinition | EntityClass): EntityDefinition {
+    if ("handlers" in def) return def;
+    const known = this.#defs.get(def.type);
+    if (known && known.cls !== def) {
+      throw new InvalidEntityError(
+        `Entity type ${JSON.stringify(def.type)} is registered here by class ${known.cls.name}, not ${def.name}`,
+      );
+    }
+    return known ?? defineEntity(def);
   }
 
   /** Loads the stored state of an entity before it activates (a store is configured). */
@@ -463,7 +509,7 @@ export class Sharding implements AsyncDisposable {
       return;
     }
     const respond = (d: Uint8Array) => {
-      if (reply) this.#transport.publish(reply, d);
+      if (reply) this.#reply(reply, d);
     };
     switch (msg.k) {
       case "ask":
@@ -479,7 +525,11 @@ export class Sharding implements AsyncDisposable {
           this.#req.malformed++;
           return;
         }
-        void this.#parts.servePull(msg.p, msg.from, respond);
+        this.#parts.servePull(msg.p, msg.from, respond, msg.c).catch((err: unknown) => {
+          this.#logger.error(
+            `node ${this.node.id}: answering a pull of partition ${msg.p} failed: ${String(err)}`,
+          );
+        });
         return;
       case "ack":
         this.#parts?.ack(msg.p);
@@ -492,6 +542,34 @@ export class Sharding implements AsyncDisposable {
         this.#replicator.receive(msg.p, msg.recs);
         respond(encode({ v: 1, k: "repok", n: msg.recs.length }));
         return;
+    }
+  }
+
+  /**
+   * Publishes a reply; one the server refuses (larger than its max_payload) becomes an error
+   * reply, so the caller hears why instead of waiting out its deadline.
+   */
+  #reply(subject: string, data: Uint8Array): void {
+    try {
+      this.#transport.publish(subject, data);
+    } catch (err) {
+      this.#logger.warn(`node ${this.node.id}: reply of ${data.length} bytes not sent: ${String(err)}`);
+      try {
+        this.#transport.publish(
+          subject,
+          encode({
+            v: 1,
+            k: "err",
+            e: {
+              code: ActorErrorCode.NotSerializable,
+              message: `The reply (${data.length} bytes) could not be sent: ${String(err).slice(0, 200)}`,
+              name: "NotSerializableError",
+            },
+          }),
+        );
+      } catch {
+        // The connection itself is gone; the caller's deadline covers it.
+      }
     }
   }
 
@@ -517,8 +595,9 @@ export class Sharding implements AsyncDisposable {
       (o) => {
         if ("moved" in o) {
           this.#req.redirected++;
-          if (this.#dedupe.enabled) this.#dedupe.forget(msg.id);
-          return respond(encode({ v: 1, k: "moved", owner: this.node.place(msg.key) ?? null }));
+          const moved = encode({ v: 1, k: "moved", owner: this.node.place(msg.key) ?? null });
+          if (this.#dedupe.enabled) this.#dedupe.forget(msg.id, moved);
+          return respond(moved);
         }
         this.#req.served++;
         const out = o.ok
@@ -551,21 +630,28 @@ export class Sharding implements AsyncDisposable {
   async #consumeEvents(): Promise<void> {
     const parts = this.#parts!;
     const self = this.node.id;
-    // A member that left may still hold records in its outbox (it keeps them for up to the
-    // retention time), so it stays a pull target that long. A dead one answers "no responders".
+    // Who may hold a partition's records: live members; members that left gracefully and may
+    // still be handing off (tombstones cover the hand-off time, and the join-time sync brings
+    // them to nodes that joined since); and, asked with less patience, members whose lease
+    // expired recently — most crashed and answer "no responders" at once, but one that left
+    // before we heard its leave looks the same and may hold records.
     const retention = this.#opts.handoffTimeoutMs * OUTBOX_RETENTION_FACTOR;
-    const departed = new Map<string, number>();
-    let peers: readonly string[] = [];
+    const expired = new Map<string, number>();
+    let peers: Peer[] = [];
     for await (const e of this.node.events()) {
       if (e.type === "members") {
         const now = this.#clock.now();
-        for (const m of e.left) departed.set(m, now);
-        for (const m of e.members) departed.delete(m);
-        for (const [m, at] of departed) if (now - at > retention) departed.delete(m);
-        // Tombstones from the join-time sync cover members that left before we joined.
-        peers = [...new Set([...e.members, ...departed.keys(), ...this.node.departed()])].filter(
-          (m) => m !== self,
-        );
+        for (const m of e.left) expired.set(m, now);
+        for (const m of e.members) expired.delete(m);
+        for (const [m, at] of expired) if (now - at > retention) expired.delete(m);
+        const patient = new Set([...e.members, ...this.node.departed()]);
+        patient.delete(self);
+        peers = [
+          ...[...patient].map((id) => ({ id, patient: true })),
+          ...[...expired.keys()]
+            .filter((m) => !patient.has(m) && m !== self)
+            .map((id) => ({ id, patient: false })),
+        ];
         if (this.#replicator) {
           // The replica sets of partitions we serve may have changed: top them up.
           this.#replicator.prune();
@@ -668,6 +754,7 @@ export class Sharding implements AsyncDisposable {
       this.#router.close();
       this.#clock.clearTimeout(this.#outboxTimer);
       this.#host?.close();
+      this.#deadlines.close();
       this.#sub?.unsubscribe();
       await this.#store?.close().catch(() => {});
       if (this.#ownsTransport) await this.#transport.close();
@@ -693,10 +780,21 @@ function stripActorOptions(o: ShardingOptions): Omit<ShardNodeOptions, "cluster"
     handoffTimeoutMs: _h,
     dedupeWindowMs: _d,
     dedupeMaxEntries: _n,
+    store: _st,
+    writeQuorum: _wq,
+    replicationTimeoutMs: _rt,
     servers: _s,
     connection: _cn,
     natsOptions: _no,
     ...rest
   } = o;
   return rest;
+}
+
+function checkKey(key: unknown): asserts key is string {
+  if (!isValidEntityKey(key)) {
+    throw new InvalidRequestError(
+      `Expected an entity key to be a non-empty string of at most 1024 characters, got ${typeof key === "string" ? `a string of ${key.length}` : typeof key}`,
+    );
+  }
 }

@@ -29,6 +29,8 @@ export interface PullMessage {
   /** The partition the sender acquired. */
   readonly p: number;
   readonly from: string;
+  /** Where to continue in a partition whose records span several replies. */
+  readonly c?: number | undefined;
 }
 
 export interface AckMessage {
@@ -84,6 +86,8 @@ export type Reply =
       readonly p: number;
       readonly status: "ok" | "wait";
       readonly recs: readonly EntityRecord[];
+      /** Cursor of the next page, when the partition's records did not fit in one reply. */
+      readonly next?: number | undefined;
     };
 
 export function encode(msg: InboundRequest | Reply): Uint8Array {
@@ -128,6 +132,8 @@ export function decodeRequest(data: Uint8Array): Decoded<InboundRequest> {
     case "ack":
       if (!isNat(m.p, 65535)) return { error: "bad partition" };
       if (!isId(m.from)) return { error: "bad sender" };
+      if (m.c !== undefined && !isNat(m.c, 100_000_000)) return { error: "bad cursor" };
+      if (m.k === "pull" && m.c !== undefined) return { v: 1, k: "pull", p: m.p, from: m.from, c: m.c };
       return { v: 1, k: m.k, p: m.p, from: m.from };
     case "rep": {
       if (!isNat(m.p, 65535)) return { error: "bad partition" };
@@ -199,6 +205,7 @@ export function decodeReply(data: Uint8Array): Decoded<Reply> {
           message: e.message.slice(0, 4096),
           name: typeof e.name === "string" ? e.name.slice(0, 64) : undefined,
           details: e.details,
+          retryable: e.retryable === true,
         },
       };
     }
@@ -209,7 +216,8 @@ export function decodeReply(data: Uint8Array): Decoded<Reply> {
       if (!isNat(m.p, 65535) || (m.status !== "ok" && m.status !== "wait")) return { error: "bad states" };
       const recs = decodeRecords(m.recs);
       if (recs === undefined) return { error: "bad record" };
-      return { v: 1, k: "states", p: m.p, status: m.status, recs };
+      if (m.next !== undefined && !isNat(m.next, 100_000_000)) return { error: "bad cursor" };
+      return { v: 1, k: "states", p: m.p, status: m.status, recs, next: m.next };
     }
     case "repok":
       if (!isNat(m.n, 1_000_000)) return { error: "bad repok" };
@@ -266,6 +274,33 @@ export function assertSerializable(value: unknown, what: string, path = "value",
   for (const k of Object.keys(value as object)) {
     assertSerializable((value as Record<string, unknown>)[k], what, `${path}.${k}`, depth + 1);
   }
+}
+
+/**
+ * Most bytes of records one message carries. NATS refuses messages over the server's
+ * max_payload (1 MB by default), so hand-offs and refills travel in pages of this size.
+ */
+export const PAGE_BYTES = 256 * 1024;
+
+/**
+ * Splits records into pages of about PAGE_BYTES encoded (a single record larger than that
+ * gets a page of its own, and the server may refuse it). Throws NotSerializableError for a
+ * record whose state cannot be encoded.
+ */
+export function pageRecords(
+  recs: readonly EntityRecord[],
+  from = 0,
+): { page: EntityRecord[]; next: number | undefined } {
+  const page: EntityRecord[] = [];
+  let bytes = 0;
+  let i = from;
+  for (; i < recs.length; i++) {
+    const size = packr.pack(recs[i]).length;
+    if (page.length > 0 && bytes + size > PAGE_BYTES) break;
+    page.push(recs[i]!);
+    bytes += size;
+  }
+  return { page, next: i < recs.length ? i : undefined };
 }
 
 /** Subjects of entity traffic: one inbox subject per node. */

@@ -67,3 +67,32 @@ describe("Sharding options", () => {
     await expect(Sharding.start({ ...base(), entities: [] })).rejects.toThrow(/at least one entity class/);
   });
 });
+
+describe("entity definitions", () => {
+  it("refuses handler names that entity references use themselves", async () => {
+    class Clash extends Entity<number> {
+      static readonly type = "clash";
+      initialState() {
+        return 0;
+      }
+      tell() {
+        return 1;
+      }
+    }
+    await expect(Sharding.start({ ...base(), entities: [Clash] })).rejects.toThrow(/may not be named "tell"/);
+  });
+
+  it("refuses replicas outside 1..7", async () => {
+    class Many extends Entity<number> {
+      static readonly type = "many";
+      static readonly replicas = 9;
+      initialState() {
+        return 0;
+      }
+      x() {
+        return 1;
+      }
+    }
+    await expect(Sharding.start({ ...base(), entities: [Many] })).rejects.toThrow(/static replicas/);
+  });
+});

@@ -149,7 +149,10 @@ describe("mailboxes", () => {
   it("a full mailbox fails fast with a retryable MailboxFullError", async () => {
     const a = await startOn(bus, "a", { entities: [Slow], mailboxSize: 2 });
     const ref = a.ref(Slow, "busy");
-    const ps = Array.from({ length: 6 }, (_, i) => ref.push(i, 20).catch((e: unknown) => e));
+    // The handler sleeps on real timers while the test drives virtual time: a long deadline.
+    const ps = Array.from({ length: 6 }, (_, i) =>
+      ref.ask("push", [i, 20], { timeout: 3_600_000 }).catch((e: unknown) => e),
+    );
     const out = await Promise.all(ps.map((p) => drive(bus, p)));
     const full = out.filter((o) => o instanceof MailboxFullError) as MailboxFullError[];
     expect(full.length).toBeGreaterThanOrEqual(3);
@@ -289,5 +292,42 @@ describe("hand-off", () => {
     for (const k of keys) expect(await drive(bus, b.ref(Counter, k).get())).toBe(1);
     const ring = new Ring(["a", "b"], 64);
     expect(keys.some((k) => ring.place(k) === "a")).toBe(true);
+  });
+});
+
+describe("local deadlines and activation errors", () => {
+  it("a local ask whose handler never returns times out", async () => {
+    const a = await startOn(bus, "a", { entities: [Counter, Slow] });
+    const key = ["l1", "l2", "l3", "l4"].find((k) => a.node.place(k) === "a")!;
+    const err = await drive(bus, a.ref(Slow, key).ask("hang", [], { timeout: 200 })).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(DeadlineExceededError);
+  });
+
+  it("an onActivate that throws reaches local and remote callers as a HandlerError", async () => {
+    class Grumpy extends Entity<number> {
+      static readonly type = "grumpy";
+      initialState() {
+        return 0;
+      }
+      override onActivate() {
+        throw new TypeError("not today");
+      }
+      poke() {
+        return 1;
+      }
+    }
+    const a = await startOn(bus, "a", { entities: [Grumpy] });
+    const b = await startOn(bus, "b", { entities: [Grumpy] });
+    for (const s of [a, b]) {
+      const err = await drive(bus, s.ref(Grumpy, "g").poke()).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(HandlerError);
+      expect((err as HandlerError).remoteName).toBe("TypeError");
+    }
+  });
+
+  it("an empty key is refused at once", async () => {
+    const a = await startOn(bus, "a");
+    expect(() => a.ref(Counter, "")).toThrow(/non-empty string/);
+    await expect(a.ask(Counter, "", "add", [1])).rejects.toThrow(/non-empty string/);
   });
 });

@@ -37,6 +37,7 @@ export {
   ID_PATTERN,
   MAX_RING_SIZE,
   parseClusterConfig,
+  parseOptions as parseShardNodeOptions,
 } from "./options.js";
 export {
   compareCandidates,
