@@ -171,11 +171,11 @@ describe("durable store", () => {
     expect(await drive(bus, a.ref(Stored, "x").add(1))).toBe(1);
     // Another owner (say, across a partition) wrote meanwhile.
     const cur = await shared.load("stored", "x");
-    await shared.save("stored", "x", { n: 100 }, 50, cur!.revision);
+    await shared.save("stored", "x", { state: { n: 100 }, version: 50 }, cur!.revision);
     expect(await drive(bus, a.ref(Stored, "x").add(1))).toBe(101);
-    await expect(shared.save("stored", "x", { n: 0 }, 1, cur!.revision)).rejects.toBeInstanceOf(
-      StoreConflictError,
-    );
+    await expect(
+      shared.save("stored", "x", { state: { n: 0 }, version: 1 }, cur!.revision),
+    ).rejects.toBeInstanceOf(StoreConflictError);
   });
 
   it("a store that fails surfaces a typed StoreError and acknowledges nothing", async () => {
