@@ -1,4 +1,4 @@
-// The entity the demo cluster hosts: a counter per key.
+// The entities the demo cluster hosts: a plain counter, and one replicated to three nodes.
 import { Entity } from "@keyhold/actors";
 
 export class Counter extends Entity<{ n: number }> {
@@ -15,4 +15,20 @@ export class Counter extends Entity<{ n: number }> {
   }
 }
 
-export const entities = [Counter];
+/** The same counter with two warm standbys: its acknowledged increments survive a SIGKILL. */
+export class ReplicatedCounter extends Entity<{ n: number }> {
+  static readonly type = "replicated-counter";
+  static readonly replicas = 3;
+  initialState() {
+    return { n: 0 };
+  }
+  add(by: number) {
+    this.state.n += by;
+    return this.state.n;
+  }
+  get() {
+    return this.state.n;
+  }
+}
+
+export const entities = [Counter, ReplicatedCounter];
