@@ -186,7 +186,9 @@ await step(
 const victim = "node-3";
 // Plain counters on the victim die with it; replicated ones must survive.
 const victimKeys = new Set(keys.filter((k) => client.node.place(k) === victim && classOf(k) === Counter));
-const replicatedOnVictim = keys.filter((k) => client.node.place(k) === victim && classOf(k) === ReplicatedCounter).length;
+const replicatedOnVictim = keys.filter(
+  (k) => client.node.place(k) === victim && classOf(k) === ReplicatedCounter,
+).length;
 await step(
   `${victim} is killed with SIGKILL`,
   async () => {
@@ -231,7 +233,9 @@ log(
   `  ${victimKeys.size} plain counters lived on ${victim} when it was killed; ${lostOnVictim} of them restarted from zero ` +
     "(unreplicated state dies with its node)",
 );
-log(`  ${replicatedOnVictim} replicated counters lived on ${victim}: all checked like the rest, none may lose an increment`);
+log(
+  `  ${replicatedOnVictim} replicated counters lived on ${victim}: all checked like the rest, none may lose an increment`,
+);
 for (const f of failures.slice(0, 5)) log(`  failed: ${f}`);
 for (const p of problems.slice(0, 10)) log(`  PROBLEM ${p}`);
 
@@ -245,4 +249,6 @@ if (problems.length > 0 || badFailures.length > 0) {
   log("FAILED: something that should not be lost was lost");
   process.exit(1);
 }
-log("ok: every replicated counter, and every plain counter not on the killed node, holds all its acknowledged increments");
+log(
+  "ok: every replicated counter, and every plain counter not on the killed node, holds all its acknowledged increments",
+);

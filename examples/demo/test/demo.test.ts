@@ -48,5 +48,7 @@ it("runs the demo cluster through join, graceful leave and SIGKILL without losin
   expect(Number(sent![3])).toBe(0);
   expect(out).toMatch(/counters checked 1000: \d+ exact, 0 lost increments/);
   expect(out).toMatch(/\d+ replicated counters lived on node-3: all checked/);
-  expect(out).toContain("ok: every replicated counter, and every plain counter not on the killed node, holds all");
+  expect(out).toContain(
+    "ok: every replicated counter, and every plain counter not on the killed node, holds all",
+  );
 }, 120_000);
