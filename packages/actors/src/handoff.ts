@@ -287,6 +287,7 @@ export class PartitionTable {
     const subject = nodeSubject(this.#p.cluster, target);
     let cursor = 0;
     let installed = 0;
+    let received = 0;
     let delay = 5;
     let problem = "no answer";
     while (clock.now() < deadline) {
@@ -309,11 +310,14 @@ export class PartitionTable {
           problem = `malformed reply from ${target}`;
         } else if (reply.status === "ok") {
           installed += this.#installAll(p, reply.recs, eager);
+          received += reply.recs.length;
           if (reply.next !== undefined) {
             cursor = reply.next; // more pages
             continue;
           }
-          if (installed > 0 || cursor > 0) {
+          // Ack whatever was received, installed or not (we may hold the same versions as
+          // replica copies already): the holder waits for the ack to let go of its outbox.
+          if (received > 0) {
             transport.publish(subject, encode({ v: 1, k: "ack", p, from: this.#p.nodeId }));
             this.stats.pulled++;
           }

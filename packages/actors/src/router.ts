@@ -50,7 +50,9 @@ export class Router {
   readonly #p: RouterParams;
   readonly #inflight = new Set<(err: ActorError) => void>();
   // One shared promise per target that rejects when the target dies; no timer per ask.
-  readonly #watch = new Map<string, { promise: Promise<never>; reject: (err: OwnerGone) => void }>();
+  // Per target, the attempts waiting on it; each removes itself when it settles, so a long-lived
+  // client keeps nothing per finished ask.
+  readonly #watch = new Map<string, Set<(err: OwnerGone) => void>>();
   #watching: Promise<void> | undefined;
   #closed = false;
   readonly stats: RouterStats = { asks: 0, tells: 0, retries: 0, failed: 0 };
@@ -64,19 +66,27 @@ export class Router {
    * lease expired: it crashed or was cut off). It will not answer, so waiting out the attempt
    * timeout would only delay the retry at the new owner.
    */
-  #whenGone(target: string): Promise<never> {
+  #whenGone(target: string): { promise: Promise<never>; dispose: () => void } {
+    let reject!: (err: OwnerGone) => void;
+    const promise = new Promise<never>((_, r) => {
+      reject = r;
+    });
+    promise.catch(() => {});
     let set = this.#watch.get(target);
     if (!set) {
-      set = { promise: undefined as unknown as Promise<never>, reject: () => {} };
-      const entry = set;
-      entry.promise = new Promise<never>((_, reject) => {
-        entry.reject = reject;
-      });
-      entry.promise.catch(() => {});
-      this.#watch.set(target, entry);
-      this.#ensureWatching();
+      set = new Set();
+      this.#watch.set(target, set);
     }
-    return set.promise;
+    set.add(reject);
+    this.#ensureWatching();
+    const waiting = set;
+    return {
+      promise,
+      dispose: () => {
+        waiting.delete(reject);
+        if (waiting.size === 0 && this.#watch.get(target) === waiting) this.#watch.delete(target);
+      },
+    };
   }
 
   #ensureWatching(): void {
@@ -87,10 +97,10 @@ export class Router {
         const departed = new Set(this.#p.node.departed());
         for (const id of e.left) {
           if (departed.has(id)) continue; // a graceful leaver still answers what it took
-          const w = this.#watch.get(id);
-          if (w) {
+          const waiting = this.#watch.get(id);
+          if (waiting) {
             this.#watch.delete(id);
-            w.reject(new OwnerGone());
+            for (const reject of waiting) reject(new OwnerGone());
           }
         }
       }
@@ -173,18 +183,21 @@ export class Router {
           const left = deadline - clock.now();
           if (left <= 0) break;
           let data: Uint8Array | undefined;
+          const gone = this.#whenGone(owner);
           try {
             data = await Promise.race([
               this.#p.transport.request(nodeSubject(this.#p.cluster, owner), request, {
                 timeout: Math.max(1, Math.min(this.#p.attemptTimeoutMs, left)),
               }),
-              this.#whenGone(owner),
+              gone.promise,
               stopped,
             ]);
           } catch (err) {
             if (err instanceof OwnerGone) problem = `${owner} died`;
             else if (!(err instanceof RequestFailedError)) throw err;
             else problem = `${err.reason} from ${owner}`;
+          } finally {
+            gone.dispose();
           }
           if (data !== undefined) {
             const reply = decodeReply(data);

@@ -247,6 +247,9 @@ export class Sharding implements AsyncDisposable {
           maxReconnectAttempts: -1,
           reconnectTimeWait: 250,
           pingInterval: 10_000,
+          // Keyhold wraps every request failure in its own errors, so nats.js's async stack
+          // traces (two Error objects per request) would be pure cost.
+          noAsyncTraces: true,
           ...options.natsOptions,
         });
         transport = new NatsTransport(nc, { owned: true });
@@ -418,8 +421,10 @@ export class Sharding implements AsyncDisposable {
   /** Loads the stored state of an entity before it activates (a store is configured). */
   async #load(slot: Slot): Promise<void> {
     const stored = await this.#store!.load(slot.def.type, slot.key);
-    // The store holds every acknowledged write; a local copy is newer only if a write failed.
-    if (stored && stored.version >= slot.version) {
+    // The store is the authority: it holds every acknowledged write. A local copy (from a
+    // hand-off or a replica) with a higher version can only hold writes whose store write
+    // failed, which were never acknowledged, so the stored state wins.
+    if (stored) {
       slot.state = stored.state;
       slot.version = stored.version;
       slot.recent = stored.recent ? [...stored.recent] : undefined;
@@ -437,7 +442,11 @@ export class Sharding implements AsyncDisposable {
     const replicate = slot.def.replicas > 1 && this.#replicator !== undefined;
     if (!store && !replicate) return undefined;
     const state = slot.instance ? slot.instance.state : slot.state;
-    assertSerializable(state, `the state of ${slot.def.type}/${slot.key}`, "state");
+    try {
+      assertSerializable(state, `the state of ${slot.def.type}/${slot.key}`, "state");
+    } catch (err) {
+      return Promise.reject(err);
+    }
     const tasks: Promise<unknown>[] = [];
     if (store) {
       tasks.push(

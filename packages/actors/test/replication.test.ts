@@ -260,3 +260,34 @@ describe("replication properties (simulated bus)", () => {
     );
   });
 });
+
+describe("replication edge cases", () => {
+  it("state that cannot be replicated fails the ask with NotSerializableError instead of hanging", async () => {
+    class Bad extends Entity<{ m: unknown }> {
+      static readonly type = "bad";
+      static readonly replicas = 2;
+      initialState() {
+        return { m: 0 as unknown };
+      }
+      spoil() {
+        this.state.m = new Map();
+        return 1;
+      }
+    }
+    const a = await node("a", { entities: [Bad] });
+    await node("b", { entities: [Bad] });
+    const err = await drive(bus, a.ref(Bad, "x").ask("spoil", [], { timeout: 5000 })).catch((e: unknown) => e);
+    expect((err as Error).name).toBe("NotSerializableError");
+  });
+
+  it("a graceful close with replicated entities does not wait out handoffTimeoutMs", async () => {
+    const nodes = [await node("a"), await node("b"), await node("c")];
+    const client = await node("cl", {}, true);
+    for (let i = 0; i < 20; i++) await drive(bus, client.ref(Account, `c-${i}`).deposit(1));
+    const t0 = bus.clock.now();
+    await drive(bus, nodes[1]!.close());
+    expect(bus.clock.now() - t0).toBeLessThan(1000); // handoffTimeoutMs is 2000 here
+    expect(nodes[1]!.stats().handoff.outbox).toBe(0);
+    for (let i = 0; i < 20; i++) expect(await drive(bus, client.ref(Account, `c-${i}`).balance())).toBe(1);
+  });
+});
