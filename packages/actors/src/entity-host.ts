@@ -2,7 +2,6 @@
 // instance while active, and a bounded mailbox drained one message at a time under a
 // node-wide concurrency limit. Activation, passivation (idle, LRU cap, hand-off) live here.
 import type { Clock, Logger } from "@keyhold/core";
-import PQueue from "p-queue";
 import type { Entity, EntityDefinition } from "./entity.js";
 import {
   ActorError,
@@ -40,6 +39,8 @@ export interface Slot {
   queue: Envelope[] | undefined;
   running: boolean;
   lastUsed: number;
+  /** When the slot last moved to the young end of the LRU order. */
+  touched: number;
   /** Waiters for the mailbox to go idle (hand-off drains). */
   idle: (() => void)[] | undefined;
 }
@@ -71,15 +72,20 @@ export interface HostStats {
   mailboxFull: number;
 }
 
-const slotId = (type: string, key: string) => `${type}\u0000${key}`;
-
 export class EntityHost {
   readonly #p: HostParams;
-  readonly #slots = new Map<string, Slot>();
+  // Per entity type, per key: no id string built per message.
+  readonly #slots = new Map<string, Map<string, Slot>>();
+  #slotCount = 0;
   readonly #byPartition = new Map<number, Set<Slot>>();
   // Insertion-ordered: the first entry is the least recently used live instance.
   readonly #active = new Set<Slot>();
-  readonly #limiter: PQueue;
+  // The node-wide concurrency limit: entities draining now, and those waiting their turn.
+  // A counter and a FIFO rather than p-queue: p-queue's per-task bookkeeping (ids, events,
+  // microtasks) cost two thirds of a local ask, and draining is already one task per entity.
+  #running = 0;
+  readonly #waiting: Slot[] = [];
+  #waitingHead = 0;
   #sweepTimer: unknown;
   readonly stats: HostStats = {
     activations: 0,
@@ -91,7 +97,6 @@ export class EntityHost {
 
   constructor(params: HostParams) {
     this.#p = params;
-    this.#limiter = new PQueue({ concurrency: params.concurrency });
     if (params.idleMs > 0) this.#armSweep();
   }
 
@@ -100,13 +105,17 @@ export class EntityHost {
   }
 
   get slotCount(): number {
-    return this.#slots.size;
+    return this.#slotCount;
   }
 
   /** The slot of an entity, created empty (initial state, version 0) when unknown. */
   slot(def: EntityDefinition, key: string, partition: number): Slot {
-    const id = slotId(def.type, key);
-    let s = this.#slots.get(id);
+    let byKey = this.#slots.get(def.type);
+    if (byKey === undefined) {
+      byKey = new Map();
+      this.#slots.set(def.type, byKey);
+    }
+    let s = byKey.get(key);
     if (s === undefined) {
       s = {
         def,
@@ -120,9 +129,11 @@ export class EntityHost {
         queue: undefined,
         running: false,
         lastUsed: 0,
+        touched: 0,
         idle: undefined,
       };
-      this.#slots.set(id, s);
+      byKey.set(key, s);
+      this.#slotCount++;
       let set = this.#byPartition.get(partition);
       if (!set) {
         set = new Set();
@@ -149,7 +160,28 @@ export class EntityHost {
     q.push(env);
     if (!slot.running) {
       slot.running = true;
-      void this.#limiter.add(() => this.#drain(slot));
+      this.#schedule(slot);
+    }
+  }
+
+  /** Starts draining `slot` now if under the concurrency limit, else when a drain ends. */
+  #schedule(slot: Slot): void {
+    if (this.#running < this.#p.concurrency) {
+      this.#running++;
+      void this.#drain(slot).finally(() => this.#next());
+    } else this.#waiting.push(slot);
+  }
+
+  #next(): void {
+    this.#running--;
+    if (this.#waitingHead < this.#waiting.length) {
+      const slot = this.#waiting[this.#waitingHead++]!;
+      if (this.#waitingHead > 1024 && this.#waitingHead * 2 > this.#waiting.length) {
+        this.#waiting.splice(0, this.#waitingHead);
+        this.#waitingHead = 0;
+      }
+      this.#running++;
+      void this.#drain(slot).finally(() => this.#next());
     }
   }
 
@@ -237,7 +269,7 @@ export class EntityHost {
       if (slot.queue && slot.queue.length === 0) slot.queue = undefined;
       if (slot.queue) {
         slot.running = true;
-        void this.#limiter.add(() => this.#drain(slot));
+        this.#schedule(slot);
       } else if (slot.idle) {
         const waiters = slot.idle;
         slot.idle = undefined;
@@ -267,12 +299,17 @@ export class EntityHost {
     this.#enforceCap();
   }
 
-  /** Keeps the instance's LRU position current. Called on each message. */
+  /**
+   * Keeps the instance's LRU position roughly current. Called on each message; re-inserts at
+   * most once a second per entity, which is plenty for choosing whom to passivate.
+   */
   touch(slot: Slot): void {
-    if (slot.instance !== undefined) {
-      this.#active.delete(slot);
-      this.#active.add(slot);
-    }
+    if (slot.instance === undefined) return;
+    const now = this.#p.clock.now();
+    if (now - slot.touched < 1000) return;
+    slot.touched = now;
+    this.#active.delete(slot);
+    this.#active.add(slot);
   }
 
   /** Activates an entity with no message (eager activation after a hand-off). */
@@ -280,7 +317,7 @@ export class EntityHost {
     if (slot.instance !== undefined || slot.running) return;
     slot.running = true;
     slot.queue ??= [];
-    void this.#limiter.add(() => this.#drain(slot));
+    this.#schedule(slot);
   }
 
   /** Resolves once the slot's mailbox is empty and no handler runs. */
@@ -325,7 +362,7 @@ export class EntityHost {
     slot.running = false;
     if (slot.queue && slot.queue.length > 0) {
       slot.running = true;
-      void this.#limiter.add(() => this.#drain(slot));
+      this.#schedule(slot);
     } else {
       slot.queue = undefined;
       if (slot.idle) {
@@ -374,9 +411,10 @@ export class EntityHost {
 
   /** Forgets a slot entirely (after its state was handed over). */
   drop(slot: Slot): void {
-    const id = slotId(slot.def.type, slot.key);
-    if (this.#slots.get(id) !== slot) return;
-    this.#slots.delete(id);
+    const byKey = this.#slots.get(slot.def.type);
+    if (byKey?.get(slot.key) !== slot) return;
+    byKey.delete(slot.key);
+    this.#slotCount--;
     this.#active.delete(slot);
     const set = this.#byPartition.get(slot.partition);
     set?.delete(slot);

@@ -348,14 +348,15 @@ export class Sharding implements AsyncDisposable {
     }
     if (!d.handlers.has(h)) return Promise.reject(new UnknownHandlerError(d.type, h));
     // The fast path: the entity lives here and its partition is served. No id, no copies.
-    if (
-      !this.client &&
-      o.signal === undefined &&
-      this.#closing === undefined &&
-      this.node.place(key) === this.node.id
-    ) {
-      const p = this.node.ring.partition(key);
-      if (this.#parts!.state(p) === "ready" && this.#defs.get(d.type) === d) {
+    if (!this.client && o.signal === undefined && this.#closing === undefined) {
+      // One hash for both questions: whose is it, and is its partition served here.
+      const ring = this.node.ring;
+      const p = ring.partition(key);
+      if (
+        ring.ownerOfPartition(p) === this.node.id &&
+        this.#parts!.state(p) === "ready" &&
+        this.#defs.get(d.type) === d
+      ) {
         try {
           assertSerializable(args, `the arguments of ${d.type}.${h}`, "args");
         } catch (err) {

@@ -276,7 +276,9 @@ describe("replication edge cases", () => {
     }
     const a = await node("a", { entities: [Bad] });
     await node("b", { entities: [Bad] });
-    const err = await drive(bus, a.ref(Bad, "x").ask("spoil", [], { timeout: 5000 })).catch((e: unknown) => e);
+    const err = await drive(bus, a.ref(Bad, "x").ask("spoil", [], { timeout: 5000 })).catch(
+      (e: unknown) => e,
+    );
     expect((err as Error).name).toBe("NotSerializableError");
   });
 
