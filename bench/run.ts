@@ -10,6 +10,7 @@ import { formatNumber, formatTable } from "./harness.js";
 // does not load the others.
 const MODULES: Record<string, () => Promise<{ bench: BenchModule }>> = {
   core: () => import("./core.js"),
+  actors: () => import("./actors.js"),
 };
 
 interface ModuleResult {
@@ -19,7 +20,6 @@ interface ModuleResult {
 }
 
 function parseArgs(argv: readonly string[]): { names: string[]; quick: boolean } {
-  // biome-ignore lint/suspicious/noUndeclaredEnvVars: turbo's bench task is uncached, so no stale results.
   const quick = argv.includes("--quick") || ["1", "true", "yes"].includes(process.env.BENCH_QUICK ?? "");
   const names = argv.filter((a) => !a.startsWith("--"));
   const unknown = names.filter((n) => !(n in MODULES));

@@ -1,0 +1,364 @@
+// Asks per second and latency at concurrency 1, 64 and 256, in one run on one machine, for
+// (a) an entity on the asking node (the local fast path), (b) an entity on another process's node
+// (one NATS request/reply, msgpack), and (c) a raw NATS request/reply echo between the same two
+// processes with payloads of the same size: the ceiling (b) is held to.
+import { randomUUID } from "node:crypto";
+import { fileURLToPath } from "node:url";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
+import { Sharding } from "@keyhold/actors";
+import { silentLogger } from "@keyhold/core";
+import { NatsServer, type RunningChild, spawnTs, waitFor } from "@keyhold/testing";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { Packr } from "msgpackr";
+import { type BenchContext, type Row, summarize } from "../harness.js";
+import { Counter, entities } from "./entities.js";
+import { closedLoop, type KeyedOp, type LoadRun, percentile, pooled } from "./load.js";
+
+const CONCURRENCY = [1, 64, 256] as const;
+/**
+ * Many more entities than asks in flight: an entity handles one message at a time, so asks to
+ * one key queue behind each other. With 10k keys taken round-robin, the 256 asks in flight
+ * always go to 256 different entities, and what is measured is the path, not a mailbox.
+ */
+const KEY_COUNT = 10_000;
+const TARGET_REMOTE_VS_ECHO = 0.8;
+const TARGET_LOCAL_RATE = 500_000;
+/** Asks per case for the retained-heap probe after the timed rounds. */
+const PROBE_ASKS = { quick: 10_000, full: 50_000 } as const;
+/** The same per-attempt deadline Keyhold's router uses by default. */
+const REQUEST_TIMEOUT_MS = 3_000;
+
+type Case = "local" | "remote" | "echo";
+const CASES: readonly Case[] = ["echo", "remote", "local"];
+const LABEL: Record<Case, string> = {
+  local: "(a) entity on this node",
+  remote: "(b) entity on the other node",
+  echo: "(c) raw NATS echo",
+};
+
+interface Plan {
+  readonly rounds: number;
+  readonly runMs: number;
+  readonly warmupMs: number;
+}
+
+export async function askThroughput(ctx: BenchContext): Promise<void> {
+  const plan: Plan = ctx.quick
+    ? { rounds: 1, runMs: 400, warmupMs: 200 }
+    : { rounds: 3, runMs: 2_000, warmupMs: 500 };
+  const keys = Array.from({ length: KEY_COUNT }, (_, i) => `user-${100_000 + i}`);
+  const tag = `${process.pid}`;
+  const remoteCluster = `bench-ask-remote-${tag}`;
+  const localCluster = `bench-ask-local-${tag}`;
+  const echoSubject = `bench.echo.${tag}`;
+
+  // The echo carries exactly as many bytes as an ask and its reply (wire.ts encodes with these
+  // Packr options; a uuid id, a key of this length, a counter value past 255).
+  const packr = new Packr({ useRecords: false, mapsAsObjects: true });
+  const askBytes = packr.pack({
+    v: 1,
+    k: "ask",
+    id: randomUUID(),
+    t: Counter.type,
+    key: keys[0]!,
+    h: "add",
+    a: [1],
+    hop: 0,
+  });
+  const replyBytes = packr.pack({ v: 1, k: "ok", r: 1_000 });
+  ctx.info("ask.requestBytes", askBytes.length);
+  ctx.info("ask.replyBytes", replyBytes.length);
+
+  await using server = await NatsServer.start();
+  let host: HostProcess | undefined;
+  let client: Sharding | undefined;
+  let local: Sharding | undefined;
+  let nc: NatsConnection | undefined;
+  try {
+    ctx.log("starting process A (hosts the entities, answers the echo)");
+    host = await HostProcess.spawn([
+      server.url,
+      remoteCluster,
+      echoSubject,
+      Buffer.from(replyBytes).toString("hex"),
+    ]);
+    const hostId = host.id;
+    client = await Sharding.connect({
+      servers: server.url,
+      cluster: remoteCluster,
+      entities,
+      logger: silentLogger,
+    });
+    local = await Sharding.start({
+      servers: server.url,
+      cluster: localCluster,
+      entities,
+      logger: silentLogger,
+      idleMs: 0,
+    });
+    nc = await connect({ servers: server.url, name: `keyhold-bench-echo-client-${tag}` });
+    const c = client;
+    const l = local;
+    const n = nc;
+    await waitFor(() => keys.every((k) => c.node.place(k) === hostId), {
+      timeout: 15_000,
+      message: "the client did not see process A own every key",
+    });
+    await waitFor(() => keys.every((k) => l.node.place(k) === l.node.id), {
+      timeout: 15_000,
+      message: "the local node did not come to own every key",
+    });
+
+    const ops: Record<Case, KeyedOp> = {
+      local: (k) => l.ask(Counter, k, "add", [1]),
+      remote: (k) => c.ask(Counter, k, "add", [1]),
+      echo: () => n.request(echoSubject, askBytes, { timeout: REQUEST_TIMEOUT_MS }),
+    };
+
+    // Activate every entity on both nodes, then warm each path up (JIT, buffers, connections).
+    ctx.log(`activating ${KEY_COUNT} entities on each node, warming up`);
+    for (const name of CASES) {
+      await cover(ops[name], keys);
+      await closedLoop(ops[name], keys, 64, plan.warmupMs);
+    }
+    const localBefore = l.stats().router.asks;
+
+    const runs = new Map<string, LoadRun[]>();
+    // CPU time per ask in the asking process and in process A: on a machine shared with other
+    // work, a steadier measure of what each path costs than its rate.
+    const cpuPerAsk = new Map<string, { asker: number; host: number }[]>();
+    for (let r = 0; r < plan.rounds; r++) {
+      // Round-robin over concurrencies and cases: a burst of other work on this shared machine
+      // hits every cell a little rather than one cell a lot.
+      for (const conc of CONCURRENCY) {
+        for (const name of CASES) {
+          const hostCpu0 = await host.cpuMicros();
+          const cpu0 = process.cpuUsage();
+          const run = await closedLoop(ops[name], keys, conc, plan.runMs);
+          const cpu = process.cpuUsage(cpu0);
+          const hostCpu = (await host.cpuMicros()) - hostCpu0;
+          const id = `${name}@${conc}`;
+          runs.set(id, [...(runs.get(id) ?? []), run]);
+          cpuPerAsk.set(id, [
+            ...(cpuPerAsk.get(id) ?? []),
+            { asker: (cpu.user + cpu.system) / run.completed, host: hostCpu / run.completed },
+          ]);
+          ctx.log(`round ${r + 1}/${plan.rounds} ${name} c=${conc}: ${Math.round(run.rate)} asks/s`);
+        }
+      }
+    }
+
+    const rows: Row[] = [];
+    const rate = (name: Case, conc: number) =>
+      summarize(runs.get(`${name}@${conc}`)!.map((x) => x.rate)).median;
+    // Each round's rate over the echo's in the same round (run just before it, so under the same
+    // load from whatever else this machine runs), summarised over rounds.
+    const paired = (name: Case, conc: number) => {
+      const echo = runs.get(`echo@${conc}`)!;
+      return summarize(runs.get(`${name}@${conc}`)!.map((x, i) => x.rate / echo[i]!.rate));
+    };
+    for (const conc of CONCURRENCY) {
+      for (const name of CASES) {
+        const rs = runs.get(`${name}@${conc}`)!;
+        const lat = pooled(rs);
+        const asksPerSec = rate(name, conc);
+        const p50 = percentile(lat, 50);
+        const p99 = percentile(lat, 99);
+        const fig = name === "echo" ? `echo[${conc}]` : `ask.${name}[${conc}]`;
+        ctx.figure(`${fig}.rate`, asksPerSec, name === "echo" ? "req/s" : "asks/s");
+        ctx.figure(`${fig}.p50Ms`, p50, "ms");
+        ctx.figure(`${fig}.p99Ms`, p99, "ms");
+        const cpu = cpuPerAsk.get(`${name}@${conc}`)!;
+        const askerCpu = summarize(cpu.map((x) => x.asker)).median;
+        const hostCpu = summarize(cpu.map((x) => x.host)).median;
+        ctx.figure(`${fig}.askerCpuUs`, askerCpu, "us");
+        ctx.figure(`${fig}.hostCpuUs`, hostCpu, "us");
+        const vsEcho = paired(name, conc).median;
+        rows.push({
+          case: LABEL[name],
+          concurrency: conc,
+          "per s": asksPerSec,
+          "p50 ms": p50,
+          "p99 ms": p99,
+          "x echo": vsEcho,
+          "asker CPU us": askerCpu,
+          "A CPU us": hostCpu,
+          samples: lat.length,
+        });
+      }
+      const { median: ratio, min, max } = paired("remote", conc);
+      ctx.figure(`ask.remote.vsEcho[${conc}]`, ratio, "x");
+      ctx.figure(`ask.remote.vsEcho[${conc}].min`, min, "x");
+      ctx.figure(`ask.remote.vsEcho[${conc}].max`, max, "x");
+      ctx.target(
+        `remote ask >= ${TARGET_REMOTE_VS_ECHO}x raw NATS echo, concurrency ${conc}`,
+        `ask.remote.vsEcho[${conc}]`,
+        ratio,
+        ">=",
+        TARGET_REMOTE_VS_ECHO,
+        "x",
+      );
+    }
+    const best = Math.max(...CONCURRENCY.map((conc) => rate("local", conc)));
+    ctx.figure("ask.local.bestRate", best, "asks/s");
+    ctx.target(
+      "local ask (entity on this node), best concurrency",
+      "ask.local.bestRate",
+      best,
+      ">=",
+      TARGET_LOCAL_RATE,
+      "asks/s",
+    );
+
+    // What finished asks leave behind in the asking process: heap after a full GC, before and
+    // after a fixed number of asks. Anything above noise is a leak that grows with traffic.
+    const gc = fullGc();
+    const probe = ctx.quick ? PROBE_ASKS.quick : PROBE_ASKS.full;
+    const retained: Partial<Record<Case, number>> = {};
+    for (const name of CASES) {
+      gc();
+      const before = process.memoryUsage().heapUsed;
+      await cover(
+        ops[name],
+        Array.from({ length: probe }, (_, i) => keys[i % KEY_COUNT]!),
+        64,
+      );
+      gc();
+      retained[name] = (process.memoryUsage().heapUsed - before) / probe;
+      const fig = name === "echo" ? "echo" : `ask.${name}`;
+      ctx.figure(`${fig}.retainedBytesPerAsk`, retained[name], "B");
+    }
+
+    // Evidence that each case took the path it is named for.
+    const { stats: hostStats, heapUsed: hostHeap } = await host.stats();
+    const cs = c.stats().router;
+    const localRouted = l.stats().router.asks - localBefore;
+    ctx.info("ask.remote.retries", cs.retries);
+    ctx.info("ask.remote.failed", cs.failed);
+    ctx.info("ask.host.served", hostStats.requests.served);
+    ctx.info("ask.host.deduplicated", hostStats.requests.deduplicated);
+    ctx.info("ask.host.redirected", hostStats.requests.redirected);
+    ctx.info("ask.host.active", hostStats.host.active);
+    ctx.info("ask.local.routedNotFastPath", localRouted);
+    ctx.info("ask.host.heapUsedMiB", Math.round(hostHeap / 2 ** 20));
+    if (cs.retries > 0 || cs.failed > 0 || hostStats.requests.redirected > 0) {
+      ctx.log(
+        `warning: remote asks were retried ${cs.retries}x, failed ${cs.failed}x, redirected ${hostStats.requests.redirected}x`,
+      );
+    }
+
+    ctx.table(
+      `Asks/s and latency, closed loop (concurrency = asks in flight), ${plan.rounds} x ${plan.runMs} ms per cell`,
+      rows,
+      [
+        `add(1) -> number on ${KEY_COUNT.toLocaleString("en-US")} Counter entities, keys taken round-robin so the asks in`,
+        "flight always hit different entities (per-entity mailbox order never makes one wait for another).",
+        "(a) the bench process is the only member of its ring and asks its own entities: the local fast path.",
+        "(b) process A (a child) is the only member of a second ring; the bench process is a Sharding.connect",
+        `    client, so every ask is one NATS request/reply (msgpack, ${askBytes.length} B out, ${replyBytes.length} B back).`,
+        "(c) plain nats.js: nc.request() in the bench process, msg.respond() in process A on its own connection,",
+        "    same payload sizes, no encoding or decoding: the ceiling for (b).",
+        "per s = median over rounds; x echo = median over rounds of rate / that round's echo rate (run just",
+        "before it); p50/p99 over every ask of every round. CPU us = CPU time (user + system, all threads) per",
+        "ask in the asking process and in process A, median over rounds (A is idle during (a)).",
+        "All 3 processes (A, the bench, nats-server) share this machine's cores.",
+        `Remote asks retried: ${cs.retries}, failed: ${cs.failed}; local asks that missed the fast path: ${localRouted}.`,
+        `Process A served ${hostStats.requests.served.toLocaleString("en-US")} asks; its heap: ${Math.round(hostHeap / 2 ** 20)} MiB.`,
+        `Heap still held by the asking process per finished ask (after gc, ${probe.toLocaleString("en-US")} asks at`,
+        `concurrency 64): ${CASES.map((x) => `${x} ${Math.round(retained[x] ?? 0)} B`).join(", ")}.`,
+      ].join("\n"),
+    );
+  } finally {
+    await client?.close().catch(() => {});
+    await local?.close().catch(() => {});
+    await nc?.close().catch(() => {});
+    await host?.close();
+  }
+}
+
+/** Asks every key once, `concurrency` at a time: activates every entity. */
+async function cover(op: KeyedOp, keys: readonly string[], concurrency = 256): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < keys.length) await op(keys[next++]!);
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+}
+
+interface HostStats {
+  readonly stats: ReturnType<Sharding["stats"]>;
+  readonly heapUsed: number;
+}
+
+/** A full collection in this process, which runs without --expose-gc (V8 allows turning it on late). */
+function fullGc(): () => void {
+  setFlagsFromString("--expose-gc");
+  return runInNewContext("gc") as () => void;
+}
+
+/** Process A, driven over IPC. */
+class HostProcess {
+  readonly #child: RunningChild;
+  readonly #pending = new Map<number, (v: unknown) => void>();
+  #req = 0;
+  id = "";
+
+  private constructor(child: RunningChild) {
+    this.#child = child;
+  }
+
+  static async spawn(args: readonly string[]): Promise<HostProcess> {
+    const child = spawnTs(fileURLToPath(new URL("./host-child.ts", import.meta.url)), args);
+    const hp = new HostProcess(child);
+    await new Promise<void>((resolve, reject) => {
+      child.process.on("message", (m: { type: string; [k: string]: unknown }) => {
+        if (m.type === "ready") {
+          hp.id = m.id as string;
+          resolve();
+        } else if (m.type === "error") reject(new Error(`process A failed to start: ${String(m.message)}`));
+        else if (m.type === "reply") {
+          hp.#pending.get(m.req as number)?.(m.value);
+          hp.#pending.delete(m.req as number);
+        }
+      });
+      void child.exited.then((code) =>
+        reject(new Error(`process A exited with ${code} before ready:\n${child.logs().join("\n")}`)),
+      );
+    });
+    return hp;
+  }
+
+  #call<T>(cmd: string, timeout = 30_000): Promise<T> {
+    const req = ++this.#req;
+    return new Promise<T>((resolve, reject) => {
+      const t = setTimeout(() => {
+        this.#pending.delete(req);
+        reject(new Error(`process A did not answer ${cmd} within ${timeout} ms`));
+      }, timeout);
+      this.#pending.set(req, (v) => {
+        clearTimeout(t);
+        resolve(v as T);
+      });
+      this.#child.process.send({ cmd, req });
+    });
+  }
+
+  /** Process A's CPU time so far (user + system), microseconds. */
+  async cpuMicros(): Promise<number> {
+    const u = await this.#call<{ user: number; system: number }>("cpu");
+    return u.user + u.system;
+  }
+
+  stats(): Promise<HostStats> {
+    return this.#call<HostStats>("stats");
+  }
+
+  /** Graceful close; SIGKILL if that fails or hangs. */
+  async close(): Promise<void> {
+    if (this.#child.process.connected) await this.#call("close").catch(() => {});
+    if (this.#child.process.exitCode === null && this.#child.process.signalCode === null)
+      this.#child.process.kill("SIGKILL");
+    await this.#child.exited;
+  }
+}
