@@ -1,6 +1,6 @@
 // The narrow messaging interface membership and routing use: NATS in production, a simulated
 // bus in deterministic tests.
-import type { NatsConnection, Subscription as NatsSubscription } from "@nats-io/nats-core";
+import { createInbox, type NatsConnection, type Subscription as NatsSubscription } from "@nats-io/nats-core";
 
 export interface InboundMessage {
   readonly subject: string;
@@ -61,16 +61,37 @@ export interface Transport {
   close(): Promise<void>;
 }
 
-/** Transport over a nats.js connection. */
+interface PendingRequest {
+  readonly subject: string;
+  readonly deadline: number;
+  readonly resolve: (data: Uint8Array) => void;
+  readonly reject: (err: RequestFailedError) => void;
+}
+
+/** How often outstanding requests are checked for their timeout. */
+const REQUEST_TICK_MS = 25;
+
+/**
+ * Transport over a nats.js connection. Requests share one wildcard reply subscription and one
+ * timeout sweep (every REQUEST_TICK_MS) instead of nats.js's request(), which builds a timer,
+ * a deferred and error objects for every request: that is most of a request's client-side
+ * cost, and entity asks are requests.
+ */
 export class NatsTransport implements Transport {
   readonly #nc: NatsConnection;
   readonly #owned: boolean;
   readonly #listeners = new Set<(status: TransportStatus) => void>();
   readonly #subs = new Set<NatsSubscription>();
+  readonly #inbox: string;
+  readonly #pending = new Map<string, PendingRequest>();
+  #replies: NatsSubscription | undefined;
+  #seq = 0;
+  #sweep: ReturnType<typeof setTimeout> | undefined;
 
   constructor(nc: NatsConnection, opts: { owned: boolean }) {
     this.#nc = nc;
     this.#owned = opts.owned;
+    this.#inbox = createInbox();
     void this.#watch();
   }
 
@@ -112,13 +133,53 @@ export class NatsTransport implements Transport {
     };
   }
 
-  async request(subject: string, data: Uint8Array, opts: { timeout: number }): Promise<Uint8Array> {
-    try {
-      const msg = await this.#nc.request(subject, data, { timeout: opts.timeout });
-      return msg.data;
-    } catch (err) {
-      throw new RequestFailedError(classify(err), subject, { cause: err });
-    }
+  /** The one subscription all replies arrive on: `<inbox>.<request id>`. */
+  #ensureReplies(): void {
+    if (this.#replies) return;
+    const prefix = this.#inbox.length + 1;
+    this.#replies = this.#nc.subscribe(`${this.#inbox}.*`, {
+      callback: (err, msg) => {
+        if (err) return;
+        const id = msg.subject.slice(prefix);
+        const p = this.#pending.get(id);
+        if (!p) return; // late: already timed out
+        this.#pending.delete(id);
+        // The server answers a request nobody listens to with an empty 503 status message.
+        if (msg.data.length === 0 && msg.headers?.code === 503) p.reject(new RequestFailedError("no-responders", p.subject));
+        else p.resolve(msg.data);
+      },
+    });
+  }
+
+  request(subject: string, data: Uint8Array, opts: { timeout: number }): Promise<Uint8Array> {
+    if (this.#nc.isClosed()) return Promise.reject(new RequestFailedError("disconnected", subject));
+    this.#ensureReplies();
+    const id = (this.#seq++).toString(36);
+    return new Promise<Uint8Array>((resolve, reject) => {
+      this.#pending.set(id, { subject, deadline: Date.now() + opts.timeout, resolve, reject });
+      try {
+        this.#nc.publish(subject, data, { reply: `${this.#inbox}.${id}` });
+      } catch (err) {
+        this.#pending.delete(id);
+        reject(new RequestFailedError(classify(err), subject, { cause: err }));
+        return;
+      }
+      if (this.#sweep === undefined) this.#armSweep();
+    });
+  }
+
+  #armSweep(): void {
+    this.#sweep = setTimeout(() => {
+      this.#sweep = undefined;
+      const now = Date.now();
+      for (const [id, p] of this.#pending) {
+        if (p.deadline > now) continue;
+        this.#pending.delete(id);
+        p.reject(new RequestFailedError("timeout", p.subject));
+      }
+      if (this.#pending.size > 0) this.#armSweep();
+    }, REQUEST_TICK_MS);
+    this.#sweep.unref();
   }
 
   onStatus(listener: (status: TransportStatus) => void): () => void {
@@ -134,6 +195,12 @@ export class NatsTransport implements Transport {
     for (const s of this.#subs) if (!this.#nc.isClosed()) s.unsubscribe();
     this.#subs.clear();
     this.#listeners.clear();
+    if (this.#replies && !this.#nc.isClosed()) this.#replies.unsubscribe();
+    this.#replies = undefined;
+    if (this.#sweep !== undefined) clearTimeout(this.#sweep);
+    this.#sweep = undefined;
+    for (const p of this.#pending.values()) p.reject(new RequestFailedError("disconnected", p.subject));
+    this.#pending.clear();
     if (this.#owned && !this.#nc.isClosed()) {
       await this.#nc.drain().catch(() => this.#nc.close());
     }
