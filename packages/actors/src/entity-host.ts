@@ -43,6 +43,8 @@ export interface Slot {
   touched: number;
   /** Waiters for the mailbox to go idle (hand-off drains). */
   idle: (() => void)[] | undefined;
+  /** Set for an eager activation with no message. */
+  activateOnly: boolean;
 }
 
 export interface HostParams {
@@ -131,6 +133,7 @@ export class EntityHost {
         lastUsed: 0,
         touched: 0,
         idle: undefined,
+        activateOnly: false,
       };
       byKey.set(key, s);
       this.#slotCount++;
@@ -144,10 +147,20 @@ export class EntityHost {
     return s;
   }
 
-  /** Queues a message; fails it at once with MailboxFullError when the mailbox is full. */
+  /**
+   * Queues a message; fails it at once with MailboxFullError when the mailbox is full. When the
+   * entity is idle and the node under its concurrency limit, the message runs right away, and a
+   * synchronous handler completes before enqueue() returns.
+   */
   enqueue(slot: Slot, env: Envelope): void {
     if (!slot.def.handlers.has(env.h)) {
       env.done(new UnknownHandlerError(slot.def.type, env.h));
+      return;
+    }
+    if (!slot.running && slot.queue === undefined && this.#running < this.#p.concurrency) {
+      slot.running = true;
+      this.#running++;
+      this.#pump(slot, env);
       return;
     }
     if (slot.queue === undefined) slot.queue = [];
@@ -164,118 +177,178 @@ export class EntityHost {
     }
   }
 
-  /** Starts draining `slot` now if under the concurrency limit, else when a drain ends. */
+  /** Starts draining `slot` now if under the concurrency limit, else when a turn frees up. */
   #schedule(slot: Slot): void {
     if (this.#running < this.#p.concurrency) {
       this.#running++;
-      void this.#drain(slot).finally(() => this.#next());
+      this.#pump(slot, undefined);
     } else this.#waiting.push(slot);
   }
 
-  #next(): void {
+  #starting = false;
+
+  /** Gives back a concurrency turn and hands free turns to waiting entities (a loop, not recursion). */
+  #endTurn(): void {
     this.#running--;
-    if (this.#waitingHead < this.#waiting.length) {
-      const slot = this.#waiting[this.#waitingHead++]!;
-      if (this.#waitingHead > 1024 && this.#waitingHead * 2 > this.#waiting.length) {
-        this.#waiting.splice(0, this.#waitingHead);
-        this.#waitingHead = 0;
+    if (this.#starting) return; // the loop below, further up the stack, picks them up
+    this.#starting = true;
+    try {
+      while (this.#running < this.#p.concurrency && this.#waitingHead < this.#waiting.length) {
+        const slot = this.#waiting[this.#waitingHead++]!;
+        if (this.#waitingHead > 1024 && this.#waitingHead * 2 > this.#waiting.length) {
+          this.#waiting.splice(0, this.#waitingHead);
+          this.#waitingHead = 0;
+        }
+        this.#running++;
+        this.#pump(slot, undefined);
       }
-      this.#running++;
-      void this.#drain(slot).finally(() => this.#next());
+    } finally {
+      this.#starting = false;
     }
   }
 
-  async #drain(slot: Slot): Promise<void> {
-    try {
-      if (slot.instance === undefined) await this.#activate(slot);
-      const q = slot.queue!;
-      while (q.length > 0) {
-        const env = q.shift()!;
-        const inst = slot.instance;
-        if (inst === undefined) {
-          // The entity was given up (its durable write was refused): the rest go back to routing.
-          env.done(this.#givenUp ?? new Error("entity given up"));
-          continue;
-        }
-        slot.lastUsed = this.#p.clock.now();
-        const seen = env.id !== undefined ? slot.recent?.find((r) => r[0] === env.id) : undefined;
-        if (seen) {
-          // Applied before (on this node or a previous owner): answer, do not apply again.
-          if (seen[1]) env.done(undefined, seen[2]);
-          else
-            env.done(
-              fromWireError(seen[2] as WireError, { type: slot.def.type, key: slot.key, handler: env.h }),
+  /**
+   * Runs `first`, then the queued messages of `slot`, one at a time, synchronously for as long
+   * as nothing needs waiting for; on a promise (activation, an async handler, a durable write) it
+   * continues when that settles. Called holding the slot (`running`) and a concurrency turn;
+   * gives both back when the mailbox is empty.
+   */
+  #pump(slot: Slot, first: Envelope | undefined): void {
+    let env = first;
+    for (;;) {
+      if (
+        slot.instance === undefined &&
+        (env !== undefined || (slot.queue?.length ?? 0) > 0 || slot.activateOnly)
+      ) {
+        slot.activateOnly = false;
+        const pending = env;
+        this.#activate(slot).then(
+          () => this.#pump(slot, pending),
+          (err: unknown) => {
+            // Activation failed: fail what is queued; the next message tries again. A
+            // throwing onActivate reaches local and remote callers alike as a HandlerError.
+            const failure = asHandlerError(err);
+            pending?.done(failure);
+            for (const e of (slot.queue ?? []).splice(0)) e.done(failure);
+            this.#p.logger.warn(
+              `node ${this.#p.nodeId}: activating ${slot.def.type}/${slot.key} failed: ${String(err)}`,
             );
-          continue;
-        }
-        let result: unknown;
-        let failure: unknown;
-        try {
-          const fn = (inst as unknown as Record<string, (...a: unknown[]) => unknown>)[env.h]!;
-          result = fn.apply(inst, env.a as unknown[]);
-          if (
-            result !== null &&
-            typeof result === "object" &&
-            typeof (result as Promise<unknown>).then === "function"
-          ) {
-            result = await result;
-          }
-        } catch (err) {
-          failure = asHandlerError(err);
-          this.stats.handlerErrors++;
-        }
-        // The handler may have changed state even when it threw.
-        slot.version++;
-        if (env.id !== undefined && this.#p.tracksAsks?.(slot.def)) {
-          const recent = slot.recent ?? [];
-          recent.push([env.id, failure === undefined, failure === undefined ? result : toWireError(failure)]);
-          if (recent.length > RECENT_ASKS) recent.shift();
-          slot.recent = recent;
-        }
-        const durable = this.#p.afterHandle?.(slot);
-        if (durable) {
-          try {
-            await durable;
-          } catch (err) {
-            env.done(err);
-            continue;
-          }
-        }
-        if (failure !== undefined) {
-          env.done(failure);
-          continue;
-        }
-        this.stats.handled++;
-        try {
-          assertSerializable(result, `the result of ${slot.def.type}.${env.h}`, "result");
-        } catch (err) {
-          env.done(err);
-          continue;
-        }
-        env.done(undefined, result);
+            this.#idle(slot);
+          },
+        );
+        return;
       }
-    } catch (err) {
-      // Activation failed: fail what is queued; the next message tries again. A throwing
-      // onActivate reaches local and remote callers alike as a HandlerError.
-      const q = slot.queue ?? [];
-      slot.queue = undefined;
-      const failure = asHandlerError(err);
-      for (const env of q.splice(0)) env.done(failure);
-      this.#p.logger.warn(
-        `node ${this.#p.nodeId}: activating ${slot.def.type}/${slot.key} failed: ${String(err)}`,
-      );
-    } finally {
-      slot.running = false;
-      if (slot.queue && slot.queue.length === 0) slot.queue = undefined;
-      if (slot.queue) {
-        slot.running = true;
-        this.#schedule(slot);
-      } else if (slot.idle) {
-        const waiters = slot.idle;
-        slot.idle = undefined;
-        for (const w of waiters) w();
+      if (env === undefined) env = slot.queue?.shift();
+      if (env === undefined) {
+        this.#idle(slot);
+        return;
+      }
+      const wait = this.#run(slot, env);
+      env = undefined;
+      if (wait !== undefined) {
+        wait.then(() => this.#pump(slot, undefined));
+        return;
       }
     }
+  }
+
+  /** The mailbox is empty: let go of the slot and the turn, wake whoever waits for idleness. */
+  #idle(slot: Slot): void {
+    slot.running = false;
+    if (slot.queue !== undefined && slot.queue.length === 0) slot.queue = undefined;
+    if (slot.queue !== undefined) {
+      // Messages arrived while activation failed: try again.
+      slot.running = true;
+      this.#pump(slot, undefined);
+      return;
+    }
+    if (slot.idle) {
+      const waiters = slot.idle;
+      slot.idle = undefined;
+      for (const w of waiters) w();
+    }
+    this.#endTurn();
+  }
+
+  /** Runs one message; returns a promise when it must be waited for, else completes it now. */
+  #run(slot: Slot, env: Envelope): Promise<void> | undefined {
+    const inst = slot.instance;
+    if (inst === undefined) {
+      // The entity was given up (its durable write was refused): the rest go back to routing.
+      env.done(this.#givenUp ?? new Error("entity given up"));
+      return undefined;
+    }
+    slot.lastUsed = this.#p.clock.now();
+    if (env.id !== undefined && slot.recent !== undefined) {
+      const seen = slot.recent.find((r) => r[0] === env.id);
+      if (seen) {
+        // Applied before (on this node or a previous owner): answer, do not apply again.
+        if (seen[1]) env.done(undefined, seen[2]);
+        else
+          env.done(
+            fromWireError(seen[2] as WireError, { type: slot.def.type, key: slot.key, handler: env.h }),
+          );
+        return undefined;
+      }
+    }
+    let result: unknown;
+    try {
+      const fn = (inst as unknown as Record<string, (...a: unknown[]) => unknown>)[env.h]!;
+      result = fn.apply(inst, env.a as unknown[]);
+    } catch (err) {
+      this.stats.handlerErrors++;
+      return this.#complete(slot, env, undefined, asHandlerError(err));
+    }
+    if (
+      result !== null &&
+      typeof result === "object" &&
+      typeof (result as Promise<unknown>).then === "function"
+    ) {
+      return (result as Promise<unknown>).then(
+        (r) => this.#complete(slot, env, r, undefined),
+        (err: unknown) => {
+          this.stats.handlerErrors++;
+          return this.#complete(slot, env, undefined, asHandlerError(err));
+        },
+      );
+    }
+    return this.#complete(slot, env, result, undefined);
+  }
+
+  /** After the handler: version, remembered ask, durable write, then the answer. */
+  #complete(slot: Slot, env: Envelope, result: unknown, failure: unknown): Promise<void> | undefined {
+    // The handler may have changed state even when it threw.
+    slot.version++;
+    if (env.id !== undefined && this.#p.tracksAsks?.(slot.def)) {
+      const recent = slot.recent ?? [];
+      recent.push([env.id, failure === undefined, failure === undefined ? result : toWireError(failure)]);
+      if (recent.length > RECENT_ASKS) recent.shift();
+      slot.recent = recent;
+    }
+    const durable = this.#p.afterHandle?.(slot);
+    if (durable) {
+      return durable.then(
+        () => this.#answer(slot, env, result, failure),
+        (err: unknown) => env.done(err),
+      );
+    }
+    this.#answer(slot, env, result, failure);
+    return undefined;
+  }
+
+  #answer(slot: Slot, env: Envelope, result: unknown, failure: unknown): void {
+    if (failure !== undefined) {
+      env.done(failure);
+      return;
+    }
+    this.stats.handled++;
+    try {
+      assertSerializable(result, `the result of ${slot.def.type}.${env.h}`, "result");
+    } catch (err) {
+      env.done(err);
+      return;
+    }
+    env.done(undefined, result);
   }
 
   async #activate(slot: Slot): Promise<void> {
@@ -315,8 +388,8 @@ export class EntityHost {
   /** Activates an entity with no message (eager activation after a hand-off). */
   activate(slot: Slot): void {
     if (slot.instance !== undefined || slot.running) return;
+    slot.activateOnly = true;
     slot.running = true;
-    slot.queue ??= [];
     this.#schedule(slot);
   }
 
@@ -444,6 +517,8 @@ export class EntityHost {
    */
   giveUp(slot: Slot, reason: unknown): void {
     this.#givenUp = reason;
+    // Queued messages go back to routing too (the caller maps this error to "moved").
+    for (const e of (slot.queue ?? []).splice(0)) e.done(reason);
     this.#active.delete(slot);
     slot.instance = undefined;
     slot.state = undefined;
