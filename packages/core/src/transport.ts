@@ -145,7 +145,8 @@ export class NatsTransport implements Transport {
         if (!p) return; // late: already timed out
         this.#pending.delete(id);
         // The server answers a request nobody listens to with an empty 503 status message.
-        if (msg.data.length === 0 && msg.headers?.code === 503) p.reject(new RequestFailedError("no-responders", p.subject));
+        if (msg.data.length === 0 && msg.headers?.code === 503)
+          p.reject(new RequestFailedError("no-responders", p.subject));
         else p.resolve(msg.data);
       },
     });
