@@ -2,7 +2,7 @@
 import { Entity } from "@keyhold/actors";
 
 export class Counter extends Entity<{ n: number }> {
-  static readonly type = "counter";
+  static readonly type: string = "counter";
   initialState() {
     return { n: 0 };
   }
@@ -16,19 +16,9 @@ export class Counter extends Entity<{ n: number }> {
 }
 
 /** The same counter with two warm standbys: its acknowledged increments survive a SIGKILL. */
-export class ReplicatedCounter extends Entity<{ n: number }> {
-  static readonly type = "replicated-counter";
+export class ReplicatedCounter extends Counter {
+  static override readonly type = "replicated-counter";
   static readonly replicas = 3;
-  initialState() {
-    return { n: 0 };
-  }
-  add(by: number) {
-    this.state.n += by;
-    return this.state.n;
-  }
-  get() {
-    return this.state.n;
-  }
 }
 
 export const entities = [Counter, ReplicatedCounter];

@@ -66,6 +66,10 @@ export interface HostParams {
   readonly tracksAsks?: ((def: EntityDefinition) => boolean) | undefined;
 }
 
+export function emptyHostStats(): HostStats {
+  return { activations: 0, passivations: 0, handled: 0, handlerErrors: 0, mailboxFull: 0 };
+}
+
 export interface HostStats {
   activations: number;
   passivations: number;

@@ -48,6 +48,18 @@ export interface HandoffStats {
   malformed: number;
 }
 
+export function emptyHandoffStats(): HandoffStats {
+  return {
+    pulled: 0,
+    recordsIn: 0,
+    recordsStale: 0,
+    handedOff: 0,
+    pullsAbandoned: 0,
+    buffered: 0,
+    malformed: 0,
+  };
+}
+
 export interface HandoffParams {
   readonly node: ShardNode;
   readonly transport: Transport;
@@ -79,15 +91,7 @@ export class PartitionTable {
   readonly #chains = new Map<number, Promise<void>>();
   // Resolved when a partition being pulled is released again, so its pulls stop at once.
   readonly #lost = new Map<number, () => void>();
-  readonly stats: HandoffStats = {
-    pulled: 0,
-    recordsIn: 0,
-    recordsStale: 0,
-    handedOff: 0,
-    pullsAbandoned: 0,
-    buffered: 0,
-    malformed: 0,
-  };
+  readonly stats: HandoffStats = emptyHandoffStats();
 
   constructor(params: HandoffParams) {
     this.#p = params;

@@ -40,6 +40,10 @@ export interface ReplicationStats {
   refills: number;
 }
 
+export function emptyReplicationStats(): ReplicationStats {
+  return { writes: 0, quorumFailures: 0, copiesIn: 0, copiesStale: 0, refills: 0 };
+}
+
 interface Copy {
   rec: EntityRecord;
   readonly p: number;

@@ -27,7 +27,7 @@ import {
   type EntityRef,
   isValidEntityKey,
 } from "./entity.js";
-import { EntityHost, type HostStats, type Slot } from "./entity-host.js";
+import { EntityHost, emptyHostStats, type HostStats, type Slot } from "./entity-host.js";
 import {
   ActorErrorCode,
   DeadlineExceededError,
@@ -39,9 +39,9 @@ import {
   UnknownEntityTypeError,
   UnknownHandlerError,
 } from "./errors.js";
-import { type HandoffStats, PartitionTable, type Peer } from "./handoff.js";
+import { emptyHandoffStats, type HandoffStats, PartitionTable, type Peer } from "./handoff.js";
 import { type ParsedShardingOptions, parseShardingOptions, type ShardingOptions } from "./options.js";
-import { Replicator } from "./replication.js";
+import { emptyReplicationStats, Replicator } from "./replication.js";
 import { type LocalOutcome, Router, type RouterStats } from "./router.js";
 import type { StateStore } from "./store.js";
 import {
@@ -688,31 +688,10 @@ export class Sharding implements AsyncDisposable {
     const h = this.#host;
     return {
       router: { ...this.#router.stats },
-      host: {
-        ...(h?.stats ?? { activations: 0, passivations: 0, handled: 0, handlerErrors: 0, mailboxFull: 0 }),
-        active: h?.activeCount ?? 0,
-        known: h?.slotCount ?? 0,
-      },
-      handoff: {
-        ...(this.#parts?.stats ?? {
-          pulled: 0,
-          recordsIn: 0,
-          recordsStale: 0,
-          handedOff: 0,
-          pullsAbandoned: 0,
-          buffered: 0,
-          malformed: 0,
-        }),
-        outbox: this.#parts?.outboxSize ?? 0,
-      },
+      host: { ...(h?.stats ?? emptyHostStats()), active: h?.activeCount ?? 0, known: h?.slotCount ?? 0 },
+      handoff: { ...(this.#parts?.stats ?? emptyHandoffStats()), outbox: this.#parts?.outboxSize ?? 0 },
       replication: {
-        ...(this.#replicator?.stats ?? {
-          writes: 0,
-          quorumFailures: 0,
-          copiesIn: 0,
-          copiesStale: 0,
-          refills: 0,
-        }),
+        ...(this.#replicator?.stats ?? emptyReplicationStats()),
         copies: this.#replicator?.copyCount ?? 0,
       },
       requests: { ...this.#req },

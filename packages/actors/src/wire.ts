@@ -103,20 +103,23 @@ const isNat = (x: unknown, max: number): x is number =>
   typeof x === "number" && Number.isSafeInteger(x) && x >= 0 && x <= max;
 const isUuid = (x: unknown): x is string => typeof x === "string" && x.length >= 8 && x.length <= 64;
 
-function unpack(data: Uint8Array): unknown {
-  if (data.length === 0) throw new Error("empty");
-  return packr.unpack(data);
-}
-
-/** Decodes and validates a request to a node; never throws. */
-export function decodeRequest(data: Uint8Array): Decoded<InboundRequest> {
+/** A msgpack map of our wire version, or `{ error }` (a map carrying `k` is never an error). */
+function unpackV1(data: Uint8Array): Record<string, unknown> {
   let m: unknown;
   try {
-    m = unpack(data);
+    if (data.length === 0) return { error: "empty" };
+    m = packr.unpack(data);
   } catch {
     return { error: "not msgpack" };
   }
   if (!isObj(m) || m.v !== ACTOR_WIRE_VERSION) return { error: "not a v1 map" };
+  return m;
+}
+
+/** Decodes and validates a request to a node; never throws. */
+export function decodeRequest(data: Uint8Array): Decoded<InboundRequest> {
+  const m = unpackV1(data);
+  if ("error" in m && typeof m.error === "string" && m.k === undefined) return { error: m.error };
   switch (m.k) {
     case "ask":
     case "tell":
@@ -183,13 +186,8 @@ function decodeRecords(x: unknown): EntityRecord[] | undefined {
 
 /** Decodes and validates a reply; never throws. */
 export function decodeReply(data: Uint8Array): Decoded<Reply> {
-  let m: unknown;
-  try {
-    m = unpack(data);
-  } catch {
-    return { error: "not msgpack" };
-  }
-  if (!isObj(m) || m.v !== ACTOR_WIRE_VERSION) return { error: "not a v1 map" };
+  const m = unpackV1(data);
+  if ("error" in m && typeof m.error === "string" && m.k === undefined) return { error: m.error };
   switch (m.k) {
     case "ok":
       return { v: 1, k: "ok", r: m.r };

@@ -10,7 +10,7 @@ import {
   type ShardNodeOptions,
   silentLogger,
 } from "@keyhold/core";
-import { SimBus, type SimEndpoint, VirtualClock } from "@keyhold/testing";
+import { SimBus, type SimEndpoint, seededRandom, VirtualClock } from "@keyhold/testing";
 import fc from "fast-check";
 import { Packr } from "msgpackr";
 import { describe, expect, it } from "vitest";
@@ -302,7 +302,7 @@ describe("membership over a simulated bus", () => {
         fc.array(op, { minLength: 1, maxLength: 14 }),
         fc.integer({ min: 0, max: 1e6 }),
         async (ops, seed) => {
-          const bus = setup({ jitterMs: 3, duplicate: 0.05, random: mulberry(seed) });
+          const bus = setup({ jitterMs: 3, duplicate: 0.05, random: seededRandom(seed) });
           const live: Sim[] = [await start(bus, "n0")];
           let n = 1;
           for (const o of ops) {
@@ -335,16 +335,6 @@ describe("membership over a simulated bus", () => {
     );
   });
 });
-
-function mulberry(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe("node ids", () => {
   it("refuses to start a second node with the id of a live member", async () => {

@@ -2,16 +2,11 @@
 // plus a generic polling helper.
 
 export { type ChildOptions, childEntry, type RunningChild, spawnTs } from "./child.js";
+export { ChildStartError, IpcProcess, type TimedEvent } from "./ipc-process.js";
 export { NatsCluster } from "./nats-cluster.js";
 export type { NatsServerOptions } from "./nats-server.js";
 export { NatsServer } from "./nats-server.js";
-export {
-  ChildStartError,
-  NodeProcess,
-  type NodeProcessOptions,
-  type NodeState,
-  type TimedEvent,
-} from "./node-process.js";
+export { NodeProcess, type NodeProcessOptions, type NodeState } from "./node-process.js";
 export {
   type AskResult,
   longestOverlap,

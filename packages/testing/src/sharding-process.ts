@@ -1,8 +1,8 @@
 // A Sharding node in its own OS process, driven over IPC: for multi-process entity tests and
 // demos that kill nodes with SIGKILL.
 import type { HandoffInfo, ShardingOptions, ShardingStats } from "@keyhold/actors";
-import { childEntry, type RunningChild, spawnTs } from "./child.js";
-import { ChildStartError, type TimedEvent } from "./node-process.js";
+import { childEntry, spawnTs } from "./child.js";
+import { type ChildMessage, IpcProcess } from "./ipc-process.js";
 
 /**
  * Options that survive JSON (no connection, transport, clock, logger, classes or store
@@ -35,18 +35,9 @@ export type AskResult =
   | { readonly ok: true; readonly result: unknown }
   | { readonly ok: false; readonly name: string; readonly code?: string; readonly message: string };
 
-export class ShardingProcess implements AsyncDisposable {
-  readonly #child: RunningChild;
-  readonly #pending = new Map<number, (v: unknown) => void>();
-  readonly events: TimedEvent[] = [];
+export class ShardingProcess extends IpcProcess {
   /** Activations and passivations the fixture entities reported (see `reportOracle`). */
   readonly oracle: OracleEvent[] = [];
-  #req = 0;
-  id = "";
-
-  private constructor(child: RunningChild) {
-    this.#child = child;
-  }
 
   /**
    * Spawns a node hosting the classes exported as `entities` by `entitiesModule` (an absolute
@@ -57,63 +48,19 @@ export class ShardingProcess implements AsyncDisposable {
     entitiesModule: string,
     opts: { echo?: boolean } = {},
   ): Promise<ShardingProcess> {
-    const child = spawnTs(
-      childEntry("./sharding-process-child.ts"),
-      [JSON.stringify(options), entitiesModule],
-      opts,
+    const sp = new ShardingProcess(
+      spawnTs(childEntry("./sharding-process-child.ts"), [JSON.stringify(options), entitiesModule], opts),
     );
-    const sp = new ShardingProcess(child);
-    await new Promise<void>((resolve, reject) => {
-      child.process.on("message", (m: { type: string; [k: string]: unknown }) => {
-        if (m.type === "ready") {
-          sp.id = m.id as string;
-          resolve();
-        } else if (m.type === "error") {
-          reject(new ChildStartError(m.name as string, m.code as string | undefined, m.message as string));
-        } else if (m.type === "oracle") sp.oracle.push(m.e as OracleEvent);
-        else if (m.type === "event")
-          sp.events.push({ event: m.event as TimedEvent["event"], at: m.at as number });
-        else if (m.type === "reply") {
-          sp.#pending.get(m.req as number)?.(m.value);
-          sp.#pending.delete(m.req as number);
-        }
-      });
-      void child.exited.then((code) =>
-        reject(new Error(`sharding process exited with ${code} before ready:\n${child.logs().join("\n")}`)),
-      );
-    });
+    await sp.ready("sharding process");
     return sp;
   }
 
-  get pid(): number {
-    return this.#child.process.pid ?? -1;
-  }
-
-  get exited(): Promise<number | null> {
-    return this.#child.exited;
-  }
-
-  logs(): string[] {
-    return this.#child.logs();
-  }
-
-  #ask<T>(msg: Record<string, unknown>, timeout = 30_000): Promise<T> {
-    const req = ++this.#req;
-    return new Promise<T>((resolve, reject) => {
-      const t = setTimeout(() => {
-        this.#pending.delete(req);
-        reject(new Error(`sharding ${this.id} did not answer ${String(msg.cmd)} within ${timeout} ms`));
-      }, timeout);
-      this.#pending.set(req, (v) => {
-        clearTimeout(t);
-        resolve(v as T);
-      });
-      this.#child.process.send({ ...msg, req });
-    });
+  protected override onMessage(m: ChildMessage): void {
+    if (m.type === "oracle") this.oracle.push(m.e as OracleEvent);
   }
 
   state(): Promise<ShardingState> {
-    return this.#ask({ cmd: "state" });
+    return this.request({ cmd: "state" });
   }
 
   /** Asks an entity from inside this node's process. */
@@ -124,7 +71,7 @@ export class ShardingProcess implements AsyncDisposable {
     args: unknown[] = [],
     timeout?: number,
   ): Promise<AskResult> {
-    return this.#ask(
+    return this.request(
       { cmd: "ask", type, key, handler, args, ...(timeout ? { timeout } : {}) },
       (timeout ?? 30_000) + 5_000,
     );
@@ -132,23 +79,13 @@ export class ShardingProcess implements AsyncDisposable {
 
   /** Graceful close (hand-off included); resolves with the child's timings and final stats. */
   async close(): Promise<{ started: number; finished: number; stats: ShardingStats } | undefined> {
-    if (!this.#child.process.connected) return undefined;
-    const r = await this.#ask<{ started: number; finished: number; stats: ShardingStats }>(
+    if (!this.connected) return undefined;
+    const r = await this.request<{ started: number; finished: number; stats: ShardingStats }>(
       { cmd: "close" },
       60_000,
     );
-    await this.#child.exited;
+    await this.exited;
     return r;
-  }
-
-  async kill(signal: NodeJS.Signals = "SIGKILL"): Promise<void> {
-    if (this.#child.process.exitCode === null && this.#child.process.signalCode === null)
-      this.#child.process.kill(signal);
-    await this.#child.exited;
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.kill();
   }
 }
 
