@@ -11,6 +11,7 @@ import { formatNumber, formatTable } from "./harness.js";
 const MODULES: Record<string, () => Promise<{ bench: BenchModule }>> = {
   core: () => import("./core.js"),
   actors: () => import("./actors.js"),
+  replication: () => import("./replication.js"),
 };
 
 interface ModuleResult {

@@ -93,13 +93,7 @@ export class EntityHost {
   readonly #waiting: Slot[] = [];
   #waitingHead = 0;
   #sweepTimer: unknown;
-  readonly stats: HostStats = {
-    activations: 0,
-    passivations: 0,
-    handled: 0,
-    handlerErrors: 0,
-    mailboxFull: 0,
-  };
+  readonly stats: HostStats = emptyHostStats();
 
   constructor(params: HostParams) {
     this.#p = params;

@@ -370,6 +370,10 @@ export class PartitionTable {
     if (!replicator) return Promise.resolve();
     return this.#chain(p, async () => {
       if (this.#parts.get(p)?.s !== "ready") return;
+      // Copies that reached us after we took the partition over: merge them (a higher
+      // version wins) instead of keeping a stale second copy of what we serve.
+      const late = replicator.takeCopies(p);
+      if (late.length > 0) this.#installAll(p, late, []);
       const recs = this.#p.host.slotsOf(p).map((s) => this.#p.host.record(s));
       await replicator.refill(p, recs);
     });

@@ -38,10 +38,12 @@ export interface ReplicationStats {
   copiesStale: number;
   /** Refills: bulk copies sent to bring a partition back to N copies. */
   refills: number;
+  /** Refills a replica never acknowledged, after retries. */
+  refillsFailed: number;
 }
 
 export function emptyReplicationStats(): ReplicationStats {
-  return { writes: 0, quorumFailures: 0, copiesIn: 0, copiesStale: 0, refills: 0 };
+  return { writes: 0, quorumFailures: 0, copiesIn: 0, copiesStale: 0, refills: 0, refillsFailed: 0 };
 }
 
 interface Copy {
@@ -58,13 +60,7 @@ export function majorityReplicas(n: number): number {
 export class Replicator {
   readonly #p: ReplicatorParams;
   readonly #copies = new Map<string, Copy>();
-  readonly stats: ReplicationStats = {
-    writes: 0,
-    quorumFailures: 0,
-    copiesIn: 0,
-    copiesStale: 0,
-    refills: 0,
-  };
+  readonly stats: ReplicationStats = emptyReplicationStats();
 
   constructor(params: ReplicatorParams) {
     this.#p = params;
@@ -184,15 +180,23 @@ export class Replicator {
     await Promise.all(
       [...byTargets].map(async ([t, list]) => {
         this.stats.refills++;
-        // In pages, so a big partition never exceeds the server's max_payload.
+        // In pages, so a big partition never exceeds the server's max_payload. A page that gets
+        // no acknowledgement is sent again a few times (the replica may be starting up): a
+        // refill that is simply lost would leave keys short of N copies until the next change.
         for (let from: number | undefined = 0; from !== undefined; ) {
           const { page, next } = pageRecords(list, from);
-          const outcome = await this.#send(
-            t,
-            encode({ v: 1, k: "rep", p, from: this.#p.nodeId, recs: page }),
-          );
+          const msg = encode({ v: 1, k: "rep", p, from: this.#p.nodeId, recs: page });
+          let outcome = await this.#send(t, msg);
+          for (let attempt = 1; outcome !== "ok" && outcome !== "no-responders" && attempt <= 3; attempt++) {
+            await new Promise<void>((r) => this.#p.clock.setTimeout(r, 100 * 2 ** attempt));
+            if (!this.#targets(p, this.#p.replicasOf(page[0]?.t ?? "")).includes(t)) return;
+            outcome = await this.#send(t, msg);
+          }
           if (outcome !== "ok") {
-            this.#p.logger.debug(`node ${this.#p.nodeId}: refill of partition ${p} to ${t}: ${outcome}`);
+            this.stats.refillsFailed++;
+            this.#p.logger.warn(
+              `node ${this.#p.nodeId}: refill of partition ${p} to ${t} failed: ${outcome}`,
+            );
             return;
           }
           from = next;

@@ -75,6 +75,7 @@ export interface ShardingStats {
     readonly copiesIn: number;
     readonly copiesStale: number;
     readonly refills: number;
+    readonly refillsFailed: number;
     readonly copies: number;
   };
   readonly requests: {
@@ -268,8 +269,13 @@ export class Sharding implements AsyncDisposable {
     let sharding: Sharding | undefined;
     let sub: TransportSubscription | undefined;
     let store: StateStore | undefined;
-    // Requests that arrive before construction finishes are dropped: senders retry.
-    const onRequest = (data: Uint8Array, reply: string | undefined) => sharding?.handleRequest(data, reply);
+    // Peers may send to us as soon as they see our first heartbeat, before construction ends:
+    // those requests (replica refills among them) wait here and are handled once we are built.
+    const early: [Uint8Array, string | undefined][] = [];
+    const onRequest = (data: Uint8Array, reply: string | undefined) => {
+      if (sharding) sharding.handleRequest(data, reply);
+      else if (early.length < 100_000) early.push([data, reply]);
+    };
     try {
       if (!client) {
         // Subscribe before joining: peers may route to us as soon as they see our heartbeat.
@@ -294,6 +300,7 @@ export class Sharding implements AsyncDisposable {
       if (!client) {
         sharding.#events = sharding.#consumeEvents();
         sharding.#armOutboxExpiry();
+        for (const [data, reply] of early.splice(0)) sharding.handleRequest(data, reply);
       }
       return sharding;
     } catch (err) {
@@ -675,12 +682,14 @@ export class Sharding implements AsyncDisposable {
     }
   }
 
+  /** Housekeeping every handoffTimeoutMs: unclaimed outboxes expire, orphaned copies go. */
   #armOutboxExpiry(): void {
     const retention = this.#opts.handoffTimeoutMs * OUTBOX_RETENTION_FACTOR;
     this.#outboxTimer = this.#clock.setTimeout(() => {
       this.#parts?.expireOutbox(retention);
+      this.#replicator?.prune();
       this.#armOutboxExpiry();
-    }, retention);
+    }, this.#opts.handoffTimeoutMs);
   }
 
   /** Counters of routing, hosting and hand-off. */

@@ -293,3 +293,18 @@ describe("replication edge cases", () => {
     for (let i = 0; i < 20; i++) expect(await drive(bus, client.ref(Account, `c-${i}`).balance())).toBe(1);
   });
 });
+
+describe("back to N copies", () => {
+  it("after a join, every key has exactly N-1 copies once orphans are pruned; primaries hold none", async () => {
+    const nodes = [await node("a"), await node("b"), await node("c")];
+    const client = await node("cl", {}, true);
+    const keys = Array.from({ length: 30 }, (_, i) => `n-${i}`);
+    for (const k of keys) await drive(bus, client.ref(Account, k).deposit(1));
+    nodes.push(await node("d"));
+    // orphaned copies (on nodes no longer among a key's owners) go after 2 x handoffTimeoutMs
+    await bus.clock.advance(2000 * 4);
+    const copies = nodes.reduce((n, s) => n + s.stats().replication.copies, 0);
+    expect(copies).toBe(keys.length * 2);
+    for (const k of keys) expect(await drive(bus, client.ref(Account, k).balance())).toBe(1);
+  });
+});
