@@ -6,16 +6,15 @@ import {
   MemoryStore,
   memoryStore,
   QuorumError,
-  Sharding,
+  type Sharding,
   type ShardingOptions,
   StoreConflictError,
   StoreError,
 } from "@keyhold/actors";
-import { silentLogger } from "@keyhold/core";
 import { SimBus, seededRandom, VirtualClock } from "@keyhold/testing";
 import fc from "fast-check";
 import { beforeEach, describe, expect, it } from "vitest";
-import { drive, HB, TTL } from "./support.js";
+import { drive, HB, startOn, TTL } from "./support.js";
 
 class Account extends Entity<{ balance: number }> {
   static readonly type = "account";
@@ -51,29 +50,8 @@ beforeEach(() => {
   bus = new SimBus(new VirtualClock());
 });
 
-async function node(id: string, extra: Partial<ShardingOptions> = {}, client = false): Promise<Sharding> {
-  let settled = false;
-  const opts: ShardingOptions = {
-    transport: bus.connect(id),
-    clock: bus.clock,
-    cluster: "r",
-    nodeId: id,
-    heartbeatMs: HB,
-    ttlMs: TTL,
-    skewMs: 200,
-    handoffTimeoutMs: 2000,
-    logger: silentLogger,
-    entities: [Account, Stored],
-    ...extra,
-  };
-  const p = (client ? Sharding.connect(opts) : Sharding.start(opts)).finally(() => {
-    settled = true;
-  });
-  p.catch(() => {});
-  while (!settled) await bus.clock.advance(1);
-  const s = await p;
-  await bus.clock.advance(HB);
-  return s;
+function node(id: string, extra: Partial<ShardingOptions> = {}, client = false): Promise<Sharding> {
+  return startOn(bus, id, { cluster: "r", entities: [Account, Stored], ...extra }, client);
 }
 
 /** Vanishes without a leave (kill -9): its transport goes silent. */
