@@ -88,7 +88,7 @@ describe("hand-off properties (simulated bus)", () => {
         fc.integer({ min: 1, max: 1e9 }),
         (ops, seed) => scenario(ops, seed),
       ),
-      { numRuns: Number(process.env.KH_PROPERTY_RUNS ?? 40), verbose: 1 },
+      { numRuns: Number(process.env.KH_PROPERTY_RUNS ?? 200), verbose: 1 },
     );
   });
 });

@@ -234,7 +234,7 @@ describe("replication properties (simulated bus)", () => {
           }
         },
       ),
-      { numRuns: Number(process.env.KH_PROPERTY_RUNS ?? 30), verbose: 1 },
+      { numRuns: Number(process.env.KH_PROPERTY_RUNS ?? 200), verbose: 1 },
     );
   });
 });

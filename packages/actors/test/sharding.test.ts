@@ -331,3 +331,31 @@ describe("local deadlines and activation errors", () => {
     await expect(a.ask(Counter, "", "add", [1])).rejects.toThrow(/non-empty string/);
   });
 });
+
+describe("node-wide concurrency", () => {
+  it("at most `concurrency` entities run handlers at once; the others wait their turn", async () => {
+    let running = 0;
+    let max = 0;
+    class Busy extends Entity<number> {
+      static readonly type = "busy";
+      initialState() {
+        return 0;
+      }
+      async work() {
+        running++;
+        max = Math.max(max, running);
+        await new Promise((r) => setTimeout(r, 5));
+        running--;
+        return this.key;
+      }
+    }
+    const a = await startOn(bus, "a", { entities: [Busy], concurrency: 2 });
+    const keys = Array.from({ length: 8 }, (_, i) => `w${i}`).filter((k) => a.node.place(k) === "a");
+    const results = await Promise.all(
+      keys.map((k) => drive(bus, a.ref(Busy, k).ask("work", [], { timeout: 3_600_000 }))),
+    );
+    expect(results).toEqual(keys);
+    expect(keys.length).toBeGreaterThan(2);
+    expect(max).toBe(2);
+  });
+});

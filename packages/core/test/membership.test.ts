@@ -331,7 +331,7 @@ describe("membership over a simulated bus", () => {
           for (const s of live) await s.node.close();
         },
       ),
-      { numRuns: 60, verbose: 1 },
+      { numRuns: 200, verbose: 1 },
     );
   });
 });
