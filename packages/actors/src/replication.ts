@@ -97,6 +97,7 @@ export class Replicator {
     }
     this.stats.writes++;
     const msg = encode({ v: 1, k: "rep", p, from: this.#p.nodeId, recs: [rec] });
+    if (this.#p.quorum === "majority") return this.#writeMajority(rec, targets, msg, majority);
     const outcomes = await Promise.all(targets.map((t) => this.#send(t, msg)));
     const acks = outcomes.filter((o) => o === "ok").length;
     // A replica that vanished (no responders, or dropped from the ring while we waited) is no
@@ -105,13 +106,43 @@ export class Replicator {
     const gone = outcomes.filter(
       (o, i) => o === "no-responders" || (o !== "ok" && !live.has(targets[i]!)),
     ).length;
-    const needed = this.#p.quorum === "majority" ? majority : Math.max(majority, targets.length - gone);
+    const needed = Math.max(majority, targets.length - gone);
     if (acks < needed) {
       this.stats.quorumFailures++;
       throw new QuorumError(
         `${rec.t}/${rec.key}: ${acks} of ${needed} replica acknowledgements (${outcomes.join(", ")})`,
       );
     }
+  }
+
+  /** Resolves as soon as a majority of copies acknowledged; the rest finish on their own. */
+  #writeMajority(
+    rec: EntityRecord,
+    targets: readonly string[],
+    msg: Uint8Array,
+    majority: number,
+  ): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const outcomes: string[] = new Array(targets.length).fill("pending");
+      let acks = 0;
+      let answered = 0;
+      targets.forEach((t, i) => {
+        void this.#send(t, msg).then((o) => {
+          outcomes[i] = o;
+          answered++;
+          if (o === "ok") acks++;
+          if (acks === majority) resolve();
+          else if (answered === targets.length && acks < majority) {
+            this.stats.quorumFailures++;
+            reject(
+              new QuorumError(
+                `${rec.t}/${rec.key}: ${acks} of ${majority} replica acknowledgements (${outcomes.join(", ")})`,
+              ),
+            );
+          }
+        });
+      });
+    });
   }
 
   async #send(target: string, msg: Uint8Array): Promise<string> {

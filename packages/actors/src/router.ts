@@ -54,6 +54,7 @@ export class Router {
   // client keeps nothing per finished ask.
   readonly #watch = new Map<string, Set<(err: OwnerGone) => void>>();
   #watching: Promise<void> | undefined;
+  readonly #sleepers = new Set<() => void>();
   #closed = false;
   readonly stats: RouterStats = { asks: 0, tells: 0, retries: 0, failed: 0 };
 
@@ -89,10 +90,29 @@ export class Router {
     };
   }
 
+  /**
+   * Waits `ms` before the next attempt, or less: a change of the ring (the owner we wait for
+   * appeared, or the dead one was dropped) ends every backoff at once.
+   */
+  #backoff(ms: number): Promise<void> {
+    this.#ensureWatching();
+    const { clock } = this.#p;
+    return new Promise<void>((resolve) => {
+      const wake = () => {
+        clock.clearTimeout(timer);
+        this.#sleepers.delete(wake);
+        resolve();
+      };
+      const timer = clock.setTimeout(wake, ms);
+      this.#sleepers.add(wake);
+    });
+  }
+
   #ensureWatching(): void {
     if (this.#watching) return;
     this.#watching = (async () => {
       for await (const e of this.#p.node.events()) {
+        if (e.type === "members") for (const wake of [...this.#sleepers]) wake();
         if (e.type !== "members" || e.left.length === 0) continue;
         const departed = new Set(this.#p.node.departed());
         for (const id of e.left) {
@@ -211,7 +231,7 @@ export class Router {
         const left = deadline - clock.now();
         if (left <= 0) break;
         this.stats.retries++;
-        await Promise.race([new Promise<void>((r) => clock.setTimeout(r, Math.min(delay, left))), stopped]);
+        await Promise.race([this.#backoff(Math.min(delay, left)), stopped]);
         delay = Math.min(delay * 2, 100);
       }
       throw problem === "no live member"

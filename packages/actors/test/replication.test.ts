@@ -286,3 +286,33 @@ describe("back to N copies", () => {
     for (const k of keys) expect(await drive(bus, client.ref(Account, k).balance())).toBe(1);
   });
 });
+
+describe("write quorum", () => {
+  async function withSilentReplica(writeQuorum: "all" | "majority") {
+    const opts = { writeQuorum, replicationTimeoutMs: 1500 } as const;
+    const nodes = [await node("a", opts), await node("b", opts), await node("c", opts)];
+    const key = Array.from({ length: 60 }, (_, i) => `m-${i}`).find((k) => nodes[0]!.node.place(k) === "a")!;
+    const replica = nodes.find((s) => s.node.id === nodes[0]!.node.owners(key, 3)[2])!;
+    // The replica still receives and stays a member, but its acknowledgements never leave.
+    const t = replica.node.transport as { publish: (subject: string, data: Uint8Array) => void };
+    const publish = t.publish.bind(t);
+    t.publish = (subject, data) => {
+      if (!subject.startsWith("_INBOX")) publish(subject, data);
+    };
+    const t0 = bus.clock.now();
+    const out = await drive(bus, nodes[0]!.ref(Account, key).deposit(5)).catch((e: unknown) => e);
+    return { out, ms: bus.clock.now() - t0 };
+  }
+
+  it('"majority" answers once a majority of copies holds the write, without waiting for a silent replica', async () => {
+    const { out, ms } = await withSilentReplica("majority");
+    expect(out).toBe(5);
+    expect(ms).toBeLessThan(100);
+  });
+
+  it('"all" waits for every live replica and fails with QuorumError when one stays silent', async () => {
+    const { out, ms } = await withSilentReplica("all");
+    expect(out).toBeInstanceOf(QuorumError);
+    expect(ms).toBeGreaterThanOrEqual(1500);
+  });
+});
