@@ -62,6 +62,8 @@ export interface HostParams {
    * answered; undefined when the entity type needs neither. A rejection fails the message.
    */
   readonly afterHandle?: ((slot: Slot) => Promise<void> | undefined) | undefined;
+  /** Drop a passivated (idle or over the cap) entity from memory: a store holds its state. */
+  readonly forgetDormant?: boolean | undefined;
   /** Whether an entity type remembers its applied asks (replicated or stored types). */
   readonly tracksAsks?: ((def: EntityDefinition) => boolean) | undefined;
 }
@@ -441,6 +443,9 @@ export class EntityHost {
         slot.idle = undefined;
         for (const f of w) f();
       }
+      // With a durable store the state is safe there: forget the dormant entity entirely, so
+      // memory follows the active entities rather than every key this node ever served.
+      if (this.#p.forgetDormant && slot.instance === undefined) this.drop(slot);
     }
   }
 

@@ -164,6 +164,7 @@ export class Sharding implements AsyncDisposable {
         load: args.store ? (slot) => this.#load(slot) : undefined,
         afterHandle: args.store || replicated ? (slot) => this.#persist(slot) : undefined,
         tracksAsks: (def) => args.store !== undefined || def.replicas > 1,
+        forgetDormant: args.store !== undefined,
       });
       this.#parts = new PartitionTable({
         node: args.node,

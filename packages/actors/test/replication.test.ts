@@ -316,3 +316,15 @@ describe("write quorum", () => {
     expect(ms).toBeGreaterThanOrEqual(1500);
   });
 });
+
+describe("memory with a store", () => {
+  it("an idle entity is forgotten from memory and comes back from the store", async () => {
+    const shared = new MemoryStore();
+    const a = await node("a", { store: memoryStore(shared), idleMs: 500 });
+    expect(await drive(bus, a.ref(Stored, "sleepy").add(7))).toBe(7);
+    expect(a.stats().host.known).toBe(1);
+    await bus.clock.advance(1500);
+    expect(a.stats().host.known).toBe(0);
+    expect(await drive(bus, a.ref(Stored, "sleepy").add(1))).toBe(8);
+  });
+});
