@@ -1,39 +1,17 @@
 // Runs `npm run demo`'s program in quick mode as its own process, as CI does, and checks the
 // report: hardly any failed asks through a join, a graceful leave and a SIGKILL; replicated
 // counters all intact, plain ones intact unless they lived on the killed node.
-import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { runTsProgram } from "@keyhold/testing";
 import { expect, it } from "vitest";
 
 const root = fileURLToPath(new URL("../../..", import.meta.url));
 
-function run(entry: string, env: Record<string, string> = {}): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve, reject) => {
-    const childEnv: NodeJS.ProcessEnv = { ...process.env, ...env };
-    delete childEnv.NATS_URL; // the demo must bring its own server, as on a fresh machine
-    const child = spawn(process.execPath, ["--conditions=@keyhold/source", "--import", "tsx", entry], {
-      cwd: root,
-      env: childEnv,
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let out = "";
-    child.stdout.on("data", (d: Buffer) => {
-      out += d.toString();
-    });
-    child.stderr.on("data", (d: Buffer) => {
-      out += d.toString();
-    });
-    const timer = setTimeout(() => child.kill("SIGKILL"), 90_000);
-    child.on("error", reject);
-    child.on("exit", (code) => {
-      clearTimeout(timer);
-      resolve({ code, out });
-    });
-  });
-}
-
 it("runs the demo cluster through join, graceful leave and SIGKILL without losing what it promises", async () => {
-  const { code, out } = await run("examples/demo/src/main.ts", { DEMO_QUICK: "1" });
+  const { code, out } = await runTsProgram("examples/demo/src/main.ts", {
+    cwd: root,
+    env: { DEMO_QUICK: "1" },
+  });
   expect(code, out).toBe(0);
   expect(out).toContain("(embedded nats-server)");
   expect(out).toMatch(/node-4 joins .*partitions: node-1 \d+, node-2 \d+, node-3 \d+, node-4 \d+/);

@@ -1,36 +1,16 @@
 // Runs the membership example the way a user would, as its own process, and checks that it
 // exits cleanly and shows the leaving node's partitions moving to the two that stay.
-import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { runTsProgram } from "@keyhold/testing";
 import { expect, it } from "vitest";
 
 const root = fileURLToPath(new URL("../../..", import.meta.url));
 
-function run(entry: string, env: Record<string, string> = {}): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--conditions=@keyhold/source", "--import", "tsx", entry], {
-      cwd: root,
-      env: { ...process.env, ...env },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let out = "";
-    child.stdout.on("data", (d: Buffer) => {
-      out += d.toString();
-    });
-    child.stderr.on("data", (d: Buffer) => {
-      out += d.toString();
-    });
-    const timer = setTimeout(() => child.kill("SIGKILL"), 45_000);
-    child.on("error", reject);
-    child.on("exit", (code) => {
-      clearTimeout(timer);
-      resolve({ code, out });
-    });
-  });
-}
-
 it("prints the ring and moves only the closed node's partitions", async () => {
-  const { code, out } = await run("examples/membership/src/main.ts");
+  const { code, out } = await runTsProgram("examples/membership/src/main.ts", {
+    cwd: root,
+    timeoutMs: 45_000,
+  });
   expect(out, out).toMatch(/node-a owns +\d+:/);
   expect(out).toMatch(/node-c owns +\d+:/);
   expect(out).toContain("all three nodes agree on every owner: true");

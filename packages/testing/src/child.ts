@@ -53,3 +53,38 @@ export function spawnTs(entry: string, args: readonly string[] = [], opts: Child
   });
   return { process: child, exited, logs: () => [...lines] };
 }
+
+/**
+ * Runs a TypeScript program to completion the way a user would (its own process, source
+ * conditions, tsx), without NATS_URL unless given, and resolves with its exit code and output.
+ * Killed after `timeoutMs`.
+ */
+export function runTsProgram(
+  entry: string,
+  opts: { env?: Record<string, string>; cwd?: string; timeoutMs?: number } = {},
+): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve, reject) => {
+    const env: NodeJS.ProcessEnv = { ...process.env, ...opts.env };
+    if (opts.env?.NATS_URL === undefined) delete env.NATS_URL;
+    const child = spawn(process.execPath, ["--conditions=@keyhold/source", "--import", "tsx", entry], {
+      ...(opts.cwd ? { cwd: opts.cwd } : {}),
+      env,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    children.add(child);
+    let out = "";
+    child.stdout?.on("data", (d: Buffer) => {
+      out += d.toString();
+    });
+    child.stderr?.on("data", (d: Buffer) => {
+      out += d.toString();
+    });
+    const timer = setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs ?? 90_000);
+    child.on("error", reject);
+    child.on("exit", (code) => {
+      clearTimeout(timer);
+      children.delete(child);
+      resolve({ code, out });
+    });
+  });
+}

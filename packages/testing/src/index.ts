@@ -1,7 +1,7 @@
 // Test helpers for Keyhold: real nats-server processes on random ports, single or clustered,
 // plus a generic polling helper.
 
-export { type ChildOptions, childEntry, type RunningChild, spawnTs } from "./child.js";
+export { type ChildOptions, childEntry, type RunningChild, runTsProgram, spawnTs } from "./child.js";
 export { ChildStartError, IpcProcess, type TimedEvent } from "./ipc-process.js";
 export { NatsCluster } from "./nats-cluster.js";
 export type { NatsServerOptions } from "./nats-server.js";
