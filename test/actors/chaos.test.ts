@@ -4,12 +4,11 @@
 // are never lost: every counter ends between its acknowledged and its attempted increments.
 // A single-instance oracle records activations in every process and reports the longest time
 // two processes had the same key active.
-import { Sharding, type ShardingOptions } from "@keyhold/actors";
-import { silentLogger } from "@keyhold/core";
+import type { Sharding, ShardingOptions } from "@keyhold/actors";
 import { longestOverlap, NatsCluster, NatsServer, type ShardingProcess, waitFor } from "@keyhold/testing";
 import { afterEach, describe, expect, it } from "vitest";
 import { Replicated } from "../fixtures/entities.js";
-import { LEASE, spawnNode } from "./support.js";
+import { connectClient, load as loadCounters, spawnNode } from "./support.js";
 
 const cleanup: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
@@ -18,46 +17,12 @@ afterEach(async () => {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function client(servers: string | string[], cluster: string, extra: Partial<ShardingOptions> = {}) {
-  return Sharding.connect({
-    servers,
-    cluster,
-    ...LEASE,
-    entities: [Replicated],
-    logger: silentLogger,
-    askTimeoutMs: 15_000,
-    ...extra,
-  });
+  return connectClient(servers, cluster, { entities: [Replicated], askTimeoutMs: 15_000, ...extra });
 }
 
-/** Increments on `keys` with `concurrency` in flight until stopped. */
+/** Increments on replicated counters with `concurrency` in flight until stopped. */
 function load(c: Sharding, keys: readonly string[], concurrency = 32) {
-  const acked = new Map<string, number>();
-  const attempted = new Map<string, number>();
-  const errors: string[] = [];
-  let stop = false;
-  let i = 0;
-  const workers = Array.from({ length: concurrency }, async () => {
-    while (!stop) {
-      const k = keys[i++ % keys.length]!;
-      attempted.set(k, (attempted.get(k) ?? 0) + 1);
-      try {
-        await c.ref(Replicated, k).add(1);
-        acked.set(k, (acked.get(k) ?? 0) + 1);
-      } catch (err) {
-        errors.push(String(err));
-      }
-    }
-  });
-  return {
-    acked,
-    attempted,
-    errors,
-    total: () => [...acked.values()].reduce((a, b) => a + b, 0),
-    async stop() {
-      stop = true;
-      await Promise.all(workers);
-    },
-  };
+  return loadCounters(c, keys, concurrency, Replicated);
 }
 
 async function checkBounds(c: Sharding, keys: readonly string[], l: ReturnType<typeof load>) {
@@ -89,12 +54,12 @@ describe("chaos with replicas: 3", () => {
     const l = load(c, keys);
     await sleep(1000);
     for (const victim of [nodes[1]!, nodes[3]!]) {
-      const before = l.total();
+      const before = l.total;
       await victim.kill("SIGKILL");
       exits.set(victim.pid, Date.now());
       await waitFor(() => !c.node.members().includes(victim.id), { timeout: 10_000 });
       await sleep(1500); // recovery: failover, refill to N copies
-      expect(l.total()).toBeGreaterThan(before);
+      expect(l.total).toBeGreaterThan(before);
     }
     await l.stop();
     const exact = await checkBounds(c, keys, l);
@@ -102,11 +67,11 @@ describe("chaos with replicas: 3", () => {
     expect(oracle.filter((e) => e.event === "activate").length).toBeGreaterThanOrEqual(1000);
     const overlap = longestOverlap(oracle, (pid) => exits.get(pid) ?? Date.now());
     console.log(
-      `[chaos] kill x2: ${l.total()} acknowledged, ${l.errors.length} failed asks, ${exact}/${keys.length} counters exactly at acknowledged; ` +
+      `[chaos] kill x2: ${l.total} acknowledged, ${l.errors.length} failed asks, ${exact}/${keys.length} counters exactly at acknowledged; ` +
         `longest two-active window ${overlap.ms} ms (${overlap.key || "none"}); ${oracle.length} oracle events; ` +
         `failures: ${[...new Set(l.errors.map((e) => e.split(":")[0]))].join(", ")}`,
     );
-    expect(l.total()).toBeGreaterThan(1000);
+    expect(l.total).toBeGreaterThan(1000);
   });
 
   it("rolling restart of every node under load: zero failed asks, every counter exact", async () => {
@@ -144,7 +109,7 @@ describe("chaos with replicas: 3", () => {
       () => Date.now(),
     );
     console.log(
-      `[chaos] rolling restart: ${l.total()} acknowledged, 0 failed; longest two-active window ${overlap.ms} ms`,
+      `[chaos] rolling restart: ${l.total} acknowledged, 0 failed; longest two-active window ${overlap.ms} ms`,
     );
   });
 
@@ -169,7 +134,7 @@ describe("chaos with replicas: 3", () => {
     const keys = Array.from({ length: 500 }, (_, i) => `nats-${i}`);
     const l = load(c, keys);
     await sleep(800);
-    const before = l.total();
+    const before = l.total;
     await nc.kill(0);
     await sleep(3000);
     await waitFor(() => c.node.members().length === 3, {
@@ -178,10 +143,10 @@ describe("chaos with replicas: 3", () => {
     });
     await sleep(800);
     await l.stop();
-    expect(l.total()).toBeGreaterThan(before);
+    expect(l.total).toBeGreaterThan(before);
     const exact = await checkBounds(c, keys, l);
     console.log(
-      `[chaos] server lost: ${l.total()} acknowledged, ${l.errors.length} failed, ${exact}/${keys.length} exact`,
+      `[chaos] server lost: ${l.total} acknowledged, ${l.errors.length} failed, ${exact}/${keys.length} exact`,
     );
   });
 });
@@ -215,8 +180,8 @@ describe("durable state in NATS KV", () => {
     await waitFor(() => c.node.members().length === 3);
     const exact = await checkBounds(c, keys, l);
     console.log(
-      `[chaos] kv restart: ${l.total()} acknowledged before the crash, ${exact}/${keys.length} exact after restart`,
+      `[chaos] kv restart: ${l.total} acknowledged before the crash, ${exact}/${keys.length} exact after restart`,
     );
-    expect(l.total()).toBeGreaterThan(300);
+    expect(l.total).toBeGreaterThan(300);
   });
 });

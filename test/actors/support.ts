@@ -1,7 +1,7 @@
 // Shared setup for multi-process entity tests: a NATS server, node processes hosting the
 // fixture entities, and a client in the test process.
 import { fileURLToPath } from "node:url";
-import { Sharding, type ShardingOptions } from "@keyhold/actors";
+import { type Entity, type EntityClass, Sharding, type ShardingOptions } from "@keyhold/actors";
 import { silentLogger } from "@keyhold/core";
 import { ShardingProcess, type ShardingProcessOptions } from "@keyhold/testing";
 import { Counter } from "../fixtures/entities.js";
@@ -21,7 +21,7 @@ export function spawnNode(url: string, cluster: string, extra: Partial<ShardingP
   return ShardingProcess.spawn(nodeOptions(url, cluster, extra), ENTITIES);
 }
 
-export function connectClient(url: string, cluster: string, extra: Partial<ShardingOptions> = {}) {
+export function connectClient(url: string | string[], cluster: string, extra: Partial<ShardingOptions> = {}) {
   return Sharding.connect({
     servers: url,
     cluster,
@@ -32,11 +32,14 @@ export function connectClient(url: string, cluster: string, extra: Partial<Shard
   });
 }
 
+/** A fixture counter class: anything with an `add(by)` handler. */
+type AddCounter = EntityClass<Entity<unknown> & { add(by: number): number }>;
+
 /**
  * Sends increments to `keys` round-robin with `concurrency` asks in flight until stopped,
  * counting acknowledged and failed asks per key.
  */
-export function load(client: Sharding, keys: readonly string[], concurrency = 32) {
+export function load(client: Sharding, keys: readonly string[], concurrency = 32, cls: AddCounter = Counter) {
   const acked = new Map<string, number>();
   const attempted = new Map<string, number>();
   const errors: string[] = [];
@@ -47,7 +50,7 @@ export function load(client: Sharding, keys: readonly string[], concurrency = 32
       const k = keys[i++ % keys.length]!;
       attempted.set(k, (attempted.get(k) ?? 0) + 1);
       try {
-        await client.ref(Counter, k).add(1);
+        await client.ref(cls, k).add(1);
         acked.set(k, (acked.get(k) ?? 0) + 1);
       } catch (err) {
         errors.push(String(err));
