@@ -91,7 +91,8 @@ export class NatsTransport implements Transport {
   constructor(nc: NatsConnection, opts: { owned: boolean }) {
     this.#nc = nc;
     this.#owned = opts.owned;
-    this.#inbox = createInbox();
+    // Honour natsOptions.inboxPrefix, so a NATS user can be limited to its own reply subjects.
+    this.#inbox = createInbox((nc as { options?: { inboxPrefix?: string } }).options?.inboxPrefix);
     void this.#watch();
   }
 
