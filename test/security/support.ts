@@ -5,8 +5,9 @@ import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { Sharding, type ShardingOptions } from "@keyhold/actors";
+import { Entity, Sharding, type ShardingOptions } from "@keyhold/actors";
 import { silentLogger } from "@keyhold/core";
+import { errors, type NatsConnection } from "@nats-io/transport-node";
 import { Counter } from "../fixtures/entities.js";
 
 export const DOC = fileURLToPath(new URL("../../docs/how-to/secure-a-cluster.md", import.meta.url));
@@ -27,7 +28,11 @@ export async function docConfig(name: string): Promise<Record<string, unknown>> 
 }
 
 /** The same configuration for another cluster: names, accounts and passwords renamed. */
-export function forCluster(config: Record<string, unknown>, from: string, to: string): Record<string, unknown> {
+export function forCluster(
+  config: Record<string, unknown>,
+  from: string,
+  to: string,
+): Record<string, unknown> {
   return JSON.parse(
     JSON.stringify(config).replaceAll(from, to).replaceAll(from.toUpperCase(), to.toUpperCase()),
   ) as Record<string, unknown>;
@@ -43,12 +48,28 @@ export function credentials(config: Record<string, unknown>, user: string): { us
   throw new Error(`no user ${user} in the configuration`);
 }
 
+/** A counter kept on two nodes, so that replication traffic crosses the node user's permissions. */
+export class Replicated extends Entity<{ n: number }> {
+  static readonly type = "replicated";
+  static readonly replicas = 2;
+  initialState() {
+    return { n: 0 };
+  }
+  add(by: number) {
+    this.state.n += by;
+    return this.state.n;
+  }
+  get() {
+    return this.state.n;
+  }
+}
+
 export function startNode(url: string, cluster: string, extra: Partial<ShardingOptions> = {}) {
   return Sharding.start({
     servers: url,
     cluster,
     ...LEASE,
-    entities: [Counter],
+    entities: [Counter, Replicated],
     logger: silentLogger,
     handoffTimeoutMs: 5000,
     ...extra,
@@ -56,7 +77,14 @@ export function startNode(url: string, cluster: string, extra: Partial<ShardingO
 }
 
 export function connectClient(url: string, cluster: string, extra: Partial<ShardingOptions> = {}) {
-  return Sharding.connect({ servers: url, cluster, ...LEASE, entities: [Counter], logger: silentLogger, ...extra });
+  return Sharding.connect({
+    servers: url,
+    cluster,
+    ...LEASE,
+    entities: [Counter, Replicated],
+    logger: silentLogger,
+    ...extra,
+  });
 }
 
 const run = promisify(execFile);
@@ -73,15 +101,59 @@ export interface Certificates {
 export async function makeCertificates(dir: string): Promise<Certificates> {
   const openssl = (...args: string[]) => run("openssl", args, { cwd: dir });
   const f = (name: string) => join(dir, name);
-  await openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=Keyhold test CA",
-    "-keyout", f("ca-key.pem"), "-out", f("ca.pem"));
-  await writeFile(f("server.ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n");
+  await openssl(
+    "req",
+    "-x509",
+    "-newkey",
+    "rsa:2048",
+    "-nodes",
+    "-days",
+    "2",
+    "-subj",
+    "/CN=Keyhold test CA",
+    "-keyout",
+    f("ca-key.pem"),
+    "-out",
+    f("ca.pem"),
+  );
+  await writeFile(
+    f("server.ext"),
+    "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
+  );
   await writeFile(f("client.ext"), "extendedKeyUsage=clientAuth\n");
-  for (const [name, cn] of [["server", "localhost"], ["client", "orders-node"]] as const) {
-    await openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", `/CN=${cn}`, "-keyout", f(`${name}-key.pem`),
-      "-out", f(`${name}.csr`));
-    await openssl("x509", "-req", "-in", f(`${name}.csr`), "-CA", f("ca.pem"), "-CAkey", f("ca-key.pem"),
-      "-CAcreateserial", "-days", "2", "-extfile", f(`${name}.ext`), "-out", f(`${name}.pem`));
+  for (const [name, cn] of [
+    ["server", "localhost"],
+    ["client", "orders-node"],
+  ] as const) {
+    await openssl(
+      "req",
+      "-newkey",
+      "rsa:2048",
+      "-nodes",
+      "-subj",
+      `/CN=${cn}`,
+      "-keyout",
+      f(`${name}-key.pem`),
+      "-out",
+      f(`${name}.csr`),
+    );
+    await openssl(
+      "x509",
+      "-req",
+      "-in",
+      f(`${name}.csr`),
+      "-CA",
+      f("ca.pem"),
+      "-CAkey",
+      f("ca-key.pem"),
+      "-CAcreateserial",
+      "-days",
+      "2",
+      "-extfile",
+      f(`${name}.ext`),
+      "-out",
+      f(`${name}.pem`),
+    );
   }
   return {
     ca: f("ca.pem"),
@@ -90,4 +162,29 @@ export async function makeCertificates(dir: string): Promise<Certificates> {
     clientCert: f("client.pem"),
     clientKey: f("client-key.pem"),
   };
+}
+
+/** The reply-subject prefix the client user is limited to (`natsOptions.inboxPrefix`). */
+export const CLIENT_INBOX = "_INBOX_orders_client";
+
+/** Collects the connection's permission violations as "publish SUBJECT" / "subscription SUBJECT". */
+export function violations(nc: NatsConnection): string[] {
+  const out: string[] = [];
+  void (async () => {
+    for await (const s of nc.status()) {
+      if (s.type === "error" && s.error instanceof errors.PermissionViolationError) {
+        out.push(`${s.error.operation} ${s.error.subject}`);
+      }
+    }
+  })();
+  return out;
+}
+
+/** Adds a test-only user with no permission limits to an account, to watch its subjects. */
+export function withWatcher(config: Record<string, unknown>, account: string): Record<string, unknown> {
+  const copy = structuredClone(config) as { accounts: Record<string, { users: unknown[] }> };
+  const target = copy.accounts[account];
+  if (!target) throw new Error(`no account ${account} in the configuration`);
+  target.users.push({ user: "watcher", password: "watcher" });
+  return copy;
 }
