@@ -1,6 +1,7 @@
 // Two clusters, "orders" and "billing", on one nats-server: with an account each (the how-to's
 // configuration) or with per-cluster users in one account, neither sees the other's members or
 // messages, checked by membership, by asks, and by a subscription on ">".
+import type { Sharding } from "@keyhold/actors";
 import { NatsServer, waitFor } from "@keyhold/testing";
 import { connect, type Msg } from "@nats-io/transport-node";
 import { Packr } from "msgpackr";
@@ -35,7 +36,7 @@ async function oneAccount(): Promise<Config> {
 
 /** Starts two nodes and a client per cluster; `ids` are the node ids, per cluster. */
 async function startClusters(url: string, config: Config) {
-  const started = [];
+  const started: { cluster: string; nodes: Sharding[]; client: Sharding }[] = [];
   for (const cluster of ["orders", "billing"]) {
     const natsOptions = credentials(config, `${cluster}-node`);
     const nodes = [
@@ -96,7 +97,7 @@ describe("two clusters on one server", () => {
     await using server = await NatsServer.start({ config });
     const watcher = await connect({ servers: server.url, ...credentials(config, "watcher") });
     const msgs: Msg[] = [];
-    watcher.subscribe(">", { callback: (_e, m) => msgs.push(m) });
+    watcher.subscribe(">", { callback: (_e, m) => void msgs.push(m) });
     await watcher.flush();
 
     await exercise(server.url, config);
@@ -117,7 +118,7 @@ describe("two clusters on one server", () => {
     await using server = await NatsServer.start({ config });
     const watcher = await connect({ servers: server.url, ...credentials(config, "watcher") });
     const msgs: Msg[] = [];
-    watcher.subscribe(">", { callback: (_e, m) => msgs.push(m) });
+    watcher.subscribe(">", { callback: (_e, m) => void msgs.push(m) });
     await watcher.flush();
 
     await exercise(server.url, config);

@@ -36,7 +36,7 @@ describe("the client user", () => {
     // What reaches the cluster's subjects, seen by a user allowed everything in the account.
     const watcher = await connect({ servers: server.url, ...credentials(config, "watcher") });
     const seen: Record<string, unknown>[] = [];
-    watcher.subscribe("keyhold.orders.>", { callback: (_e, m) => seen.push(packr.unpack(m.data)) });
+    watcher.subscribe("keyhold.orders.>", { callback: (_e, m) => void seen.push(packr.unpack(m.data)) });
     await watcher.flush();
 
     const forger = await connect({
