@@ -1,7 +1,7 @@
 // ShardNode: the public face of @keyhold/core. A member of the ring (or an observer) that
 // answers placement questions from a precomputed Ring and reports ownership changes.
-import { connect } from "@nats-io/transport-node";
 import { v4 as uuidv4 } from "uuid";
+import { connectNats } from "./connection.js";
 import { ClosedError, InvalidArgumentError } from "./errors.js";
 import { EventHub, type ShardEvent } from "./events.js";
 import type { Key } from "./hash.js";
@@ -60,13 +60,11 @@ export class ShardNode implements AsyncDisposable {
     if (!transport) {
       const nc =
         opts.connection ??
-        (await connect({
-          servers: [...(opts.servers ?? [])],
-          name: `keyhold-${opts.cluster}-${id}`,
-          maxReconnectAttempts: -1,
-          reconnectTimeWait: 250,
-          pingInterval: 10_000,
-          ...opts.natsOptions,
+        (await connectNats({
+          servers: opts.servers ?? [],
+          cluster: opts.cluster,
+          nodeId: id,
+          natsOptions: opts.natsOptions,
         }));
       transport = new NatsTransport(nc, { owned: opts.connection === undefined });
     }
