@@ -2,7 +2,7 @@
 // lifecycle, mailbox, handler runner and durability of its entities, its partitions' states,
 // outbox, hand-offs and refills, and the dispatcher in front of them. A client has none.
 import type { Clock, Deadlines, Logger, ShardNode, Transport } from "@keyhold/core";
-import { Dispatcher } from "./dispatch.js";
+import { Dispatcher, type DispatchParams } from "./dispatch.js";
 import { Durability } from "./durability.js";
 import type { EntityDefinition } from "./entity.js";
 import { HandlerRunner, type HostStats } from "./handler.js";
@@ -38,13 +38,7 @@ export function buildHost(a: {
   readonly store: StateStore | undefined;
   readonly replicator: Replicator | undefined;
   readonly deadlines: Deadlines;
-  readonly reroute: (
-    type: string,
-    key: string,
-    h: string,
-    args: readonly unknown[],
-    timeout: number,
-  ) => Promise<unknown>;
+  readonly reroute: DispatchParams["reroute"];
   readonly onHandoff: NonNullable<HandoffParams["onHandoff"]>;
 }): HostParts {
   const { node, opts, clock, logger, stats, store, replicator } = a;

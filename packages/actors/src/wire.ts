@@ -123,10 +123,15 @@ function unpackV1(data: Uint8Array): Record<string, unknown> {
   return m;
 }
 
+/** The `{ error }` of unpackV1 (a map carrying `k` is a message, whatever else it holds). */
+function notUnpacked(m: Record<string, unknown>): m is { error: string } {
+  return typeof m.error === "string" && m.k === undefined;
+}
+
 /** Decodes and validates a request to a node; never throws. */
 export function decodeRequest(data: Uint8Array): Decoded<InboundRequest> {
   const m = unpackV1(data);
-  if ("error" in m && typeof m.error === "string" && m.k === undefined) return { error: m.error };
+  if (notUnpacked(m)) return { error: m.error };
   switch (m.k) {
     case "ask":
     case "tell":
@@ -185,7 +190,7 @@ function decodeRecords(x: unknown): EntityRecord[] | undefined {
 /** Decodes and validates a reply; never throws. */
 export function decodeReply(data: Uint8Array): Decoded<Reply> {
   const m = unpackV1(data);
-  if ("error" in m && typeof m.error === "string" && m.k === undefined) return { error: m.error };
+  if (notUnpacked(m)) return { error: m.error };
   switch (m.k) {
     case "ok":
       return { v: 1, k: "ok", r: m.r };

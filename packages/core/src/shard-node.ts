@@ -9,6 +9,7 @@ import { Membership, type MembershipStats } from "./membership.js";
 import { type ClusterConfig, parseOptions, type ShardNodeOptions } from "./options.js";
 import { Ring } from "./ring.js";
 import { NatsTransport, type Transport } from "./transport.js";
+import { checkPlacementKey } from "./validate.js";
 
 export class ShardNode implements AsyncDisposable {
   /** This member's id. */
@@ -81,19 +82,19 @@ export class ShardNode implements AsyncDisposable {
 
   /** The partition of a key, 0 .. ringSize-1. */
   partition(key: Key): number {
-    checkKey(key);
+    checkPlacementKey(key);
     return this.#ring.partition(key);
   }
 
   /** The live member that owns `key`, or undefined when no member is live. */
   place(key: Key): string | undefined {
-    checkKey(key);
+    checkPlacementKey(key);
     return this.#ring.place(key);
   }
 
   /** The `n` best distinct live members for `key`, best first; fewer when fewer are live. */
   owners(key: Key, n: number): string[] {
-    checkKey(key);
+    checkPlacementKey(key);
     if (!Number.isSafeInteger(n) || n < 0) throw new InvalidArgumentError("n", "an integer >= 0", n);
     return this.#ring.owners(key, n);
   }
@@ -217,9 +218,4 @@ export class ShardNode implements AsyncDisposable {
   assertOpen(): void {
     if (this.#closed) throw new ClosedError(`Node ${this.id} is closed`);
   }
-}
-
-function checkKey(key: Key): void {
-  if (typeof key !== "string" && !(key instanceof Uint8Array))
-    throw new InvalidArgumentError("key", "a string or a Uint8Array", key);
 }

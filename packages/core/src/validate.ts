@@ -1,6 +1,7 @@
 // The small checks every layer's option parsing and wire decoding share. @keyhold/actors uses
 // them too (they are exported), so a rule such as "what an id may look like" lives here once.
-import { InvalidOptionError } from "./errors.js";
+import { InvalidArgumentError, InvalidOptionError } from "./errors.js";
+import type { Key } from "./hash.js";
 
 /** Ids and cluster names become NATS subject tokens, hence the narrow alphabet. */
 export const ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
@@ -30,4 +31,10 @@ export function intOption(name: string, value: unknown, def: number, min: number
     throw new InvalidOptionError(name, `an integer from ${min} to ${max}`, value);
   }
   return value;
+}
+
+/** Throws InvalidArgumentError unless `key` can be placed: a string or a Uint8Array. */
+export function checkPlacementKey(key: Key): void {
+  if (typeof key !== "string" && !(key instanceof Uint8Array))
+    throw new InvalidArgumentError("key", "a string or a Uint8Array", key);
 }
