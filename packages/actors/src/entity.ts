@@ -1,7 +1,7 @@
 // Entity definitions: the base class users extend, how its handlers are found, and the typed
 // reference through which any process sends to an entity by key.
 import { ID_PATTERN } from "@keyhold/core";
-import { InvalidEntityError } from "./errors.js";
+import { InvalidEntityError, InvalidRequestError } from "./errors.js";
 
 /** Names on an entity that are lifecycle hooks or fields, never handlers. */
 const RESERVED = new Set(["constructor", "initialState", "onActivate", "onPassivate", "key", "state"]);
@@ -132,7 +132,24 @@ export function defineEntity(cls: EntityClass): EntityDefinition {
   return { type, cls, handlers, replicas };
 }
 
-/** Validates an entity key: a non-empty string of at most 1024 UTF-16 units. */
+/** Longest entity key, in UTF-16 units. */
+export const MAX_KEY_LENGTH = 1024;
+
+/** Validates an entity key: a non-empty string of at most MAX_KEY_LENGTH UTF-16 units. */
 export function isValidEntityKey(key: unknown): key is string {
-  return typeof key === "string" && key.length > 0 && key.length <= 1024;
+  return typeof key === "string" && key.length > 0 && key.length <= MAX_KEY_LENGTH;
+}
+
+/** Throws InvalidRequestError unless `key` is a valid entity key. */
+export function checkEntityKey(key: unknown): asserts key is string {
+  if (!isValidEntityKey(key)) {
+    throw new InvalidRequestError(
+      `Expected an entity key to be a non-empty string of at most ${MAX_KEY_LENGTH} characters, got ${typeof key === "string" ? `a string of ${key.length}` : typeof key}`,
+    );
+  }
+}
+
+/** One string per entity (type and key), for maps keyed by entity across types. */
+export function entityId(type: string, key: string): string {
+  return `${type}\u0000${key}`;
 }

@@ -11,26 +11,17 @@
 // cannot strand them with an interim owner. Per-partition chains keep the steps of one
 // partition in order while different partitions move in parallel.
 import { type Clock, type Logger, RequestFailedError, type ShardNode, type Transport } from "@keyhold/core";
+import { Backoff, sleep } from "./backoff.js";
 import type { EntityDefinition } from "./entity.js";
-import type { EntityHost, Slot } from "./entity-host.js";
+import type { Lifecycle } from "./lifecycle.js";
+import type { Mailbox } from "./mailbox.js";
+import type { Outbox } from "./outbox.js";
+import type { PartitionStates } from "./partitions.js";
+import { type Peer, PeerTracker } from "./peers.js";
+import type { Refill } from "./refill.js";
 import type { Replicator } from "./replication.js";
+import type { Slot, SlotTable } from "./slots.js";
 import { decodeReply, type EntityRecord, encode, isError, nodeSubject, pageRecords } from "./wire.js";
-
-/** A member that may hold a partition's records; an impatient one is given up on after one timeout. */
-export interface Peer {
-  readonly id: string;
-  readonly patient: boolean;
-}
-
-type PartState =
-  | { readonly s: "pending"; readonly buffer: (() => void)[] }
-  | { readonly s: "ready" }
-  | { readonly s: "releasing"; readonly done: Promise<void> };
-
-interface Outbox {
-  readonly recs: EntityRecord[];
-  readonly at: number;
-}
 
 export interface HandoffStats {
   /** Partitions whose records were pulled from a previous owner. */
@@ -63,16 +54,19 @@ export function emptyHandoffStats(): HandoffStats {
 export interface HandoffParams {
   readonly node: ShardNode;
   readonly transport: Transport;
-  readonly host: EntityHost;
   readonly defs: ReadonlyMap<string, EntityDefinition>;
   readonly cluster: string;
   readonly nodeId: string;
   readonly handoffTimeoutMs: number;
   readonly attemptTimeoutMs: number;
-  /** Most messages buffered per pending partition. */
-  readonly bufferLimit: number;
-  /** Replica copies this node holds (when some entity type is replicated). */
+  readonly partitions: PartitionStates;
+  readonly outbox: Outbox;
+  readonly slots: SlotTable;
+  readonly lifecycle: Lifecycle;
+  readonly mailbox: Mailbox;
+  /** Replica copies this node holds and refills (when some entity type is replicated). */
   readonly replicator?: Replicator | undefined;
+  readonly refill?: Refill | undefined;
   readonly clock: Clock;
   readonly logger: Logger;
   /** Reports how long each completed hand-off took (acquire to ready). */
@@ -84,78 +78,55 @@ export interface HandoffParams {
   }) => void;
 }
 
-export class PartitionTable {
+export class Handoff {
   readonly #p: HandoffParams;
-  readonly #parts = new Map<number, PartState>();
-  readonly #outbox = new Map<number, Outbox>();
-  readonly #chains = new Map<number, Promise<void>>();
   // Resolved when a partition being pulled is released again, so its pulls stop at once.
   readonly #lost = new Map<number, () => void>();
-  readonly stats: HandoffStats = emptyHandoffStats();
+  readonly #stats: Omit<HandoffStats, "buffered"> = emptyHandoffStats();
 
   constructor(params: HandoffParams) {
     this.#p = params;
   }
 
-  /** "ready", "pending", "releasing", or undefined when this node does not hold the partition. */
-  state(p: number): PartState["s"] | undefined {
-    return this.#parts.get(p)?.s;
+  get stats(): HandoffStats {
+    return { ...this.#stats, buffered: this.#p.partitions.buffered };
   }
 
-  /** Partitions whose records wait in the outbox for their new owner. */
-  get outboxSize(): number {
-    return this.#outbox.size;
-  }
-
-  /**
-   * Buffers a message for a partition this node owns but does not serve yet (pending, or its
-   * acquired event not yet processed). False when the buffer is full or the partition is not ours.
-   */
-  buffer(p: number, retry: () => void): boolean {
-    let st = this.#parts.get(p);
-    if (st === undefined) {
-      st = { s: "pending", buffer: [] };
-      this.#parts.set(p, st);
+  /** Turns this node's ownership events into hand-off steps until the node closes. */
+  async follow(): Promise<void> {
+    const { node, refill, replicator } = this.#p;
+    const peers = new PeerTracker({
+      self: node.id,
+      clock: this.#p.clock,
+      handoffTimeoutMs: this.#p.handoffTimeoutMs,
+    });
+    for await (const e of node.events()) {
+      if (e.type === "members") {
+        peers.update(e, node.departed());
+        if (replicator && refill) {
+          // The replica sets of partitions we serve may have changed: top them up.
+          replicator.prune();
+          refill.refillAll();
+        }
+      } else if (e.type === "acquired") {
+        this.acquire(e.partition, peers.peers);
+      } else if (e.type === "released") {
+        this.release(e.partition);
+      }
     }
-    if (st.s !== "pending" || st.buffer.length >= this.#p.bufferLimit) return false;
-    st.buffer.push(retry);
-    this.stats.buffered++;
-    return true;
-  }
-
-  #chain(p: number, step: () => Promise<void>): Promise<void> {
-    const next = (this.#chains.get(p) ?? Promise.resolve()).then(step).catch((err: unknown) => {
-      this.#p.logger.error(`node ${this.#p.nodeId}: hand-off step for partition ${p} failed: ${String(err)}`);
-    });
-    this.#chains.set(p, next);
-    void next.then(() => {
-      if (this.#chains.get(p) === next) this.#chains.delete(p);
-    });
-    return next;
-  }
-
-  /** Resolves when every queued hand-off step has run. */
-  async settled(): Promise<void> {
-    while (this.#chains.size > 0) await Promise.all([...this.#chains.values()]);
   }
 
   /** This node became the owner of `p`; `peers` are the other members that may hold its records. */
   acquire(p: number, peers: readonly Peer[]): void {
-    void this.#chain(p, async () => {
+    const { partitions } = this.#p;
+    void partitions.chain(p, async () => {
       const started = this.#p.clock.now();
-      let st = this.#parts.get(p);
-      if (st?.s !== "pending") {
-        st = { s: "pending", buffer: [] };
-        this.#parts.set(p, st);
-      }
+      const st = partitions.pending(p);
       const eager: Slot[] = [];
       // Records this node handed out earlier and nobody took: ours again.
-      const mine = this.#outbox.get(p);
+      const mine = this.#p.outbox.take(p);
       let records = 0;
-      if (mine) {
-        this.#outbox.delete(p);
-        records += this.#installAll(p, mine.recs, eager);
-      }
+      if (mine) records += this.#installAll(p, mine, eager);
       // Copies this node kept as a replica: the warm standby becomes the primary.
       const copies = this.#p.replicator?.takeCopies(p);
       if (copies && copies.length > 0) records += this.#installAll(p, copies, eager);
@@ -163,11 +134,11 @@ export class PartitionTable {
       const lost = new Promise<"lost">((r) => this.#lost.set(p, () => r("lost")));
       if (targets.length > 0) records += await this.#pull(p, targets, eager, lost);
       this.#lost.delete(p);
-      this.#parts.set(p, { s: "ready" });
-      for (const slot of eager) this.#p.host.activate(slot);
+      partitions.set(p, { s: "ready" });
+      for (const slot of eager) this.#p.mailbox.wake(slot);
       for (const retry of st.buffer) retry();
       // Back to N copies: the replicas of this partition may be new to it.
-      if (this.#p.replicator) void this.refill(p);
+      void this.#p.refill?.refill(p);
       this.#p.onHandoff?.({
         partition: p,
         from: targets.map((t) => t.id),
@@ -179,53 +150,55 @@ export class PartitionTable {
 
   /** This node stopped owning `p`: drain, passivate, and keep the records for the new owner. */
   release(p: number): void {
+    const { partitions, slots, lifecycle, mailbox, clock } = this.#p;
     this.#lost.get(p)?.();
     this.#lost.delete(p);
     let finish!: () => void;
     const done = new Promise<void>((r) => {
       finish = r;
     });
-    void this.#chain(p, async () => {
+    void partitions.chain(p, async () => {
       try {
-        const st = this.#parts.get(p);
+        const st = partitions.get(p);
         if (st === undefined) return;
-        this.#parts.set(p, { s: "releasing", done });
+        partitions.set(p, { s: "releasing", done });
         // Buffered messages go back through routing, which now redirects them.
         if (st.s === "pending") for (const retry of st.buffer) retry();
-        const host = this.#p.host;
-        const slots = host.slotsOf(p);
+        const held = slots.slotsOf(p);
         // Queued messages finish first; a handler that never returns must not hold the
         // partition hostage, so the wait is bounded and what state there is moves on.
-        const idle = Promise.all(slots.map((s) => host.whenIdle(s)));
+        const idle = Promise.all(held.map((s) => mailbox.whenIdle(s)));
         let timer: unknown;
         const drained = await Promise.race([
           idle.then(() => true),
           new Promise<boolean>((r) => {
-            timer = this.#p.clock.setTimeout(() => r(false), this.#p.handoffTimeoutMs);
+            timer = clock.setTimeout(() => r(false), this.#p.handoffTimeoutMs);
           }),
         ]);
-        this.#p.clock.clearTimeout(timer);
+        clock.clearTimeout(timer);
         if (!drained) {
           this.#p.logger.warn(
             `node ${this.#p.nodeId}: handlers of partition ${p} still running after ${this.#p.handoffTimeoutMs} ms; handing off their current state`,
           );
         }
         const recs: EntityRecord[] = [];
-        for (const s of slots) {
+        for (const s of held) {
           const wasActive = s.instance !== undefined;
-          await host.passivate(s);
-          recs.push({ ...host.record(s), act: wasActive });
-          host.drop(s);
+          await lifecycle.passivate(s);
+          recs.push({ ...slots.record(s), act: wasActive });
+          lifecycle.drop(s);
         }
-        const prev = this.#outbox.get(p);
-        const all = prev ? mergeRecords(prev.recs, recs) : recs;
-        // An empty partition leaves nothing behind to wait for.
-        if (all.length > 0) this.#outbox.set(p, { recs: all, at: this.#p.clock.now() });
-        this.#parts.delete(p);
+        this.#p.outbox.put(p, recs);
+        partitions.delete(p);
       } finally {
         finish();
       }
     });
+  }
+
+  /** Installs records of partition `p` (pulled, kept or copied); returns how many were newer. */
+  install(p: number, recs: readonly EntityRecord[]): number {
+    return this.#installAll(p, recs, []);
   }
 
   #installAll(p: number, recs: readonly EntityRecord[], eager: Slot[]): number {
@@ -233,18 +206,18 @@ export class PartitionTable {
     for (const rec of recs) {
       const def = this.#p.defs.get(rec.t);
       if (!def || this.#p.node.ring.partition(rec.key) !== p) {
-        this.stats.malformed++;
+        this.#stats.malformed++;
         this.#p.logger.warn(
           `node ${this.#p.nodeId}: dropping hand-off record ${rec.t}/${rec.key}: unknown type or wrong partition`,
         );
         continue;
       }
-      const slot = this.#p.host.install(def, rec, p);
+      const slot = this.#p.slots.install(def, rec, p);
       if (slot) {
         n++;
-        this.stats.recordsIn++;
+        this.#stats.recordsIn++;
         if (rec.act) eager.push(slot);
-      } else this.stats.recordsStale++;
+      } else this.#stats.recordsStale++;
     }
     return n;
   }
@@ -270,7 +243,7 @@ export class PartitionTable {
       ),
     );
     if (results.includes(false) && node.ring.ownerOfPartition(p) === this.#p.nodeId) {
-      this.stats.pullsAbandoned++;
+      this.#stats.pullsAbandoned++;
       this.#p.logger.warn(
         `node ${this.#p.nodeId}: hand-off of partition ${p} incomplete after ${this.#p.handoffTimeoutMs} ms (${problems.join("; ")}); serving with the records this node has`,
       );
@@ -292,7 +265,7 @@ export class PartitionTable {
     let cursor = 0;
     let installed = 0;
     let received = 0;
-    let delay = 5;
+    const backoff = new Backoff(5, 200);
     let problem = "no answer";
     while (clock.now() < deadline) {
       const req = encode({ v: 1, k: "pull", p, from: this.#p.nodeId, ...(cursor > 0 ? { c: cursor } : {}) });
@@ -310,7 +283,7 @@ export class PartitionTable {
         if (answer === "lost") return installed;
         const reply = decodeReply(answer);
         if (isError(reply) || reply.k !== "states" || reply.p !== p) {
-          this.stats.malformed++;
+          this.#stats.malformed++;
           problem = `malformed reply from ${target}`;
         } else if (reply.status === "ok") {
           installed += this.#installAll(p, reply.recs, eager);
@@ -323,7 +296,7 @@ export class PartitionTable {
           // replica copies already): the holder waits for the ack to let go of its outbox.
           if (received > 0) {
             transport.publish(subject, encode({ v: 1, k: "ack", p, from: this.#p.nodeId }));
-            this.stats.pulled++;
+            this.#stats.pulled++;
           }
           return installed;
         } else problem = `${target} still owns or drains it`;
@@ -334,10 +307,7 @@ export class PartitionTable {
         // A member whose lease expired and that does not answer is taken for dead.
         if (!peer.patient && err instanceof RequestFailedError && err.reason === "timeout") return installed;
       }
-      await new Promise<void>((r) =>
-        clock.setTimeout(r, Math.max(1, Math.min(delay, deadline - clock.now()))),
-      );
-      delay = Math.min(delay * 2, 200);
+      await sleep(clock, backoff.next(deadline - clock.now()));
     }
     throw problem;
   }
@@ -348,75 +318,25 @@ export class PartitionTable {
    */
   async servePull(p: number, from: string, reply: (data: Uint8Array) => void, cursor = 0): Promise<void> {
     const wait = () => reply(encode({ v: 1, k: "states", p, status: "wait", recs: [] }));
+    const { partitions } = this.#p;
     const self = this.#p.nodeId;
     const ring = () => this.#p.node.ring;
-    const st = this.#parts.get(p);
+    const st = partitions.get(p);
     if (st?.s === "releasing") await st.done;
     else if (st !== undefined) return wait();
-    if (this.#parts.has(p) || ring().ownerOfPartition(p) === self) return wait();
-    const ob = this.#outbox.get(p);
+    if (partitions.has(p) || ring().ownerOfPartition(p) === self) return wait();
+    const held = this.#p.outbox.peek(p);
     // Replica copies are copies, not moves: anyone may read them (read repair).
     const copies = this.#p.replicator?.copiesOf(p) ?? [];
     // Views converge within a heartbeat; until ours names the asker, it may not be the owner.
-    if (ob && ob.recs.length > 0 && ring().ownerOfPartition(p) !== from) return wait();
-    const all = ob ? [...ob.recs, ...copies] : copies;
+    if (held && held.length > 0 && ring().ownerOfPartition(p) !== from) return wait();
+    const all = held ? [...held, ...copies] : copies;
     const { page, next } = pageRecords(all, cursor);
     reply(encode({ v: 1, k: "states", p, status: "ok", recs: page, next }));
   }
 
-  /** Sends the records of `p` (if this node serves it) to the partition's current replicas. */
-  refill(p: number): Promise<void> {
-    const replicator = this.#p.replicator;
-    if (!replicator) return Promise.resolve();
-    return this.#chain(p, async () => {
-      if (this.#parts.get(p)?.s !== "ready") return;
-      // Copies that reached us after we took the partition over: merge them (a higher
-      // version wins) instead of keeping a stale second copy of what we serve.
-      const late = replicator.takeCopies(p);
-      if (late.length > 0) this.#installAll(p, late, []);
-      const recs = this.#p.host.slotsOf(p).map((s) => this.#p.host.record(s));
-      await replicator.refill(p, recs);
-    });
-  }
-
-  /** Partitions this node serves. */
-  readyPartitions(): number[] {
-    const out: number[] = [];
-    for (const [p, st] of this.#parts) if (st.s === "ready") out.push(p);
-    return out;
-  }
-
   /** The new owner installed `p`'s records: forget them. */
   ack(p: number): void {
-    if (this.#outbox.delete(p)) this.stats.handedOff++;
+    if (this.#p.outbox.ack(p)) this.#stats.handedOff++;
   }
-
-  /** Drops outbox entries nobody took within `olderThanMs` (their taker died). */
-  expireOutbox(olderThanMs: number): void {
-    const now = this.#p.clock.now();
-    for (const [p, ob] of this.#outbox) {
-      if (now - ob.at > olderThanMs) {
-        this.#outbox.delete(p);
-        this.#p.logger.warn(
-          `node ${this.#p.nodeId}: dropping ${ob.recs.length} unclaimed hand-off records of partition ${p}`,
-        );
-      }
-    }
-  }
-
-  /** Partitions this node holds in any state (owned, pending or releasing). */
-  get heldCount(): number {
-    return this.#parts.size;
-  }
-}
-
-/** Per entity, the record with the higher version. */
-function mergeRecords(a: readonly EntityRecord[], b: readonly EntityRecord[]): EntityRecord[] {
-  const m = new Map<string, EntityRecord>();
-  for (const r of [...a, ...b]) {
-    const id = `${r.t}\u0000${r.key}`;
-    const cur = m.get(id);
-    if (!cur || r.ver > cur.ver) m.set(id, r);
-  }
-  return [...m.values()];
 }

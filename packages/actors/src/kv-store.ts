@@ -4,7 +4,6 @@
 
 import { InvalidOptionError } from "@keyhold/core";
 import { type KV, Kvm } from "@nats-io/kv";
-import type { NatsConnection } from "@nats-io/nats-core";
 import { Packr } from "msgpackr";
 import { StoreConflictError, StoreError } from "./errors.js";
 import type { StateEntry, StateStore, StoredState, StoreFactory } from "./store.js";
@@ -41,7 +40,7 @@ export function natsKvStore(options: NatsKvStoreOptions): StoreFactory {
         throw new StoreError("natsKvStore needs Sharding to run over NATS (servers or connection)");
       try {
         const kv = await new Kvm(connection).create(options.bucket, { replicas, history: 1 });
-        return new NatsKvStore(kv, timeoutMs, connection);
+        return new NatsKvStore(kv, timeoutMs);
       } catch (err) {
         throw new StoreError(
           `Cannot open KV bucket ${options.bucket}: ${String(err)} (is JetStream enabled?)`,
@@ -61,12 +60,10 @@ function kvKey(type: string, key: string): string {
 class NatsKvStore implements StateStore {
   readonly #kv: KV;
   readonly #timeoutMs: number;
-  readonly #nc: NatsConnection;
 
-  constructor(kv: KV, timeoutMs: number, nc: NatsConnection) {
+  constructor(kv: KV, timeoutMs: number) {
     this.#kv = kv;
     this.#timeoutMs = timeoutMs;
-    this.#nc = nc;
   }
 
   async load(type: string, key: string): Promise<StoredState | undefined> {
@@ -104,7 +101,6 @@ class NatsKvStore implements StateStore {
     }
   }
 
-  async close(): Promise<void> {
-    void this.#nc;
-  }
+  /** Nothing to release: the bucket handle lives on Sharding's connection, which Sharding closes. */
+  async close(): Promise<void> {}
 }

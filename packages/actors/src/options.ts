@@ -1,5 +1,5 @@
 // Sharding options: defaults, and the one place they are validated.
-import { InvalidOptionError, type ShardNodeOptions } from "@keyhold/core";
+import { InvalidOptionError, intOption as int, type ShardNodeOptions } from "@keyhold/core";
 import type { EntityClass } from "./entity.js";
 import type { WriteQuorum } from "./replication.js";
 import type { StoreFactory } from "./store.js";
@@ -64,14 +64,6 @@ export interface ParsedShardingOptions {
   readonly store: StoreFactory | undefined;
   readonly writeQuorum: WriteQuorum;
   readonly replicationTimeoutMs: number;
-}
-
-function int(name: string, value: unknown, def: number, min: number, max: number): number {
-  if (value === undefined) return def;
-  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < min || value > max) {
-    throw new InvalidOptionError(name, `an integer from ${min} to ${max}`, value);
-  }
-  return value;
 }
 
 /** Validates the actor-level options; the ShardNode options are validated by @keyhold/core. */

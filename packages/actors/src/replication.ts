@@ -1,4 +1,5 @@
-// Replication to the top-N owners of a key. After a handler runs, the primary sends the
+// Replication to the top-N owners of a key: writes to replicas and receiving copies (topping
+// a partition's replicas up is refill.ts). After a handler runs, the primary sends the
 // entity's new state and version to the other owners (owners(key, N) minus itself) and the
 // caller is answered only once the write quorum acknowledged. Replicas keep passive copies —
 // they run no handlers — and hand them to whoever pulls the partition, so the next owner in
@@ -6,8 +7,9 @@
 // version and a replica keeps only the highest, so duplicated, late or reordered copies are
 // harmless.
 import { type Clock, type Logger, RequestFailedError, type ShardNode, type Transport } from "@keyhold/core";
+import { entityId } from "./entity.js";
 import { QuorumError } from "./errors.js";
-import { decodeReply, type EntityRecord, encode, isError, nodeSubject, pageRecords } from "./wire.js";
+import { decodeReply, type EntityRecord, encode, isError, nodeSubject } from "./wire.js";
 
 /** How many acknowledgements a replicated write needs. */
 export type WriteQuorum = "all" | "majority";
@@ -36,7 +38,7 @@ export interface ReplicationStats {
   copiesIn: number;
   /** Copies received and ignored (this node held the same or a newer version). */
   copiesStale: number;
-  /** Refills: bulk copies sent to bring a partition back to N copies. */
+  /** Refills: bulk copies sent to bring a partition back to N copies (refill.ts). */
   refills: number;
   /** Refills a replica never acknowledged, after retries. */
   refillsFailed: number;
@@ -66,13 +68,18 @@ export class Replicator {
     this.#p = params;
   }
 
+  /** Copies wanted for an entity type (1 = not replicated). */
+  replicasOf(type: string): number {
+    return this.#p.replicasOf(type);
+  }
+
   /** Number of passive copies this node holds. */
   get copyCount(): number {
     return this.#copies.size;
   }
 
   /** The replicas of partition `p` for a type with `n` copies, in this node's view. */
-  #targets(p: number, n: number): string[] {
+  targets(p: number, n: number): string[] {
     return this.#p.node.ring
       .ownersOfPartition(p, n)
       .filter((m) => m !== this.#p.nodeId)
@@ -87,7 +94,7 @@ export class Replicator {
   async write(rec: EntityRecord, p: number): Promise<void> {
     const n = this.#p.replicasOf(rec.t);
     if (n <= 1) return;
-    const targets = this.#targets(p, n);
+    const targets = this.targets(p, n);
     const majority = majorityReplicas(n);
     if (targets.length < majority) {
       this.stats.quorumFailures++;
@@ -98,7 +105,7 @@ export class Replicator {
     this.stats.writes++;
     const msg = encode({ v: 1, k: "rep", p, from: this.#p.nodeId, recs: [rec] });
     if (this.#p.quorum === "majority") return this.#writeMajority(rec, targets, msg, majority);
-    const outcomes = await Promise.all(targets.map((t) => this.#send(t, msg)));
+    const outcomes = await Promise.all(targets.map((t) => this.send(t, msg)));
     const acks = outcomes.filter((o) => o === "ok").length;
     // A replica that vanished (no responders, or dropped from the ring while we waited) is no
     // longer live; one that is merely slow still counts against the quorum.
@@ -127,7 +134,7 @@ export class Replicator {
       let acks = 0;
       let answered = 0;
       targets.forEach((t, i) => {
-        void this.#send(t, msg).then((o) => {
+        void this.send(t, msg).then((o) => {
           outcomes[i] = o;
           answered++;
           if (o === "ok") acks++;
@@ -145,7 +152,8 @@ export class Replicator {
     });
   }
 
-  async #send(target: string, msg: Uint8Array): Promise<string> {
+  /** Sends one `rep` message to a replica: "ok", or why it was not acknowledged. */
+  async send(target: string, msg: Uint8Array): Promise<string> {
     try {
       const data = await this.#p.transport.request(nodeSubject(this.#p.cluster, target), msg, {
         timeout: this.#p.timeoutMs,
@@ -161,7 +169,7 @@ export class Replicator {
   receive(p: number, recs: readonly EntityRecord[]): number {
     let kept = 0;
     for (const rec of recs) {
-      const id = `${rec.t}\u0000${rec.key}`;
+      const id = entityId(rec.t, rec.key);
       const cur = this.#copies.get(id);
       if (cur && cur.rec.ver >= rec.ver) {
         this.stats.copiesStale++;
@@ -190,50 +198,6 @@ export class Replicator {
       this.#copies.delete(id);
     }
     return out;
-  }
-
-  /**
-   * Sends every replicated record of partition `p` to its current replicas, so a key is back
-   * to N copies after a failover or when a replica joined or died. Best effort: a replica that
-   * misses it gets the next write or the next refill.
-   */
-  async refill(p: number, recs: readonly EntityRecord[]): Promise<void> {
-    const byTargets = new Map<string, EntityRecord[]>();
-    for (const rec of recs) {
-      const n = this.#p.replicasOf(rec.t);
-      if (n <= 1 || rec.ver === 0) continue;
-      for (const t of this.#targets(p, n)) {
-        const list = byTargets.get(t) ?? [];
-        list.push(rec);
-        byTargets.set(t, list);
-      }
-    }
-    await Promise.all(
-      [...byTargets].map(async ([t, list]) => {
-        this.stats.refills++;
-        // In pages, so a big partition never exceeds the server's max_payload. A page that gets
-        // no acknowledgement is sent again a few times (the replica may be starting up): a
-        // refill that is simply lost would leave keys short of N copies until the next change.
-        for (let from: number | undefined = 0; from !== undefined; ) {
-          const { page, next } = pageRecords(list, from);
-          const msg = encode({ v: 1, k: "rep", p, from: this.#p.nodeId, recs: page });
-          let outcome = await this.#send(t, msg);
-          for (let attempt = 1; outcome !== "ok" && outcome !== "no-responders" && attempt <= 3; attempt++) {
-            await new Promise<void>((r) => this.#p.clock.setTimeout(r, 100 * 2 ** attempt));
-            if (!this.#targets(p, this.#p.replicasOf(page[0]?.t ?? "")).includes(t)) return;
-            outcome = await this.#send(t, msg);
-          }
-          if (outcome !== "ok") {
-            this.stats.refillsFailed++;
-            this.#p.logger.warn(
-              `node ${this.#p.nodeId}: refill of partition ${p} to ${t} failed: ${outcome}`,
-            );
-            return;
-          }
-          from = next;
-        }
-      }),
-    );
   }
 
   /** Drops copies this node has not been a replica of for longer than the grace period. */

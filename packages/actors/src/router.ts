@@ -1,9 +1,18 @@
-// The sender side: place the key, send one request to the owner (or hand it to the local host),
-// and on "moved", no responders or a lost attempt, back off and try again until the deadline.
+// The sender side: place the key, send one request to the owner (or hand it to this node's
+// dispatcher), and on "moved", no responders or a lost attempt, back off and try again until
+// the deadline.
 // Every attempt of one ask carries the same id, so a receiver that already handled it answers
 // from its dedupe cache instead of applying it twice.
-import { type Clock, RequestFailedError, type ShardNode, type Transport } from "@keyhold/core";
+import {
+  type Clock,
+  type Deadlines,
+  RequestFailedError,
+  type ShardNode,
+  type Transport,
+} from "@keyhold/core";
 import { v4 as uuidv4 } from "uuid";
+import { Backoff } from "./backoff.js";
+import type { LocalOutcome } from "./dispatch.js";
 import {
   AbortedError,
   type ActorError,
@@ -13,21 +22,21 @@ import {
   NoLiveMemberError,
   ShardingClosedError,
 } from "./errors.js";
-import { assertSerializable, decodeReply, encode, isError, nodeSubject } from "./wire.js";
+import { assertSerializable } from "./serializable.js";
+import { decodeReply, encode, isError, nodeSubject } from "./wire.js";
 
 class OwnerGone extends Error {}
-
-/** The outcome of handing a message to the local host. */
-export type LocalOutcome = { ok: true; result: unknown } | { ok: false; error: unknown } | { moved: true };
 
 export interface RouterParams {
   readonly node: ShardNode;
   readonly transport: Transport;
   readonly cluster: string;
   readonly clock: Clock;
+  /** The one deadline mechanism of asks handled on this node (the local hand-over). */
+  readonly deadlines: Deadlines;
   readonly askTimeoutMs: number;
   readonly attemptTimeoutMs: number;
-  /** Hands a message to this node's host, or undefined for a client that hosts nothing. */
+  /** Hands a message to this node's dispatcher, or undefined for a client that hosts nothing. */
   readonly local:
     | ((
         type: string,
@@ -49,9 +58,9 @@ export interface RouterStats {
 export class Router {
   readonly #p: RouterParams;
   readonly #inflight = new Set<(err: ActorError) => void>();
-  // One shared promise per target that rejects when the target dies; no timer per ask.
-  // Per target, the attempts waiting on it; each removes itself when it settles, so a long-lived
-  // client keeps nothing per finished ask.
+  // Per target, the attempts waiting on it (each rejected when the target dies, so no attempt
+  // waits out its timeout for a dead owner); each removes itself when it settles, so a
+  // long-lived client keeps nothing per finished ask.
   readonly #watch = new Map<string, Set<(err: OwnerGone) => void>>();
   #watching: Promise<void> | undefined;
   readonly #sleepers = new Set<() => void>();
@@ -94,7 +103,7 @@ export class Router {
    * Waits `ms` before the next attempt, or less: a change of the ring (the owner we wait for
    * appeared, or the dead one was dropped) ends every backoff at once.
    */
-  #backoff(ms: number): Promise<void> {
+  #sleep(ms: number): Promise<void> {
     this.#ensureWatching();
     const { clock } = this.#p;
     return new Promise<void>((resolve) => {
@@ -176,25 +185,25 @@ export class Router {
 
     const id = uuidv4();
     let request: Uint8Array | undefined;
-    let delay = 2;
+    const backoff = new Backoff(2, 100);
     let problem = "no live member";
     try {
       for (;;) {
         const owner = node.place(key);
         if (owner !== undefined && owner === node.id && this.#p.local) {
-          const left = Math.max(1, deadline - clock.now());
-          let timer: unknown;
+          const { deadlines } = this.#p;
+          let expiry: ReturnType<Deadlines["add"]> | undefined;
           const out = await Promise.race([
             new Promise<LocalOutcome>((r) => this.#p.local!(type, key, h, args, r)),
             new Promise<never>((_, reject) => {
-              timer = clock.setTimeout(
-                () =>
-                  reject(new DeadlineExceededError(target, timeout, "the local handler is still running")),
-                left,
+              expiry = deadlines.add(Math.max(deadline, clock.now() + 1), () =>
+                reject(new DeadlineExceededError(target, timeout, "the local handler is still running")),
               );
             }),
             stopped,
-          ]).finally(() => clock.clearTimeout(timer));
+          ]).finally(() => {
+            if (expiry) deadlines.cancel(expiry);
+          });
           if ("moved" in out) problem = "partition moving";
           else if (out.ok) return out.result;
           else throw out.error;
@@ -231,8 +240,7 @@ export class Router {
         const left = deadline - clock.now();
         if (left <= 0) break;
         this.stats.retries++;
-        await Promise.race([this.#backoff(Math.min(delay, left)), stopped]);
-        delay = Math.min(delay * 2, 100);
+        await Promise.race([this.#sleep(backoff.next(left)), stopped]);
       }
       throw problem === "no live member"
         ? new NoLiveMemberError(target, timeout)

@@ -1,6 +1,7 @@
 // Durable entity state: the store interface, and an in-memory implementation for tests and
 // single-process use. Writes are conditional on the revision the writer last saw, so a node
 // that lost ownership without knowing it yet cannot overwrite the new owner's state.
+import { entityId } from "./entity.js";
 import { StoreConflictError, StoreError } from "./errors.js";
 import type { RecentAsk } from "./wire.js";
 
@@ -57,13 +58,12 @@ interface Entry {
 export class MemoryStore implements StateStore {
   readonly #entries = new Map<string, Entry>();
   #revision = 0;
-  #closed = false;
   /** Fail every call with StoreError while true (fault injection in tests). */
   failing = false;
 
   async load(type: string, key: string): Promise<StoredState | undefined> {
     this.#check();
-    const e = this.#entries.get(`${type}\u0000${key}`);
+    const e = this.#entries.get(entityId(type, key));
     return e
       ? {
           state: structuredClone(e.state),
@@ -76,7 +76,7 @@ export class MemoryStore implements StateStore {
 
   async save(type: string, key: string, entry: StateEntry, expected: number | undefined): Promise<number> {
     this.#check();
-    const id = `${type}\u0000${key}`;
+    const id = entityId(type, key);
     const cur = this.#entries.get(id);
     if ((cur?.revision ?? undefined) !== expected) throw new StoreConflictError(type, key);
     const revision = ++this.#revision;
@@ -89,6 +89,7 @@ export class MemoryStore implements StateStore {
     return revision;
   }
 
+  /** Nothing to release; the store stays usable, since other nodes may share it. */
   async close(): Promise<void> {}
 
   /** Number of stored entities. */
@@ -97,7 +98,7 @@ export class MemoryStore implements StateStore {
   }
 
   #check(): void {
-    if (this.failing || this.#closed) throw new StoreError("memory store is failing (fault injection)");
+    if (this.failing) throw new StoreError("memory store is failing (fault injection)");
   }
 }
 

@@ -1,17 +1,18 @@
-// Entity messages on the wire (asks, tells, replies, hand-off pulls and acks): msgpack maps,
-// validated on the way in; and the check that user values will survive the trip.
-import { ID_PATTERN } from "@keyhold/core";
+// Entity messages on the wire (asks, tells, replies, hand-off pulls and acks, replica copies):
+// msgpack codecs only, every inbound message validated before it touches any state.
+import { isId, isNat, isObj } from "@keyhold/core";
 import { Packr } from "msgpackr";
-import { NotSerializableError, type WireError } from "./errors.js";
+import { isValidEntityKey } from "./entity.js";
+import type { WireError } from "./errors.js";
 
 export const ACTOR_WIRE_VERSION = 1;
 /** Most hops a tell is forwarded between nodes that disagree about its owner. */
 export const MAX_HOPS = 4;
-const MAX_KEY = 1024;
 
 const packr = new Packr({ useRecords: false, mapsAsObjects: true, int64AsType: "bigint" });
 
-export interface AskMessage {
+/** An ask or a tell: one handler call for one entity. */
+export interface HandlerMessage {
   readonly v: 1;
   readonly k: "ask" | "tell";
   /** Message id (uuid), the dedupe key. */
@@ -49,7 +50,7 @@ export interface ReplicateMessage {
   readonly recs: readonly EntityRecord[];
 }
 
-export type InboundRequest = AskMessage | PullMessage | AckMessage | ReplicateMessage;
+export type InboundRequest = HandlerMessage | PullMessage | AckMessage | ReplicateMessage;
 
 /** One entity's state as it moves between nodes. */
 export interface EntityRecord {
@@ -63,9 +64,9 @@ export interface EntityRecord {
   /**
    * The last asks applied to a replicated or stored entity: [id, ok, result or wire error].
    * They travel with the state so that an ask retried after a failover or hand-off is
-   * answered from here instead of being applied twice.
+   * answered from here instead of being applied twice. On the wire this field is `ids`.
    */
-  readonly ids?: readonly RecentAsk[] | undefined;
+  readonly recent?: readonly RecentAsk[] | undefined;
 }
 
 /** One applied ask remembered with an entity: [message id, succeeded, result or WireError]. */
@@ -91,17 +92,23 @@ export type Reply =
     };
 
 export function encode(msg: InboundRequest | Reply): Uint8Array {
+  if ((msg.k === "rep" || msg.k === "states") && msg.recs.length > 0)
+    return packr.pack({ ...msg, recs: msg.recs.map(toWireRecord) });
   return packr.pack(msg);
+}
+
+/** A record as it is packed: `recent` travels as `ids`. */
+function toWireRecord(r: EntityRecord): object {
+  if (r.recent === undefined) return r;
+  const { recent, ...rest } = r;
+  return { ...rest, ids: recent };
 }
 
 export type Decoded<T> = T | { readonly error: string };
 
-const isObj = (x: unknown): x is Record<string, unknown> =>
-  typeof x === "object" && x !== null && !Array.isArray(x);
-const isId = (x: unknown): x is string => typeof x === "string" && ID_PATTERN.test(x);
-const isNat = (x: unknown, max: number): x is number =>
-  typeof x === "number" && Number.isSafeInteger(x) && x >= 0 && x <= max;
-const isUuid = (x: unknown): x is string => typeof x === "string" && x.length >= 8 && x.length <= 64;
+// Message ids are uuids from our senders, but only their length is checked: any 8-64 character
+// string serves as a dedupe key.
+const isMessageId = (x: unknown): x is string => typeof x === "string" && x.length >= 8 && x.length <= 64;
 
 /** A msgpack map of our wire version, or `{ error }` (a map carrying `k` is never an error). */
 function unpackV1(data: Uint8Array): Record<string, unknown> {
@@ -116,17 +123,21 @@ function unpackV1(data: Uint8Array): Record<string, unknown> {
   return m;
 }
 
+/** The `{ error }` of unpackV1 (a map carrying `k` is a message, whatever else it holds). */
+function notUnpacked(m: Record<string, unknown>): m is { error: string } {
+  return typeof m.error === "string" && m.k === undefined;
+}
+
 /** Decodes and validates a request to a node; never throws. */
 export function decodeRequest(data: Uint8Array): Decoded<InboundRequest> {
   const m = unpackV1(data);
-  if ("error" in m && typeof m.error === "string" && m.k === undefined) return { error: m.error };
+  if (notUnpacked(m)) return { error: m.error };
   switch (m.k) {
     case "ask":
     case "tell":
-      if (!isUuid(m.id)) return { error: "bad id" };
+      if (!isMessageId(m.id)) return { error: "bad id" };
       if (!isId(m.t)) return { error: "bad entity type" };
-      if (typeof m.key !== "string" || m.key.length === 0 || m.key.length > MAX_KEY)
-        return { error: "bad key" };
+      if (!isValidEntityKey(m.key)) return { error: "bad key" };
       if (typeof m.h !== "string" || m.h.length === 0 || m.h.length > 128) return { error: "bad handler" };
       if (!Array.isArray(m.a) || m.a.length > 64) return { error: "bad args" };
       if (!isNat(m.hop, MAX_HOPS)) return { error: "bad hop count" };
@@ -155,29 +166,21 @@ function decodeRecords(x: unknown): EntityRecord[] | undefined {
   if (!Array.isArray(x) || x.length > 1_000_000) return undefined;
   const recs: EntityRecord[] = [];
   for (const r of x as unknown[]) {
-    if (
-      !isObj(r) ||
-      !isId(r.t) ||
-      typeof r.key !== "string" ||
-      r.key.length === 0 ||
-      r.key.length > MAX_KEY
-    ) {
-      return undefined;
-    }
+    if (!isObj(r) || !isId(r.t) || !isValidEntityKey(r.key)) return undefined;
     if (!isNat(r.ver, Number.MAX_SAFE_INTEGER) || typeof r.act !== "boolean") return undefined;
-    let ids: RecentAsk[] | undefined;
+    let recent: RecentAsk[] | undefined;
     if (r.ids !== undefined) {
       if (!Array.isArray(r.ids) || r.ids.length > RECENT_ASKS) return undefined;
-      ids = [];
+      recent = [];
       for (const e of r.ids as unknown[]) {
-        if (!Array.isArray(e) || e.length !== 3 || !isUuid(e[0]) || typeof e[1] !== "boolean")
+        if (!Array.isArray(e) || e.length !== 3 || !isMessageId(e[0]) || typeof e[1] !== "boolean")
           return undefined;
-        ids.push([e[0], e[1], e[2]]);
+        recent.push([e[0], e[1], e[2]]);
       }
     }
     recs.push(
-      ids
-        ? { t: r.t, key: r.key, s: r.s, ver: r.ver, act: r.act, ids }
+      recent
+        ? { t: r.t, key: r.key, s: r.s, ver: r.ver, act: r.act, recent }
         : { t: r.t, key: r.key, s: r.s, ver: r.ver, act: r.act },
     );
   }
@@ -187,7 +190,7 @@ function decodeRecords(x: unknown): EntityRecord[] | undefined {
 /** Decodes and validates a reply; never throws. */
 export function decodeReply(data: Uint8Array): Decoded<Reply> {
   const m = unpackV1(data);
-  if ("error" in m && typeof m.error === "string" && m.k === undefined) return { error: m.error };
+  if (notUnpacked(m)) return { error: m.error };
   switch (m.k) {
     case "ok":
       return { v: 1, k: "ok", r: m.r };
@@ -229,51 +232,6 @@ export function isError<T>(d: Decoded<T>): d is { readonly error: string } {
   return typeof d === "object" && d !== null && "error" in d && Object.keys(d).length === 1;
 }
 
-const INT64_MIN = -(2n ** 63n);
-const UINT64_MAX = 2n ** 64n - 1n;
-
-/**
- * Throws NotSerializableError unless `value` survives msgpack unchanged in meaning: primitives
- * (not symbols; bigints within 64 bits), Date, Uint8Array, arrays and plain objects, acyclic
- * and at most 64 deep. Map, Set and class instances are refused rather than silently turned
- * into plain objects on the other side.
- */
-export function assertSerializable(value: unknown, what: string, path = "value", depth = 0): void {
-  if (depth > 64) throw new NotSerializableError(what, path, "nested more than 64 levels (a cycle?)");
-  switch (typeof value) {
-    case "string":
-    case "number":
-    case "boolean":
-    case "undefined":
-      return;
-    case "bigint":
-      if (value < INT64_MIN || value > UINT64_MAX)
-        throw new NotSerializableError(what, path, "a bigint beyond 64 bits");
-      return;
-    case "function":
-      throw new NotSerializableError(what, path, "a function");
-    case "symbol":
-      throw new NotSerializableError(what, path, "a symbol");
-  }
-  if (value === null || value instanceof Date || value instanceof Uint8Array) return;
-  if (Array.isArray(value)) {
-    for (let i = 0; i < value.length; i++) assertSerializable(value[i], what, `${path}[${i}]`, depth + 1);
-    return;
-  }
-  const proto = Object.getPrototypeOf(value);
-  if (proto !== Object.prototype && proto !== null) {
-    const name = (value as object).constructor?.name ?? "an object with a prototype";
-    throw new NotSerializableError(
-      what,
-      path,
-      `a ${name} (only plain objects, arrays, Date and Uint8Array travel)`,
-    );
-  }
-  for (const k of Object.keys(value as object)) {
-    assertSerializable((value as Record<string, unknown>)[k], what, `${path}.${k}`, depth + 1);
-  }
-}
-
 /**
  * Most bytes of records one message carries. NATS refuses messages over the server's
  * max_payload (1 MB by default), so hand-offs and refills travel in pages of this size.
@@ -293,7 +251,7 @@ export function pageRecords(
   let bytes = 0;
   let i = from;
   for (; i < recs.length; i++) {
-    const size = packr.pack(recs[i]).length;
+    const size = packr.pack(toWireRecord(recs[i]!)).length;
     if (page.length > 0 && bytes + size > PAGE_BYTES) break;
     page.push(recs[i]!);
     bytes += size;

@@ -1,5 +1,7 @@
 // @keyhold/core: hash, HRW partition ring, lease membership over NATS heartbeats, ownership events.
 export { type Clock, systemClock } from "./clock.js";
+export { connectNats } from "./connection.js";
+export { DEADLINE_TICK_MS, type Deadline, Deadlines } from "./deadlines.js";
 export type { ConfigDifference } from "./errors.js";
 export {
   ClosedError,
@@ -34,7 +36,6 @@ export {
   DEFAULT_SKEW_MS,
   DEFAULT_START_TIMEOUT_MS,
   DEFAULT_TTL_MS,
-  ID_PATTERN,
   MAX_RING_SIZE,
   parseClusterConfig,
   parseOptions as parseShardNodeOptions,
@@ -58,6 +59,7 @@ export type {
   TransportSubscription,
 } from "./transport.js";
 export { NatsTransport, RequestFailedError } from "./transport.js";
+export { ID_PATTERN, intOption, isId, isNat, isObj } from "./validate.js";
 export type {
   HeartbeatMessage,
   LeaveMessage,

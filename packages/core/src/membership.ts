@@ -6,6 +6,7 @@ import { ConfigMismatchError, DuplicateNodeIdError, StartTimeoutError } from "./
 import { LeaseTable } from "./lease.js";
 import type { Logger } from "./logger.js";
 import { type ClusterConfig, diffConfig } from "./options.js";
+import { mergeSyncReply, syncAnswer, syncRequest } from "./sync.js";
 import type { Transport, TransportSubscription } from "./transport.js";
 import { decode, encode, isMalformed, type MembershipMessage, subjects } from "./wire.js";
 
@@ -221,54 +222,30 @@ export class Membership {
 
   async #sync(timeout: number, atStart = false): Promise<void> {
     const p = this.#p;
-    const req = encode({ v: 1, k: "sync", id: p.id, cfg: p.config });
-    const data = await p.transport.request(this.#subjects.sync, req, { timeout });
-    const msg = decode(data);
-    if (isMalformed(msg) || msg.k !== "table") {
+    const data = await p.transport.request(this.#subjects.sync, syncRequest(p.id, p.config), { timeout });
+    const now = p.clock.now();
+    const merged = mergeSyncReply(this.#table, data, p.id, p.config, now);
+    if (merged.kind === "malformed") {
       this.stats.malformed++;
       return;
     }
-    const diff = diffConfig(p.config, msg.cfg);
-    if (diff.length > 0) {
-      const err = new ConfigMismatchError(msg.id, diff);
-      if (atStart) throw err;
+    if (merged.kind === "mismatch") {
+      if (atStart) throw merged.error;
       this.stats.configMismatch++;
-      this.#warnOnce(msg.id, err.message);
+      this.#warnOnce(merged.error.peer, merged.error.message);
       return;
     }
-    const now = p.clock.now();
-    for (const [id, at] of msg.left) this.#table.leave(id, at, now);
-    for (const [id, at] of msg.leases) this.#table.observe(id, at, now);
     this.stats.syncsMerged++;
-    // A table that knows no live peer (say, from a peer still reconnecting itself) tells a
-    // rejoining node nothing it could not see alone.
-    if (msg.leases.some(([id]) => id !== p.id && this.#table.isLive(id, now))) this.#syncedAt = now;
+    if (merged.knowsLivePeer) this.#syncedAt = now;
     if (this.#started) this.#recompute();
   }
 
   #serveSync(data: Uint8Array, reply: string): void {
     const p = this.#p;
-    const msg = decode(data);
-    if (isMalformed(msg) || msg.k !== "sync") {
-      this.stats.malformed++;
-      return;
-    }
-    // Answer even on a config mismatch: the joiner needs our config to refuse itself clearly.
-    if (msg.id === p.id) return;
-    const now = p.clock.now();
-    // Keep held peers: only #recompute decides when they go. (A joiner rejects their expired leases.)
-    this.#table.sweep(now, this.#held);
-    p.transport.publish(
-      reply,
-      encode({
-        v: 1,
-        k: "table",
-        id: p.id,
-        cfg: p.config,
-        leases: this.#table.leases(),
-        left: this.#table.tombstones(),
-      }),
-    );
+    const answer = syncAnswer(this.#table, data, p.id, p.config, this.#held, p.clock.now());
+    if (answer === "malformed") this.stats.malformed++;
+    if (answer === undefined || answer === "malformed") return;
+    p.transport.publish(reply, answer);
     this.stats.syncsServed++;
   }
 

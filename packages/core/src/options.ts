@@ -5,6 +5,7 @@ import { InvalidOptionError } from "./errors.js";
 import { HASH_VERSION } from "./hash.js";
 import { consoleLogger, type Logger } from "./logger.js";
 import type { Transport } from "./transport.js";
+import { ID_PATTERN, intOption as int } from "./validate.js";
 
 export const DEFAULT_RING_SIZE = 64;
 export const DEFAULT_HEARTBEAT_MS = 2000;
@@ -17,9 +18,6 @@ export const DEFAULT_START_TIMEOUT_MS = 5000;
  * larger rings would stall the event loop for seconds.
  */
 export const MAX_RING_SIZE = 4096;
-
-/** Ids and cluster names become NATS subject tokens, hence the narrow alphabet. */
-export const ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 
 export interface ShardNodeOptions {
   /** NATS server URL(s) to connect to. One of `servers`, `connection` or `transport` is required. */
@@ -80,14 +78,6 @@ export interface ParsedOptions {
   readonly startTimeoutMs: number;
   readonly clock: Clock;
   readonly logger: Logger;
-}
-
-function int(name: string, value: unknown, def: number, min: number, max: number): number {
-  if (value === undefined) return def;
-  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < min || value > max) {
-    throw new InvalidOptionError(name, `an integer from ${min} to ${max}`, value);
-  }
-  return value;
 }
 
 function token(name: string, value: unknown): string {

@@ -1,7 +1,7 @@
 // ShardNode: the public face of @keyhold/core. A member of the ring (or an observer) that
 // answers placement questions from a precomputed Ring and reports ownership changes.
-import { connect } from "@nats-io/transport-node";
 import { v4 as uuidv4 } from "uuid";
+import { connectNats } from "./connection.js";
 import { ClosedError, InvalidArgumentError } from "./errors.js";
 import { EventHub, type ShardEvent } from "./events.js";
 import type { Key } from "./hash.js";
@@ -9,6 +9,7 @@ import { Membership, type MembershipStats } from "./membership.js";
 import { type ClusterConfig, parseOptions, type ShardNodeOptions } from "./options.js";
 import { Ring } from "./ring.js";
 import { NatsTransport, type Transport } from "./transport.js";
+import { checkPlacementKey } from "./validate.js";
 
 export class ShardNode implements AsyncDisposable {
   /** This member's id. */
@@ -60,13 +61,11 @@ export class ShardNode implements AsyncDisposable {
     if (!transport) {
       const nc =
         opts.connection ??
-        (await connect({
-          servers: [...(opts.servers ?? [])],
-          name: `keyhold-${opts.cluster}-${id}`,
-          maxReconnectAttempts: -1,
-          reconnectTimeWait: 250,
-          pingInterval: 10_000,
-          ...opts.natsOptions,
+        (await connectNats({
+          servers: opts.servers ?? [],
+          cluster: opts.cluster,
+          nodeId: id,
+          natsOptions: opts.natsOptions,
         }));
       transport = new NatsTransport(nc, { owned: opts.connection === undefined });
     }
@@ -83,19 +82,19 @@ export class ShardNode implements AsyncDisposable {
 
   /** The partition of a key, 0 .. ringSize-1. */
   partition(key: Key): number {
-    checkKey(key);
+    checkPlacementKey(key);
     return this.#ring.partition(key);
   }
 
   /** The live member that owns `key`, or undefined when no member is live. */
   place(key: Key): string | undefined {
-    checkKey(key);
+    checkPlacementKey(key);
     return this.#ring.place(key);
   }
 
   /** The `n` best distinct live members for `key`, best first; fewer when fewer are live. */
   owners(key: Key, n: number): string[] {
-    checkKey(key);
+    checkPlacementKey(key);
     if (!Number.isSafeInteger(n) || n < 0) throw new InvalidArgumentError("n", "an integer >= 0", n);
     return this.#ring.owners(key, n);
   }
@@ -219,9 +218,4 @@ export class ShardNode implements AsyncDisposable {
   assertOpen(): void {
     if (this.#closed) throw new ClosedError(`Node ${this.id} is closed`);
   }
-}
-
-function checkKey(key: Key): void {
-  if (typeof key !== "string" && !(key instanceof Uint8Array))
-    throw new InvalidArgumentError("key", "a string or a Uint8Array", key);
 }

@@ -1,6 +1,8 @@
 // The narrow messaging interface membership and routing use: NATS in production, a simulated
 // bus in deterministic tests.
 import { createInbox, type NatsConnection, type Subscription as NatsSubscription } from "@nats-io/nats-core";
+import { systemClock } from "./clock.js";
+import { type Deadline, Deadlines } from "./deadlines.js";
 
 export interface InboundMessage {
   readonly subject: string;
@@ -63,17 +65,14 @@ export interface Transport {
 
 interface PendingRequest {
   readonly subject: string;
-  readonly deadline: number;
+  readonly deadline: Deadline;
   readonly resolve: (data: Uint8Array) => void;
   readonly reject: (err: RequestFailedError) => void;
 }
 
-/** How often outstanding requests are checked for their timeout. */
-const REQUEST_TICK_MS = 25;
-
 /**
  * Transport over a nats.js connection. Requests share one wildcard reply subscription and one
- * timeout sweep (every REQUEST_TICK_MS) instead of nats.js's request(), which builds a timer,
+ * timeout sweep (Deadlines) instead of nats.js's request(), which builds a timer,
  * a deferred and error objects for every request: that is most of a request's client-side
  * cost, and entity asks are requests.
  */
@@ -86,7 +85,7 @@ export class NatsTransport implements Transport {
   readonly #pending = new Map<string, PendingRequest>();
   #replies: NatsSubscription | undefined;
   #seq = 0;
-  #sweep: ReturnType<typeof setTimeout> | undefined;
+  readonly #deadlines = new Deadlines(systemClock);
 
   constructor(nc: NatsConnection, opts: { owned: boolean }) {
     this.#nc = nc;
@@ -145,6 +144,7 @@ export class NatsTransport implements Transport {
         const p = this.#pending.get(id);
         if (!p) return; // late: already timed out
         this.#pending.delete(id);
+        this.#deadlines.cancel(p.deadline);
         // The server answers a request nobody listens to with an empty 503 status message.
         if (msg.data.length === 0 && msg.headers?.code === 503)
           p.reject(new RequestFailedError("no-responders", p.subject));
@@ -158,30 +158,19 @@ export class NatsTransport implements Transport {
     this.#ensureReplies();
     const id = (this.#seq++).toString(36);
     return new Promise<Uint8Array>((resolve, reject) => {
-      this.#pending.set(id, { subject, deadline: Date.now() + opts.timeout, resolve, reject });
+      const deadline = this.#deadlines.add(Date.now() + opts.timeout, () => {
+        this.#pending.delete(id);
+        reject(new RequestFailedError("timeout", subject));
+      });
+      this.#pending.set(id, { subject, deadline, resolve, reject });
       try {
         this.#nc.publish(subject, data, { reply: `${this.#inbox}.${id}` });
       } catch (err) {
         this.#pending.delete(id);
+        this.#deadlines.cancel(deadline);
         reject(new RequestFailedError(classify(err), subject, { cause: err }));
-        return;
       }
-      if (this.#sweep === undefined) this.#armSweep();
     });
-  }
-
-  #armSweep(): void {
-    this.#sweep = setTimeout(() => {
-      this.#sweep = undefined;
-      const now = Date.now();
-      for (const [id, p] of this.#pending) {
-        if (p.deadline > now) continue;
-        this.#pending.delete(id);
-        p.reject(new RequestFailedError("timeout", p.subject));
-      }
-      if (this.#pending.size > 0) this.#armSweep();
-    }, REQUEST_TICK_MS);
-    this.#sweep.unref();
   }
 
   onStatus(listener: (status: TransportStatus) => void): () => void {
@@ -199,8 +188,7 @@ export class NatsTransport implements Transport {
     this.#listeners.clear();
     if (this.#replies && !this.#nc.isClosed()) this.#replies.unsubscribe();
     this.#replies = undefined;
-    if (this.#sweep !== undefined) clearTimeout(this.#sweep);
-    this.#sweep = undefined;
+    this.#deadlines.close();
     for (const p of this.#pending.values()) p.reject(new RequestFailedError("disconnected", p.subject));
     this.#pending.clear();
     if (this.#owned && !this.#nc.isClosed()) {

@@ -2,7 +2,7 @@
 // inbound message goes through before it touches any state.
 import { Packr } from "msgpackr";
 import type { ClusterConfig } from "./options.js";
-import { ID_PATTERN } from "./options.js";
+import { isId, isObj } from "./validate.js";
 
 export const WIRE_VERSION = 1;
 /** The most lease entries one sync reply may carry; more is treated as hostile. */
@@ -53,9 +53,6 @@ export function encode(msg: MembershipMessage): Uint8Array {
 /** Why an inbound message was dropped. */
 export type Malformed = { readonly error: string };
 
-const isObj = (x: unknown): x is Record<string, unknown> =>
-  typeof x === "object" && x !== null && !Array.isArray(x);
-const isId = (x: unknown): x is string => typeof x === "string" && ID_PATTERN.test(x);
 // Wall-clock ms: positive, an integer, below year 10000.
 const isTime = (x: unknown): x is number =>
   typeof x === "number" && Number.isSafeInteger(x) && x > 0 && x < 253402300800000;

@@ -1,0 +1,171 @@
+// The one place that decides "this node may act for this key now" and then hands the message
+// to the entity's mailbox. Every act this node takes as an owner starts here: running a handler
+// (and, through it, the store write and the replica copies in durability.ts, and the answer
+// through `done`), handing a partition's records over and taking the new owner's ack. Local
+// asks, asks and tells from other nodes, and the router's local hand-over all come through
+// `dispatch` or `askHere`, so a check added to `#mayAct` holds for all of them.
+import type { Deadlines, ShardNode } from "@keyhold/core";
+import type { EntityDefinition } from "./entity.js";
+import {
+  DeadlineExceededError,
+  MailboxFullError,
+  StoreConflictError,
+  UnknownEntityTypeError,
+} from "./errors.js";
+import type { Handoff } from "./handoff.js";
+import type { Lifecycle } from "./lifecycle.js";
+import type { Envelope, Mailbox } from "./mailbox.js";
+import type { PartitionStates } from "./partitions.js";
+import { assertSerializable } from "./serializable.js";
+import type { SlotTable } from "./slots.js";
+
+/** The outcome of a message handed to this node: its result or error, or "not mine, route again". */
+export type LocalOutcome = { ok: true; result: unknown } | { ok: false; error: unknown } | { moved: true };
+
+export interface DispatchParams {
+  readonly node: ShardNode;
+  readonly defs: ReadonlyMap<string, EntityDefinition>;
+  readonly partitions: PartitionStates;
+  readonly slots: SlotTable;
+  readonly lifecycle: Lifecycle;
+  readonly mailbox: Mailbox;
+  readonly handoff: Handoff;
+  /** The one deadline mechanism for asks handled here. */
+  readonly deadlines: Deadlines;
+  readonly askTimeoutMs: number;
+  /** Most messages buffered per pending partition. */
+  readonly bufferLimit: number;
+  /** Routes an ask again (its entity turned out to be owned elsewhere). */
+  readonly reroute: (
+    type: string,
+    key: string,
+    h: string,
+    args: readonly unknown[],
+    timeout: number,
+  ) => Promise<unknown>;
+}
+
+export class Dispatcher {
+  readonly #p: DispatchParams;
+
+  constructor(params: DispatchParams) {
+    this.#p = params;
+  }
+
+  /**
+   * The ownership check: the partition of `key` when this node owns it in its current view,
+   * else -1. One hash answers both "whose is it" and "which partition".
+   */
+  #mayAct(key: string): number {
+    const ring = this.#p.node.ring;
+    const p = ring.partition(key);
+    return ring.ownerOfPartition(p) === this.#p.node.id ? p : -1;
+  }
+
+  /** The local enqueue: the one path from a decided message to the entity's mailbox. */
+  #enqueue(def: EntityDefinition, key: string, p: number, env: Envelope): void {
+    const slot = this.#p.slots.slot(def, key, p);
+    this.#p.lifecycle.touch(slot);
+    this.#p.mailbox.enqueue(slot, env);
+  }
+
+  /**
+   * The fast path of a local ask: when this node owns and serves the key now, runs it here
+   * (no message id, no copies of the request) and returns its result; undefined otherwise,
+   * for the router to take. A refused store write routes the ask again.
+   */
+  askHere(
+    def: EntityDefinition,
+    key: string,
+    h: string,
+    args: readonly unknown[],
+    timeout: number | undefined,
+  ): Promise<unknown> | undefined {
+    const p = this.#mayAct(key);
+    if (p < 0 || this.#p.partitions.state(p) !== "ready" || this.#p.defs.get(def.type) !== def)
+      return undefined;
+    try {
+      assertSerializable(args, `the arguments of ${def.type}.${h}`, "args");
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const ms = timeout ?? this.#p.askTimeoutMs;
+    const { deadlines } = this.#p;
+    return new Promise((resolve, reject) => {
+      let settled = false;
+      // The message stays queued if it times out: a handler cannot be interrupted.
+      const deadline = deadlines.add(deadlines.clock.now() + ms, () => {
+        if (settled) return;
+        settled = true;
+        reject(
+          new DeadlineExceededError(
+            { type: def.type, key, handler: h },
+            ms,
+            "the local handler is still running",
+          ),
+        );
+      });
+      this.#enqueue(def, key, p, {
+        h,
+        a: args,
+        done: (err, r) => {
+          if (settled) return;
+          settled = true;
+          deadlines.cancel(deadline);
+          if (err === undefined) resolve(r);
+          // The store refused the write (another node owns the entity): route it again.
+          else if (err instanceof StoreConflictError) resolve(this.#p.reroute(def.type, key, h, args, ms));
+          else reject(err);
+        },
+      });
+    });
+  }
+
+  /**
+   * Hands a message to the entity when this node owns and serves its key; "moved" when it does
+   * not (or is releasing it), buffered while the partition's records are still arriving.
+   * `id` is the ask's message id (retries carry the same one).
+   */
+  dispatch(
+    type: string,
+    key: string,
+    h: string,
+    args: readonly unknown[],
+    done: (o: LocalOutcome) => void,
+    id?: string,
+  ): void {
+    const def = this.#p.defs.get(type);
+    if (!def) return done({ ok: false, error: new UnknownEntityTypeError(type) });
+    // Keeps serving while closing: until the node has left, it still owns these keys.
+    const p = this.#mayAct(key);
+    if (p < 0) return done({ moved: true });
+    const st = this.#p.partitions.state(p);
+    if (st === "ready") {
+      this.#enqueue(def, key, p, {
+        id,
+        h,
+        a: args,
+        done: (err, r) =>
+          done(
+            err === undefined
+              ? { ok: true, result: r }
+              : err instanceof StoreConflictError
+                ? { moved: true } // not applied: the store refused it; the sender retries
+                : { ok: false, error: err },
+          ),
+      });
+    } else if (st === "releasing") done({ moved: true });
+    else if (!this.#p.partitions.buffer(p, () => this.dispatch(type, key, h, args, done, id)))
+      done({ ok: false, error: new MailboxFullError(type, key, this.#p.bufferLimit) });
+  }
+
+  /** A new owner pulls partition `p`: hand its records over (handoff.ts decides when). */
+  servePull(p: number, from: string, reply: (data: Uint8Array) => void, cursor?: number): Promise<void> {
+    return this.#p.handoff.servePull(p, from, reply, cursor);
+  }
+
+  /** The new owner acknowledged partition `p`'s records. */
+  ack(p: number): void {
+    this.#p.handoff.ack(p);
+  }
+}

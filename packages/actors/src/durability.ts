@@ -1,0 +1,100 @@
+// The store policy and the replica write of a handled message: state is loaded from the store
+// before activation, and every handled message is written to the store (at the revision this
+// node last saw) and copied to the replica quorum before its caller hears of it. A refused
+// store write means another node owns the entity: it is given up here.
+
+import { StoreConflictError } from "./errors.js";
+import type { Lifecycle } from "./lifecycle.js";
+import type { Mailbox } from "./mailbox.js";
+import type { Replicator } from "./replication.js";
+import { assertSerializable } from "./serializable.js";
+import type { Slot, SlotTable } from "./slots.js";
+import type { StateStore } from "./store.js";
+
+export interface DurabilityParams {
+  readonly store: StateStore | undefined;
+  readonly replicator: Replicator | undefined;
+  readonly slots: SlotTable;
+  readonly lifecycle: Lifecycle;
+  /** Late-bound: the mailbox is built after the runner that calls persist. */
+  readonly mailbox: () => Mailbox;
+}
+
+export class Durability {
+  readonly #p: DurabilityParams;
+
+  constructor(params: DurabilityParams) {
+    this.#p = params;
+  }
+
+  /** Whether handled messages need a durable write at all (a store, or a replicated type). */
+  get needed(): boolean {
+    return this.#p.store !== undefined || this.#p.replicator !== undefined;
+  }
+
+  /** Loads the stored state of an entity before it activates (a store is configured). */
+  async load(slot: Slot): Promise<void> {
+    const stored = await this.#p.store!.load(slot.def.type, slot.key);
+    // The store is the authority: it holds every acknowledged write. A local copy (from a
+    // hand-off or a replica) with a higher version can only hold writes whose store write
+    // failed, which were never acknowledged, so the stored state wins.
+    if (stored) {
+      slot.state = stored.state;
+      slot.version = stored.version;
+      slot.recent = stored.recent ? [...stored.recent] : undefined;
+    }
+    slot.revision = stored?.revision;
+  }
+
+  /**
+   * Makes a handled message durable before its caller hears of it: written to the store and
+   * copied to the replica quorum. Undefined when the entity type needs neither.
+   */
+  persist(slot: Slot): Promise<void> | undefined {
+    const store = this.#p.store;
+    const replicator = slot.def.replicas > 1 ? this.#p.replicator : undefined;
+    if (!store && !replicator) return undefined;
+    const state = slot.instance ? slot.instance.state : slot.state;
+    try {
+      assertSerializable(state, `the state of ${slot.def.type}/${slot.key}`, "state");
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const tasks: Promise<unknown>[] = [];
+    if (store) tasks.push(this.#writeStore(store, slot, state));
+    if (replicator) {
+      tasks.push(replicator.write({ ...this.#p.slots.record(slot), s: state, act: true }, slot.partition));
+    }
+    return Promise.all(tasks).then(() => {});
+  }
+
+  /** The store write, conditional on the revision this node last saw. */
+  #writeStore(store: StateStore, slot: Slot, state: unknown): Promise<void> {
+    return store
+      .save(slot.def.type, slot.key, { state, version: slot.version, recent: slot.recent }, slot.revision)
+      .then(
+        (rev) => {
+          slot.revision = rev;
+        },
+        (err: unknown) => {
+          // Someone else wrote since we loaded: they own it. Give it up; routing retries.
+          if (err instanceof StoreConflictError) this.#giveUp(slot, err);
+          throw err;
+        },
+      );
+  }
+
+  /**
+   * Drops an entity's instance and state without passivating it (another node owns it now,
+   * as its durable write just showed); messages still queued fail with `reason`, which the
+   * dispatcher turns into "moved" so they are routed again.
+   */
+  #giveUp(slot: Slot, reason: unknown): void {
+    this.#p.mailbox().failQueued(slot, reason);
+    this.#p.lifecycle.discard(slot);
+    slot.state = undefined;
+    slot.version = 0;
+    slot.revision = undefined;
+    slot.recent = undefined;
+  }
+}

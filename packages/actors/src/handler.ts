@@ -1,0 +1,132 @@
+// Running one message on a live entity: answer a retried ask from the applied asks it
+// remembers, else call the handler, bump the version, remember the ask, make the change
+// durable (durability.ts) and only then answer.
+import type { Clock } from "@keyhold/core";
+import type { EntityDefinition } from "./entity.js";
+import { ActorError, fromWireError, HandlerError, toWireError, type WireError } from "./errors.js";
+import type { Envelope } from "./mailbox.js";
+import { assertSerializable } from "./serializable.js";
+import type { Slot } from "./slots.js";
+import { RECENT_ASKS } from "./wire.js";
+
+export interface HostStats {
+  activations: number;
+  passivations: number;
+  handled: number;
+  handlerErrors: number;
+  mailboxFull: number;
+}
+
+export function emptyHostStats(): HostStats {
+  return { activations: 0, passivations: 0, handled: 0, handlerErrors: 0, mailboxFull: 0 };
+}
+
+export interface HandlerRunnerParams {
+  readonly clock: Clock;
+  readonly stats: HostStats;
+  /** Whether an entity type remembers its applied asks (replicated or stored types). */
+  readonly tracksAsks: (def: EntityDefinition) => boolean;
+  /**
+   * Makes a handled message durable (store write, replica quorum) before its caller is
+   * answered; undefined when the entity type needs neither. A rejection fails the message.
+   */
+  readonly persist: ((slot: Slot) => Promise<void> | undefined) | undefined;
+}
+
+export class HandlerRunner {
+  readonly #p: HandlerRunnerParams;
+
+  constructor(params: HandlerRunnerParams) {
+    this.#p = params;
+  }
+
+  /**
+   * Runs one message on the slot's live instance (the mailbox activates it first); returns a
+   * promise when it must be waited for, else completes it now.
+   */
+  run(slot: Slot, env: Envelope): Promise<void> | undefined {
+    const inst = slot.instance!;
+    slot.lastUsed = this.#p.clock.now();
+    if (env.id !== undefined && slot.recent !== undefined) {
+      const seen = slot.recent.find((r) => r[0] === env.id);
+      if (seen) {
+        // Applied before (on this node or a previous owner): answer, do not apply again.
+        if (seen[1]) env.done(undefined, seen[2]);
+        else
+          env.done(
+            fromWireError(seen[2] as WireError, { type: slot.def.type, key: slot.key, handler: env.h }),
+          );
+        return undefined;
+      }
+    }
+    let result: unknown;
+    try {
+      const fn = (inst as unknown as Record<string, (...a: unknown[]) => unknown>)[env.h]!;
+      result = fn.apply(inst, env.a as unknown[]);
+    } catch (err) {
+      this.#p.stats.handlerErrors++;
+      return this.#complete(slot, env, undefined, asHandlerError(err));
+    }
+    if (
+      result !== null &&
+      typeof result === "object" &&
+      typeof (result as Promise<unknown>).then === "function"
+    ) {
+      return (result as Promise<unknown>).then(
+        (r) => this.#complete(slot, env, r, undefined),
+        (err: unknown) => {
+          this.#p.stats.handlerErrors++;
+          return this.#complete(slot, env, undefined, asHandlerError(err));
+        },
+      );
+    }
+    return this.#complete(slot, env, result, undefined);
+  }
+
+  /** After the handler: version, remembered ask, durable write, then the answer. */
+  #complete(slot: Slot, env: Envelope, result: unknown, failure: unknown): Promise<void> | undefined {
+    // The handler may have changed state even when it threw.
+    slot.version++;
+    if (env.id !== undefined && this.#p.tracksAsks(slot.def)) {
+      const recent = slot.recent ?? [];
+      recent.push([env.id, failure === undefined, failure === undefined ? result : toWireError(failure)]);
+      if (recent.length > RECENT_ASKS) recent.shift();
+      slot.recent = recent;
+    }
+    const durable = this.#p.persist?.(slot);
+    if (durable) {
+      return durable.then(
+        () => this.#answer(slot, env, result, failure),
+        (err: unknown) => env.done(err),
+      );
+    }
+    this.#answer(slot, env, result, failure);
+    return undefined;
+  }
+
+  #answer(slot: Slot, env: Envelope, result: unknown, failure: unknown): void {
+    if (failure !== undefined) {
+      env.done(failure);
+      return;
+    }
+    this.#p.stats.handled++;
+    try {
+      assertSerializable(result, `the result of ${slot.def.type}.${env.h}`, "result");
+    } catch (err) {
+      env.done(err);
+      return;
+    }
+    env.done(undefined, result);
+  }
+}
+
+/** What a caller sees when a handler throws: the same HandlerError, local or remote. */
+export function asHandlerError(err: unknown): ActorError {
+  if (err instanceof ActorError) return err;
+  if (err instanceof Error) {
+    const e = new HandlerError(err.message, err.name);
+    Object.defineProperty(e, "cause", { value: err, enumerable: false });
+    return e;
+  }
+  return new HandlerError(`Handler threw a non-error: ${String(err).slice(0, 200)}`, "Error", err);
+}

@@ -1,0 +1,130 @@
+// A hosting node's parts wired together, each handed only what it uses: the slot registry,
+// lifecycle, mailbox, handler runner and durability of its entities, its partitions' states,
+// outbox, hand-offs and refills, and the dispatcher in front of them. A client has none.
+import type { Clock, Deadlines, Logger, ShardNode, Transport } from "@keyhold/core";
+import { Dispatcher, type DispatchParams } from "./dispatch.js";
+import { Durability } from "./durability.js";
+import type { EntityDefinition } from "./entity.js";
+import { HandlerRunner, type HostStats } from "./handler.js";
+import { Handoff, type HandoffParams } from "./handoff.js";
+import { Lifecycle } from "./lifecycle.js";
+import { Mailbox } from "./mailbox.js";
+import type { ParsedShardingOptions } from "./options.js";
+import { Outbox } from "./outbox.js";
+import { PartitionStates } from "./partitions.js";
+import { Refill } from "./refill.js";
+import type { Replicator } from "./replication.js";
+import { SlotTable } from "./slots.js";
+import type { StateStore } from "./store.js";
+
+/** The parts of a node that hosts entities (a client has none). */
+export interface HostParts {
+  readonly slots: SlotTable;
+  readonly lifecycle: Lifecycle;
+  readonly partitions: PartitionStates;
+  readonly outbox: Outbox;
+  readonly handoff: Handoff;
+  readonly dispatcher: Dispatcher;
+}
+
+export function buildHost(a: {
+  readonly node: ShardNode;
+  readonly opts: ParsedShardingOptions;
+  readonly defs: ReadonlyMap<string, EntityDefinition>;
+  readonly transport: Transport;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly stats: HostStats;
+  readonly store: StateStore | undefined;
+  readonly replicator: Replicator | undefined;
+  readonly deadlines: Deadlines;
+  readonly reroute: DispatchParams["reroute"];
+  readonly onHandoff: NonNullable<HandoffParams["onHandoff"]>;
+}): HostParts {
+  const { node, opts, clock, logger, stats, store, replicator } = a;
+  const nodeId = node.id;
+  const slots = new SlotTable();
+  let mailbox: Mailbox | undefined;
+  const lifecycle: Lifecycle = new Lifecycle({
+    maxActive: opts.maxActive,
+    idleMs: opts.idleMs,
+    clock,
+    logger,
+    nodeId,
+    stats,
+    slots,
+    load: store ? (slot): Promise<void> => durability.load(slot) : undefined,
+    forgetDormant: store !== undefined,
+  });
+  const durability: Durability = new Durability({
+    store,
+    replicator,
+    slots,
+    lifecycle,
+    mailbox: () => mailbox!,
+  });
+  const runner = new HandlerRunner({
+    clock,
+    stats,
+    tracksAsks: (def) => store !== undefined || def.replicas > 1,
+    persist: durability.needed ? (slot) => durability.persist(slot) : undefined,
+  });
+  mailbox = new Mailbox({
+    mailboxSize: opts.mailboxSize,
+    concurrency: opts.concurrency,
+    logger,
+    nodeId,
+    stats,
+    activate: (slot) => lifecycle.activate(slot),
+    run: (slot, env) => runner.run(slot, env),
+  });
+  lifecycle.attach(mailbox);
+  const bufferLimit = opts.mailboxSize * 16;
+  const partitions = new PartitionStates({ bufferLimit, logger, nodeId });
+  const outbox = new Outbox({ clock, logger, nodeId });
+  let handoff: Handoff | undefined;
+  const refill = replicator
+    ? new Refill({
+        replicator,
+        partitions,
+        slots,
+        clock,
+        logger,
+        nodeId,
+        install: (p, recs) => handoff!.install(p, recs),
+      })
+    : undefined;
+  handoff = new Handoff({
+    node,
+    transport: a.transport,
+    defs: a.defs,
+    cluster: node.cluster,
+    nodeId,
+    handoffTimeoutMs: opts.handoffTimeoutMs,
+    attemptTimeoutMs: opts.attemptTimeoutMs,
+    partitions,
+    outbox,
+    slots,
+    lifecycle,
+    mailbox,
+    replicator,
+    refill,
+    clock,
+    logger,
+    onHandoff: a.onHandoff,
+  });
+  const dispatcher = new Dispatcher({
+    node,
+    defs: a.defs,
+    partitions,
+    slots,
+    lifecycle,
+    mailbox,
+    handoff,
+    deadlines: a.deadlines,
+    askTimeoutMs: opts.askTimeoutMs,
+    bufferLimit,
+    reroute: a.reroute,
+  });
+  return { slots, lifecycle, partitions, outbox, handoff, dispatcher };
+}

@@ -1,0 +1,209 @@
+// This node's inbox: one subscription on the node subject, a buffer for what arrives before the
+// node is built, and the demultiplexer that validates each request and serves it: asks (with
+// the dedupe cache) and tells through the dispatcher, pulls and acks of hand-offs, replica
+// copies. Replies leave through `#reply`, the one place an answer is published.
+import type { Clock, Logger, Transport, TransportSubscription } from "@keyhold/core";
+import type { DedupeCache } from "./dedupe.js";
+import type { Dispatcher } from "./dispatch.js";
+import { ActorErrorCode, toWireError } from "./errors.js";
+import type { Replicator } from "./replication.js";
+import type { Router } from "./router.js";
+import { decodeRequest, encode, type HandlerMessage, isError, MAX_HOPS } from "./wire.js";
+
+/** Requests kept while the node is being built; more are dropped (the senders retry). */
+const EARLY_LIMIT = 100_000;
+
+export interface InboundStats {
+  served: number;
+  redirected: number;
+  deduplicated: number;
+  malformed: number;
+  tellsDropped: number;
+}
+
+export interface InboundServices {
+  readonly nodeId: string;
+  readonly clock: Clock;
+  /** Undefined for a client, which hosts nothing. */
+  readonly dispatcher: Dispatcher | undefined;
+  readonly replicator: Replicator | undefined;
+  readonly router: Router;
+  readonly dedupe: DedupeCache;
+  /** The owner this node sees for a key, for "moved" replies. */
+  readonly ownerOf: (key: string) => string | undefined;
+}
+
+export class Inbound {
+  readonly #transport: Transport;
+  readonly #logger: Logger;
+  #sub: TransportSubscription | undefined;
+  #services: InboundServices | undefined;
+  #early: [Uint8Array, string | undefined][] | undefined = [];
+  readonly stats: InboundStats = { served: 0, redirected: 0, deduplicated: 0, malformed: 0, tellsDropped: 0 };
+
+  constructor(transport: Transport, logger: Logger) {
+    this.#transport = transport;
+    this.#logger = logger;
+  }
+
+  /** Subscribes to `subject` before the node joins: peers may route to it once they see its heartbeat. */
+  async listen(subject: string): Promise<void> {
+    this.#sub = this.#transport.subscribe(subject, (m) => this.handle(m.data, m.reply));
+    await this.#transport.flush();
+  }
+
+  /** Starts serving with the node's parts, then serves whatever arrived before. */
+  serve(services: InboundServices): void {
+    this.#services = services;
+    const early = this.#early ?? [];
+    this.#early = undefined;
+    for (const [data, reply] of early) this.handle(data, reply);
+  }
+
+  /** Handles one request that arrived on this node's subject. */
+  handle(data: Uint8Array, reply: string | undefined): void {
+    const svc = this.#services;
+    if (svc === undefined) {
+      if (this.#early && this.#early.length < EARLY_LIMIT) this.#early.push([data, reply]);
+      return;
+    }
+    const msg = decodeRequest(data);
+    if (isError(msg)) {
+      this.stats.malformed++;
+      this.#logger.debug(`node ${svc.nodeId}: dropped a malformed request: ${msg.error}`);
+      return;
+    }
+    const respond = (d: Uint8Array) => {
+      if (reply) this.#reply(svc.nodeId, reply, d);
+    };
+    const dispatcher = svc.dispatcher;
+    switch (msg.k) {
+      case "ask":
+        if (!reply || !dispatcher) {
+          this.stats.malformed++;
+          return;
+        }
+        return this.#serveAsk(svc, dispatcher, msg, respond);
+      case "tell":
+        if (!dispatcher) {
+          this.stats.malformed++;
+          return;
+        }
+        return this.#serveTell(svc, dispatcher, msg);
+      case "pull":
+        if (!reply || !dispatcher) {
+          this.stats.malformed++;
+          return;
+        }
+        dispatcher.servePull(msg.p, msg.from, respond, msg.c).catch((err: unknown) => {
+          this.#logger.error(
+            `node ${svc.nodeId}: answering a pull of partition ${msg.p} failed: ${String(err)}`,
+          );
+        });
+        return;
+      case "ack":
+        dispatcher?.ack(msg.p);
+        return;
+      case "rep":
+        if (!svc.replicator) {
+          this.stats.malformed++;
+          return;
+        }
+        svc.replicator.receive(msg.p, msg.recs);
+        respond(encode({ v: 1, k: "repok", n: msg.recs.length }));
+        return;
+    }
+  }
+
+  /**
+   * Publishes a reply; one the server refuses (larger than its max_payload) becomes an error
+   * reply, so the caller hears why instead of waiting out its deadline.
+   */
+  #reply(nodeId: string, subject: string, data: Uint8Array): void {
+    try {
+      this.#transport.publish(subject, data);
+    } catch (err) {
+      this.#logger.warn(`node ${nodeId}: reply of ${data.length} bytes not sent: ${String(err)}`);
+      try {
+        this.#transport.publish(
+          subject,
+          encode({
+            v: 1,
+            k: "err",
+            e: {
+              code: ActorErrorCode.NotSerializable,
+              message: `The reply (${data.length} bytes) could not be sent: ${String(err).slice(0, 200)}`,
+              name: "NotSerializableError",
+            },
+          }),
+        );
+      } catch {
+        // The connection itself is gone; the caller's deadline covers it.
+      }
+    }
+  }
+
+  #serveAsk(
+    svc: InboundServices,
+    dispatcher: Dispatcher,
+    msg: HandlerMessage,
+    respond: (d: Uint8Array) => void,
+  ): void {
+    const dedupe = svc.dedupe;
+    if (dedupe.enabled) {
+      const seen = dedupe.begin(msg.id, svc.clock.now());
+      if (seen instanceof Uint8Array) {
+        this.stats.deduplicated++;
+        return respond(seen);
+      }
+      if (seen !== undefined) {
+        this.stats.deduplicated++;
+        void seen.then(respond);
+        return;
+      }
+    }
+    dispatcher.dispatch(
+      msg.t,
+      msg.key,
+      msg.h,
+      msg.a,
+      (o) => {
+        if ("moved" in o) {
+          this.stats.redirected++;
+          const moved = encode({ v: 1, k: "moved", owner: svc.ownerOf(msg.key) ?? null });
+          if (dedupe.enabled) dedupe.forget(msg.id, moved);
+          return respond(moved);
+        }
+        this.stats.served++;
+        const out = o.ok
+          ? encode({ v: 1, k: "ok", r: o.result })
+          : encode({ v: 1, k: "err", e: toWireError(o.error) });
+        if (dedupe.enabled) dedupe.complete(msg.id, out);
+        respond(out);
+      },
+      msg.id,
+    );
+  }
+
+  #serveTell(svc: InboundServices, dispatcher: Dispatcher, msg: HandlerMessage): void {
+    dispatcher.dispatch(msg.t, msg.key, msg.h, msg.a, (o) => {
+      if ("moved" in o) {
+        if (msg.hop >= MAX_HOPS || !svc.router.forward(msg.t, msg.key, msg.h, msg.a, msg.id, msg.hop + 1)) {
+          this.stats.tellsDropped++;
+        }
+        return;
+      }
+      this.stats.served++;
+      if (!o.ok)
+        this.#logger.debug(
+          `node ${svc.nodeId}: tell ${msg.t}/${msg.key}.${msg.h} failed: ${String(o.error)}`,
+        );
+    });
+  }
+
+  /** Stops listening. */
+  close(): void {
+    this.#sub?.unsubscribe();
+    this.#early = undefined;
+  }
+}

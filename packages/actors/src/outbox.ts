@@ -1,0 +1,80 @@
+// Records a releasing node holds for the next owner of a partition, until that owner acks
+// them or they expire (its taker died). Per entity the higher version wins.
+import type { Clock, Logger } from "@keyhold/core";
+import { entityId } from "./entity.js";
+import type { EntityRecord } from "./wire.js";
+
+/** Unclaimed outbox entries expire after this many handoffTimeoutMs. */
+export const OUTBOX_RETENTION_FACTOR = 6;
+
+interface Entry {
+  readonly recs: EntityRecord[];
+  readonly at: number;
+}
+
+export class Outbox {
+  readonly #entries = new Map<number, Entry>();
+  readonly #clock: Clock;
+  readonly #logger: Logger;
+  readonly #nodeId: string;
+
+  constructor(params: { clock: Clock; logger: Logger; nodeId: string }) {
+    this.#clock = params.clock;
+    this.#logger = params.logger;
+    this.#nodeId = params.nodeId;
+  }
+
+  /** Partitions whose records wait for their new owner. */
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  /** The records held for `p`. */
+  peek(p: number): readonly EntityRecord[] | undefined {
+    return this.#entries.get(p)?.recs;
+  }
+
+  /** Removes and returns the records held for `p`. */
+  take(p: number): EntityRecord[] | undefined {
+    const e = this.#entries.get(p);
+    this.#entries.delete(p);
+    return e?.recs;
+  }
+
+  /** Holds `recs` for `p`, merged with what is held already. */
+  put(p: number, recs: readonly EntityRecord[]): void {
+    const prev = this.#entries.get(p);
+    const all = prev ? mergeRecords(prev.recs, recs) : [...recs];
+    // An empty partition leaves nothing behind to wait for.
+    if (all.length > 0) this.#entries.set(p, { recs: all, at: this.#clock.now() });
+  }
+
+  /** The new owner installed `p`'s records: forget them. True when something was held. */
+  ack(p: number): boolean {
+    return this.#entries.delete(p);
+  }
+
+  /** Drops entries nobody took within `olderThanMs` (their taker died). */
+  expire(olderThanMs: number): void {
+    const now = this.#clock.now();
+    for (const [p, e] of this.#entries) {
+      if (now - e.at > olderThanMs) {
+        this.#entries.delete(p);
+        this.#logger.warn(
+          `node ${this.#nodeId}: dropping ${e.recs.length} unclaimed hand-off records of partition ${p}`,
+        );
+      }
+    }
+  }
+}
+
+/** Per entity, the record with the higher version. */
+function mergeRecords(a: readonly EntityRecord[], b: readonly EntityRecord[]): EntityRecord[] {
+  const m = new Map<string, EntityRecord>();
+  for (const r of [...a, ...b]) {
+    const id = entityId(r.t, r.key);
+    const cur = m.get(id);
+    if (!cur || r.ver > cur.ver) m.set(id, r);
+  }
+  return [...m.values()];
+}

@@ -1,0 +1,125 @@
+// The registry of the entity keys this node knows: one slot per key holding its state and
+// version (and its live instance while active), indexed by partition for hand-offs; plus
+// turning a slot into the record that moves between nodes, and installing one.
+import type { Entity, EntityDefinition } from "./entity.js";
+import type { Envelope } from "./mailbox.js";
+import type { EntityRecord, RecentAsk } from "./wire.js";
+
+/** Everything this node knows of one entity key. */
+export interface Slot {
+  readonly def: EntityDefinition;
+  readonly key: string;
+  readonly partition: number;
+  /** The state while no instance is live (the instance holds it otherwise). */
+  state: unknown;
+  version: number;
+  /** The durable store's revision of this entity, when a store is configured. */
+  revision: number | undefined;
+  /** Recently applied asks of a replicated or stored entity (see RecentAsk). */
+  recent: RecentAsk[] | undefined;
+  instance: Entity<unknown> | undefined;
+  queue: Envelope[] | undefined;
+  /** The mailbox pump holds the slot: a message (or an eager activation) is under way. */
+  draining: boolean;
+  /** onPassivate runs: no message may start until it is done. */
+  passivating: boolean;
+  lastUsed: number;
+  /** When the slot last moved to the young end of the LRU order. */
+  touched: number;
+  /** Waiters for the mailbox to go idle (hand-off drains). */
+  idle: (() => void)[] | undefined;
+  /** Set for an eager activation with no message. */
+  activateOnly: boolean;
+}
+
+export class SlotTable {
+  // Per entity type, per key: no id string built per message.
+  readonly #slots = new Map<string, Map<string, Slot>>();
+  #count = 0;
+  readonly #byPartition = new Map<number, Set<Slot>>();
+
+  get count(): number {
+    return this.#count;
+  }
+
+  /** The slot of an entity, created empty (initial state, version 0) when unknown. */
+  slot(def: EntityDefinition, key: string, partition: number): Slot {
+    let byKey = this.#slots.get(def.type);
+    if (byKey === undefined) {
+      byKey = new Map();
+      this.#slots.set(def.type, byKey);
+    }
+    let s = byKey.get(key);
+    if (s === undefined) {
+      s = {
+        def,
+        key,
+        partition,
+        state: undefined,
+        version: 0,
+        revision: undefined,
+        recent: undefined,
+        instance: undefined,
+        queue: undefined,
+        draining: false,
+        passivating: false,
+        lastUsed: 0,
+        touched: 0,
+        idle: undefined,
+        activateOnly: false,
+      };
+      byKey.set(key, s);
+      this.#count++;
+      let set = this.#byPartition.get(partition);
+      if (!set) {
+        set = new Set();
+        this.#byPartition.set(partition, set);
+      }
+      set.add(s);
+    }
+    return s;
+  }
+
+  /** Slots of a partition (a snapshot). */
+  slotsOf(partition: number): Slot[] {
+    return [...(this.#byPartition.get(partition) ?? [])];
+  }
+
+  /** Forgets a slot entirely (its state was handed over, or a store holds it). */
+  drop(slot: Slot): void {
+    const byKey = this.#slots.get(slot.def.type);
+    if (byKey?.get(slot.key) !== slot) return;
+    byKey.delete(slot.key);
+    this.#count--;
+    const set = this.#byPartition.get(slot.partition);
+    set?.delete(slot);
+    if (set && set.size === 0) this.#byPartition.delete(slot.partition);
+  }
+
+  /** The record that hands this slot over (instance or dormant state). */
+  record(slot: Slot): EntityRecord {
+    return {
+      t: slot.def.type,
+      key: slot.key,
+      s: slot.instance ? slot.instance.state : slot.state,
+      ver: slot.version,
+      act: slot.instance !== undefined,
+      ...(slot.recent ? { recent: slot.recent } : {}),
+    };
+  }
+
+  /**
+   * Installs a handed-over record unless this node already holds the same or a newer version
+   * of that entity: versions make duplicate and late hand-offs harmless. Returns the slot
+   * when the record was installed.
+   */
+  install(def: EntityDefinition, rec: EntityRecord, partition: number): Slot | undefined {
+    const slot = this.slot(def, rec.key, partition);
+    if (rec.ver <= slot.version) return undefined;
+    if (slot.instance) slot.instance.state = rec.s;
+    else slot.state = rec.s;
+    slot.version = rec.ver;
+    if (rec.recent) slot.recent = [...rec.recent];
+    return slot;
+  }
+}
