@@ -2,7 +2,29 @@
 // plus a generic polling helper.
 
 export { type ChildOptions, childEntry, type RunningChild, runTsProgram, spawnTs } from "./child.js";
+export {
+  type HistoryEvent,
+  HistoryRecorder,
+  type HistoryRecorderOptions,
+  mergeHistories,
+  type Operation,
+  type OpStatus,
+  type PendingOp,
+  sharedMonotonicNow,
+} from "./history.js";
 export { ChildStartError, IpcProcess, type TimedEvent } from "./ipc-process.js";
+export { JepsenLogError, parseJepsenLog } from "./jepsen-log.js";
+export {
+  type CheckOptions,
+  type CheckResult,
+  checkLinearizable,
+  DEFAULT_CHECK_MAX_STEPS,
+  DEFAULT_CHECK_TIMEOUT_MS,
+  type KeyResult,
+  type Model,
+  type Verdict,
+} from "./linearizability.js";
+export { counterModel, type RegisterModelOptions, registerModel } from "./models.js";
 export { NatsCluster } from "./nats-cluster.js";
 export type { NatsServerOptions } from "./nats-server.js";
 export { NatsServer } from "./nats-server.js";
