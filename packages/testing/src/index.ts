@@ -3,6 +3,13 @@
 
 export { type ChildOptions, childEntry, type RunningChild, runTsProgram, spawnTs } from "./child.js";
 export {
+  type Direction,
+  type FaultMode,
+  FaultProxy,
+  type FaultProxyOptions,
+  type FaultProxyStats,
+} from "./fault-proxy.js";
+export {
   type HistoryEvent,
   HistoryRecorder,
   type HistoryRecorderOptions,
