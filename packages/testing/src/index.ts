@@ -37,6 +37,12 @@ export type { NatsServerOptions } from "./nats-server.js";
 export { NatsServer } from "./nats-server.js";
 export { NodeProcess, type NodeProcessOptions, type NodeState } from "./node-process.js";
 export {
+  DEFAULT_PROXIED_PING_INTERVAL_MS,
+  DEFAULT_PROXIED_PING_MAX,
+  ProxiedNatsCluster,
+  type ProxiedNatsClusterOptions,
+} from "./proxied-nats-cluster.js";
+export {
   type AskResult,
   longestOverlap,
   type OracleEvent,
