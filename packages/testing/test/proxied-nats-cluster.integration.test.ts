@@ -31,7 +31,11 @@ describe("ProxiedNatsCluster", () => {
     // no_advertise: a client learns no other server to reconnect to behind its proxy's back.
     expect(onC.info?.connect_urls ?? []).toEqual([]);
     const got: string[] = [];
-    onA.subscribe("probe.>", { callback: (_e, m) => got.push(m.string()) });
+    onA.subscribe("probe.>", {
+      callback: (_e, m) => {
+        got.push(m.string());
+      },
+    });
     await onA.flush();
     await waitFor(async () => {
       onC.publish("probe.before", "before");
@@ -69,7 +73,11 @@ describe("ProxiedNatsCluster", () => {
     await using cluster = await ProxiedNatsCluster.start({ size: 2 });
     const watcher = await client(cluster.directUrls[1] as string);
     const got: string[] = [];
-    watcher.subscribe("c.>", { callback: (_e, m) => got.push(m.string()) });
+    watcher.subscribe("c.>", {
+      callback: (_e, m) => {
+        got.push(m.string());
+      },
+    });
     await watcher.flush();
     const nc = await client(cluster.urls[0] as string);
     nc.publish("c.1", "1");
