@@ -1,6 +1,20 @@
 // Test helpers for Keyhold: real nats-server processes on random ports, single or clustered,
 // plus a generic polling helper.
 
+export {
+  ACK_LOG_ENV,
+  type AckAnalysis,
+  type AckOverlap,
+  type AckRecord,
+  ackClock,
+  analyzeAcks,
+  counterShortfall,
+  emitAck,
+  lostWrites,
+  parseAckRecord,
+  readAckLog,
+  registerLostWrites,
+} from "./ack-log.js";
 export { type ChildOptions, childEntry, type RunningChild, runTsProgram, spawnTs } from "./child.js";
 export {
   type Direction,
