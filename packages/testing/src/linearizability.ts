@@ -157,6 +157,7 @@ function checkKey<S>(
   let steps = 0;
   let longest: number[] = [];
   let stuck: Operation | undefined;
+  let stuckDepth = -1;
 
   const result = (verdict: Verdict): KeyResult => ({
     key,
@@ -196,10 +197,12 @@ function checkKey<S>(
       entry = entry.next;
     } else {
       // The earliest pending return: its operation must have been placed by now. Undo the last choice.
-      if (stack.length === 0) {
+      // Remember the operation that blocked the deepest partial order found.
+      if (stack.length > stuckDepth) {
+        stuckDepth = stack.length;
         stuck = ops[entry.op];
-        return result("not-linearizable");
       }
+      if (stack.length === 0) return result("not-linearizable");
       const top = stack.pop() as { entry: Entry; state: S };
       state = top.state;
       const op = ops[top.entry.op] as Operation;
