@@ -1,6 +1,7 @@
 // A loopback TCP proxy that injects network faults into one link (a NATS client connection or a
 // route between two servers): cut, blackhole (both ways or one way), delay, heal.
 import { createServer, type Server, Socket } from "node:net";
+import { InvalidOptionError } from "@keyhold/core";
 
 /**
  * The proxy's mode. `open`: bytes flow. `cut`: every connection is reset and new ones are reset
@@ -51,9 +52,7 @@ interface Pair {
 
 function validPort(name: string, value: unknown, allowZero: boolean): number {
   if (typeof value !== "number" || !Number.isInteger(value) || value < (allowZero ? 0 : 1) || value > 65_535)
-    throw new RangeError(
-      `Expected \`${name}\` to be an integer port ${allowZero ? 0 : 1}..65535, got ${String(value)}`,
-    );
+    throw new InvalidOptionError(name, `an integer port ${allowZero ? 0 : 1}..65535`, value);
   return value;
 }
 
@@ -140,7 +139,7 @@ export class FaultProxy implements AsyncDisposable {
    */
   blackhole(direction?: Direction): void {
     if (direction !== undefined && direction !== "forward" && direction !== "backward")
-      throw new RangeError(`Expected \`direction\` to be "forward" or "backward", got ${String(direction)}`);
+      throw new InvalidOptionError("direction", '"forward" or "backward"', direction);
     this.#mode = "blackhole";
     this.#holes = { forward: direction !== "backward", backward: direction !== "forward" };
   }
@@ -154,7 +153,7 @@ export class FaultProxy implements AsyncDisposable {
     for (const dir of ["forward", "backward"] as const) {
       const v = d[dir] ?? 0;
       if (typeof v !== "number" || !Number.isFinite(v) || v < 0)
-        throw new RangeError(`Expected \`delay.${dir}\` to be a finite number >= 0, got ${String(v)}`);
+        throw new InvalidOptionError(`delay.${dir}`, "a finite number >= 0", v);
     }
     this.#delay = { forward: d.forward ?? 0, backward: d.backward ?? 0 };
   }

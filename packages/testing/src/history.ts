@@ -1,6 +1,7 @@
 // Records what clients asked and what they were told, operation by operation, so a checker can
 // later decide whether some order of those operations explains every answer.
 import { performance } from "node:perf_hooks";
+import { InvalidOptionError } from "@keyhold/core";
 
 /**
  * How an operation ended. `ok`: it took effect and returned `output`. `fail`: it certainly did
@@ -87,7 +88,7 @@ export class HistoryRecorder {
 
   constructor(options: HistoryRecorderOptions = {}) {
     const clock = options.clock ?? sharedMonotonicNow;
-    if (typeof clock !== "function") throw new TypeError(`Expected \`clock\` to be a function, got ${clock}`);
+    if (typeof clock !== "function") throw new InvalidOptionError("clock", "a function", clock);
     this.#clock = clock;
   }
 

@@ -16,6 +16,7 @@ export {
   registerLostWrites,
 } from "./ack-log.js";
 export { type ChildOptions, childEntry, type RunningChild, runTsProgram, spawnTs } from "./child.js";
+export { InvalidHistoryError, TestingErrorCode } from "./errors.js";
 export {
   type Direction,
   type FaultMode,
@@ -34,7 +35,7 @@ export {
   sharedMonotonicNow,
 } from "./history.js";
 export { ChildStartError, IpcProcess, type TimedEvent } from "./ipc-process.js";
-export { JepsenLogError, parseJepsenLog } from "./jepsen-log.js";
+export { parseJepsenLog } from "./jepsen-log.js";
 export {
   type CheckOptions,
   type CheckResult,

@@ -1,17 +1,7 @@
 // Reads the register histories Jepsen prints (`INFO jepsen.util - <process> :invoke :read nil`)
 // into operations, so the checker can be tried on histories recorded elsewhere.
+import { InvalidHistoryError } from "./errors.js";
 import type { Operation, OpStatus } from "./history.js";
-
-/** A line that could not be read, with its 1-based number. */
-export class JepsenLogError extends Error {
-  readonly code = "JEPSEN_LOG_MALFORMED";
-  readonly line: number;
-  constructor(line: number, message: string) {
-    super(`line ${line}: ${message}`);
-    this.name = "JepsenLogError";
-    this.line = line;
-  }
-}
 
 const LINE = /jepsen\.util\s+-\s+(\S+)\s+:(invoke|ok|fail|info)\s+:(\w[\w-]*)\s*(.*)$/;
 
@@ -37,12 +27,13 @@ export function parseJepsenLog(text: string, key = "r"): Operation[] {
     const raw = (lines[i] as string).trim();
     if (raw === "") continue;
     const m = LINE.exec(raw);
-    if (!m) throw new JepsenLogError(i + 1, `not a jepsen.util history line: ${raw.slice(0, 80)}`);
+    if (!m)
+      throw new InvalidHistoryError(`not a jepsen.util history line: ${raw.slice(0, 80)}`, { line: i + 1 });
     const [, process = "", type = "", f = "", valueText = ""] = m;
     const value = parseValue(valueText.trim(), i + 1);
     if (type === "invoke") {
       if (open.has(process))
-        throw new JepsenLogError(i + 1, `process ${process} invoked twice without completing`);
+        throw new InvalidHistoryError(`process ${process} invoked twice without completing`, { line: i + 1 });
       open.set(process, ops.length);
       ops.push({
         process,
@@ -58,10 +49,11 @@ export function parseJepsenLog(text: string, key = "r"): Operation[] {
     }
     const at = open.get(process);
     if (at === undefined)
-      throw new JepsenLogError(i + 1, `process ${process} completed a call it never invoked`);
+      throw new InvalidHistoryError(`process ${process} completed a call it never invoked`, { line: i + 1 });
     open.delete(process);
     const op = ops[at] as (typeof ops)[number];
-    if (op.f !== f) throw new JepsenLogError(i + 1, `process ${process} invoked ${op.f} but completed ${f}`);
+    if (op.f !== f)
+      throw new InvalidHistoryError(`process ${process} invoked ${op.f} but completed ${f}`, { line: i + 1 });
     op.status = type as OpStatus;
     if (type === "ok") {
       op.completedAt = i;
@@ -93,5 +85,5 @@ function parseValue(text: string, line: number): unknown {
   if (text.startsWith(":")) return text;
   const pair = /^\[(\S+)\s+(\S+)\]$/.exec(text);
   if (pair) return [parseValue(pair[1] as string, line), parseValue(pair[2] as string, line)];
-  throw new JepsenLogError(line, `cannot read value ${text}`);
+  throw new InvalidHistoryError(`cannot read value ${text}`, { line });
 }

@@ -2,6 +2,7 @@
 // over the operations that could come next, with Lowe's memoisation of (linearized set, model
 // state) so that no configuration is explored twice. Each key is checked on its own (a history
 // is linearizable iff each key's sub-history is: linearizability is compositional).
+import { InvalidOptionError } from "@keyhold/core";
 import type { Operation } from "./history.js";
 
 /** A sequential specification the history is checked against. */
@@ -68,8 +69,8 @@ export function checkLinearizable<S>(
   const maxSteps = options.maxSteps ?? DEFAULT_CHECK_MAX_STEPS;
   const timeoutMs = options.timeoutMs ?? DEFAULT_CHECK_TIMEOUT_MS;
   if (!Number.isInteger(maxSteps) || maxSteps < 1)
-    throw new RangeError(`Expected \`maxSteps\` to be an integer >= 1, got ${maxSteps}`);
-  if (!(timeoutMs > 0)) throw new RangeError(`Expected \`timeoutMs\` to be a number > 0, got ${timeoutMs}`);
+    throw new InvalidOptionError("maxSteps", "an integer >= 1", maxSteps);
+  if (!(timeoutMs > 0)) throw new InvalidOptionError("timeoutMs", "a number > 0", timeoutMs);
   const started = performance.now();
   const deadline = started + timeoutMs;
   const byKey = new Map<string, Operation[]>();

@@ -1,5 +1,7 @@
 // Sequential models for the linearizability checker: a register (read, write, compare-and-set)
 // and a counter (add, read), the two shapes of state our entity tests exercise.
+import { InvalidOptionError } from "@keyhold/core";
+import { InvalidHistoryError } from "./errors.js";
 import type { Operation } from "./history.js";
 import type { Model } from "./linearizability.js";
 
@@ -23,7 +25,7 @@ export function registerModel(options: RegisterModelOptions = {}): Model<unknown
   const initial = options.initial ?? null;
   const casFail = options.casFail ?? "mismatch";
   if (casFail !== "mismatch" && casFail !== "no-effect")
-    throw new RangeError(`Expected \`casFail\` to be "mismatch" or "no-effect", got ${String(casFail)}`);
+    throw new InvalidOptionError("casFail", '"mismatch" or "no-effect"', casFail);
   return {
     name: "register",
     init: () => initial,
@@ -44,7 +46,7 @@ export function registerModel(options: RegisterModelOptions = {}): Model<unknown
           return same(state, expected) ? normal(next) : undefined;
         }
         default:
-          throw new Error(`register model: unknown operation ${op.f} (op ${op.id})`);
+          throw new InvalidHistoryError(`register model: unknown operation ${op.f}`, { opId: op.id });
       }
     },
     stateKey: (state) => JSON.stringify(state) ?? "null",
@@ -57,8 +59,7 @@ export function registerModel(options: RegisterModelOptions = {}): Model<unknown
  */
 export function counterModel(options: { readonly initial?: number } = {}): Model<number> {
   const initial = options.initial ?? 0;
-  if (!Number.isFinite(initial))
-    throw new RangeError(`Expected \`initial\` to be a finite number, got ${initial}`);
+  if (!Number.isFinite(initial)) throw new InvalidOptionError("initial", "a finite number", initial);
   return {
     name: "counter",
     init: () => initial,
@@ -66,11 +67,13 @@ export function counterModel(options: { readonly initial?: number } = {}): Model
     step(state: number, op: Operation): number | undefined {
       if (op.f === "add") {
         if (typeof op.input !== "number" || !Number.isFinite(op.input))
-          throw new Error(`counter model: add needs a finite number, got ${String(op.input)} (op ${op.id})`);
+          throw new InvalidHistoryError(`counter model: add needs a finite number, got ${String(op.input)}`, {
+            opId: op.id,
+          });
         return state + op.input;
       }
       if (op.f === "read") return op.output === state ? state : undefined;
-      throw new Error(`counter model: unknown operation ${op.f} (op ${op.id})`);
+      throw new InvalidHistoryError(`counter model: unknown operation ${op.f}`, { opId: op.id });
     },
     stateKey: (state) => String(state),
   };
@@ -86,8 +89,11 @@ function same(a: unknown, b: unknown): boolean {
 
 function pair(op: Operation): [unknown, unknown] {
   if (!Array.isArray(op.input) || op.input.length !== 2)
-    throw new Error(
-      `register model: cas needs [expected, new], got ${JSON.stringify(op.input)} (op ${op.id})`,
+    throw new InvalidHistoryError(
+      `register model: cas needs [expected, new], got ${JSON.stringify(op.input)}`,
+      {
+        opId: op.id,
+      },
     );
   return [op.input[0], op.input[1]];
 }

@@ -1,6 +1,7 @@
 // A cluster of real nats-server processes whose every route, and every client link, runs through
 // a FaultProxy, so a test can cut, blackhole or delay any one link and partition the cluster.
 import { createServer } from "node:net";
+import { InvalidOptionError } from "@keyhold/core";
 import { FaultProxy } from "./fault-proxy.js";
 import { getJson } from "./nats-cluster.js";
 import { deepMerge, NatsServer } from "./nats-server.js";
@@ -70,14 +71,13 @@ export class ProxiedNatsCluster implements AsyncDisposable {
   /** Starts the proxies and the servers, and resolves once the full mesh of proxied routes is up. */
   static async start(options: ProxiedNatsClusterOptions = {}): Promise<ProxiedNatsCluster> {
     const size = options.size ?? 3;
-    if (!Number.isInteger(size) || size < 2)
-      throw new RangeError(`Expected \`size\` to be an integer >= 2, got ${size}`);
+    if (!Number.isInteger(size) || size < 2) throw new InvalidOptionError("size", "an integer >= 2", size);
     const pingMs = options.pingIntervalMs ?? DEFAULT_PROXIED_PING_INTERVAL_MS;
     if (!Number.isInteger(pingMs) || pingMs < 100)
-      throw new RangeError(`Expected \`pingIntervalMs\` to be an integer >= 100, got ${pingMs}`);
+      throw new InvalidOptionError("pingIntervalMs", "an integer >= 100", pingMs);
     const pingMax = options.pingMax ?? DEFAULT_PROXIED_PING_MAX;
     if (!Number.isInteger(pingMax) || pingMax < 1)
-      throw new RangeError(`Expected \`pingMax\` to be an integer >= 1, got ${pingMax}`);
+      throw new InvalidOptionError("pingMax", "an integer >= 1", pingMax);
     const name = options.name ?? "khp";
 
     const proxies: FaultProxy[] = [];
@@ -190,7 +190,7 @@ export class ProxiedNatsCluster implements AsyncDisposable {
    */
   isolate(i: number, fault: "cut" | "blackhole" = "cut"): void {
     if (fault !== "cut" && fault !== "blackhole")
-      throw new RangeError(`Expected \`fault\` to be "cut" or "blackhole", got ${String(fault)}`);
+      throw new InvalidOptionError("fault", '"cut" or "blackhole"', fault);
     for (const p of this.routeLinksOf(i)) {
       if (fault === "cut") p.cut();
       else p.blackhole();

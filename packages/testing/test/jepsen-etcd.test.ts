@@ -2,7 +2,7 @@
 // copied from ../shared/histories; verdicts.tsv gives `true` for linearizable).
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { checkLinearizable, parseJepsenLog, registerModel } from "@keyhold/testing";
+import { checkLinearizable, InvalidHistoryError, parseJepsenLog, registerModel } from "@keyhold/testing";
 import { describe, expect, it } from "vitest";
 
 const dir = join(import.meta.dirname, "fixtures", "jepsen-etcd");
@@ -53,5 +53,35 @@ describe("linearizability checker on the Jepsen etcd histories", () => {
     const r = checkLinearizable(ops, registerModel(), { maxSteps: 10 });
     expect(r.verdict).toBe("unknown");
     expect(r.keys[0]?.steps).toBe(11);
+  });
+
+  it("reads both tab- and space-separated lines, and names the line it cannot read", () => {
+    const ops = parseJepsenLog(
+      "INFO  jepsen.util - 1\t:invoke\t:cas\t[1 2]\nINFO  jepsen.util - 2   :invoke :read   nil\n" +
+        "INFO  jepsen.util - 2   :fail   :read   :timed-out\nINFO  jepsen.util - 1\t:info\t:cas\t:timed-out\n",
+    );
+    expect(ops).toEqual([
+      {
+        id: 0,
+        process: "1",
+        key: "r",
+        f: "cas",
+        input: [1, 2],
+        output: undefined,
+        status: "info",
+        invokedAt: 0,
+        completedAt: Number.POSITIVE_INFINITY,
+      },
+    ]);
+    const bad = () =>
+      parseJepsenLog("INFO  jepsen.util - 1\t:invoke\t:read\tnil\nINFO  jepsen.util - 1\t:ok\t:write\t3\n");
+    expect(bad).toThrow(InvalidHistoryError);
+    expect(bad).toThrow(/line 2: process 1 invoked read but completed write/);
+    try {
+      bad();
+    } catch (err) {
+      expect((err as InvalidHistoryError).code).toBe("KH_INVALID_HISTORY");
+      expect((err as InvalidHistoryError).line).toBe(2);
+    }
   });
 });
