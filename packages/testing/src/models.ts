@@ -49,7 +49,7 @@ export function registerModel(options: RegisterModelOptions = {}): Model<unknown
           throw new InvalidHistoryError(`register model: unknown operation ${op.f}`, { opId: op.id });
       }
     },
-    stateKey: (state) => JSON.stringify(state) ?? "null",
+    stateKey: keyOf,
   };
 }
 
@@ -84,7 +84,17 @@ function normal(v: unknown): unknown {
 }
 
 function same(a: unknown, b: unknown): boolean {
-  return (JSON.stringify(normal(a)) ?? "null") === (JSON.stringify(normal(b)) ?? "null");
+  const x = normal(a);
+  const y = normal(b);
+  if (x === y) return true;
+  // Only structured values need their JSON text compared.
+  if (typeof x !== "object" || typeof y !== "object" || x === null || y === null) return false;
+  return JSON.stringify(x) === JSON.stringify(y);
+}
+
+function keyOf(v: unknown): string {
+  if (v === undefined || v === null) return "null";
+  return typeof v === "number" ? String(v) : (JSON.stringify(v) ?? "null");
 }
 
 function pair(op: Operation): [unknown, unknown] {
