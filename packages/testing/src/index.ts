@@ -1,5 +1,6 @@
 // Test helpers for Keyhold: real nats-server processes on random ports, single or clustered,
-// plus a generic polling helper.
+// node processes, a simulated bus and clock, and the fault-testing kit (fault proxy, proxied
+// cluster, pause, history recorder, linearizability checker, acknowledgement analysis).
 
 export {
   ACK_LOG_ENV,
