@@ -69,6 +69,38 @@ describe("ProxiedNatsCluster", () => {
     console.log(`implicit routes turned away by the trap: ${cluster.routeAroundAttempts}`);
   });
 
+  it("blackholed routes are dropped by the servers' pings, and come back after heal", async () => {
+    await using cluster = await ProxiedNatsCluster.start({ pingIntervalMs: 500, pingMax: 2 });
+    const onA = await client(cluster.directUrls[0] as string);
+    const onC = await client(cluster.directUrls[2] as string);
+    const got: string[] = [];
+    onA.subscribe("bh.>", {
+      callback: (_e, m) => {
+        got.push(m.string());
+      },
+    });
+    await onA.flush();
+    cluster.isolate(2, "blackhole");
+    expect(cluster.routeLink(0, 2).mode).toBe("blackhole");
+    onC.publish("bh.during", "during");
+    await onC.flush();
+    // The connections stay open at the proxy; the servers close them once pings go unanswered.
+    await cluster.waitForIsolated(2, { timeout: 20_000 });
+    expect(got).toEqual([]);
+    expect(
+      cluster.routeLink(0, 2).stats.backwardDropped + cluster.routeLink(0, 2).stats.forwardDropped,
+    ).toBeGreaterThan(0);
+    cluster.heal();
+    await cluster.waitForRoutes({ timeout: 20_000 });
+    await waitFor(async () => {
+      onC.publish("bh.after", "after");
+      await onC.flush();
+      await sleep(50);
+      return got.includes("after");
+    });
+    expect(got).not.toContain("during");
+  });
+
   it("a blackholed client link leaves the client connected to nothing until heal", async () => {
     await using cluster = await ProxiedNatsCluster.start({ size: 2 });
     const watcher = await client(cluster.directUrls[1] as string);
