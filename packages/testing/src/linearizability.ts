@@ -3,6 +3,7 @@
 // state) so that no configuration is explored twice. Each key is checked on its own (a history
 // is linearizable iff each key's sub-history is: linearizability is compositional).
 import { InvalidOptionError } from "@keyhold/core";
+import { InvalidHistoryError } from "./errors.js";
 import type { Operation } from "./history.js";
 
 /** A sequential specification the history is checked against. */
@@ -76,6 +77,12 @@ export function checkLinearizable<S>(
   const byKey = new Map<string, Operation[]>();
   for (const op of history) {
     if (!model.relevant(op)) continue;
+    // NaN or a completion before the invocation would silently corrupt the time order.
+    if (!Number.isFinite(op.invokedAt) || !(op.completedAt >= op.invokedAt))
+      throw new InvalidHistoryError(
+        `operation interval must have a finite invokedAt <= completedAt, got ${op.invokedAt}..${op.completedAt}`,
+        { opId: op.id },
+      );
     const list = byKey.get(op.key);
     if (list) list.push(op);
     else byKey.set(op.key, [op]);

@@ -170,6 +170,8 @@ describe("checkLinearizable (register)", () => {
     expect(() => checkLinearizable([], model, { maxSteps: 0 })).toThrow(/`maxSteps`.*got 0/);
     expect(() => checkLinearizable([], model, { timeoutMs: -1 })).toThrow(/`timeoutMs`.*got -1/);
     expect(() => registerModel({ casFail: "maybe" as "mismatch" })).toThrow(/`casFail`.*maybe/);
+    expect(() => checkLinearizable([op(0, "write", { in: 1 }, 10, 5)], model)).toThrow(/op 0/);
+    expect(() => checkLinearizable([op(0, "write", { in: 1 }, Number.NaN, 5)], model)).toThrow(/invokedAt/);
   });
 
   it("answers unknown when the step or time budget runs out", () => {
