@@ -1,6 +1,7 @@
 // The parent side shared by NodeProcess and ShardingProcess: a child process that reports
 // "ready" or a start error, streams ownership events, and answers numbered commands over IPC.
 import type { ShardEvent } from "@keyhold/core";
+import { type AckRecord, parseAckRecord } from "./ack-log.js";
 import type { RunningChild } from "./child.js";
 
 export interface TimedEvent {
@@ -25,6 +26,11 @@ export abstract class IpcProcess implements AsyncDisposable {
   readonly #child: RunningChild;
   readonly #pending = new Map<number, (v: unknown) => void>();
   readonly events: TimedEvent[] = [];
+  /** Acknowledgement records the child sent with `emitAck` (over IPC), in arrival order. */
+  readonly acks: AckRecord[] = [];
+  /** Messages of type "ack" whose record was malformed (dropped). */
+  malformedAcks = 0;
+  #paused = false;
   #req = 0;
   id = "";
 
@@ -41,6 +47,10 @@ export abstract class IpcProcess implements AsyncDisposable {
           resolve();
         } else if (m.type === "error") {
           reject(new ChildStartError(m.name as string, m.code as string | undefined, m.message as string));
+        } else if (m.type === "ack") {
+          const record = parseAckRecord(m.record);
+          if (record) this.acks.push(record);
+          else this.malformedAcks++;
         } else if (m.type === "event") this.events.push({ event: m.event as ShardEvent, at: m.at as number });
         else if (m.type === "reply") {
           this.#pending.get(m.req as number)?.(m.value);
@@ -89,10 +99,39 @@ export abstract class IpcProcess implements AsyncDisposable {
     return this.#child.logs();
   }
 
+  /**
+   * SIGSTOP: the process freezes at once (timers, sockets, event loop), as in a long GC pause
+   * or a frozen VM; its peers see nothing from it until `resume()`. Commands sent meanwhile
+   * are answered after the resume (or time out).
+   */
+  pause(): void {
+    if (!this.#alive()) throw new Error(`${this.id || "process"} has exited; cannot pause`);
+    this.#child.process.kill("SIGSTOP");
+    this.#paused = true;
+  }
+
+  /** SIGCONT: the paused process runs on from where it stopped. */
+  resume(): void {
+    if (!this.#alive()) throw new Error(`${this.id || "process"} has exited; cannot resume`);
+    this.#child.process.kill("SIGCONT");
+    this.#paused = false;
+  }
+
+  /** Whether `pause()` was called without a `resume()` since. */
+  get paused(): boolean {
+    return this.#paused;
+  }
+
+  #alive(): boolean {
+    return this.#child.process.exitCode === null && this.#child.process.signalCode === null;
+  }
+
   /** Sends a signal (SIGKILL by default) and waits for the process to exit. */
   async kill(signal: NodeJS.Signals = "SIGKILL"): Promise<void> {
     if (this.#child.process.exitCode === null && this.#child.process.signalCode === null) {
       this.#child.process.kill(signal);
+      // A stopped process only acts on a catchable signal once it runs again.
+      if (this.#paused && signal !== "SIGKILL") this.#child.process.kill("SIGCONT");
     }
     await this.#child.exited;
   }

@@ -139,7 +139,8 @@ interface Routez {
   routes?: { remote_id: string }[];
 }
 
-function getJson(url: string): Promise<Routez> {
+/** GETs a monitoring endpoint and parses its JSON (also used by ProxiedNatsCluster). */
+export function getJson<T = Routez>(url: string): Promise<T> {
   return new Promise((resolve, reject) => {
     const req = request(url, { timeout: 2_000 }, (res) => {
       let body = "";
@@ -150,7 +151,7 @@ function getJson(url: string): Promise<Routez> {
       res.on("end", () => {
         try {
           if (res.statusCode !== 200) throw new Error(`GET ${url}: HTTP ${res.statusCode}`);
-          resolve(JSON.parse(body) as Routez);
+          resolve(JSON.parse(body) as T);
         } catch (err) {
           reject(err);
         }

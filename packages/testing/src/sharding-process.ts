@@ -59,8 +59,8 @@ export class ShardingProcess extends IpcProcess {
     if (m.type === "oracle") this.oracle.push(m.e as OracleEvent);
   }
 
-  state(): Promise<ShardingState> {
-    return this.request({ cmd: "state" });
+  state(options: { timeout?: number } = {}): Promise<ShardingState> {
+    return this.request({ cmd: "state" }, options.timeout);
   }
 
   /** Asks an entity from inside this node's process. */
