@@ -23,6 +23,8 @@ export {
   DEFAULT_TEST_NATS_HEARTBEAT_MS,
   TestCluster,
   type TestClusterOptions,
+  TestClusterTimeoutError,
+  TestingErrorCode,
   TestNode,
   type TestNodeOptions,
   type TestNodeState,

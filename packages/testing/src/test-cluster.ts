@@ -11,6 +11,7 @@ import {
   type Clock,
   InvalidArgumentError,
   InvalidOptionError,
+  KeyholdError,
   type Logger,
   NatsTransport,
   silentLogger,
@@ -30,6 +31,22 @@ export const DEFAULT_TEST_HEARTBEAT_MS = 100;
 export const DEFAULT_TEST_NATS_HEARTBEAT_MS = 200;
 /** Longest a TestCluster drives virtual time for one call before giving up, in virtual ms. */
 export const DEFAULT_TEST_DRIVE_LIMIT_MS = 600_000;
+
+/** Codes of the errors @keyhold/testing raises itself. */
+export const TestingErrorCode = {
+  Timeout: "KH_TEST_TIMEOUT",
+} as const;
+
+/**
+ * A TestCluster wait ran out: `converge()` (the views it saw are in the message) or a call
+ * driven for DEFAULT_TEST_DRIVE_LIMIT_MS of virtual time without settling.
+ */
+export class TestClusterTimeoutError extends KeyholdError {
+  constructor(message: string) {
+    super(TestingErrorCode.Timeout, message);
+    this.name = "TestClusterTimeoutError";
+  }
+}
 
 /** Sharding options a TestCluster passes to every node; the connection and identity are its own. */
 export type TestNodeOptions = Omit<
@@ -71,6 +88,11 @@ export interface TestClusterOptions {
   readonly node?: TestNodeOptions;
   /** Where the nodes log. @default silent */
   readonly logger?: Logger;
+  /**
+   * Simulated bus: a call through `ref()`/`run()` fails with TestClusterTimeoutError after
+   * this much virtual time without settling. @default 600000
+   */
+  readonly driveLimitMs?: number;
 }
 
 export type TestNodeState = "running" | "paused" | "crashed" | "left";
@@ -232,10 +254,15 @@ export class TestCluster implements AsyncDisposable {
   readonly bus: SimBus | undefined;
   readonly heartbeatMs: number;
   readonly ttlMs: number;
+  readonly #driveLimitMs: number;
   readonly #backend: Backend;
   readonly #opts: TestClusterOptions;
   readonly #nodes = new Map<string, TestNode>();
-  readonly #inflight = new Set<Promise<unknown>>();
+  /** Calls being driven, each with the way to fail it when the drive limit is reached. */
+  readonly #inflight = new Map<
+    Promise<unknown>,
+    { readonly until: number; readonly limitMs: number; readonly fail: (err: unknown) => void }
+  >();
   #groups: readonly (readonly string[])[] = [];
   #client: Sharding | undefined;
   #clientTransport: Transport | undefined;
@@ -257,6 +284,7 @@ export class TestCluster implements AsyncDisposable {
     this.mode = bus ? "sim" : "nats";
     this.heartbeatMs = hb;
     this.ttlMs = ttl;
+    this.#driveLimitMs = opts.driveLimitMs ?? DEFAULT_TEST_DRIVE_LIMIT_MS;
   }
 
   /** Starts `nodes` nodes and a client, and waits until every one sees all the nodes. */
@@ -282,6 +310,7 @@ export class TestCluster implements AsyncDisposable {
       10,
     );
     const ttl = positiveInt("ttlMs", options.ttlMs, 3 * hb, hb + 1);
+    positiveInt("driveLimitMs", options.driveLimitMs, DEFAULT_TEST_DRIVE_LIMIT_MS);
     let bus: SimBus | undefined;
     let backend: Backend;
     if (nats) {
@@ -379,13 +408,21 @@ export class TestCluster implements AsyncDisposable {
 
   /**
    * Resolves with `promise`. On the simulated bus, drives the virtual clock (1 ms steps)
-   * until it settles; rejects after DEFAULT_TEST_DRIVE_LIMIT_MS of virtual time.
+   * until it settles; rejects with TestClusterTimeoutError after `driveLimitMs` of virtual time.
    */
   run<T>(promise: Promise<T>): Promise<T> {
+    return this.#run(promise, this.#driveLimitMs);
+  }
+
+  #run<T>(promise: Promise<T>, limitMs: number): Promise<T> {
     if (!this.clock) return promise;
-    const tracked = promise.finally(() => this.#inflight.delete(tracked));
+    let fail: (err: unknown) => void = () => {};
+    const limit = new Promise<never>((_, reject) => {
+      fail = reject;
+    });
+    const tracked: Promise<T> = Promise.race([promise, limit]).finally(() => this.#inflight.delete(tracked));
     tracked.catch(() => {});
-    this.#inflight.add(tracked);
+    this.#inflight.set(tracked, { until: this.clock.now() + limitMs, limitMs, fail });
     void this.#drive();
     return tracked;
   }
@@ -395,11 +432,16 @@ export class TestCluster implements AsyncDisposable {
     if (this.#driving || !clock) return;
     this.#driving = true;
     try {
-      const start = clock.now();
       while (this.#inflight.size > 0) {
-        if (clock.now() - start > DEFAULT_TEST_DRIVE_LIMIT_MS) {
-          // A call that never settles (a handler that never returns, with its deadline raised).
-          throw new Error(`TestCluster: calls still pending after ${DEFAULT_TEST_DRIVE_LIMIT_MS} virtual ms`);
+        for (const [p, { until, limitMs, fail }] of this.#inflight) {
+          if (clock.now() < until) continue;
+          // A call that never settles: a handler that never returns, with its deadline raised.
+          this.#inflight.delete(p);
+          fail(
+            new TestClusterTimeoutError(
+              `TestCluster: a call still pending after ${limitMs} virtual ms (driveLimitMs)`,
+            ),
+          );
         }
         await clock.advance(1);
       }
@@ -520,7 +562,7 @@ export class TestCluster implements AsyncDisposable {
         const lines = views.map(
           (v) => `${v.id} sees [${v.sees.join(", ")}], expected [${v.expected.join(", ")}]`,
         );
-        throw new Error(
+        throw new TestClusterTimeoutError(
           `TestCluster: membership did not converge within ${timeoutMs} ms: ${lines.join("; ")}`,
         );
       }
@@ -562,7 +604,8 @@ export class TestCluster implements AsyncDisposable {
         if (n.state === "running")
           closing.push(n.sharding.close().then(() => this.#backend.kill(n.transport)));
       }
-      await this.run(Promise.allSettled(closing));
+      // Closing is bounded by the nodes' own deadlines (asks, hand-off), not by driveLimitMs.
+      await this.#run(Promise.allSettled(closing), Number.POSITIVE_INFINITY);
       if (this.#clientTransport) await this.#backend.kill(this.#clientTransport).catch(() => {});
       await this.#backend.close();
     })();

@@ -2,7 +2,7 @@
 // pause and partition behave like the real events they stand for.
 import { Entity, InvalidRequestError, memoryStore, NoLiveMemberError } from "@keyhold/actors";
 import { InvalidArgumentError, InvalidOptionError } from "@keyhold/core";
-import { TestCluster } from "@keyhold/testing";
+import { TestCluster, TestClusterTimeoutError } from "@keyhold/testing";
 import { afterEach, describe, expect, it } from "vitest";
 
 class Tally extends Entity<{ n: number }> {
@@ -16,6 +16,16 @@ class Tally extends Entity<{ n: number }> {
   }
   get() {
     return this.state.n;
+  }
+}
+
+class Stuck extends Entity<object> {
+  static readonly type = "stuck";
+  initialState() {
+    return {};
+  }
+  hang(): Promise<never> {
+    return new Promise(() => {});
   }
 }
 
@@ -157,11 +167,29 @@ describe("TestCluster on the simulated bus", () => {
     expect(err).toBeInstanceOf(NoLiveMemberError);
   });
 
+  it("a call that never settles and a cluster that never converges fail with TestClusterTimeoutError", async () => {
+    cluster = await TestCluster.start({ nodes: 2, entities: [Stuck], driveLimitMs: 2_000 });
+    const t0 = cluster.now();
+    const err = await cluster
+      .ref(Stuck, "s")
+      .ask("hang", [], { timeout: 3_600_000 })
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TestClusterTimeoutError);
+    expect((err as TestClusterTimeoutError).code).toBe("KH_TEST_TIMEOUT");
+    expect(cluster.now() - t0).toBeGreaterThanOrEqual(2_000);
+    expect(cluster.now() - t0).toBeLessThan(3_000);
+    cluster.pause("node-2");
+    const late = await cluster.converge({ timeoutMs: 50 }).catch((e: unknown) => e);
+    expect(late).toBeInstanceOf(TestClusterTimeoutError);
+    expect(String(late)).toMatch(/node-1 sees \[node-1, node-2\], expected \[node-1\]/);
+  });
+
   it("validates its options and arguments", async () => {
     await expect(TestCluster.start({ entities: [] })).rejects.toBeInstanceOf(InvalidOptionError);
     await expect(TestCluster.start({ entities: [Tally], nodes: -1 })).rejects.toThrow(/`nodes`/);
     await expect(TestCluster.start({ entities: [Tally], heartbeatMs: 5 })).rejects.toThrow(/`heartbeatMs`/);
     await expect(TestCluster.start({ entities: [Tally], nats: "yes" as never })).rejects.toThrow(/`nats`/);
+    await expect(TestCluster.start({ entities: [Tally], driveLimitMs: 0 })).rejects.toThrow(/`driveLimitMs`/);
     cluster = await TestCluster.start({ nodes: 1, entities: [Tally] });
     await expect(cluster.crash("node-9")).rejects.toBeInstanceOf(InvalidArgumentError);
     await expect(cluster.join("node-1")).rejects.toThrow(/not used/);
