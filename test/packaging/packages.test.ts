@@ -14,7 +14,9 @@ const PACKAGES = ["core", "actors", "testing"] as const;
 
 interface Run {
   readonly code: number | null;
+  /** stdout and stderr, interleaved. */
   readonly out: string;
+  readonly stdout: string;
   readonly ms: number;
 }
 
@@ -48,8 +50,10 @@ function sh(command: string, cwd: string, extra: Record<string, string> = {}): P
       stdio: ["ignore", "pipe", "pipe"],
     });
     let out = "";
+    let stdout = "";
     child.stdout.on("data", (d: Buffer) => {
       out += d.toString();
+      stdout += d.toString();
     });
     child.stderr.on("data", (d: Buffer) => {
       out += d.toString();
@@ -58,7 +62,7 @@ function sh(command: string, cwd: string, extra: Record<string, string> = {}): P
     child.on("error", reject);
     child.on("exit", (code) => {
       clearTimeout(timer);
-      resolve({ code, out, ms: Date.now() - started });
+      resolve({ code, out, stdout, ms: Date.now() - started });
     });
   });
 }
@@ -173,7 +177,7 @@ describe("packages as a user installs them", () => {
     const workspaces = PACKAGES.map((p) => `-w @keyhold/${p}`).join(" ");
     const r = await ok(`npm pack --json --pack-destination ${work} ${workspaces}`, root);
     timings.pack = r.ms;
-    packed.push(...(JSON.parse(r.out.slice(r.out.indexOf("["))) as Packed[]));
+    packed.push(...(JSON.parse(r.stdout) as Packed[]));
     await ok(`mkdir shop && cd shop && npm init -y && npm pkg set type=module`, work);
     const tarballs = packed.map((p) => join(work, p.filename)).join(" ");
     const dev = readmeExample(await readFile(join(root, "README.md"), "utf8")).devInstall;

@@ -62,6 +62,7 @@ export type TestNodeOptions = Omit<
   | "heartbeatMs"
   | "ttlMs"
   | "ringSize"
+  | "logger"
 >;
 
 export interface TestClusterOptions {
@@ -311,6 +312,9 @@ export class TestCluster implements AsyncDisposable {
     );
     const ttl = positiveInt("ttlMs", options.ttlMs, 3 * hb, hb + 1);
     positiveInt("driveLimitMs", options.driveLimitMs, DEFAULT_TEST_DRIVE_LIMIT_MS);
+    if (options.node !== undefined && (typeof options.node !== "object" || options.node === null)) {
+      throw new InvalidOptionError("node", "an object of Sharding options", options.node);
+    }
     let bus: SimBus | undefined;
     let backend: Backend;
     if (nats) {
@@ -471,13 +475,20 @@ export class TestCluster implements AsyncDisposable {
 
   async #join(id: string | undefined): Promise<TestNode> {
     const nodeId = id ?? `node-${++this.#seq}`;
-    if (this.#nodes.has(nodeId))
-      throw new InvalidArgumentError("id", "an id not used in this cluster", nodeId);
+    if (this.#nodes.has(nodeId) || nodeId === "client") {
+      throw new InvalidArgumentError("id", 'an id not used in this cluster (nor "client")', nodeId);
+    }
     const gate = new Gate();
     const raw = await this.#backend.connect(nodeId);
     const transport = new GatedTransport(raw, gate);
     const clock = new GatedClock(this.#backend.clock, gate);
-    const sharding = await this.run(Sharding.start(this.#shardingOptions(nodeId, transport, clock)));
+    let sharding: Sharding;
+    try {
+      sharding = await this.run(Sharding.start(this.#shardingOptions(nodeId, transport, clock)));
+    } catch (err) {
+      await this.#backend.kill(raw).catch(() => {});
+      throw err;
+    }
     const node = new TestNode(nodeId, sharding, gate, raw);
     this.#nodes.set(nodeId, node);
     return node;

@@ -193,6 +193,8 @@ describe("TestCluster on the simulated bus", () => {
     cluster = await TestCluster.start({ nodes: 1, entities: [Tally] });
     await expect(cluster.crash("node-9")).rejects.toBeInstanceOf(InvalidArgumentError);
     await expect(cluster.join("node-1")).rejects.toThrow(/not used/);
+    await expect(cluster.join("client")).rejects.toThrow(/not used/);
+    await expect(cluster.join("bad id")).rejects.toThrow(/`nodeId`/);
     expect(() => cluster?.resume("node-1")).toThrow(/paused node/);
     await expect(cluster.advance(-1)).rejects.toThrow(/`ms`/);
     expect(() => cluster?.ref(Tally, "")).toThrow(InvalidRequestError);
