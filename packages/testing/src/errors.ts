@@ -5,6 +5,7 @@ import { KeyholdError } from "@keyhold/core";
 /** Stable error codes of @keyhold/testing. */
 export const TestingErrorCode = {
   InvalidHistory: "KH_INVALID_HISTORY",
+  Timeout: "KH_TEST_TIMEOUT",
 } as const;
 export type TestingErrorCode = (typeof TestingErrorCode)[keyof typeof TestingErrorCode];
 
@@ -27,5 +28,16 @@ export class InvalidHistoryError extends KeyholdError {
     this.name = "InvalidHistoryError";
     this.line = where.line;
     this.opId = where.opId;
+  }
+}
+
+/**
+ * A TestCluster wait ran out: `converge()` (the views it saw are in the message) or a call
+ * driven for DEFAULT_TEST_DRIVE_LIMIT_MS of virtual time without settling.
+ */
+export class TestClusterTimeoutError extends KeyholdError {
+  constructor(message: string) {
+    super(TestingErrorCode.Timeout, message);
+    this.name = "TestClusterTimeoutError";
   }
 }

@@ -17,7 +17,7 @@ export {
   registerLostWrites,
 } from "./ack-log.js";
 export { type ChildOptions, childEntry, type RunningChild, runTsProgram, spawnTs } from "./child.js";
-export { InvalidHistoryError, TestingErrorCode } from "./errors.js";
+export { InvalidHistoryError, TestClusterTimeoutError, TestingErrorCode } from "./errors.js";
 export {
   type Direction,
   type FaultMode,
@@ -68,6 +68,16 @@ export {
   type ShardingState,
 } from "./sharding-process.js";
 export { SimBus, type SimBusOptions, SimEndpoint, seededRandom } from "./sim-bus.js";
+export {
+  DEFAULT_TEST_DRIVE_LIMIT_MS,
+  DEFAULT_TEST_HEARTBEAT_MS,
+  DEFAULT_TEST_NATS_HEARTBEAT_MS,
+  TestCluster,
+  type TestClusterOptions,
+  TestNode,
+  type TestNodeOptions,
+  type TestNodeState,
+} from "./test-cluster.js";
 export { flushMicrotasks, VirtualClock } from "./virtual-clock.js";
 export type { WaitForOptions } from "./wait-for.js";
 export { waitFor } from "./wait-for.js";

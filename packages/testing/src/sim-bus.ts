@@ -54,6 +54,8 @@ export class SimBus {
   readonly #subs = new Set<Sub>();
   readonly #opts: Required<SimBusOptions>;
   #inbox = 0;
+  /** Partition group of each named endpoint; unnamed ones are in group 0. Empty = healed. */
+  readonly #groups = new Map<string, number>();
   /** Messages delivered, for traffic assertions. */
   delivered = 0;
 
@@ -72,6 +74,23 @@ export class SimBus {
     return new SimEndpoint(this, name);
   }
 
+  /** Splits endpoints (by name) into groups that cannot reach each other; unnamed ones join the first. */
+  partition(...groups: readonly (readonly string[])[]): void {
+    this.#groups.clear();
+    groups.forEach((g, i) => {
+      for (const name of g) this.#groups.set(name, i);
+    });
+  }
+
+  /** Ends a partition. */
+  heal(): void {
+    this.#groups.clear();
+  }
+
+  #reaches(a: SimEndpoint, b: SimEndpoint): boolean {
+    return (this.#groups.get(a.name) ?? 0) === (this.#groups.get(b.name) ?? 0);
+  }
+
   /** @internal */
   addSub(sub: Sub): () => void {
     this.#subs.add(sub);
@@ -84,9 +103,12 @@ export class SimBus {
   }
 
   /** @internal Whether anyone connected would receive `subject`. */
-  hasListener(subject: string): boolean {
+  hasListener(subject: string, from?: SimEndpoint): boolean {
     const parts = subject.split(".");
-    for (const s of this.#subs) if (s.endpoint.connected && matches(s.pattern, parts)) return true;
+    for (const s of this.#subs) {
+      if (!s.endpoint.connected || (from && !this.#reaches(from, s.endpoint))) continue;
+      if (matches(s.pattern, parts)) return true;
+    }
     return false;
   }
 
@@ -97,7 +119,7 @@ export class SimBus {
     const plain: Sub[] = [];
     const groups = new Map<string, Sub[]>();
     for (const s of this.#subs) {
-      if (!matches(s.pattern, parts)) continue;
+      if (!matches(s.pattern, parts) || !this.#reaches(from, s.endpoint)) continue;
       if (s.queue === undefined) plain.push(s);
       else {
         const g = groups.get(s.queue) ?? [];
@@ -116,7 +138,7 @@ export class SimBus {
       for (let i = 0; i < times; i++) {
         const delay = this.#opts.latencyMs + Math.floor(this.#opts.random() * (this.#opts.jitterMs + 1));
         this.clock.setTimeout(() => {
-          if (!s.endpoint.connected || !this.#subs.has(s)) return;
+          if (!s.endpoint.connected || !this.#subs.has(s) || !this.#reaches(from, s.endpoint)) return;
           this.delivered++;
           s.handler({ subject, data: copy, reply });
         }, delay);
@@ -182,7 +204,7 @@ export class SimEndpoint implements Transport {
 
   request(subject: string, data: Uint8Array, opts: { timeout: number }): Promise<Uint8Array> {
     if (!this.connected) return Promise.reject(new RequestFailedError("disconnected", subject));
-    if (!this.#bus.hasListener(subject))
+    if (!this.#bus.hasListener(subject, this))
       return Promise.reject(new RequestFailedError("no-responders", subject));
     const inbox = this.#bus.newInbox();
     return new Promise((resolve, reject) => {
