@@ -17,7 +17,7 @@ import type { Lifecycle } from "./lifecycle.js";
 import type { Envelope, Mailbox } from "./mailbox.js";
 import type { PartitionStates } from "./partitions.js";
 import { assertSerializable } from "./serializable.js";
-import type { SlotTable } from "./slots.js";
+import type { Slot, SlotTable } from "./slots.js";
 
 /** The outcome of a message handed to this node: its result or error, or "not mine, route again". */
 export type LocalOutcome = { ok: true; result: unknown } | { ok: false; error: unknown } | { moved: true };
@@ -157,6 +157,17 @@ export class Dispatcher {
     } else if (st === "releasing") done({ moved: true });
     else if (!this.#p.partitions.buffer(p, () => this.dispatch(type, key, h, args, done, id)))
       done({ ok: false, error: new MailboxFullError(type, key, this.#p.bufferLimit) });
+  }
+
+  /**
+   * Hands an internal message (a due reminder, reminders.ts) to an entity this node holds, when
+   * it may act for the key and serves its partition now; false otherwise (try again later).
+   */
+  deliverOwned(slot: Slot, env: Envelope): boolean {
+    const p = this.#mayAct(slot.key);
+    if (p !== slot.partition || this.#p.partitions.state(p) !== "ready") return false;
+    this.#enqueue(slot.def, slot.key, p, env);
+    return true;
   }
 
   /** A new owner pulls partition `p`: hand its records over (handoff.ts decides when). */

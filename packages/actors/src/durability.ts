@@ -6,9 +6,10 @@
 import { StoreConflictError } from "./errors.js";
 import type { Lifecycle } from "./lifecycle.js";
 import type { Mailbox } from "./mailbox.js";
+import { wireReminders } from "./reminders.js";
 import type { Replicator } from "./replication.js";
 import { assertSerializable } from "./serializable.js";
-import type { Slot, SlotTable } from "./slots.js";
+import type { Slot, SlotHooks, SlotTable } from "./slots.js";
 import type { StateStore } from "./store.js";
 
 export interface DurabilityParams {
@@ -18,6 +19,8 @@ export interface DurabilityParams {
   readonly lifecycle: Lifecycle;
   /** Late-bound: the mailbox is built after the runner that calls persist. */
   readonly mailbox: () => Mailbox;
+  /** The node's reminder heap: stored reminders are adopted on load, dropped on give-up. */
+  readonly reminders?: SlotHooks | undefined;
 }
 
 export class Durability {
@@ -42,6 +45,7 @@ export class Durability {
       slot.state = stored.state;
       slot.version = stored.version;
       slot.recent = stored.recent ? [...stored.recent] : undefined;
+      this.#p.reminders?.adopt(slot, stored.rem);
     }
     slot.revision = stored?.revision;
   }
@@ -71,7 +75,12 @@ export class Durability {
   /** The store write, conditional on the revision this node last saw. */
   #writeStore(store: StateStore, slot: Slot, state: unknown): Promise<void> {
     return store
-      .save(slot.def.type, slot.key, { state, version: slot.version, recent: slot.recent }, slot.revision)
+      .save(
+        slot.def.type,
+        slot.key,
+        { state, version: slot.version, recent: slot.recent, rem: wireReminders(slot) },
+        slot.revision,
+      )
       .then(
         (rev) => {
           slot.revision = rev;
@@ -96,5 +105,6 @@ export class Durability {
     slot.version = 0;
     slot.revision = undefined;
     slot.recent = undefined;
+    this.#p.reminders?.forget(slot);
   }
 }

@@ -2,9 +2,20 @@
 // reference through which any process sends to an entity by key.
 import { ID_PATTERN } from "@keyhold/core";
 import { InvalidEntityError, InvalidRequestError } from "./errors.js";
+import { type ReminderSchedule, reminderScope } from "./reminders.js";
 
 /** Names on an entity that are lifecycle hooks or fields, never handlers. */
-const RESERVED = new Set(["constructor", "initialState", "onActivate", "onPassivate", "key", "state"]);
+const RESERVED = new Set([
+  "constructor",
+  "initialState",
+  "onActivate",
+  "onPassivate",
+  "onReminder",
+  "remind",
+  "cancelReminder",
+  "key",
+  "state",
+]);
 /** Names a typed reference uses itself; a handler with one of them could never be called through it. */
 const REF_MEMBERS = new Set(["ask", "tell", "type", "then"]);
 
@@ -24,6 +35,16 @@ export abstract class Entity<S = unknown> {
   onActivate?(): void | Promise<void>;
   /** Runs before the instance is dropped (idle, over the cap, partition moved, node closing). */
   onPassivate?(): void | Promise<void>;
+  /** Runs when a reminder set with `remind` falls due (docs/concepts/reminders.md). */
+  onReminder?(name: string, payload: unknown): void | Promise<void>;
+  /** Sets or replaces reminder `name`: part of the state, fired through `onReminder` when due. */
+  remind(name: string, when: ReminderSchedule, payload?: unknown): void {
+    reminderScope(this, "remind").set(name, when, payload);
+  }
+  /** Cancels reminder `name`; false when there was none. */
+  cancelReminder(name: string): boolean {
+    return reminderScope(this, "cancelReminder").cancel(name);
+  }
 }
 
 /** A class that extends Entity, with a static `type` name. */
@@ -43,7 +64,15 @@ export const MAX_REPLICAS = 7;
 // biome-ignore lint/suspicious/noExplicitAny: handler signatures are arbitrary
 type AnyFn = (...args: any[]) => unknown;
 type HandlerKeys<E> = {
-  [K in keyof E]: K extends "initialState" | "onActivate" | "onPassivate" | "key" | "state"
+  [K in keyof E]: K extends
+    | "initialState"
+    | "onActivate"
+    | "onPassivate"
+    | "onReminder"
+    | "remind"
+    | "cancelReminder"
+    | "key"
+    | "state"
     ? never
     : E[K] extends AnyFn
       ? K

@@ -18,6 +18,7 @@ export const ActorErrorCode = {
   QuorumUnavailable: "KH_QUORUM_UNAVAILABLE",
   StoreFailed: "KH_STORE_FAILED",
   StoreConflict: "KH_STORE_CONFLICT",
+  InvalidReminder: "KH_INVALID_REMINDER",
 } as const;
 export type ActorErrorCode = (typeof ActorErrorCode)[keyof typeof ActorErrorCode];
 
@@ -191,6 +192,8 @@ export function fromWireError(e: WireError, target: ErrorTarget): ActorError {
       return new StoreError(e.message);
     case ActorErrorCode.StoreConflict:
       return new StoreConflictError(target.type, target.key);
+    case ActorErrorCode.InvalidReminder:
+      return new InvalidReminderError(e.message);
     case ActorErrorCode.HandlerFailed:
       return new HandlerError(e.message, e.name ?? "Error", e.details);
     case ActorErrorCode.DeadlineExceeded:
@@ -238,5 +241,13 @@ export class StoreConflictError extends ActorError {
       { retryable: true },
     );
     this.name = "StoreConflictError";
+  }
+}
+
+/** A reminder that cannot be set: bad name, time, period or payload, or remind() outside a live entity. */
+export class InvalidReminderError extends ActorError {
+  constructor(message: string) {
+    super(ActorErrorCode.InvalidReminder, message);
+    this.name = "InvalidReminderError";
   }
 }

@@ -61,8 +61,12 @@ export class HandlerRunner {
     }
     let result: unknown;
     try {
-      const fn = (inst as unknown as Record<string, (...a: unknown[]) => unknown>)[env.h]!;
-      result = fn.apply(inst, env.a as unknown[]);
+      if (env.run !== undefined) result = env.run(inst);
+      else
+        result = (inst as unknown as Record<string, (...a: unknown[]) => unknown>)[env.h]!.apply(
+          inst,
+          env.a as unknown[],
+        );
     } catch (err) {
       this.#p.stats.handlerErrors++;
       return this.#complete(slot, env, undefined, asHandlerError(err));

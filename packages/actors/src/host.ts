@@ -13,6 +13,7 @@ import type { ParsedShardingOptions } from "./options.js";
 import { Outbox } from "./outbox.js";
 import { PartitionStates } from "./partitions.js";
 import { Refill } from "./refill.js";
+import { Reminders } from "./reminders.js";
 import type { Replicator } from "./replication.js";
 import { SlotTable } from "./slots.js";
 import type { StateStore } from "./store.js";
@@ -25,6 +26,7 @@ export interface HostParts {
   readonly outbox: Outbox;
   readonly handoff: Handoff;
   readonly dispatcher: Dispatcher;
+  readonly reminders: Reminders;
 }
 
 export function buildHost(a: {
@@ -43,7 +45,14 @@ export function buildHost(a: {
 }): HostParts {
   const { node, opts, clock, logger, stats, store, replicator } = a;
   const nodeId = node.id;
-  const slots = new SlotTable();
+  let dispatcher: Dispatcher | undefined;
+  const reminders = new Reminders({
+    clock,
+    logger,
+    nodeId,
+    deliver: (slot, env) => dispatcher!.deliverOwned(slot, env),
+  });
+  const slots = new SlotTable(reminders);
   let mailbox: Mailbox | undefined;
   const lifecycle: Lifecycle = new Lifecycle({
     maxActive: opts.maxActive,
@@ -55,6 +64,7 @@ export function buildHost(a: {
     slots,
     load: store ? (slot): Promise<void> => durability.load(slot) : undefined,
     forgetDormant: store !== undefined,
+    bind: (inst, slot) => reminders.bind(inst, slot),
   });
   const durability: Durability = new Durability({
     store,
@@ -62,6 +72,7 @@ export function buildHost(a: {
     slots,
     lifecycle,
     mailbox: () => mailbox!,
+    reminders,
   });
   const runner = new HandlerRunner({
     clock,
@@ -113,7 +124,7 @@ export function buildHost(a: {
     logger,
     onHandoff: a.onHandoff,
   });
-  const dispatcher = new Dispatcher({
+  dispatcher = new Dispatcher({
     node,
     defs: a.defs,
     partitions,
@@ -126,5 +137,5 @@ export function buildHost(a: {
     bufferLimit,
     reroute: a.reroute,
   });
-  return { slots, lifecycle, partitions, outbox, handoff, dispatcher };
+  return { slots, lifecycle, partitions, outbox, handoff, dispatcher, reminders };
 }

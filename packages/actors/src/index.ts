@@ -10,6 +10,7 @@ export {
   DeadlineExceededError,
   HandlerError,
   InvalidEntityError,
+  InvalidReminderError,
   InvalidRequestError,
   MailboxFullError,
   NoLiveMemberError,
@@ -34,6 +35,13 @@ export {
   DEFAULT_MAILBOX_SIZE,
   DEFAULT_MAX_ACTIVE,
 } from "./options.js";
+export type { ReminderSchedule, ReminderStats } from "./reminders.js";
+export {
+  MAX_REMINDER_EVERY_MS,
+  MAX_REMINDER_NAME,
+  MAX_REMINDERS_PER_ENTITY,
+  MIN_REMINDER_EVERY_MS,
+} from "./reminders.js";
 export type { ReplicationStats, WriteQuorum } from "./replication.js";
 export { majorityReplicas } from "./replication.js";
 export type { HandoffInfo, ShardingStats } from "./sharding.js";

@@ -6,6 +6,7 @@ import { InvalidOptionError } from "@keyhold/core";
 import { type KV, Kvm } from "@nats-io/kv";
 import { Packr } from "msgpackr";
 import { StoreConflictError, StoreError } from "./errors.js";
+import { decodeReminders } from "./reminders.js";
 import type { StateEntry, StateStore, StoredState, StoreFactory } from "./store.js";
 import type { RecentAsk } from "./wire.js";
 
@@ -74,20 +75,21 @@ class NatsKvStore implements StateStore {
       throw new StoreError(`Loading ${type}/${key} failed: ${String(err)}`, { cause: err });
     }
     if (entry?.operation !== "PUT" || entry.value.length === 0) return undefined;
-    let v: { s?: unknown; ver?: unknown; ids?: unknown };
+    let v: { s?: unknown; ver?: unknown; ids?: unknown; rem?: unknown };
     try {
-      v = packr.unpack(entry.value) as { s?: unknown; ver?: unknown; ids?: unknown };
+      v = packr.unpack(entry.value) as { s?: unknown; ver?: unknown; ids?: unknown; rem?: unknown };
     } catch (err) {
       throw new StoreError(`Stored state of ${type}/${key} is not msgpack`, { cause: err });
     }
     const version = typeof v.ver === "number" && Number.isSafeInteger(v.ver) ? v.ver : 0;
     const recent = Array.isArray(v.ids) ? (v.ids as RecentAsk[]) : undefined;
-    return { state: v.s, version, revision: entry.revision, recent };
+    const rem = v.rem === undefined ? undefined : decodeReminders(v.rem);
+    return { state: v.s, version, revision: entry.revision, recent, rem };
   }
 
   async save(type: string, key: string, entry: StateEntry, expected: number | undefined): Promise<number> {
     const k = kvKey(type, key);
-    const data = packr.pack({ s: entry.state, ver: entry.version, ids: entry.recent });
+    const data = packr.pack({ s: entry.state, ver: entry.version, ids: entry.recent, rem: entry.rem });
     try {
       return expected === undefined
         ? await this.#kv.create(k, data)

@@ -1,6 +1,7 @@
 // Entity lifecycle on one node: activation (load, construct, onActivate), passivation
 // (onPassivate, keep or forget the state), the idle sweep and the cap on live instances (LRU).
 import type { Clock, Logger } from "@keyhold/core";
+import type { Entity } from "./entity.js";
 import type { HostStats } from "./handler.js";
 import type { Mailbox } from "./mailbox.js";
 import type { Slot, SlotTable } from "./slots.js";
@@ -17,6 +18,8 @@ export interface LifecycleParams {
   readonly load: ((slot: Slot) => Promise<void>) | undefined;
   /** Drop a passivated (idle or over the cap) entity from memory: a store holds its state. */
   readonly forgetDormant: boolean;
+  /** Gives a new instance its reminders (reminders.ts), before onActivate runs. */
+  readonly bind?: ((inst: Entity<unknown>, slot: Slot) => void) | undefined;
 }
 
 export class Lifecycle {
@@ -48,6 +51,7 @@ export class Lifecycle {
     inst.state = slot.version === 0 && slot.state === undefined ? inst.initialState() : slot.state;
     slot.state = undefined;
     slot.instance = inst;
+    this.#p.bind?.(inst, slot);
     this.#active.add(slot);
     this.#p.stats.activations++;
     try {
@@ -120,7 +124,8 @@ export class Lifecycle {
     void this.passivate(slot).finally(() => {
       // With a durable store the state is safe there: forget the dormant entity entirely, so
       // memory follows the active entities rather than every key this node ever served.
-      if (mailbox.passivated(slot) && this.#p.forgetDormant && slot.instance === undefined) this.drop(slot);
+      if (mailbox.passivated(slot) && this.#p.forgetDormant && slot.instance === undefined && !slot.reminders)
+        this.drop(slot);
     });
   }
 

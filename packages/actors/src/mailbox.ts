@@ -2,6 +2,7 @@
 // time, and the node-wide concurrency limit on how many entities drain at once. What running a
 // message means (handler, durable write, answer) is the HandlerRunner's business.
 import type { Logger } from "@keyhold/core";
+import type { Entity } from "./entity.js";
 import { MailboxFullError, UnknownHandlerError } from "./errors.js";
 import { asHandlerError, type HostStats } from "./handler.js";
 import type { Slot } from "./slots.js";
@@ -13,6 +14,8 @@ export interface Envelope {
   readonly h: string;
   readonly a: readonly unknown[];
   readonly done: (err: unknown, result?: unknown) => void;
+  /** Runs instead of handler `h`: an internal message of this node (a due reminder, reminders.ts). */
+  readonly run?: ((instance: Entity<unknown>) => unknown) | undefined;
 }
 
 export interface MailboxParams {
@@ -47,7 +50,7 @@ export class Mailbox {
    * synchronous handler completes before enqueue() returns.
    */
   enqueue(slot: Slot, env: Envelope): void {
-    if (!slot.def.handlers.has(env.h)) {
+    if (env.run === undefined && !slot.def.handlers.has(env.h)) {
       env.done(new UnknownHandlerError(slot.def.type, env.h));
       return;
     }

@@ -34,6 +34,7 @@ import { buildHost, type HostParts } from "./host.js";
 import { Inbound, type InboundStats } from "./inbound.js";
 import { type ParsedShardingOptions, parseShardingOptions, type ShardingOptions } from "./options.js";
 import { OUTBOX_RETENTION_FACTOR } from "./outbox.js";
+import type { ReminderStats } from "./reminders.js";
 import { emptyReplicationStats, Replicator } from "./replication.js";
 import { Router, type RouterStats } from "./router.js";
 import type { StateStore } from "./store.js";
@@ -64,6 +65,7 @@ export interface ShardingStats {
     readonly copies: number;
   };
   readonly requests: Readonly<InboundStats>;
+  readonly reminders: Readonly<ReminderStats>;
 }
 
 export class Sharding implements AsyncDisposable {
@@ -345,6 +347,7 @@ export class Sharding implements AsyncDisposable {
         copies: this.#replicator?.copyCount ?? 0,
       },
       requests: { ...this.#inbound.stats },
+      reminders: { ...(h?.reminders.stats ?? { pending: 0, fired: 0, deferred: 0, failed: 0 }) },
     };
   }
 
@@ -375,6 +378,7 @@ export class Sharding implements AsyncDisposable {
       this.#router.close();
       this.#clock.clearTimeout(this.#housekeepingTimer);
       host?.lifecycle.close();
+      host?.reminders.close();
       this.#deadlines.close();
       this.#inbound.close();
       await this.#store?.close().catch(() => {});

@@ -3,6 +3,7 @@
 // turning a slot into the record that moves between nodes, and installing one.
 import type { Entity, EntityDefinition } from "./entity.js";
 import type { Envelope } from "./mailbox.js";
+import { type Reminder, type WireReminder, wireReminders } from "./reminders.js";
 import type { EntityRecord, RecentAsk } from "./wire.js";
 
 /** Everything this node knows of one entity key. */
@@ -17,6 +18,8 @@ export interface Slot {
   revision: number | undefined;
   /** Recently applied asks of a replicated or stored entity (see RecentAsk). */
   recent: RecentAsk[] | undefined;
+  /** Pending reminders by name (reminders.ts); undefined when none. */
+  reminders: Map<string, Reminder> | undefined;
   instance: Entity<unknown> | undefined;
   queue: Envelope[] | undefined;
   /** The mailbox pump holds the slot: a message (or an eager activation) is under way. */
@@ -32,11 +35,22 @@ export interface Slot {
   activateOnly: boolean;
 }
 
+/** What the reminder heap must hear of (reminders.ts): records installed, slots dropped. */
+export interface SlotHooks {
+  adopt(slot: Slot, rem: readonly WireReminder[] | undefined): void;
+  forget(slot: Slot): void;
+}
+
 export class SlotTable {
   // Per entity type, per key: no id string built per message.
   readonly #slots = new Map<string, Map<string, Slot>>();
   #count = 0;
   readonly #byPartition = new Map<number, Set<Slot>>();
+  readonly #hooks: SlotHooks | undefined;
+
+  constructor(hooks?: SlotHooks) {
+    this.#hooks = hooks;
+  }
 
   get count(): number {
     return this.#count;
@@ -59,6 +73,7 @@ export class SlotTable {
         version: 0,
         revision: undefined,
         recent: undefined,
+        reminders: undefined,
         instance: undefined,
         queue: undefined,
         draining: false,
@@ -91,6 +106,7 @@ export class SlotTable {
     if (byKey?.get(slot.key) !== slot) return;
     byKey.delete(slot.key);
     this.#count--;
+    this.#hooks?.forget(slot);
     const set = this.#byPartition.get(slot.partition);
     set?.delete(slot);
     if (set && set.size === 0) this.#byPartition.delete(slot.partition);
@@ -98,6 +114,7 @@ export class SlotTable {
 
   /** The record that hands this slot over (instance or dormant state). */
   record(slot: Slot): EntityRecord {
+    const rem = wireReminders(slot);
     return {
       t: slot.def.type,
       key: slot.key,
@@ -105,6 +122,7 @@ export class SlotTable {
       ver: slot.version,
       act: slot.instance !== undefined,
       ...(slot.recent ? { recent: slot.recent } : {}),
+      ...(rem ? { rem } : {}),
     };
   }
 
@@ -120,6 +138,7 @@ export class SlotTable {
     else slot.state = rec.s;
     slot.version = rec.ver;
     if (rec.recent) slot.recent = [...rec.recent];
+    this.#hooks?.adopt(slot, rec.rem);
     return slot;
   }
 }

@@ -3,6 +3,7 @@
 // that lost ownership without knowing it yet cannot overwrite the new owner's state.
 import { entityId } from "./entity.js";
 import { StoreConflictError, StoreError } from "./errors.js";
+import type { WireReminder } from "./reminders.js";
 import type { RecentAsk } from "./wire.js";
 
 /** One stored entity state. */
@@ -14,6 +15,8 @@ export interface StoredState {
   readonly revision: number;
   /** The last asks applied to it, so a retry after failover is not applied twice. */
   readonly recent?: readonly RecentAsk[] | undefined;
+  /** Its pending reminders (reminders.ts). */
+  readonly rem?: readonly WireReminder[] | undefined;
 }
 
 /** What is saved for one entity. */
@@ -21,6 +24,7 @@ export interface StateEntry {
   readonly state: unknown;
   readonly version: number;
   readonly recent?: readonly RecentAsk[] | undefined;
+  readonly rem?: readonly WireReminder[] | undefined;
 }
 
 /** Where entities' state lives between activations and across whole-cluster restarts. */
@@ -49,6 +53,7 @@ interface Entry {
   version: number;
   revision: number;
   recent: readonly RecentAsk[] | undefined;
+  rem: readonly WireReminder[] | undefined;
 }
 
 /**
@@ -70,6 +75,7 @@ export class MemoryStore implements StateStore {
           version: e.version,
           revision: e.revision,
           recent: structuredClone(e.recent),
+          rem: structuredClone(e.rem),
         }
       : undefined;
   }
@@ -85,6 +91,7 @@ export class MemoryStore implements StateStore {
       version: entry.version,
       revision,
       recent: structuredClone(entry.recent),
+      rem: structuredClone(entry.rem),
     });
     return revision;
   }

@@ -4,6 +4,7 @@ import { isId, isNat, isObj } from "@keyhold/core";
 import { Packr } from "msgpackr";
 import { isValidEntityKey } from "./entity.js";
 import type { WireError } from "./errors.js";
+import { decodeReminders, type WireReminder } from "./reminders.js";
 
 export const ACTOR_WIRE_VERSION = 1;
 /** Most hops a tell is forwarded between nodes that disagree about its owner. */
@@ -67,6 +68,8 @@ export interface EntityRecord {
    * answered from here instead of being applied twice. On the wire this field is `ids`.
    */
   readonly recent?: readonly RecentAsk[] | undefined;
+  /** The entity's pending reminders (reminders.ts); absent when it has none. */
+  readonly rem?: readonly WireReminder[] | undefined;
 }
 
 /** One applied ask remembered with an entity: [message id, succeeded, result or WireError]. */
@@ -178,11 +181,12 @@ function decodeRecords(x: unknown): EntityRecord[] | undefined {
         recent.push([e[0], e[1], e[2]]);
       }
     }
-    recs.push(
-      recent
-        ? { t: r.t, key: r.key, s: r.s, ver: r.ver, act: r.act, recent }
-        : { t: r.t, key: r.key, s: r.s, ver: r.ver, act: r.act },
-    );
+    const rem = r.rem === undefined ? undefined : decodeReminders(r.rem);
+    if (r.rem !== undefined && rem === undefined) return undefined;
+    const rec: EntityRecord = recent
+      ? { t: r.t, key: r.key, s: r.s, ver: r.ver, act: r.act, recent }
+      : { t: r.t, key: r.key, s: r.s, ver: r.ver, act: r.act };
+    recs.push(rem ? { ...rec, rem } : rec);
   }
   return recs;
 }
