@@ -25,7 +25,7 @@ let fires: Fire[] = [];
 let bus: SimBus;
 
 class Alarm extends Entity<{ fired: number; activations: number }> {
-  static readonly type = "alarm";
+  static readonly type: string = "alarm";
   initialState() {
     return { fired: 0, activations: 0 };
   }
