@@ -1,0 +1,42 @@
+// Entity classes with reminders, hosted by node processes in the reminder tests. Each fire is
+// reported to the parent process (ShardingProcess.oracle) with its name, due time and wall time.
+import { Entity } from "@keyhold/actors";
+
+export interface FireEvent {
+  readonly key: string;
+  readonly pid: number;
+  readonly event: "reminder";
+  readonly name: string;
+  readonly due: number;
+  readonly at: number;
+}
+
+/** An alarm clock with two warm standbys: its reminders survive the death of its owner. */
+export class ReplicatedAlarm extends Entity<{ fired: number }> {
+  static readonly type = "ralarm";
+  static readonly replicas = 3;
+  initialState() {
+    return { fired: 0 };
+  }
+  /** Sets reminder `name` due at `due` (epoch ms); the payload carries the due time back. */
+  at(name: string, due: number) {
+    this.remind(name, { at: due }, { due });
+  }
+  fired() {
+    return this.state.fired;
+  }
+  override onReminder(name: string, payload: unknown) {
+    this.state.fired++;
+    const e: FireEvent = {
+      key: this.key,
+      pid: process.pid,
+      event: "reminder",
+      name,
+      due: (payload as { due: number }).due,
+      at: Date.now(),
+    };
+    process.send?.({ type: "oracle", e });
+  }
+}
+
+export const entities = [ReplicatedAlarm];
