@@ -6,6 +6,7 @@
 import { StoreConflictError } from "./errors.js";
 import type { Lifecycle } from "./lifecycle.js";
 import type { Mailbox } from "./mailbox.js";
+import type { ReminderIndex } from "./reminder-index.js";
 import { wireReminders } from "./reminders.js";
 import type { Replicator } from "./replication.js";
 import { assertSerializable } from "./serializable.js";
@@ -21,6 +22,8 @@ export interface DurabilityParams {
   readonly mailbox: () => Mailbox;
   /** The node's reminder heap: stored reminders are adopted on load, dropped on give-up. */
   readonly reminders?: SlotHooks | undefined;
+  /** The store's per-partition list of entities with reminders, when the store keeps one. */
+  readonly index?: ReminderIndex | undefined;
 }
 
 export class Durability {
@@ -84,6 +87,7 @@ export class Durability {
       .then(
         (rev) => {
           slot.revision = rev;
+          return this.#p.index?.update(slot);
         },
         (err: unknown) => {
           // Someone else wrote since we loaded: they own it. Give it up; routing retries.

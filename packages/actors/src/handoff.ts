@@ -67,6 +67,8 @@ export interface HandoffParams {
   /** Replica copies this node holds and refills (when some entity type is replicated). */
   readonly replicator?: Replicator | undefined;
   readonly refill?: Refill | undefined;
+  /** Loads stored entities that hold reminders before the partition serves (reminder-index.ts). */
+  readonly recoverReminders?: ((p: number) => Promise<void>) | undefined;
   readonly clock: Clock;
   readonly logger: Logger;
   /** Reports how long each completed hand-off took (acquire to ready). */
@@ -134,6 +136,7 @@ export class Handoff {
       const lost = new Promise<"lost">((r) => this.#lost.set(p, () => r("lost")));
       if (targets.length > 0) records += await this.#pull(p, targets, eager, lost);
       this.#lost.delete(p);
+      await this.#p.recoverReminders?.(p);
       partitions.set(p, { s: "ready" });
       for (const slot of eager) this.#p.mailbox.wake(slot);
       for (const retry of st.buffer) retry();

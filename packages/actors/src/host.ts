@@ -13,6 +13,7 @@ import type { ParsedShardingOptions } from "./options.js";
 import { Outbox } from "./outbox.js";
 import { PartitionStates } from "./partitions.js";
 import { Refill } from "./refill.js";
+import { ReminderIndex } from "./reminder-index.js";
 import { Reminders } from "./reminders.js";
 import type { Replicator } from "./replication.js";
 import { SlotTable } from "./slots.js";
@@ -53,6 +54,9 @@ export function buildHost(a: {
     deliver: (slot, env) => dispatcher!.deliverOwned(slot, env),
   });
   const slots = new SlotTable(reminders);
+  const index = ReminderIndex.supported(store)
+    ? new ReminderIndex({ store: store!, defs: a.defs, slots, reminders, logger, nodeId })
+    : undefined;
   let mailbox: Mailbox | undefined;
   const lifecycle: Lifecycle = new Lifecycle({
     maxActive: opts.maxActive,
@@ -73,6 +77,7 @@ export function buildHost(a: {
     lifecycle,
     mailbox: () => mailbox!,
     reminders,
+    index,
   });
   const runner = new HandlerRunner({
     clock,
@@ -120,6 +125,7 @@ export function buildHost(a: {
     mailbox,
     replicator,
     refill,
+    recoverReminders: index ? (p) => index.recover(p) : undefined,
     clock,
     logger,
     onHandoff: a.onHandoff,

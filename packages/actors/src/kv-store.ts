@@ -7,7 +7,14 @@ import { type KV, Kvm } from "@nats-io/kv";
 import { Packr } from "msgpackr";
 import { StoreConflictError, StoreError } from "./errors.js";
 import { decodeReminders } from "./reminders.js";
-import type { StateEntry, StateStore, StoredState, StoreFactory } from "./store.js";
+import type {
+  ReminderIndexEntry,
+  StateEntry,
+  StateStore,
+  StoredReminderIndex,
+  StoredState,
+  StoreFactory,
+} from "./store.js";
 import type { RecentAsk } from "./wire.js";
 
 const packr = new Packr({ useRecords: false, mapsAsObjects: true });
@@ -88,8 +95,18 @@ class NatsKvStore implements StateStore {
   }
 
   async save(type: string, key: string, entry: StateEntry, expected: number | undefined): Promise<number> {
-    const k = kvKey(type, key);
     const data = packr.pack({ s: entry.state, ver: entry.version, ids: entry.recent, rem: entry.rem });
+    return this.#put(kvKey(type, key), data, expected, type, key);
+  }
+
+  /** A create (no expected revision) or an update at `expected`; a lost race is StoreConflictError. */
+  async #put(
+    k: string,
+    data: Uint8Array,
+    expected: number | undefined,
+    type: string,
+    key: string,
+  ): Promise<number> {
     try {
       return expected === undefined
         ? await this.#kv.create(k, data)
@@ -101,6 +118,36 @@ class NatsKvStore implements StateStore {
       if (/wrong last sequence|key exists|10071/i.test(text)) throw new StoreConflictError(type, key);
       throw new StoreError(`Saving ${type}/${key} failed: ${text}`, { cause: err });
     }
+  }
+
+  // A partition's reminder index is the key `=rem.<p>`: `=` cannot start an entity type, so it
+  // never collides with `<type>.<key>`.
+  async loadReminderIndex(p: number): Promise<StoredReminderIndex | undefined> {
+    let entry: Awaited<ReturnType<KV["get"]>>;
+    try {
+      entry = await this.#kv.get(`=rem.${p}`);
+    } catch (err) {
+      throw new StoreError(`Loading the reminder index of partition ${p} failed: ${String(err)}`, {
+        cause: err,
+      });
+    }
+    if (entry?.operation !== "PUT" || entry.value.length === 0) return undefined;
+    const v = packr.unpack(entry.value) as unknown;
+    const entries = Array.isArray(v)
+      ? (v as unknown[]).filter(
+          (e): e is ReminderIndexEntry =>
+            Array.isArray(e) && e.length === 2 && typeof e[0] === "string" && typeof e[1] === "string",
+        )
+      : [];
+    return { entries, revision: entry.revision };
+  }
+
+  saveReminderIndex(
+    p: number,
+    entries: readonly ReminderIndexEntry[],
+    expected: number | undefined,
+  ): Promise<number> {
+    return this.#put(`=rem.${p}`, packr.pack(entries), expected, "reminder index", String(p));
   }
 
   /** Nothing to release: the bucket handle lives on Sharding's connection, which Sharding closes. */

@@ -38,6 +38,27 @@ export interface StateStore {
    */
   save(type: string, key: string, entry: StateEntry, expected: number | undefined): Promise<number>;
   close(): Promise<void>;
+  /**
+   * Optional, for reminders: the entities of partition `p` that hold reminders, with the
+   * index's revision (reminder-index.ts). Without these two methods, a stored entity's reminders
+   * are known to a new owner only once it loads the entity (docs/concepts/reminders.md).
+   */
+  loadReminderIndex?(p: number): Promise<StoredReminderIndex | undefined>;
+  /** Saves partition `p`'s reminder index if its revision is still `expected`, like `save`. */
+  saveReminderIndex?(
+    p: number,
+    entries: readonly ReminderIndexEntry[],
+    expected: number | undefined,
+  ): Promise<number>;
+}
+
+/** One entity in a partition's reminder index: [type, key]. */
+export type ReminderIndexEntry = readonly [string, string];
+
+/** A partition's reminder index as stored. */
+export interface StoredReminderIndex {
+  readonly entries: readonly ReminderIndexEntry[];
+  readonly revision: number;
 }
 
 /** Opens a store once Sharding has its NATS connection (if any). */
@@ -62,6 +83,7 @@ interface Entry {
  */
 export class MemoryStore implements StateStore {
   readonly #entries = new Map<string, Entry>();
+  readonly #indexes = new Map<number, StoredReminderIndex>();
   #revision = 0;
   /** Fail every call with StoreError while true (fault injection in tests). */
   failing = false;
@@ -93,6 +115,25 @@ export class MemoryStore implements StateStore {
       recent: structuredClone(entry.recent),
       rem: structuredClone(entry.rem),
     });
+    return revision;
+  }
+
+  async loadReminderIndex(p: number): Promise<StoredReminderIndex | undefined> {
+    this.#check();
+    const e = this.#indexes.get(p);
+    return e ? { entries: structuredClone(e.entries), revision: e.revision } : undefined;
+  }
+
+  async saveReminderIndex(
+    p: number,
+    entries: readonly ReminderIndexEntry[],
+    expected: number | undefined,
+  ): Promise<number> {
+    this.#check();
+    if (this.#indexes.get(p)?.revision !== expected)
+      throw new StoreConflictError("reminder index", String(p));
+    const revision = ++this.#revision;
+    this.#indexes.set(p, { entries: structuredClone(entries), revision });
     return revision;
   }
 

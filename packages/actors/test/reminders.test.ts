@@ -223,7 +223,7 @@ describe("reminders", () => {
     await drive(bus, b.close());
   });
 
-  it("with a store, reminders come back with the entity after a whole-cluster restart", async () => {
+  it("with a store, reminders come back after a whole-cluster restart, before any message", async () => {
     const store = memoryStore();
     const a = await node("a", { store });
     const due = now() + 10_000;
@@ -231,12 +231,36 @@ describe("reminders", () => {
     await drive(bus, a.close());
     expect(fires).toEqual([]);
     const b = await node("b", { store });
-    // the new node learns the due times when it loads the entity (see the docs' limits)
-    await drive(bus, b.ref(Alarm, "p").get());
+    // the store's reminder index told the new node which entities to load when it acquired them
     expect(b.stats().reminders.pending).toBe(1);
+    expect(b.stats().host.active).toBe(0);
     await bus.clock.advance(due - now() + 5);
     expect(fires).toEqual([{ key: "p", name: "wake", payload: "kept", at: due }]);
     await drive(bus, b.close());
+  });
+
+  it("with a store and no replicas, a dormant entity's reminder survives its owner's crash", async () => {
+    const store = memoryStore();
+    const a = await node("a", { store, idleMs: 200 });
+    const b = await node("b", { store, idleMs: 200 });
+    await bus.clock.advance(HB * 3);
+    const keys = Array.from({ length: 20 }, (_, i) => `d-${i}`);
+    const due = now() + 4000;
+    for (const k of keys) await drive(bus, b.ref(Alarm, k).at("wake", due, k));
+    const onA = keys.filter((k) => a.node.place(k) === "a");
+    expect(onA.length).toBeGreaterThan(0);
+    await bus.clock.advance(1000); // all passivated: dormant, their state only in the store and on a
+    expect(a.stats().host.active).toBe(0);
+    await a.node.transport.close(); // kill -9
+    await bus.clock.advance(due - now() + 5);
+    for (const k of keys) expect(firesOf(k), k).toEqual([{ key: k, name: "wake", payload: k, at: due }]);
+    // and the fire was stored: a later restart does not fire it again
+    await drive(bus, b.close());
+    const c = await node("c", { store });
+    await bus.clock.advance(2000);
+    expect(c.stats().reminders.pending).toBe(0);
+    expect(fires).toHaveLength(keys.length);
+    await drive(bus, c.close());
   });
 
   it("a reminder already overdue when it is set or adopted fires at once", async () => {
