@@ -13,8 +13,8 @@ export interface FireEvent {
 
 /** An alarm clock with two warm standbys: its reminders survive the death of its owner. */
 export class ReplicatedAlarm extends Entity<{ fired: number }> {
-  static readonly type = "ralarm";
-  static readonly replicas = 3;
+  static readonly type: string = "ralarm";
+  static readonly replicas: number = 3;
   initialState() {
     return { fired: 0 };
   }
@@ -39,4 +39,10 @@ export class ReplicatedAlarm extends Entity<{ fired: number }> {
   }
 }
 
-export const entities = [ReplicatedAlarm];
+/** The same alarm with a single copy: with a store, its reminders live in the store. */
+export class StoredAlarm extends ReplicatedAlarm {
+  static override readonly type: string = "salarm";
+  static override readonly replicas: number = 1;
+}
+
+export const entities = [ReplicatedAlarm, StoredAlarm];
