@@ -7,7 +7,9 @@ export interface FireEvent {
   readonly pid: number;
   readonly event: "reminder";
   readonly name: string;
+  /** The due time onReminder was told it fires for, and the one the payload carries. */
   readonly due: number;
+  readonly payloadDue: number;
   readonly at: number;
 }
 
@@ -25,14 +27,15 @@ export class ReplicatedAlarm extends Entity<{ fired: number }> {
   fired() {
     return this.state.fired;
   }
-  override onReminder(name: string, payload: unknown) {
+  override onReminder(name: string, payload: unknown, info: { due: number }) {
     this.state.fired++;
     const e: FireEvent = {
       key: this.key,
       pid: process.pid,
       event: "reminder",
       name,
-      due: (payload as { due: number }).due,
+      due: info.due,
+      payloadDue: (payload as { due: number }).due,
       at: Date.now(),
     };
     process.send?.({ type: "oracle", e });

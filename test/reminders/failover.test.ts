@@ -97,6 +97,7 @@ async function killBeforeDue(
     const mine = fires.filter((e) => e.key === k);
     expect(mine, k).toHaveLength(1);
     expect(mine[0]!.due).toBe(due);
+    expect(mine[0]!.payloadDue).toBe(due);
     expect(mine[0]!.at).toBeGreaterThanOrEqual(due);
   }
   const late = fires.filter((e) => victimKeys.includes(e.key));

@@ -35,8 +35,11 @@ export abstract class Entity<S = unknown> {
   onActivate?(): void | Promise<void>;
   /** Runs before the instance is dropped (idle, over the cap, partition moved, node closing). */
   onPassivate?(): void | Promise<void>;
-  /** Runs when a reminder set with `remind` falls due (docs/concepts/reminders.md). */
-  onReminder?(name: string, payload: unknown): void | Promise<void>;
+  /**
+   * Runs when a reminder set with `remind` falls due; `info.due` is the due time it fires for
+   * (at least once per due time: docs/concepts/reminders.md).
+   */
+  onReminder?(name: string, payload: unknown, info: { readonly due: number }): void | Promise<void>;
   /** Sets or replaces reminder `name`: part of the state, fired through `onReminder` when due. */
   remind(name: string, when: ReminderSchedule, payload?: unknown): void {
     reminderScope(this, "remind").set(name, when, payload);

@@ -371,7 +371,8 @@ export class Reminders {
       this.#arm();
     } else this.#delete(r);
     this.stats.fired++;
-    const handler = (inst as unknown as { onReminder: (n: string, p: unknown) => unknown }).onReminder;
-    return handler.call(inst, r.name, r.payload);
+    const handler = (inst as unknown as { onReminder: (n: string, p: unknown, i: object) => unknown })
+      .onReminder;
+    return handler.call(inst, r.name, r.payload, { due });
   }
 }

@@ -22,6 +22,7 @@ interface Fire {
 
 /** Every onReminder call of the test, in order, with the virtual time it ran at. */
 let fires: Fire[] = [];
+let overdue: number[] = [];
 let bus: SimBus;
 
 class Alarm extends Entity<{ fired: number; activations: number }> {
@@ -50,8 +51,10 @@ class Alarm extends Entity<{ fired: number; activations: number }> {
   get() {
     return this.state;
   }
-  override onReminder(name: string, payload: unknown) {
+  override onReminder(name: string, payload: unknown, info: { due: number }) {
     this.state.fired++;
+    // the due time it fires for is the virtual time it runs at: nothing here is late
+    if (info.due !== bus.clock.now() && info.due > 0) overdue.push(info.due);
     fires.push({ key: this.key, name, payload, at: bus.clock.now() });
   }
 }
@@ -75,6 +78,7 @@ class NoHandler extends Entity<null> {
 beforeEach(() => {
   bus = new SimBus(new VirtualClock());
   fires = [];
+  overdue = [];
 });
 
 function node(id: string, extra: Partial<ShardingOptions> = {}): Promise<Sharding> {
@@ -94,6 +98,7 @@ describe("reminders", () => {
     expect(fires).toEqual([]);
     await bus.clock.advance(5);
     expect(fires).toEqual([{ key: "k", name: "wake", payload: { n: 1 }, at: due }]);
+    expect(overdue).toEqual([]);
     await bus.clock.advance(5000);
     expect(fires).toHaveLength(1);
     expect(a.stats().reminders).toMatchObject({ pending: 0, fired: 1, failed: 0 });
@@ -321,8 +326,8 @@ describe("reminders", () => {
   it("an onReminder that throws is counted, and a repeating reminder goes on", async () => {
     class Flaky extends Alarm {
       static override readonly type = "flaky";
-      override onReminder(name: string, payload: unknown): void {
-        super.onReminder(name, payload);
+      override onReminder(name: string, payload: unknown, info: { due: number }): void {
+        super.onReminder(name, payload, info);
         throw new Error("boom");
       }
     }
