@@ -1,9 +1,15 @@
 // The node's reminder schedule: the timer heap pops in due order whatever mix of pushes,
-// removals and reschedules came before; reminders on the wire are validated like every record.
-import { ACTOR_WIRE_VERSION } from "@keyhold/actors";
+// removals and reschedules came before; one due time is handed to the mailbox once, whatever
+// copies of the reminder arrive meanwhile; reminders on the wire are validated like every record.
+import { ACTOR_WIRE_VERSION, Entity } from "@keyhold/actors";
+import { silentLogger } from "@keyhold/core";
+import { VirtualClock } from "@keyhold/testing";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { decodeReminders, MAX_REMINDERS_PER_ENTITY } from "../src/reminders.js";
+import { defineEntity } from "../src/entity.js";
+import type { Envelope } from "../src/mailbox.js";
+import { decodeReminders, MAX_REMINDERS_PER_ENTITY, Reminders } from "../src/reminders.js";
+import { SlotTable } from "../src/slots.js";
 import { type HeapItem, TimerHeap } from "../src/timer-heap.js";
 import { decodeRequest, encode, isError } from "../src/wire.js";
 
@@ -92,5 +98,112 @@ describe("reminders on the wire", () => {
       expect(isError(rep(bad)), JSON.stringify(bad).slice(0, 60)).toBe(true);
       expect(decodeReminders(bad)).toBeUndefined();
     }
+  });
+});
+
+class Beep extends Entity<null> {
+  static readonly type = "beep";
+  initialState() {
+    return null;
+  }
+  noop() {}
+  calls: [string, number][] = [];
+  override onReminder(name: string, _payload: unknown, info: { due: number }) {
+    this.calls.push([name, info.due]);
+  }
+}
+
+describe("reminder fires", () => {
+  /** A node's reminders whose mailbox only queues: the test runs the queued turns itself. */
+  function setup() {
+    const clock = new VirtualClock(1_000_000);
+    const queued: Envelope[] = [];
+    let mayAct = true;
+    const reminders = new Reminders({
+      clock,
+      logger: silentLogger,
+      nodeId: "n",
+      deliver: (_slot, env) => mayAct && queued.push(env) > 0,
+    });
+    const slot = new SlotTable(reminders).slot(defineEntity(Beep), "k", 0);
+    const inst = new Beep();
+    const runQueued = () => {
+      for (const env of queued.splice(0)) {
+        env.run!(inst);
+        env.done(undefined);
+      }
+    };
+    return { clock, queued, reminders, slot, inst, runQueued, deny: (v: boolean) => (mayAct = !v) };
+  }
+
+  it("a copy of the same reminder adopted while its fire is queued does not fire it twice", async () => {
+    const { clock, queued, reminders, slot, inst, runQueued } = setup();
+    reminders.set(slot, "r", { at: 1_000_100 }, "p");
+    await clock.advance(100);
+    expect(queued).toHaveLength(1);
+    // a replica copy or a store load brings the same reminder back meanwhile
+    reminders.adopt(slot, [["r", 1_000_100, 0, "p"]]);
+    await clock.advance(1000);
+    expect(queued).toHaveLength(1);
+    runQueued();
+    runQueued();
+    expect(inst.calls).toEqual([["r", 1_000_100]]);
+    expect(reminders.stats).toMatchObject({ pending: 0, fired: 1 });
+  });
+
+  it("a fire queued for a due time that was replaced or cancelled meanwhile does nothing", async () => {
+    const { clock, queued, reminders, slot, inst, runQueued } = setup();
+    reminders.set(slot, "a", { at: 1_000_050 });
+    reminders.set(slot, "b", { at: 1_000_050 });
+    await clock.advance(50);
+    expect(queued).toHaveLength(2);
+    reminders.set(slot, "a", { at: 1_000_500 });
+    expect(reminders.cancel(slot, "b")).toBe(true);
+    runQueued();
+    expect(inst.calls).toEqual([]);
+    await clock.advance(450);
+    runQueued();
+    expect(inst.calls).toEqual([["a", 1_000_500]]);
+  });
+
+  it("a due reminder this node may not act for is put off, then fires once it may", async () => {
+    const { clock, queued, reminders, slot, inst, runQueued, deny } = setup();
+    reminders.set(slot, "r", { every: 1000 });
+    deny(true);
+    await clock.advance(1000 + 350);
+    expect(queued).toHaveLength(0);
+    expect(reminders.stats.deferred).toBe(4); // at 1000, 1100, 1200, 1300
+    deny(false);
+    await clock.advance(100);
+    runQueued();
+    // the late fire is for the missed due time; the next keeps the original rhythm
+    expect(inst.calls).toEqual([["r", 1_001_000]]);
+    await clock.advance(2000 - 1450);
+    runQueued();
+    expect(inst.calls).toEqual([
+      ["r", 1_001_000],
+      ["r", 1_002_000],
+    ]);
+  });
+
+  it("a fire whose message failed before it ran is tried again", async () => {
+    const { clock, queued, reminders, slot, inst, runQueued } = setup();
+    reminders.set(slot, "r", { at: 1_000_010 });
+    await clock.advance(10);
+    queued.splice(0)[0]!.done(new Error("mailbox full"));
+    expect(reminders.stats.failed).toBe(1);
+    await clock.advance(100);
+    runQueued();
+    expect(inst.calls).toEqual([["r", 1_000_010]]);
+  });
+
+  it("forgetting a slot takes its reminders out of the heap", async () => {
+    const { clock, queued, reminders, slot } = setup();
+    for (let i = 0; i < 5; i++) reminders.set(slot, `r${i}`, { at: 1_000_010 + i });
+    reminders.forget(slot);
+    expect(slot.reminders).toBeUndefined();
+    expect(reminders.stats.pending).toBe(0);
+    await clock.advance(1000);
+    expect(queued).toHaveLength(0);
   });
 });
