@@ -158,6 +158,28 @@ function timeOf(x: unknown, arg: string): number {
   return Math.ceil(ms);
 }
 
+const NO_ARGS: readonly unknown[] = [];
+
+/** The mailbox message of one fire: one object per fire, its methods on the prototype. */
+class Fire implements Envelope {
+  readonly h = "onReminder";
+  readonly a = NO_ARGS;
+  readonly #owner: Reminders;
+  readonly #r: Reminder;
+  readonly #due: number;
+  constructor(owner: Reminders, r: Reminder, due: number) {
+    this.#owner = owner;
+    this.#r = r;
+    this.#due = due;
+  }
+  run(inst: Entity<unknown>): unknown {
+    return this.#owner.run(this.#r, this.#due, inst);
+  }
+  done(err: unknown): void {
+    this.#owner.ended(this.#r, this.#due, err);
+  }
+}
+
 /** The node's reminders: one heap, one clock timer, and the path from a due time to onReminder. */
 export class Reminders {
   readonly #p: RemindersParams;
@@ -325,27 +347,23 @@ export class Reminders {
 
   /** Hands one due reminder to its entity, or puts it off when this node may not act for it now. */
   #fire(r: Reminder, now: number): void {
-    const due = r.due;
     r.inFlight = true;
-    const env: Envelope = {
-      h: "onReminder",
-      a: [r.name, r.payload],
-      run: (inst) => this.#run(r, due, inst),
-      done: (err) => {
-        if (err === undefined) return;
-        this.stats.failed++;
-        this.#p.logger.warn(
-          `node ${this.#p.nodeId}: reminder ${show(r.name)} of ${r.slot.def.type}/${r.slot.key} (due ${due}) failed: ${String(err)}`,
-        );
-        // The message never ran onReminder (activation failed, mailbox full, store refused):
-        // the due time was not consumed, so try again shortly if the reminder is still ours.
-        if (r.inFlight && r.due === due && r.slot.reminders?.get(r.name) === r) this.#retry(r);
-      },
-    };
-    if (!this.#p.deliver(r.slot, env)) {
+    if (!this.#p.deliver(r.slot, new Fire(this, r, r.due))) {
       this.stats.deferred++;
       this.#retry(r, now);
     }
+  }
+
+  /** @internal The fire's message ended (Fire.done); `err` when it failed, before or in onReminder. */
+  ended(r: Reminder, due: number, err: unknown): void {
+    if (err === undefined) return;
+    this.stats.failed++;
+    this.#p.logger.warn(
+      `node ${this.#p.nodeId}: reminder ${show(r.name)} of ${r.slot.def.type}/${r.slot.key} (due ${due}) failed: ${String(err)}`,
+    );
+    // The message never ran onReminder (activation failed, mailbox full, store refused): the
+    // due time was not consumed, so try again shortly if the reminder is still ours.
+    if (r.inFlight && r.due === due && r.slot.reminders?.get(r.name) === r) this.#retry(r);
   }
 
   #retry(r: Reminder, now = this.#p.clock.now()): void {
@@ -355,11 +373,11 @@ export class Reminders {
   }
 
   /**
-   * Runs in the entity's mailbox turn: consumes due time `due` (the next period, or the end of
+   * @internal Runs in the entity's mailbox turn (Fire.run): consumes due time `due` (the next period, or the end of
    * a one-shot) and calls onReminder. A fire whose reminder was cancelled or reset meanwhile
    * does nothing.
    */
-  #run(r: Reminder, due: number, inst: Entity<unknown>): unknown {
+  run(r: Reminder, due: number, inst: Entity<unknown>): unknown {
     if (!r.inFlight || r.due !== due || r.slot.reminders?.get(r.name) !== r) return undefined;
     r.inFlight = false;
     if (r.every > 0) {
