@@ -56,6 +56,10 @@ export interface ShardNodeOptions {
   readonly logger?: Logger;
 }
 
+/** The cluster settings a caller may give (the hash version is fixed by the code). */
+export const CLUSTER_SETTINGS = ["ringSize", "heartbeatMs", "ttlMs", "skewMs"] as const;
+export type ClusterSetting = (typeof CLUSTER_SETTINGS)[number];
+
 /** The settings that must be identical on every node of a cluster. */
 export interface ClusterConfig {
   readonly ringSize: number;
@@ -73,6 +77,11 @@ export interface ParsedOptions {
   readonly cluster: string;
   readonly nodeId: string | undefined;
   readonly config: ClusterConfig;
+  /**
+   * The cluster settings given explicitly. An observer adopts the others from the running
+   * cluster; a given one that differs is a ConfigMismatchError.
+   */
+  readonly given: ReadonlySet<ClusterSetting>;
   readonly observer: boolean;
   readonly tombstoneMs: number;
   readonly startTimeoutMs: number;
@@ -173,6 +182,7 @@ export function parseOptions(options: ShardNodeOptions): ParsedOptions {
     cluster,
     nodeId,
     config,
+    given: new Set(CLUSTER_SETTINGS.filter((k) => o[k] !== undefined)),
     observer: o.observer ?? false,
     tombstoneMs,
     startTimeoutMs,
