@@ -5,6 +5,7 @@ import type { Clock } from "@keyhold/core";
 import type { EntityDefinition } from "./entity.js";
 import { ActorError, fromWireError, HandlerError, toWireError, type WireError } from "./errors.js";
 import type { Envelope } from "./mailbox.js";
+import { callWithValidArgs } from "./schema.js";
 import { assertSerializable } from "./serializable.js";
 import type { Slot } from "./slots.js";
 import { RECENT_ASKS } from "./wire.js";
@@ -62,7 +63,7 @@ export class HandlerRunner {
     let result: unknown;
     try {
       const fn = (inst as unknown as Record<string, (...a: unknown[]) => unknown>)[env.h]!;
-      result = fn.apply(inst, env.a as unknown[]);
+      result = callWithValidArgs(slot.def, env.h, env.a, (a) => fn.apply(inst, a as unknown[]));
     } catch (err) {
       this.#p.stats.handlerErrors++;
       return this.#complete(slot, env, undefined, asHandlerError(err));
