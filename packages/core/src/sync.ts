@@ -81,49 +81,68 @@ export interface AdoptParams {
 }
 
 /**
- * An observer's config, learned from the first member that answers a sync request: the
- * cluster's ring size, lease timings and hash version, except that a setting given explicitly
- * must match (else ConfigMismatchError naming it). A hash version this code does not implement
- * cannot be adopted: placement would differ. Rejects with StartTimeoutError when no member
- * answers within `timeoutMs`. Malformed replies and ones with settings we would refuse as
- * options are skipped: a peer cannot make us adopt a ring we would not accept.
+ * An observer's config, learned from the first member heard from: its answer to a sync
+ * request, or its heartbeat (a client whose NATS user may not send sync requests still hears
+ * heartbeats). Settings not given are adopted; a given one must match (else
+ * ConfigMismatchError naming it), and so must the hash version, which this code cannot change.
+ * Rejects with StartTimeoutError when no member is heard within `timeoutMs`. Malformed messages
+ * and settings we would refuse as options are skipped: no peer makes us adopt such a ring.
  */
 export async function adoptClusterConfig(p: AdoptParams): Promise<ClusterConfig> {
-  const subject = subjects(p.cluster).sync;
+  const subs = subjects(p.cluster);
   const request = syncRequest(p.self, p.config);
   const deadline = p.clock.now() + p.timeoutMs;
   let last = "no member answered";
-  for (;;) {
-    const left = deadline - p.clock.now();
-    if (left <= 0) break;
-    let data: Uint8Array | undefined;
-    try {
-      data = await p.transport.request(subject, request, { timeout: Math.max(1, Math.min(left, 1000)) });
-    } catch (err) {
-      last = err instanceof Error ? err.message : String(err);
+  let heard: ((m: { id: string; cfg: ClusterConfig }) => void) | undefined;
+  const heartbeat = new Promise<{ id: string; cfg: ClusterConfig }>((resolve) => {
+    heard = resolve;
+  });
+  const sub = p.transport.subscribe(subs.heartbeat, (m) => {
+    const msg = decode(m.data);
+    if (!isMalformed(msg) && msg.k === "hb" && msg.id !== p.self && acceptable(msg.cfg)) heard?.(msg);
+  });
+  try {
+    for (;;) {
+      const left = deadline - p.clock.now();
+      if (left <= 0) break;
+      const answer = p.transport
+        .request(subs.sync, request, { timeout: Math.max(1, Math.min(left, 1000)) })
+        .then((data) => {
+          const msg = decode(data);
+          if (isMalformed(msg) || msg.k !== "table") return "a malformed sync reply";
+          return acceptable(msg.cfg) ? msg : `member ${msg.id} sent settings this version does not accept`;
+        })
+        .catch((err: unknown) => (err instanceof Error ? err.message : String(err)));
+      const got = await Promise.race([answer, heartbeat]);
+      if (typeof got !== "string") return decide(p, got.id, got.cfg);
+      last = got;
+      // Nobody there yet (or a bad reply): ask again shortly, until the deadline.
+      const pause = Math.min(100, Math.max(0, deadline - p.clock.now()));
+      let timer: unknown;
+      const slept = new Promise<void>((r) => {
+        timer = p.clock.setTimeout(r, pause);
+      });
+      const woke = await Promise.race([slept.then(() => undefined), heartbeat]);
+      p.clock.clearTimeout(timer);
+      if (woke) return decide(p, woke.id, woke.cfg);
     }
-    const msg = data === undefined ? undefined : decode(data);
-    if (msg !== undefined && !isMalformed(msg) && msg.k === "table") {
-      const theirs = acceptable(msg.cfg);
-      if (theirs) {
-        const refused = diffConfig(p.config, theirs).filter(
-          (d) => d.setting === "hash version" || p.given.has(d.setting as ClusterSetting),
-        );
-        if (refused.length > 0) throw new ConfigMismatchError(msg.id, refused);
-        return theirs;
-      }
-      last = `member ${msg.id} sent settings this version does not accept`;
-    } else if (msg !== undefined) last = "a malformed sync reply";
-    // Nobody there yet (or a bad reply): ask again shortly, until the deadline.
-    await new Promise<void>((r) =>
-      p.clock.setTimeout(r, Math.min(100, Math.max(0, deadline - p.clock.now()))),
-    );
+  } finally {
+    sub.unsubscribe();
   }
   throw new StartTimeoutError(
-    `No member of cluster ${JSON.stringify(p.cluster)} answered within ${p.timeoutMs} ms (${last}), so its ` +
+    `No member of cluster ${JSON.stringify(p.cluster)} was heard within ${p.timeoutMs} ms (${last}), so its ` +
       "ring size and lease timings are unknown. Start a member first, raise `startTimeoutMs`, or give " +
       "ringSize, heartbeatMs, ttlMs and skewMs explicitly.",
   );
+}
+
+function decide(p: AdoptParams, peer: string, cfg: ClusterConfig): ClusterConfig {
+  const theirs = acceptable(cfg)!;
+  const refused = diffConfig(p.config, theirs).filter(
+    (d) => d.setting === "hash version" || p.given.has(d.setting as ClusterSetting),
+  );
+  if (refused.length > 0) throw new ConfigMismatchError(peer, refused);
+  return theirs;
 }
 
 function acceptable(cfg: ClusterConfig): ClusterConfig | undefined {

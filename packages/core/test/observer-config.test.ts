@@ -95,7 +95,7 @@ describe("an observer adopts the cluster's settings", () => {
     const t0 = bus.clock.now();
     const err = await start(bus, "o", { observer: true, startTimeoutMs: 1500 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(StartTimeoutError);
-    expect((err as Error).message).toMatch(/No member of cluster "obs" answered within 1500 ms/);
+    expect((err as Error).message).toMatch(/No member of cluster "obs" was heard within 1500 ms/);
     expect(bus.clock.now() - t0).toBeGreaterThanOrEqual(1500);
     expect(bus.clock.now() - t0).toBeLessThan(3000);
   });
@@ -154,6 +154,35 @@ describe("an observer adopts the cluster's settings", () => {
     const err = await start(bus, "o", { observer: true, startTimeoutMs: 1000 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(StartTimeoutError);
     expect(n).toBeGreaterThan(1);
+  });
+
+  it("learns the settings from a heartbeat when sync requests get no answer (a client not allowed to send them)", async () => {
+    const bus = setup();
+    const member = bus.connect("m");
+    const hb = membershipSubjects("obs").heartbeat;
+    const beat = () =>
+      member.publish(
+        hb,
+        packr.pack({
+          v: 1,
+          k: "hb",
+          id: "m",
+          at: bus.clock.now(),
+          cfg: { ...CLUSTER, hash: "murmur3-32-hrw/1" },
+        }),
+      );
+    let timer: unknown;
+    const tick = () => {
+      beat();
+      timer = bus.clock.setTimeout(tick, CLUSTER.heartbeatMs);
+    };
+    tick();
+    const o = await start(bus, "o", { observer: true });
+    expect(o.config).toMatchObject(CLUSTER);
+    await bus.clock.advance(CLUSTER.heartbeatMs * 2);
+    expect(o.members()).toEqual(["m"]);
+    bus.clock.clearTimeout(timer);
+    await o.close();
   });
 
   it("refuses a hash version it does not implement, even when not given", async () => {
