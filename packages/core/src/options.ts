@@ -46,7 +46,11 @@ export interface ShardNodeOptions {
    * @default ttlMs + skewMs
    */
   readonly tombstoneMs?: number;
-  /** Track the ring without joining it: no heartbeats, owns nothing. @default false */
+  /**
+   * Track the ring without joining it: no heartbeats, owns nothing. An observer adopts the
+   * cluster settings it was not given (ringSize, heartbeatMs, ttlMs, skewMs) from the running
+   * cluster at start. @default false
+   */
   readonly observer?: boolean;
   /** How long start() waits to see its own heartbeat come back. @default 5000 */
   readonly startTimeoutMs?: number;
