@@ -82,6 +82,15 @@ describe("the owner validates arguments before the handler runs", () => {
     }
   });
 
+  it("an async schema keeps the entity's one-at-a-time order", async () => {
+    const { a, b } = await cluster();
+    for (const via of [a, b]) {
+      const ref = via.ref(Ledger, `${keyOwnedBy(a, "a")}-order-${via.node.id}`);
+      const results = await drive(bus, Promise.all([ref.addChecked(1), ref.add(10), ref.addChecked(100)]));
+      expect(results).toEqual([1, 11, 111]);
+    }
+  });
+
   it("per-argument schemas: optional trailing arguments, too many refused, nested paths", async () => {
     const { a, b } = await cluster();
     const ref = b.ref(Ledger, keyOwnedBy(a, "a"));
