@@ -1,8 +1,9 @@
 // Entity definitions: the base class users extend, how its handlers are found, and the typed
 // reference through which any process sends to an entity by key.
 import { ID_PATTERN } from "@keyhold/core";
-import { InvalidEntityError, InvalidRequestError } from "./errors.js";
+import { InvalidEntityError, InvalidRequestError, UnknownHandlerError } from "./errors.js";
 import { type ReminderSchedule, reminderScope } from "./reminders.js";
+import { type HandlerSchema, parseSchemas, type SchemaTable } from "./schema.js";
 
 /** Names on an entity that are lifecycle hooks or fields, never handlers. */
 const RESERVED = new Set([
@@ -59,7 +60,19 @@ export interface EntityClass<E extends Entity<unknown> = Entity<unknown>> {
    * owners in HRW order. @default 1 (not replicated)
    */
   readonly replicas?: number;
+  /**
+   * Argument schemas (Standard Schema: zod, valibot, arktype, ...) by handler name. The owner
+   * validates a handler's arguments before it runs and answers InvalidArgumentsError otherwise;
+   * the handler receives the schema's output. Each schema's output must fit the handler's
+   * parameters. @default none (arguments are only checked to be serializable)
+   */
+  readonly schemas?: EntitySchemas<E>;
 }
+
+/** The `static schemas` of an entity class: at most one schema per handler, fitting its parameters. */
+export type EntitySchemas<E> = {
+  readonly [K in HandlerKeys<E>]?: E[K] extends (...args: infer A) => unknown ? HandlerSchema<A> : never;
+};
 
 /** Most copies an entity type may ask for. */
 export const MAX_REPLICAS = 7;
@@ -121,6 +134,50 @@ export interface EntityDefinition {
   readonly cls: EntityClass;
   readonly handlers: ReadonlySet<string>;
   readonly replicas: number;
+  /** Argument schemas by handler; undefined when the class gives none. */
+  readonly schemas: SchemaTable | undefined;
+}
+
+/** An entity type known only by name (a type-only reference): its owner checks everything. */
+export interface TypeName {
+  readonly type: string;
+  readonly handlers: undefined;
+}
+
+/**
+ * Builds the reference object: `type`, `key`, `ask`, `tell`, and a method per handler name.
+ * Known handlers (from the class) are checked on access; for a type name any name is sent
+ * and the owner answers UnknownHandlerError.
+ */
+export function entityRef<E>(
+  def: EntityDefinition | TypeName,
+  key: string,
+  send: {
+    ask: (h: string, args: readonly unknown[], o?: AskOptions) => Promise<unknown>;
+    tell: (h: string, args: readonly unknown[]) => void;
+  },
+): EntityRef<E> {
+  const methods = new Map<string, (...args: unknown[]) => Promise<unknown>>();
+  const base = {
+    type: def.type,
+    key,
+    ask: (h: string, args: unknown[], o?: AskOptions) => send.ask(h, args, o),
+    tell: (h: string, ...args: unknown[]) => send.tell(h, args),
+  };
+  return new Proxy(base, {
+    get: (target, prop) => {
+      if (typeof prop !== "string") return undefined;
+      if (prop in target) return target[prop as keyof typeof target];
+      if (prop === "then") return undefined; // not a thenable
+      let m = methods.get(prop);
+      if (!m) {
+        if (def.handlers && !def.handlers.has(prop)) throw new UnknownHandlerError(def.type, prop);
+        m = (...args: unknown[]) => send.ask(prop, args);
+        methods.set(prop, m);
+      }
+      return m;
+    },
+  }) as unknown as EntityRef<E>;
 }
 
 /** Validates an entity class and lists its handlers (public methods up to Entity). */
@@ -161,7 +218,8 @@ export function defineEntity(cls: EntityClass): EntityDefinition {
   if (typeof cls.prototype.initialState !== "function") {
     throw new InvalidEntityError(`Entity class ${cls.name} (${type}) must implement initialState()`);
   }
-  return { type, cls, handlers, replicas };
+  const schemas = parseSchemas(cls.schemas, handlers, `Entity class ${cls.name} (${type})`);
+  return { type, cls, handlers, replicas, schemas };
 }
 
 /** Longest entity key, in UTF-16 units. */

@@ -19,6 +19,7 @@ export const ActorErrorCode = {
   StoreFailed: "KH_STORE_FAILED",
   StoreConflict: "KH_STORE_CONFLICT",
   InvalidReminder: "KH_INVALID_REMINDER",
+  InvalidArguments: "KH_INVALID_ARGUMENTS",
 } as const;
 export type ActorErrorCode = (typeof ActorErrorCode)[keyof typeof ActorErrorCode];
 
@@ -130,6 +131,52 @@ export class InvalidEntityError extends ActorError {
   }
 }
 
+/** One problem an argument schema found: what is wrong, and where (argument index first). */
+export interface ArgumentIssue {
+  readonly message: string;
+  readonly path: readonly (string | number)[];
+}
+
+/**
+ * A handler's arguments failed its schema (`static schemas`), on the owner (the trust boundary)
+ * or early on a client that has the class. The handler did not run.
+ */
+export class InvalidArgumentsError extends ActorError {
+  readonly type: string;
+  readonly handler: string;
+  readonly issues: readonly ArgumentIssue[];
+  constructor(type: string, handler: string, issues: readonly ArgumentIssue[]) {
+    const list = issues
+      .slice(0, 3)
+      .map((i) => (i.path.length > 0 ? `${i.path.join(".")}: ${i.message}` : i.message))
+      .join("; ");
+    super(
+      ActorErrorCode.InvalidArguments,
+      `Invalid arguments for ${type}.${handler}: ${list}${issues.length > 3 ? ` (and ${issues.length - 3} more)` : ""}`,
+    );
+    this.name = "InvalidArgumentsError";
+    this.type = type;
+    this.handler = handler;
+    this.issues = issues;
+  }
+}
+
+/** The issues of a wire error's details, keeping only well-formed ones (a peer may send anything). */
+function wireIssues(details: unknown): ArgumentIssue[] {
+  if (!Array.isArray(details)) return [];
+  const out: ArgumentIssue[] = [];
+  for (const d of details.slice(0, 100)) {
+    if (typeof d !== "object" || d === null) continue;
+    const { message, path } = d as { message?: unknown; path?: unknown };
+    if (typeof message !== "string") continue;
+    const segs = Array.isArray(path)
+      ? path.filter((x): x is string | number => typeof x === "string" || typeof x === "number").slice(0, 32)
+      : [];
+    out.push({ message: message.slice(0, 1000), path: segs });
+  }
+  return out;
+}
+
 export class ShardingClosedError extends ActorError {
   constructor(message = "Sharding is closed") {
     super(ActorErrorCode.ShardingClosed, message);
@@ -154,6 +201,7 @@ export function toWireError(err: unknown): WireError {
       message: err.message,
       name: err instanceof HandlerError ? err.remoteName : err.name,
       retryable: err.retryable,
+      ...(err instanceof InvalidArgumentsError ? { details: err.issues } : {}),
     };
   }
   if (err instanceof Error)
@@ -186,6 +234,8 @@ export function fromWireError(e: WireError, target: ErrorTarget): ActorError {
     }
     case ActorErrorCode.InvalidRequest:
       return new InvalidRequestError(e.message);
+    case ActorErrorCode.InvalidArguments:
+      return new InvalidArgumentsError(target.type, target.handler, wireIssues(e.details));
     case ActorErrorCode.QuorumUnavailable:
       return new QuorumError(e.message);
     case ActorErrorCode.StoreFailed:

@@ -5,6 +5,7 @@ import type { Clock } from "@keyhold/core";
 import type { EntityDefinition } from "./entity.js";
 import { ActorError, fromWireError, HandlerError, toWireError, type WireError } from "./errors.js";
 import type { Envelope } from "./mailbox.js";
+import { callWithValidArgs } from "./schema.js";
 import { assertSerializable } from "./serializable.js";
 import type { Slot } from "./slots.js";
 import { RECENT_ASKS } from "./wire.js";
@@ -62,11 +63,10 @@ export class HandlerRunner {
     let result: unknown;
     try {
       if (env.run !== undefined) result = env.run(inst);
-      else
-        result = (inst as unknown as Record<string, (...a: unknown[]) => unknown>)[env.h]!.apply(
-          inst,
-          env.a as unknown[],
-        );
+      else {
+        const fn = (inst as unknown as Record<string, (...a: unknown[]) => unknown>)[env.h]!;
+        result = callWithValidArgs(slot.def, env.h, env.a, (a) => fn.apply(inst, a as unknown[]));
+      }
     } catch (err) {
       this.#p.stats.handlerErrors++;
       return this.#complete(slot, env, undefined, asHandlerError(err));

@@ -1,14 +1,15 @@
 // @keyhold/actors: entities on top of @keyhold/core — one live instance per key, routed by key.
 
-export type { AskOptions, EntityClass, EntityRef, HandlerName } from "./entity.js";
+export type { AskOptions, EntityClass, EntityRef, EntitySchemas, HandlerName } from "./entity.js";
 export { Entity, MAX_REPLICAS } from "./entity.js";
-export type { WireError } from "./errors.js";
+export type { ArgumentIssue, WireError } from "./errors.js";
 export {
   AbortedError,
   ActorError,
   ActorErrorCode,
   DeadlineExceededError,
   HandlerError,
+  InvalidArgumentsError,
   InvalidEntityError,
   InvalidReminderError,
   InvalidRequestError,
@@ -44,6 +45,16 @@ export {
 } from "./reminders.js";
 export type { ReplicationStats, WriteQuorum } from "./replication.js";
 export { majorityReplicas } from "./replication.js";
+export type {
+  HandlerSchema,
+  SchemaArgs,
+  SchemaInput,
+  SchemaOutput,
+  StandardIssue,
+  StandardResult,
+  StandardSchemaProps,
+  StandardSchemaV1,
+} from "./schema.js";
 export type { HandoffInfo, ShardingStats } from "./sharding.js";
 export { Sharding } from "./sharding.js";
 export type { StateEntry, StateStore, StoredState, StoreFactory } from "./store.js";

@@ -6,6 +6,7 @@ import {
   type Clock,
   consoleLogger,
   Deadlines,
+  ID_PATTERN,
   type Logger,
   NatsTransport,
   parseClusterConfig,
@@ -26,8 +27,10 @@ import {
   type EntityClass,
   type EntityDefinition,
   type EntityRef,
+  entityRef,
+  type TypeName,
 } from "./entity.js";
-import { InvalidEntityError, UnknownHandlerError } from "./errors.js";
+import { InvalidEntityError, InvalidRequestError, UnknownHandlerError } from "./errors.js";
 import { emptyHostStats, type HostStats } from "./handler.js";
 import { emptyHandoffStats, type HandoffStats } from "./handoff.js";
 import { buildHost, type HostParts } from "./host.js";
@@ -37,6 +40,7 @@ import { OUTBOX_RETENTION_FACTOR } from "./outbox.js";
 import type { ReminderStats } from "./reminders.js";
 import { emptyReplicationStats, Replicator } from "./replication.js";
 import { Router, type RouterStats } from "./router.js";
+import { validArgs } from "./schema.js";
 import type { StateStore } from "./store.js";
 import { nodeSubject } from "./wire.js";
 
@@ -249,47 +253,44 @@ export class Sharding implements AsyncDisposable {
     }
   }
 
-  /** A typed reference to the entity of class `cls` with key `key`. */
-  ref<E extends Entity<unknown>>(cls: EntityClass<E>, key: string): EntityRef<E> {
-    const def = this.#definition(cls);
+  /**
+   * A typed reference to the entity with key `key`: by class (`ref(Counter, key)`: handler
+   * names and, on a client, argument schemas are checked here), or by type name with the entity
+   * type as a type argument (`ref<Counter>("counter", key)`: needs only `import type`; the
+   * owner checks the handler name and arguments).
+   */
+  ref<E extends Entity<unknown>>(cls: EntityClass<E>, key: string): EntityRef<E>;
+  ref<E extends Entity<unknown>>(type: string, key: string): EntityRef<E>;
+  ref<E extends Entity<unknown>>(target: EntityClass<E> | string, key: string): EntityRef<E> {
+    const def = this.#definition(target);
     checkEntityKey(key);
-    const methods = new Map<string, (...args: unknown[]) => Promise<unknown>>();
-    const base = {
-      type: def.type,
-      key,
-      ask: (h: string, args: unknown[], o?: AskOptions) => this.ask(def, key, h, args, o),
-      tell: (h: string, ...args: unknown[]) => this.tell(def, key, h, args),
-    };
-    return new Proxy(base, {
-      get: (target, prop) => {
-        if (typeof prop !== "string") return undefined;
-        if (prop in target) return target[prop as keyof typeof target];
-        if (prop === "then") return undefined; // not a thenable
-        let m = methods.get(prop);
-        if (!m) {
-          if (!def.handlers.has(prop)) throw new UnknownHandlerError(def.type, prop);
-          m = (...args: unknown[]) => this.ask(def, key, prop, args);
-          methods.set(prop, m);
-        }
-        return m;
-      },
-    }) as unknown as EntityRef<E>;
+    const via = def.handlers === undefined ? def.type : def;
+    return entityRef<E>(def, key, {
+      ask: (h, args, o) => this.ask(via, key, h, args, o),
+      tell: (h, args) => this.tell(via, key, h, args),
+    });
   }
 
-  /** Asks entity `key` of `def` to run handler `h`; resolves with its result. */
+  /**
+   * Asks entity `key` of `def` (a class, its definition, or a type name) to run handler `h`;
+   * resolves with its result.
+   */
   ask(
-    def: EntityDefinition | EntityClass,
+    def: EntityDefinition | EntityClass | string,
     key: string,
     h: string,
     args: readonly unknown[],
     o: AskOptions = {},
   ): Promise<unknown> {
-    let d: EntityDefinition;
+    let d: EntityDefinition | TypeName;
     try {
       d = this.#definition(def);
       checkEntityKey(key);
     } catch (err) {
       return Promise.reject(err);
+    }
+    if (d.handlers === undefined) {
+      return this.#router.ask(d.type, key, h, args, { timeout: o.timeout, signal: o.signal });
     }
     if (!d.handlers.has(h)) return Promise.reject(new UnknownHandlerError(d.type, h));
     // The fast path: the entity lives here and its partition is served. No id, no copies.
@@ -297,19 +298,40 @@ export class Sharding implements AsyncDisposable {
       const here = this.#host.dispatcher.askHere(d, key, h, args, o.timeout);
       if (here) return here;
     }
+    // A client with the class checks the arguments before sending; the owner checks them again.
+    if (!this.#host && d.schemas?.has(h)) {
+      const type = d.type;
+      return Promise.resolve()
+        .then(() => validArgs(type, d.schemas, h, args))
+        .then(() => this.#router.ask(type, key, h, args, { timeout: o.timeout, signal: o.signal }));
+    }
     return this.#router.ask(d.type, key, h, args, { timeout: o.timeout, signal: o.signal });
   }
 
-  /** Sends handler `h` to entity `key` without waiting: at most once. */
-  tell(def: EntityDefinition | EntityClass, key: string, h: string, args: readonly unknown[]): void {
+  /**
+   * Sends handler `h` to entity `key` without waiting: at most once. Argument schemas run on
+   * the owner only; a failure there is not reported, like any other.
+   */
+  tell(def: EntityDefinition | EntityClass | string, key: string, h: string, args: readonly unknown[]): void {
     const d = this.#definition(def);
     checkEntityKey(key);
-    if (!d.handlers.has(h)) throw new UnknownHandlerError(d.type, h);
+    if (d.handlers && !d.handlers.has(h)) throw new UnknownHandlerError(d.type, h);
     this.#router.tell(d.type, key, h, args);
   }
 
-  /** The registered definition of a class, or a fresh one for a client addressing an unregistered class. */
-  #definition(def: EntityDefinition | EntityClass): EntityDefinition {
+  /**
+   * The registered definition of a class, or a fresh one for a client addressing an unregistered
+   * class; for a type name, its registered definition or just the name.
+   */
+  #definition(def: EntityDefinition | EntityClass | string): EntityDefinition | TypeName {
+    if (typeof def === "string") {
+      if (!ID_PATTERN.test(def)) {
+        throw new InvalidRequestError(
+          `Expected an entity type name of 1-64 letters, digits, \`_\` or \`-\`, got ${JSON.stringify(def.slice(0, 80))}`,
+        );
+      }
+      return this.#defs.get(def) ?? { type: def, handlers: undefined };
+    }
     if ("handlers" in def) return def;
     const known = this.#defs.get(def.type);
     if (known && known.cls !== def) {

@@ -113,7 +113,8 @@ describe("errors", () => {
     expect((err as DeadlineExceededError).retryable).toBe(true);
     await drive(bus, a.close());
     await drive(bus, b.close());
-    const lonely = await startOn(bus, "cl", {}, true);
+    // With no member to learn the settings from, a client must be given all of them.
+    const lonely = await startOn(bus, "cl", { ringSize: 64 }, true);
     const err2 = await drive(bus, lonely.ref(Counter, "x").ask("add", [1], { timeout: 300 })).catch(
       (e: unknown) => e,
     );

@@ -46,7 +46,11 @@ export interface ShardNodeOptions {
    * @default ttlMs + skewMs
    */
   readonly tombstoneMs?: number;
-  /** Track the ring without joining it: no heartbeats, owns nothing. @default false */
+  /**
+   * Track the ring without joining it: no heartbeats, owns nothing. An observer adopts the
+   * cluster settings it was not given (ringSize, heartbeatMs, ttlMs, skewMs) from the running
+   * cluster at start. @default false
+   */
   readonly observer?: boolean;
   /** How long start() waits to see its own heartbeat come back. @default 5000 */
   readonly startTimeoutMs?: number;
@@ -55,6 +59,10 @@ export interface ShardNodeOptions {
   /** Where warnings go. @default warnings and errors to the console */
   readonly logger?: Logger;
 }
+
+/** The cluster settings a caller may give (the hash version is fixed by the code). */
+export const CLUSTER_SETTINGS = ["ringSize", "heartbeatMs", "ttlMs", "skewMs"] as const;
+export type ClusterSetting = (typeof CLUSTER_SETTINGS)[number];
 
 /** The settings that must be identical on every node of a cluster. */
 export interface ClusterConfig {
@@ -73,6 +81,11 @@ export interface ParsedOptions {
   readonly cluster: string;
   readonly nodeId: string | undefined;
   readonly config: ClusterConfig;
+  /**
+   * The cluster settings given explicitly. An observer adopts the others from the running
+   * cluster; a given one that differs is a ConfigMismatchError.
+   */
+  readonly given: ReadonlySet<ClusterSetting>;
   readonly observer: boolean;
   readonly tombstoneMs: number;
   readonly startTimeoutMs: number;
@@ -173,6 +186,7 @@ export function parseOptions(options: ShardNodeOptions): ParsedOptions {
     cluster,
     nodeId,
     config,
+    given: new Set(CLUSTER_SETTINGS.filter((k) => o[k] !== undefined)),
     observer: o.observer ?? false,
     tombstoneMs,
     startTimeoutMs,

@@ -6,8 +6,9 @@ import { ClosedError, InvalidArgumentError } from "./errors.js";
 import { EventHub, type ShardEvent } from "./events.js";
 import type { Key } from "./hash.js";
 import { Membership, type MembershipStats } from "./membership.js";
-import { type ClusterConfig, parseOptions, type ShardNodeOptions } from "./options.js";
+import { CLUSTER_SETTINGS, type ClusterConfig, parseOptions, type ShardNodeOptions } from "./options.js";
 import { Ring } from "./ring.js";
+import { adoptClusterConfig } from "./sync.js";
 import { NatsTransport, type Transport } from "./transport.js";
 import { checkPlacementKey } from "./validate.js";
 
@@ -52,7 +53,9 @@ export class ShardNode implements AsyncDisposable {
   /**
    * Connects (unless given a connection or transport), joins the cluster's ring and resolves
    * once this node sees its own heartbeat, with the lease table already fetched from a peer.
-   * Rejects with ConfigMismatchError when the running cluster uses other settings.
+   * Rejects with ConfigMismatchError when the running cluster uses other settings. An observer
+   * adopts the ring size and lease timings it was not given from the first member that answers
+   * (StartTimeoutError when none does within `startTimeoutMs`); only given ones must match.
    */
   static async start(options: ShardNodeOptions): Promise<ShardNode> {
     const opts = parseOptions(options);
@@ -69,11 +72,18 @@ export class ShardNode implements AsyncDisposable {
         }));
       transport = new NatsTransport(nc, { owned: opts.connection === undefined });
     }
-    const node = new ShardNode(id, transport, opts);
+    let node: ShardNode | undefined;
     try {
+      // An observer learns the settings it was not given from the running cluster.
+      const adopt = opts.observer && opts.given.size < CLUSTER_SETTINGS.length;
+      const config = adopt
+        ? await adoptClusterConfig({ ...opts, transport, self: id, timeoutMs: opts.startTimeoutMs })
+        : opts.config;
+      const tombstoneMs = Math.max(opts.tombstoneMs, config.ttlMs + config.skewMs);
+      node = new ShardNode(id, transport, { ...opts, config, tombstoneMs });
       await node.#membership.start(opts.startTimeoutMs);
     } catch (err) {
-      await node.#membership.close().catch(() => {});
+      if (node) await node.#membership.close().catch(() => {});
       if (!opts.transport) await transport.close().catch(() => {});
       throw err;
     }

@@ -1,10 +1,13 @@
 // The lease-table exchange: a starting or rejoining member asks any peer for its lease table
 // and tombstones and merges them in; every started member answers such requests. Pure
 // functions over a LeaseTable; Membership sends, counts and decides what a merge means.
-import { ConfigMismatchError } from "./errors.js";
+// An observer uses the same exchange before it starts to learn the cluster's settings.
+import type { Clock } from "./clock.js";
+import { ConfigMismatchError, StartTimeoutError } from "./errors.js";
 import type { LeaseTable } from "./lease.js";
-import { type ClusterConfig, diffConfig } from "./options.js";
-import { decode, encode, isMalformed } from "./wire.js";
+import { type ClusterConfig, type ClusterSetting, diffConfig, parseClusterConfig } from "./options.js";
+import type { Transport } from "./transport.js";
+import { decode, encode, isMalformed, subjects } from "./wire.js";
 
 /** What merging a peer's reply did. */
 export type SyncMerge =
@@ -62,4 +65,90 @@ export function syncAnswer(
     leases: table.leases(),
     left: table.tombstones(),
   });
+}
+
+/** What an observer needs to learn the running cluster's settings. */
+export interface AdoptParams {
+  readonly transport: Transport;
+  readonly cluster: string;
+  readonly self: string;
+  /** Our config: the given settings, defaults for the rest. */
+  readonly config: ClusterConfig;
+  /** The settings given explicitly; these must match, the others are adopted. */
+  readonly given: ReadonlySet<ClusterSetting>;
+  readonly timeoutMs: number;
+  readonly clock: Clock;
+}
+
+/**
+ * An observer's config, learned from the first member heard from: its answer to a sync
+ * request, or its heartbeat (a client whose NATS user may not send sync requests still hears
+ * heartbeats). Settings not given are adopted; a given one must match (else
+ * ConfigMismatchError naming it), and so must the hash version, which this code cannot change.
+ * Rejects with StartTimeoutError when no member is heard within `timeoutMs`. Malformed messages
+ * and settings we would refuse as options are skipped: no peer makes us adopt such a ring.
+ */
+export async function adoptClusterConfig(p: AdoptParams): Promise<ClusterConfig> {
+  const subs = subjects(p.cluster);
+  const request = syncRequest(p.self, p.config);
+  const deadline = p.clock.now() + p.timeoutMs;
+  let last = "no member answered";
+  let heard: ((m: { id: string; cfg: ClusterConfig }) => void) | undefined;
+  const heartbeat = new Promise<{ id: string; cfg: ClusterConfig }>((resolve) => {
+    heard = resolve;
+  });
+  const sub = p.transport.subscribe(subs.heartbeat, (m) => {
+    const msg = decode(m.data);
+    if (!isMalformed(msg) && msg.k === "hb" && msg.id !== p.self && acceptable(msg.cfg)) heard?.(msg);
+  });
+  try {
+    for (;;) {
+      const left = deadline - p.clock.now();
+      if (left <= 0) break;
+      const answer = p.transport
+        .request(subs.sync, request, { timeout: Math.max(1, Math.min(left, 1000)) })
+        .then((data) => {
+          const msg = decode(data);
+          if (isMalformed(msg) || msg.k !== "table") return "a malformed sync reply";
+          return acceptable(msg.cfg) ? msg : `member ${msg.id} sent settings this version does not accept`;
+        })
+        .catch((err: unknown) => (err instanceof Error ? err.message : String(err)));
+      const got = await Promise.race([answer, heartbeat]);
+      if (typeof got !== "string") return decide(p, got.id, got.cfg);
+      last = got;
+      // Nobody there yet (or a bad reply): ask again shortly, until the deadline.
+      const pause = Math.min(100, Math.max(0, deadline - p.clock.now()));
+      let timer: unknown;
+      const slept = new Promise<void>((r) => {
+        timer = p.clock.setTimeout(r, pause);
+      });
+      const woke = await Promise.race([slept.then(() => undefined), heartbeat]);
+      p.clock.clearTimeout(timer);
+      if (woke) return decide(p, woke.id, woke.cfg);
+    }
+  } finally {
+    sub.unsubscribe();
+  }
+  throw new StartTimeoutError(
+    `No member of cluster ${JSON.stringify(p.cluster)} was heard within ${p.timeoutMs} ms (${last}), so its ` +
+      "ring size and lease timings are unknown. Start a member first, raise `startTimeoutMs`, or give " +
+      "ringSize, heartbeatMs, ttlMs and skewMs explicitly.",
+  );
+}
+
+function decide(p: AdoptParams, peer: string, cfg: ClusterConfig): ClusterConfig {
+  const theirs = acceptable(cfg)!;
+  const refused = diffConfig(p.config, theirs).filter(
+    (d) => d.setting === "hash version" || p.given.has(d.setting as ClusterSetting),
+  );
+  if (refused.length > 0) throw new ConfigMismatchError(peer, refused);
+  return theirs;
+}
+
+function acceptable(cfg: ClusterConfig): ClusterConfig | undefined {
+  try {
+    return { ...parseClusterConfig(cfg), hash: cfg.hash };
+  } catch {
+    return undefined;
+  }
 }
