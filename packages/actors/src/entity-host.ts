@@ -110,6 +110,19 @@ export class EntityHost {
     return this.#slotCount;
   }
 
+  /** Per entity type, [active instances, known entities]; and messages queued in all mailboxes. */
+  census(): { types: [string, number, number][]; queued: number } {
+    const active = new Map<string, number>();
+    for (const s of this.#active) active.set(s.def.type, (active.get(s.def.type) ?? 0) + 1);
+    let queued = 0;
+    const types: [string, number, number][] = [];
+    for (const [type, byKey] of this.#slots) {
+      for (const s of byKey.values()) queued += s.queue?.length ?? 0;
+      types.push([type, active.get(type) ?? 0, byKey.size]);
+    }
+    return { types, queued };
+  }
+
   /** The slot of an entity, created empty (initial state, version 0) when unknown. */
   slot(def: EntityDefinition, key: string, partition: number): Slot {
     let byKey = this.#slots.get(def.type);

@@ -16,6 +16,7 @@ import {
 } from "@keyhold/core";
 import { connect } from "@nats-io/transport-node";
 import { v4 as uuidv4 } from "uuid";
+import { actorsAdmin, LatencyHistogram } from "./admin.js";
 import { Deadlines } from "./deadlines.js";
 import { DedupeCache } from "./dedupe.js";
 import {
@@ -108,6 +109,7 @@ export class Sharding implements AsyncDisposable {
   readonly #store: StateStore | undefined;
   #replicator: Replicator | undefined;
   readonly #handoffs: HandoffInfo[] = [];
+  readonly #latency = new LatencyHistogram();
   #sub: TransportSubscription | undefined;
   #events: Promise<void> | undefined;
   #outboxTimer: unknown;
@@ -301,6 +303,7 @@ export class Sharding implements AsyncDisposable {
       if (!client) {
         sharding.#events = sharding.#consumeEvents();
         sharding.#armOutboxExpiry();
+        node.admin?.extend(actorsAdmin(sharding, sharding.#host!, sharding.#parts!, sharding.#latency));
         for (const [data, reply] of early.splice(0)) sharding.handleRequest(data, reply);
       }
       return sharding;
@@ -387,10 +390,12 @@ export class Sharding implements AsyncDisposable {
           });
           const slot = this.#host!.slot(d, key, p);
           this.#host!.touch(slot);
+          const t0 = performance.now();
           this.#host!.enqueue(slot, {
             h,
             a: args,
             done: (err, r) => {
+              this.#latency.record(performance.now() - t0);
               if (settled) return;
               settled = true;
               this.#deadlines.cancel(deadline);
@@ -593,6 +598,7 @@ export class Sharding implements AsyncDisposable {
 
   #serveAsk(msg: AskMessage, respond: (d: Uint8Array) => void): void {
     const now = this.#clock.now();
+    const t0 = performance.now();
     if (this.#dedupe.enabled) {
       const seen = this.#dedupe.begin(msg.id, now);
       if (seen instanceof Uint8Array) {
@@ -618,6 +624,7 @@ export class Sharding implements AsyncDisposable {
           return respond(moved);
         }
         this.#req.served++;
+        this.#latency.record(performance.now() - t0);
         const out = o.ok
           ? encode({ v: 1, k: "ok", r: o.result })
           : encode({ v: 1, k: "err", e: toWireError(o.error) });

@@ -2,6 +2,7 @@
 // answers placement questions from a precomputed Ring and reports ownership changes.
 import { connect } from "@nats-io/transport-node";
 import { v4 as uuidv4 } from "uuid";
+import { type AdminResponder, startAdmin } from "./admin.js";
 import { ClosedError, InvalidArgumentError } from "./errors.js";
 import { EventHub, type ShardEvent } from "./events.js";
 import type { Key } from "./hash.js";
@@ -26,6 +27,7 @@ export class ShardNode implements AsyncDisposable {
   #ring: Ring;
   #owned: ReadonlySet<number> = new Set();
   #closed: Promise<void> | undefined;
+  #admin: AdminResponder | undefined;
 
   private constructor(id: string, transport: Transport, opts: ReturnType<typeof parseOptions>) {
     this.id = id;
@@ -78,6 +80,7 @@ export class ShardNode implements AsyncDisposable {
       if (!opts.transport) await transport.close().catch(() => {});
       throw err;
     }
+    node.#admin = startAdmin(node, transport, opts);
     return node;
   }
 
@@ -135,6 +138,11 @@ export class ShardNode implements AsyncDisposable {
     return this.#transport;
   }
 
+  /** Answers `keyhold` admin requests (members only); layers above add to its reports. */
+  get admin(): AdminResponder | undefined {
+    return this.#admin;
+  }
+
   /** Counters of membership traffic, including dropped input. */
   stats(): Readonly<MembershipStats> {
     return { ...this.#membership.stats };
@@ -185,6 +193,7 @@ export class ShardNode implements AsyncDisposable {
    */
   close(): Promise<void> {
     this.#closed ??= (async () => {
+      this.#admin?.close();
       await this.#membership.close();
       // leave() already released everything; this covers a node that never joined fully.
       const events: ShardEvent[] = [...this.#owned].map((p) => ({ type: "released", partition: p }));
