@@ -15,7 +15,13 @@ export interface CliResult {
 /** Runs `keyhold ARGS` in this process; `env` replaces the environment (no NATS_URL leaks in). */
 export async function keyhold(
   args: readonly string[],
-  opts: { env?: Record<string, string>; tty?: boolean; signal?: AbortSignal } = {},
+  opts: {
+    env?: Record<string, string>;
+    tty?: boolean;
+    signal?: AbortSignal;
+    /** Sees stdout as it is written (for commands that keep running). */
+    onStdout?: (s: string) => void;
+  } = {},
 ): Promise<CliResult> {
   let out = "";
   let err = "";
@@ -23,6 +29,7 @@ export async function keyhold(
     stdout: {
       write: (s: string) => {
         out += s;
+        opts.onStdout?.(s);
       },
       isTTY: opts.tty ?? false,
     },

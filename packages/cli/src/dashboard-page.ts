@@ -61,10 +61,11 @@ const history = new Map(); // node -> [{ at, asks, p99 }]
 const movedUntil = new Map(); // partition -> time the highlight ends
 let lastOwners = null;
 
+// FNV-1a, then the golden angle: ids that differ in one character ("node-1", "node-2") get far-apart hues.
 function hue(id) {
-  let h = 0;
-  for (const ch of id) h = (h * 31 + ch.codePointAt(0)) >>> 0;
-  return h % 360;
+  let h = 0x811c9dc5;
+  for (const ch of id) h = Math.imul(h ^ ch.codePointAt(0), 0x01000193) >>> 0;
+  return Math.round((h % 1000) * 137.508) % 360;
 }
 const colour = (id) => "hsl(" + hue(id) + " 65% 45%)";
 function el(tag, attrs, ...children) {
