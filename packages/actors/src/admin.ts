@@ -32,7 +32,7 @@ export class LatencyHistogram {
     let seen = 0;
     for (let i = 0; i < delta.length; i++) {
       seen += delta[i] ?? 0;
-      if (seen >= rank) return Math.round(2 ** (i / PER_OCTAVE)) / 1000;
+      if (seen >= rank) return Math.ceil(2 ** (i / PER_OCTAVE)) / 1000;
     }
     return null;
   }
