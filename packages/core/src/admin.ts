@@ -9,7 +9,6 @@ import type { MembershipStats } from "./membership.js";
 import { type ClusterConfig, ID_PATTERN, MAX_RING_SIZE } from "./options.js";
 import type { ShardNode } from "./shard-node.js";
 import type { Transport, TransportSubscription } from "./transport.js";
-import { decode as decodeMembership, subjects as membershipSubjects } from "./wire.js";
 
 export const ADMIN_WIRE_VERSION = 1;
 /** Recent hand-offs a report carries, newest last. */
@@ -302,8 +301,8 @@ export class AdminResponder {
   readonly #options: ParsedAdminOptions;
   readonly #startedAt: number;
   readonly #subs: TransportSubscription[] = [];
-  // Newest heartbeat emission time per member, for lease ages.
-  readonly #beats = new Map<string, number>();
+  // When a member's newest accepted heartbeat was emitted (the node's lease table).
+  readonly #emittedAt: (id: string) => number | undefined;
   #extension: AdminExtension | undefined;
   #draining = false;
 
@@ -313,7 +312,9 @@ export class AdminResponder {
     clock: Clock;
     logger: Logger;
     options: ParsedAdminOptions;
+    emittedAt: (id: string) => number | undefined;
   }) {
+    this.#emittedAt = args.emittedAt;
     this.#node = args.node;
     this.#transport = args.transport;
     this.#clock = args.clock;
@@ -324,9 +325,6 @@ export class AdminResponder {
     const t = args.transport;
     this.#subs.push(t.subscribe(s.all, (m) => this.#onRequest(m.data, m.reply, false)));
     this.#subs.push(t.subscribe(s.node(args.node.id), (m) => this.#onRequest(m.data, m.reply, true)));
-    this.#subs.push(
-      t.subscribe(membershipSubjects(args.node.cluster).heartbeat, (m) => this.#onHeartbeat(m.data)),
-    );
   }
 
   /** Adds the entity layer's report section and drain. */
@@ -341,12 +339,8 @@ export class AdminResponder {
     const members = node.members();
     const leases: [string, number][] = [];
     for (const m of members) {
-      const at = this.#beats.get(m);
+      const at = this.#emittedAt(m);
       if (at !== undefined) leases.push([m, Math.max(0, now - at)]);
-    }
-    if (this.#beats.size > 2 * members.length + 64) {
-      const keep = new Set(members);
-      for (const id of this.#beats.keys()) if (!keep.has(id)) this.#beats.delete(id);
     }
     const base: NodeReport = {
       id: node.id,
@@ -362,11 +356,6 @@ export class AdminResponder {
       membership: node.stats(),
     };
     return this.#extension ? { ...base, entities: this.#extension.report() } : base;
-  }
-
-  #onHeartbeat(data: Uint8Array): void {
-    const m = decodeMembership(data);
-    if ("k" in m && m.k === "hb" && (this.#beats.get(m.id) ?? 0) < m.at) this.#beats.set(m.id, m.at);
   }
 
   #onRequest(data: Uint8Array, reply: string | undefined, direct: boolean): void {
@@ -421,7 +410,15 @@ export function startAdmin(
   node: ShardNode,
   transport: Transport,
   opts: { observer: boolean; admin: ParsedAdminOptions; clock: Clock; logger: Logger },
+  emittedAt: (id: string) => number | undefined,
 ): AdminResponder | undefined {
   if (opts.observer || !opts.admin.enabled) return undefined;
-  return new AdminResponder({ node, transport, clock: opts.clock, logger: opts.logger, options: opts.admin });
+  return new AdminResponder({
+    node,
+    transport,
+    clock: opts.clock,
+    logger: opts.logger,
+    options: opts.admin,
+    emittedAt,
+  });
 }

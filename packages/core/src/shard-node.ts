@@ -80,7 +80,7 @@ export class ShardNode implements AsyncDisposable {
       if (!opts.transport) await transport.close().catch(() => {});
       throw err;
     }
-    node.#admin = startAdmin(node, transport, opts);
+    node.#admin = startAdmin(node, transport, opts, (id) => node.#membership.emittedAt(id));
     return node;
   }
 
