@@ -15,6 +15,7 @@ import {
   type Transport,
 } from "@keyhold/core";
 import { v4 as uuidv4 } from "uuid";
+import { actorsAdmin } from "./admin.js";
 import { sleep } from "./backoff.js";
 import { nodeOptionsOf, openTransport } from "./connection.js";
 import { DedupeCache } from "./dedupe.js";
@@ -228,6 +229,7 @@ export class Sharding implements AsyncDisposable {
       if (host) {
         sharding.#events = host.handoff.follow();
         sharding.#armHousekeeping();
+        node.admin?.extend(actorsAdmin(sharding, host));
       }
       inbound.serve({
         nodeId,
