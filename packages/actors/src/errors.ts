@@ -18,6 +18,7 @@ export const ActorErrorCode = {
   QuorumUnavailable: "KH_QUORUM_UNAVAILABLE",
   StoreFailed: "KH_STORE_FAILED",
   StoreConflict: "KH_STORE_CONFLICT",
+  TelemetryUnavailable: "KH_TELEMETRY_UNAVAILABLE",
 } as const;
 export type ActorErrorCode = (typeof ActorErrorCode)[keyof typeof ActorErrorCode];
 
@@ -126,6 +127,18 @@ export class InvalidEntityError extends ActorError {
   constructor(message: string) {
     super(ActorErrorCode.InvalidEntity, message);
     this.name = "InvalidEntityError";
+  }
+}
+
+/** `telemetry.enabled` is set but `@opentelemetry/api` cannot be imported (it is not installed). */
+export class TelemetryUnavailableError extends ActorError {
+  constructor(cause: unknown) {
+    super(
+      ActorErrorCode.TelemetryUnavailable,
+      "telemetry.enabled needs the @opentelemetry/api package: npm install @opentelemetry/api",
+      { cause },
+    );
+    this.name = "TelemetryUnavailableError";
   }
 }
 

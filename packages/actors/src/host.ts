@@ -16,6 +16,7 @@ import { Refill } from "./refill.js";
 import type { Replicator } from "./replication.js";
 import { SlotTable } from "./slots.js";
 import type { StateStore } from "./store.js";
+import type { Telemetry } from "./telemetry.js";
 
 /** The parts of a node that hosts entities (a client has none). */
 export interface HostParts {
@@ -38,10 +39,11 @@ export function buildHost(a: {
   readonly store: StateStore | undefined;
   readonly replicator: Replicator | undefined;
   readonly deadlines: Deadlines;
+  readonly telemetry: Telemetry;
   readonly reroute: DispatchParams["reroute"];
   readonly onHandoff: NonNullable<HandoffParams["onHandoff"]>;
 }): HostParts {
-  const { node, opts, clock, logger, stats, store, replicator } = a;
+  const { node, opts, clock, logger, stats, store, replicator, telemetry } = a;
   const nodeId = node.id;
   const slots = new SlotTable();
   let mailbox: Mailbox | undefined;
@@ -58,7 +60,7 @@ export function buildHost(a: {
   });
   const durability: Durability = new Durability({
     store,
-    replicator,
+    replicator: replicator && telemetry.on ? telemetry.replicator(replicator) : replicator,
     slots,
     lifecycle,
     mailbox: () => mailbox!,
@@ -75,7 +77,9 @@ export function buildHost(a: {
     logger,
     nodeId,
     stats,
-    activate: (slot) => lifecycle.activate(slot),
+    activate: telemetry.on
+      ? (slot) => telemetry.activation(slot, lifecycle)
+      : (slot) => lifecycle.activate(slot),
     run: (slot, env) => runner.run(slot, env),
   });
   lifecycle.attach(mailbox);

@@ -18,6 +18,7 @@ export {
   ShardingClosedError,
   StoreConflictError,
   StoreError,
+  TelemetryUnavailableError,
   UnknownEntityTypeError,
   UnknownHandlerError,
 } from "./errors.js";
@@ -40,4 +41,5 @@ export type { HandoffInfo, ShardingStats } from "./sharding.js";
 export { Sharding } from "./sharding.js";
 export type { StateEntry, StateStore, StoredState, StoreFactory } from "./store.js";
 export { MemoryStore, memoryStore } from "./store.js";
+export type { MeterProviderLike, TelemetryOptions, TracerProviderLike } from "./telemetry.js";
 export { ACTOR_WIRE_VERSION, nodeSubject } from "./wire.js";

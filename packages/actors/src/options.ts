@@ -3,6 +3,7 @@ import { InvalidOptionError, intOption as int, type ShardNodeOptions } from "@ke
 import type { EntityClass } from "./entity.js";
 import type { WriteQuorum } from "./replication.js";
 import type { StoreFactory } from "./store.js";
+import type { TelemetryOptions } from "./telemetry.js";
 
 export const DEFAULT_ASK_TIMEOUT_MS = 10_000;
 export const DEFAULT_ATTEMPT_TIMEOUT_MS = 3_000;
@@ -16,6 +17,8 @@ export const DEFAULT_DEDUPE_MAX_ENTRIES = 100_000;
 
 /** Options of `Sharding.start` (a node that hosts entities) and `Sharding.connect` (a client). */
 export interface ShardingOptions extends Omit<ShardNodeOptions, "observer"> {
+  /** OpenTelemetry spans and metrics (docs/how-to/observe.md). @default { enabled: false } */
+  readonly telemetry?: TelemetryOptions;
   /** Entity classes this node hosts (or, for a client, may address). */
   readonly entities?: readonly EntityClass[];
   /** Default deadline of an ask, retries included. @default 10000 */

@@ -7,6 +7,7 @@ import {
   consoleLogger,
   Deadlines,
   type Logger,
+  type MessageHeaders,
   NatsTransport,
   parseClusterConfig,
   ShardNode,
@@ -38,6 +39,7 @@ import { OUTBOX_RETENTION_FACTOR } from "./outbox.js";
 import { emptyReplicationStats, Replicator } from "./replication.js";
 import { Router, type RouterStats } from "./router.js";
 import type { StateStore } from "./store.js";
+import { Telemetry } from "./telemetry.js";
 import { nodeSubject } from "./wire.js";
 
 /** How long a hand-off took, reported by `handoffs()`. */
@@ -86,6 +88,7 @@ export class Sharding implements AsyncDisposable {
   readonly #store: StateStore | undefined;
   readonly #replicator: Replicator | undefined;
   readonly #handoffs: HandoffInfo[] = [];
+  readonly #telemetry: Telemetry;
   #events: Promise<void> | undefined;
   #housekeepingTimer: unknown;
   #closing: Promise<void> | undefined;
@@ -101,6 +104,7 @@ export class Sharding implements AsyncDisposable {
     logger: Logger;
     store: StateStore | undefined;
     inbound: Inbound;
+    telemetry: Telemetry;
   }) {
     const { node, opts, defs, clock, logger, transport } = args;
     this.node = node;
@@ -113,6 +117,7 @@ export class Sharding implements AsyncDisposable {
     this.#clock = clock;
     this.#logger = logger;
     this.#inbound = args.inbound;
+    this.#telemetry = args.telemetry;
     this.#deadlines = new Deadlines(clock);
     const cluster = node.cluster;
     const nodeId = node.id;
@@ -155,10 +160,12 @@ export class Sharding implements AsyncDisposable {
         store: args.store,
         replicator: this.#replicator,
         deadlines: this.#deadlines,
+        telemetry: args.telemetry,
         reroute: (t, k, h, a, timeout) => this.#router.ask(t, k, h, a, { timeout }),
         onHandoff: (info) => {
           this.#handoffs.push({ ...info, at: clock.now() });
           if (this.#handoffs.length > 10_000) this.#handoffs.shift();
+          if (args.telemetry.on) args.telemetry.handoff(info);
         },
       });
     }
@@ -176,6 +183,7 @@ export class Sharding implements AsyncDisposable {
 
   static async #create(options: ShardingOptions, client: boolean): Promise<Sharding> {
     const opts = parseShardingOptions(options);
+    const telemetry = await Telemetry.create(options.telemetry);
     // Validate the node options early, before connecting, so a bad option fails fast.
     const config = parseClusterConfig(options);
     const defs = new Map<string, EntityDefinition>();
@@ -212,6 +220,7 @@ export class Sharding implements AsyncDisposable {
       if (!client) await inbound.listen(nodeSubject(options.cluster, nodeId));
       const connection = transport instanceof NatsTransport ? transport.connection : undefined;
       store = client ? undefined : await opts.store?.open({ connection });
+      if (store && telemetry.on) store = telemetry.store(store);
       const node = await ShardNode.start(nodeOptions);
       const sharding = new Sharding({
         store,
@@ -224,6 +233,7 @@ export class Sharding implements AsyncDisposable {
         clock: options.clock ?? systemClock,
         logger,
         inbound,
+        telemetry,
       });
       const host = sharding.#host;
       if (host) {
@@ -231,6 +241,8 @@ export class Sharding implements AsyncDisposable {
         sharding.#armHousekeeping();
         node.admin?.extend(actorsAdmin(sharding, host));
       }
+      if (telemetry.on)
+        telemetry.observe({ node, stats: () => sharding.stats(), census: () => host?.slots.census() });
       inbound.serve({
         nodeId,
         clock: sharding.#clock,
@@ -239,6 +251,7 @@ export class Sharding implements AsyncDisposable {
         router: sharding.#router,
         dedupe: new DedupeCache(opts.dedupeWindowMs, opts.dedupeMaxEntries),
         ownerOf: (key) => node.place(key),
+        telemetry,
       });
       return sharding;
     } catch (err) {
@@ -292,12 +305,25 @@ export class Sharding implements AsyncDisposable {
       return Promise.reject(err);
     }
     if (!d.handlers.has(h)) return Promise.reject(new UnknownHandlerError(d.type, h));
+    if (this.#telemetry.on)
+      return this.#telemetry.clientAsk(d.type, key, h, (headers) => this.#ask(d, key, h, args, o, headers));
+    return this.#ask(d, key, h, args, o, undefined);
+  }
+
+  #ask(
+    d: EntityDefinition,
+    key: string,
+    h: string,
+    args: readonly unknown[],
+    o: AskOptions,
+    headers: MessageHeaders | undefined,
+  ): Promise<unknown> {
     // The fast path: the entity lives here and its partition is served. No id, no copies.
     if (this.#host && o.signal === undefined && this.#closing === undefined) {
       const here = this.#host.dispatcher.askHere(d, key, h, args, o.timeout);
       if (here) return here;
     }
-    return this.#router.ask(d.type, key, h, args, { timeout: o.timeout, signal: o.signal });
+    return this.#router.ask(d.type, key, h, args, { timeout: o.timeout, signal: o.signal, headers });
   }
 
   /** Sends handler `h` to entity `key` without waiting: at most once. */

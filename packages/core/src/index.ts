@@ -75,6 +75,7 @@ export { Ring } from "./ring.js";
 export { ShardNode } from "./shard-node.js";
 export type {
   InboundMessage,
+  MessageHeaders,
   RequestFailure,
   Transport,
   TransportStatus,
