@@ -142,24 +142,29 @@ export class Telemetry {
     };
     this.#m = m;
     const node = source.node;
+    // Several nodes (or a node and a client) may share a process and its meter provider: each
+    // observes with its own id, so their readings do not overwrite each other.
+    const self = { "keyhold.node.id": node.id };
     const gauge = (name: string, description: string, read: (r: OtelApi.ObservableResult) => void) =>
       meter.createObservableGauge(name, { description }).addCallback(read);
     const counter = (name: string, description: string, read: () => number) =>
-      meter.createObservableCounter(name, { description }).addCallback((r) => r.observe(read()));
-    gauge("keyhold.members", "Live members in this node's view", (r) => r.observe(node.members().length));
+      meter.createObservableCounter(name, { description }).addCallback((r) => r.observe(read(), self));
+    gauge("keyhold.members", "Live members in this node's view", (r) =>
+      r.observe(node.members().length, self),
+    );
     gauge("keyhold.partitions.owned", "Partitions this node owns", (r) =>
-      r.observe(node.ownedPartitions().length),
+      r.observe(node.ownedPartitions().length, self),
     );
     gauge("keyhold.entities.active", "Live entity instances, per type", (r) => {
       for (const [type, active] of source.census()?.types ?? [])
-        r.observe(active, { "keyhold.entity.type": type });
+        r.observe(active, { ...self, "keyhold.entity.type": type });
     });
     gauge("keyhold.entities.known", "Entities whose state this node holds, per type", (r) => {
       for (const [type, , known] of source.census()?.types ?? [])
-        r.observe(known, { "keyhold.entity.type": type });
+        r.observe(known, { ...self, "keyhold.entity.type": type });
     });
     gauge("keyhold.mailbox.size", "Messages waiting in entity mailboxes", (r) =>
-      r.observe(source.census()?.queued ?? 0),
+      r.observe(source.census()?.queued ?? 0, self),
     );
     counter("keyhold.entity.activations", "Entity activations", () => source.stats().host.activations);
     counter("keyhold.entity.passivations", "Entity passivations", () => source.stats().host.passivations);
@@ -171,8 +176,8 @@ export class Telemetry {
     meter
       .createObservableCounter("keyhold.partitions.moved", { description: "Partitions gained and lost" })
       .addCallback((r) => {
-        r.observe(m.acquired, { "keyhold.direction": "in" });
-        r.observe(m.released, { "keyhold.direction": "out" });
+        r.observe(m.acquired, { ...self, "keyhold.direction": "in" });
+        r.observe(m.released, { ...self, "keyhold.direction": "out" });
       });
     void (async () => {
       let first = true;
