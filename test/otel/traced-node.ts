@@ -1,34 +1,16 @@
-// A Sharding node in its own process with the OpenTelemetry SDK set up the way
-// docs/how-to/observe.md shows, exporting to memory; the test drives it over IPC and reads back
+// A Sharding node in its own process with the OpenTelemetry SDK set up like examples/observe
+// (docs/how-to/observe.md), exporting to memory; the test drives it over IPC and reads back
 // its finished spans and collected metrics. argv: NATS URL, cluster, node id.
 import { Sharding } from "@keyhold/actors";
 import { silentLogger } from "@keyhold/core";
-import { context, metrics, propagation, trace } from "@opentelemetry/api";
-import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
-import { W3CTraceContextPropagator } from "@opentelemetry/core";
-import {
-  AggregationTemporality,
-  InMemoryMetricExporter,
-  MeterProvider,
-  PeriodicExportingMetricReader,
-} from "@opentelemetry/sdk-metrics";
-import {
-  BasicTracerProvider,
-  InMemorySpanExporter,
-  SimpleSpanProcessor,
-} from "@opentelemetry/sdk-trace-base";
+import { setUpTelemetry } from "../../examples/observe/src/otel.js";
 import { Counter } from "../fixtures/entities.js";
 
 const [url, cluster, nodeId] = process.argv.slice(2);
 if (!url || !cluster || !nodeId) throw new Error("usage: traced-node.ts URL CLUSTER NODE_ID");
 
-context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
-propagation.setGlobalPropagator(new W3CTraceContextPropagator());
-const spans = new InMemorySpanExporter();
-trace.setGlobalTracerProvider(new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(spans)] }));
-const exported = new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE);
-const reader = new PeriodicExportingMetricReader({ exporter: exported, exportIntervalMillis: 3_600_000 });
-metrics.setGlobalMeterProvider(new MeterProvider({ readers: [reader] }));
+// The example's set-up: globals registered, in-memory exporters.
+const telemetry = setUpTelemetry();
 
 const sharding = await Sharding.start({
   servers: url,
@@ -54,7 +36,7 @@ async function answer(m: Command): Promise<unknown> {
     case "members":
       return sharding.node.members();
     case "spans":
-      return spans.getFinishedSpans().map((s) => ({
+      return telemetry.finishedSpans().map((s) => ({
         name: s.name,
         kind: s.kind,
         traceId: s.spanContext().traceId,
@@ -63,22 +45,17 @@ async function answer(m: Command): Promise<unknown> {
         attributes: s.attributes,
       }));
     case "metrics": {
-      await reader.forceFlush();
-      const last = exported.getMetrics().at(-1);
       const out: Record<string, { total: number; attributes: string[] }> = {};
-      for (const scope of last?.scopeMetrics ?? []) {
-        for (const metric of scope.metrics) {
-          let total = 0;
-          const attributes = new Set<string>();
-          for (const p of metric.dataPoints as { value: unknown; attributes: Record<string, unknown> }[]) {
-            const v = p.value;
-            total += typeof v === "number" ? v : (v as { count: number }).count;
-            for (const k of Object.keys(p.attributes)) attributes.add(k);
-          }
-          out[metric.descriptor.name] = { total, attributes: [...attributes] };
+      for (const metric of await telemetry.collect()) {
+        let total = 0;
+        const attributes = new Set<string>();
+        for (const p of metric.dataPoints as { value: unknown; attributes: Record<string, unknown> }[]) {
+          const v = p.value;
+          total += typeof v === "number" ? v : (v as { count: number }).count;
+          for (const k of Object.keys(p.attributes)) attributes.add(k);
         }
+        out[metric.descriptor.name] = { total, attributes: [...attributes] };
       }
-      exported.reset();
       return out;
     }
     case "close":

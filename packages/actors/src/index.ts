@@ -23,7 +23,7 @@ export {
   UnknownHandlerError,
 } from "./errors.js";
 export { type NatsKvStoreOptions, natsKvStore } from "./kv-store.js";
-export type { ShardingOptions } from "./options.js";
+export type { MeterProviderLike, ShardingOptions, TelemetryOptions, TracerProviderLike } from "./options.js";
 export {
   DEFAULT_ASK_TIMEOUT_MS,
   DEFAULT_ATTEMPT_TIMEOUT_MS,
@@ -41,5 +41,4 @@ export type { HandoffInfo, ShardingStats } from "./sharding.js";
 export { Sharding } from "./sharding.js";
 export type { StateEntry, StateStore, StoredState, StoreFactory } from "./store.js";
 export { MemoryStore, memoryStore } from "./store.js";
-export type { MeterProviderLike, TelemetryOptions, TracerProviderLike } from "./telemetry.js";
 export { ACTOR_WIRE_VERSION, nodeSubject } from "./wire.js";

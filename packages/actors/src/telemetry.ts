@@ -3,33 +3,16 @@
 // writes (INTERNAL); metrics read from the node's own counters when the SDK collects, plus call
 // and hand-off duration histograms. `@opentelemetry/api` is an optional peer dependency,
 // imported only when `telemetry.enabled` is set; off, every hook is one boolean test.
-import { InvalidOptionError, isObj, type MessageHeaders, type ShardNode } from "@keyhold/core";
+import type { MessageHeaders, ShardNode } from "@keyhold/core";
 import type * as OtelApi from "@opentelemetry/api";
 import { TelemetryUnavailableError } from "./errors.js";
 import type { Lifecycle } from "./lifecycle.js";
+import { parseTelemetryOptions } from "./options.js";
 import type { Replicator } from "./replication.js";
 import type { Slot } from "./slots.js";
 import type { StateStore } from "./store.js";
 
 type Api = typeof OtelApi;
-
-/** What a tracer or meter provider must offer (structurally the @opentelemetry/api ones). */
-export interface TracerProviderLike {
-  getTracer(name: string, version?: string): unknown;
-}
-export interface MeterProviderLike {
-  getMeter(name: string, version?: string): unknown;
-}
-
-/** `ShardingOptions.telemetry`. */
-export interface TelemetryOptions {
-  /** Emit spans and metrics through @opentelemetry/api (which must be installed). @default false */
-  readonly enabled?: boolean;
-  /** Where spans go. @default the global provider of @opentelemetry/api */
-  readonly tracerProvider?: TracerProviderLike;
-  /** Where metrics go. @default the global provider of @opentelemetry/api */
-  readonly meterProvider?: MeterProviderLike;
-}
 
 const SCOPE = "@keyhold/actors";
 const SYSTEM = "keyhold";
@@ -53,23 +36,6 @@ interface Instruments {
   rebalances: number;
   acquired: number;
   released: number;
-}
-
-export function parseTelemetryOptions(o: unknown): TelemetryOptions {
-  if (o === undefined) return {};
-  if (!isObj(o))
-    throw new InvalidOptionError("telemetry", "an object { enabled?, tracerProvider?, meterProvider? }", o);
-  if (o.enabled !== undefined && typeof o.enabled !== "boolean")
-    throw new InvalidOptionError("telemetry.enabled", "a boolean", o.enabled);
-  for (const [name, method] of [
-    ["tracerProvider", "getTracer"],
-    ["meterProvider", "getMeter"],
-  ] as const) {
-    const v = o[name];
-    if (v !== undefined && !(isObj(v) && typeof v[method] === "function"))
-      throw new InvalidOptionError(`telemetry.${name}`, `an object with ${method}()`, v);
-  }
-  return o as TelemetryOptions;
 }
 
 export class Telemetry {
@@ -117,22 +83,18 @@ export class Telemetry {
     const meter = this.#meter;
     if (!meter) return;
     const bounds = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+    const seconds = (name: string, description: string) =>
+      meter.createHistogram(name, { description, unit: "s", advice: { explicitBucketBoundaries: bounds } });
     const m: Instruments = {
-      clientDuration: meter.createHistogram("rpc.client.call.duration", {
-        description: "Duration of asks, measured by the caller (retries included)",
-        unit: "s",
-        advice: { explicitBucketBoundaries: bounds },
-      }),
-      serverDuration: meter.createHistogram("rpc.server.call.duration", {
-        description: "Duration of asks served for other nodes, measured by the owner",
-        unit: "s",
-        advice: { explicitBucketBoundaries: bounds },
-      }),
-      handoffDuration: meter.createHistogram("keyhold.handoff.duration", {
-        description: "Time from acquiring a partition to serving it",
-        unit: "s",
-        advice: { explicitBucketBoundaries: bounds },
-      }),
+      clientDuration: seconds(
+        "rpc.client.call.duration",
+        "Duration of asks, measured by the caller (retries included)",
+      ),
+      serverDuration: seconds(
+        "rpc.server.call.duration",
+        "Duration of asks served for other nodes, measured by the owner",
+      ),
+      handoffDuration: seconds("keyhold.handoff.duration", "Time from acquiring a partition to serving it"),
       storeErrors: meter.createCounter("keyhold.store.errors", {
         description: "Failed durable store loads and saves",
       }),
@@ -281,7 +243,11 @@ export class Telemetry {
   }
 
   /** An INTERNAL span around `run` (activation, replica write). */
-  internal<T>(name: string, attributes: OtelApi.Attributes, run: () => Promise<T>): Promise<T> {
+  internal<T>(
+    name: string,
+    attributes: Readonly<Record<string, string | number>>,
+    run: () => Promise<T>,
+  ): Promise<T> {
     const api = this.#api!;
     const span = this.#tracer!.startSpan(name, { kind: api.SpanKind.INTERNAL, attributes });
     const t0 = performance.now();
