@@ -7,9 +7,11 @@
 // everything except the plain counters that lived on the killed node.
 //
 // NATS_URL=nats://host:4222 uses that server; otherwise an embedded nats-server is started.
-// DEMO_QUICK=1 runs a short version (CI).
+// DEMO_QUICK=1 runs a short version (CI). `--dashboard` serves the live `keyhold dashboard`
+// page for the demo cluster while it runs and prints its URL.
 import { fileURLToPath } from "node:url";
 import { Sharding } from "@keyhold/actors";
+import { AdminClient, startDashboard } from "@keyhold/cli";
 import { silentLogger } from "@keyhold/core";
 import { NatsServer, ShardingProcess, type ShardingProcessOptions } from "@keyhold/testing";
 import { Counter, ReplicatedCounter } from "./entities.js";
@@ -70,6 +72,11 @@ const client = await Sharding.connect({
   logger: silentLogger,
 });
 await waitUntil(() => client.node.members().length === 3, 10_000, "3 members");
+const admin = process.argv.includes("--dashboard")
+  ? await AdminClient.connect(cluster, { servers: [servers], reconnect: true })
+  : undefined;
+const dashboard = admin ? await startDashboard({ client: admin, port: 0, intervalMs: 300 }) : undefined;
+if (dashboard) log(`dashboard: ${dashboard.url} (live while the demo runs)`);
 
 // --- the load ------------------------------------------------------------------------------
 // Even keys are plain counters, odd keys replicated ones.
@@ -239,6 +246,8 @@ log(
 for (const f of failures.slice(0, 5)) log(`  failed: ${f}`);
 for (const p of problems.slice(0, 10)) log(`  PROBLEM ${p}`);
 
+await dashboard?.close();
+await admin?.close();
 await client.close();
 for (const n of nodes.values()) await n.close();
 await server?.close();

@@ -29,6 +29,7 @@ export function nodeOptionsOf(o: ShardingOptions): Omit<ShardNodeOptions, "clust
     servers: _s,
     connection: _cn,
     natsOptions: _no,
+    telemetry: _tel,
     ...rest
   } = o;
   return rest;

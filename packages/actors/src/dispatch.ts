@@ -13,6 +13,7 @@ import {
   UnknownEntityTypeError,
 } from "./errors.js";
 import type { Handoff } from "./handoff.js";
+import { LatencyHistogram } from "./latency.js";
 import type { Lifecycle } from "./lifecycle.js";
 import type { Envelope, Mailbox } from "./mailbox.js";
 import type { PartitionStates } from "./partitions.js";
@@ -47,6 +48,8 @@ export interface DispatchParams {
 
 export class Dispatcher {
   readonly #p: DispatchParams;
+  /** Handling latency (enqueue to outcome) of every message run here, for admin reports. */
+  readonly latency = new LatencyHistogram();
 
   constructor(params: DispatchParams) {
     this.#p = params;
@@ -105,10 +108,12 @@ export class Dispatcher {
           ),
         );
       });
+      const t0 = performance.now();
       this.#enqueue(def, key, p, {
         h,
         a: args,
         done: (err, r) => {
+          this.latency.record(performance.now() - t0);
           if (settled) return;
           settled = true;
           deadlines.cancel(deadline);
@@ -141,18 +146,21 @@ export class Dispatcher {
     if (p < 0) return done({ moved: true });
     const st = this.#p.partitions.state(p);
     if (st === "ready") {
+      const t0 = performance.now();
       this.#enqueue(def, key, p, {
         id,
         h,
         a: args,
-        done: (err, r) =>
+        done: (err, r) => {
+          this.latency.record(performance.now() - t0);
           done(
             err === undefined
               ? { ok: true, result: r }
               : err instanceof StoreConflictError
                 ? { moved: true } // not applied: the store refused it; the sender retries
                 : { ok: false, error: err },
-          ),
+          );
+        },
       });
     } else if (st === "releasing") done({ moved: true });
     else if (!this.#p.partitions.buffer(p, () => this.dispatch(type, key, h, args, done, id)))

@@ -15,7 +15,7 @@ import type { StateStore } from "./store.js";
 
 export interface DurabilityParams {
   readonly store: StateStore | undefined;
-  readonly replicator: Replicator | undefined;
+  readonly replicator: Pick<Replicator, "write"> | undefined;
   readonly slots: SlotTable;
   readonly lifecycle: Lifecycle;
   /** Late-bound: the mailbox is built after the runner that calls persist. */

@@ -20,6 +20,7 @@ export const ActorErrorCode = {
   StoreConflict: "KH_STORE_CONFLICT",
   InvalidReminder: "KH_INVALID_REMINDER",
   InvalidArguments: "KH_INVALID_ARGUMENTS",
+  TelemetryUnavailable: "KH_TELEMETRY_UNAVAILABLE",
 } as const;
 export type ActorErrorCode = (typeof ActorErrorCode)[keyof typeof ActorErrorCode];
 
@@ -175,6 +176,18 @@ function wireIssues(details: unknown): ArgumentIssue[] {
     out.push({ message: message.slice(0, 1000), path: segs });
   }
   return out;
+}
+
+/** `telemetry.enabled` is set but `@opentelemetry/api` cannot be imported (it is not installed). */
+export class TelemetryUnavailableError extends ActorError {
+  constructor(cause: unknown) {
+    super(
+      ActorErrorCode.TelemetryUnavailable,
+      "telemetry.enabled needs the @opentelemetry/api package: npm install @opentelemetry/api",
+      { cause },
+    );
+    this.name = "TelemetryUnavailableError";
+  }
 }
 
 export class ShardingClosedError extends ActorError {

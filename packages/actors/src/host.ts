@@ -18,6 +18,7 @@ import { Reminders } from "./reminders.js";
 import type { Replicator } from "./replication.js";
 import { SlotTable } from "./slots.js";
 import type { StateStore } from "./store.js";
+import type { Telemetry } from "./telemetry.js";
 
 /** The parts of a node that hosts entities (a client has none). */
 export interface HostParts {
@@ -41,10 +42,11 @@ export function buildHost(a: {
   readonly store: StateStore | undefined;
   readonly replicator: Replicator | undefined;
   readonly deadlines: Deadlines;
+  readonly telemetry: Telemetry;
   readonly reroute: DispatchParams["reroute"];
   readonly onHandoff: NonNullable<HandoffParams["onHandoff"]>;
 }): HostParts {
-  const { node, opts, clock, logger, stats, store, replicator } = a;
+  const { node, opts, clock, logger, stats, store, replicator, telemetry } = a;
   const nodeId = node.id;
   let dispatcher: Dispatcher | undefined;
   const reminders = new Reminders({
@@ -72,7 +74,7 @@ export function buildHost(a: {
   });
   const durability: Durability = new Durability({
     store,
-    replicator,
+    replicator: replicator && telemetry.on ? telemetry.replicator(replicator) : replicator,
     slots,
     lifecycle,
     mailbox: () => mailbox!,
@@ -91,7 +93,9 @@ export function buildHost(a: {
     logger,
     nodeId,
     stats,
-    activate: (slot) => lifecycle.activate(slot),
+    activate: telemetry.on
+      ? (slot) => telemetry.activation(slot, lifecycle)
+      : (slot) => lifecycle.activate(slot),
     run: (slot, env) => runner.run(slot, env),
   });
   lifecycle.attach(mailbox);

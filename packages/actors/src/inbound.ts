@@ -2,12 +2,13 @@
 // node is built, and the demultiplexer that validates each request and serves it: asks (with
 // the dedupe cache) and tells through the dispatcher, pulls and acks of hand-offs, replica
 // copies. Replies leave through `#reply`, the one place an answer is published.
-import type { Clock, Logger, Transport, TransportSubscription } from "@keyhold/core";
+import type { Clock, Logger, MessageHeaders, Transport, TransportSubscription } from "@keyhold/core";
 import type { DedupeCache } from "./dedupe.js";
 import type { Dispatcher } from "./dispatch.js";
 import { ActorErrorCode, toWireError } from "./errors.js";
 import type { Replicator } from "./replication.js";
 import type { Router } from "./router.js";
+import { errorType, type Telemetry } from "./telemetry.js";
 import { decodeRequest, encode, type HandlerMessage, isError, MAX_HOPS } from "./wire.js";
 
 /** Requests kept while the node is being built; more are dropped (the senders retry). */
@@ -31,6 +32,7 @@ export interface InboundServices {
   readonly dedupe: DedupeCache;
   /** The owner this node sees for a key, for "moved" replies. */
   readonly ownerOf: (key: string) => string | undefined;
+  readonly telemetry: Telemetry;
 }
 
 export class Inbound {
@@ -38,7 +40,7 @@ export class Inbound {
   readonly #logger: Logger;
   #sub: TransportSubscription | undefined;
   #services: InboundServices | undefined;
-  #early: [Uint8Array, string | undefined][] | undefined = [];
+  #early: [Uint8Array, string | undefined, MessageHeaders | undefined][] | undefined = [];
   readonly stats: InboundStats = { served: 0, redirected: 0, deduplicated: 0, malformed: 0, tellsDropped: 0 };
 
   constructor(transport: Transport, logger: Logger) {
@@ -48,7 +50,7 @@ export class Inbound {
 
   /** Subscribes to `subject` before the node joins: peers may route to it once they see its heartbeat. */
   async listen(subject: string): Promise<void> {
-    this.#sub = this.#transport.subscribe(subject, (m) => this.handle(m.data, m.reply));
+    this.#sub = this.#transport.subscribe(subject, (m) => this.handle(m.data, m.reply, m.headers));
     await this.#transport.flush();
   }
 
@@ -57,14 +59,14 @@ export class Inbound {
     this.#services = services;
     const early = this.#early ?? [];
     this.#early = undefined;
-    for (const [data, reply] of early) this.handle(data, reply);
+    for (const [data, reply, headers] of early) this.handle(data, reply, headers);
   }
 
   /** Handles one request that arrived on this node's subject. */
-  handle(data: Uint8Array, reply: string | undefined): void {
+  handle(data: Uint8Array, reply: string | undefined, headers?: MessageHeaders): void {
     const svc = this.#services;
     if (svc === undefined) {
-      if (this.#early && this.#early.length < EARLY_LIMIT) this.#early.push([data, reply]);
+      if (this.#early && this.#early.length < EARLY_LIMIT) this.#early.push([data, reply, headers]);
       return;
     }
     const msg = decodeRequest(data);
@@ -83,6 +85,13 @@ export class Inbound {
           this.stats.malformed++;
           return;
         }
+        if (svc.telemetry.on)
+          return svc.telemetry.serverAsk(msg, headers, (end) =>
+            this.#serveAsk(svc, dispatcher, msg, (d, error) => {
+              respond(d);
+              end(error);
+            }),
+          );
         return this.#serveAsk(svc, dispatcher, msg, respond);
       case "tell":
         if (!dispatcher) {
@@ -147,7 +156,7 @@ export class Inbound {
     svc: InboundServices,
     dispatcher: Dispatcher,
     msg: HandlerMessage,
-    respond: (d: Uint8Array) => void,
+    respond: (d: Uint8Array, error?: string) => void,
   ): void {
     const dedupe = svc.dedupe;
     if (dedupe.enabled) {
@@ -179,7 +188,7 @@ export class Inbound {
           ? encode({ v: 1, k: "ok", r: o.result })
           : encode({ v: 1, k: "err", e: toWireError(o.error) });
         if (dedupe.enabled) dedupe.complete(msg.id, out);
-        respond(out);
+        respond(out, o.ok ? undefined : errorType(o.error));
       },
       msg.id,
     );

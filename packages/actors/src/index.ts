@@ -20,11 +20,12 @@ export {
   ShardingClosedError,
   StoreConflictError,
   StoreError,
+  TelemetryUnavailableError,
   UnknownEntityTypeError,
   UnknownHandlerError,
 } from "./errors.js";
 export { type NatsKvStoreOptions, natsKvStore } from "./kv-store.js";
-export type { ShardingOptions } from "./options.js";
+export type { MeterProviderLike, ShardingOptions, TelemetryOptions, TracerProviderLike } from "./options.js";
 export {
   DEFAULT_ASK_TIMEOUT_MS,
   DEFAULT_ATTEMPT_TIMEOUT_MS,

@@ -1,5 +1,5 @@
 // Sharding options: defaults, and the one place they are validated.
-import { InvalidOptionError, intOption as int, type ShardNodeOptions } from "@keyhold/core";
+import { InvalidOptionError, intOption as int, isObj, type ShardNodeOptions } from "@keyhold/core";
 import type { EntityClass } from "./entity.js";
 import type { WriteQuorum } from "./replication.js";
 import type { StoreFactory } from "./store.js";
@@ -16,6 +16,8 @@ export const DEFAULT_DEDUPE_MAX_ENTRIES = 100_000;
 
 /** Options of `Sharding.start` (a node that hosts entities) and `Sharding.connect` (a client). */
 export interface ShardingOptions extends Omit<ShardNodeOptions, "observer"> {
+  /** OpenTelemetry spans and metrics (docs/how-to/observe.md). @default { enabled: false } */
+  readonly telemetry?: TelemetryOptions;
   /** Entity classes this node hosts (or, for a client, may address). */
   readonly entities?: readonly EntityClass[];
   /** Default deadline of an ask, retries included. @default 10000 */
@@ -107,4 +109,39 @@ export function parseShardingOptions(o: ShardingOptions): ParsedShardingOptions 
     dedupeWindowMs: int("dedupeWindowMs", o.dedupeWindowMs, DEFAULT_DEDUPE_WINDOW_MS, 0, 86_400_000),
     dedupeMaxEntries: int("dedupeMaxEntries", o.dedupeMaxEntries, DEFAULT_DEDUPE_MAX_ENTRIES, 0, 100_000_000),
   };
+}
+
+/** What a tracer or meter provider must offer (structurally the @opentelemetry/api ones). */
+export interface TracerProviderLike {
+  getTracer(name: string, version?: string): unknown;
+}
+export interface MeterProviderLike {
+  getMeter(name: string, version?: string): unknown;
+}
+
+/** `ShardingOptions.telemetry`. */
+export interface TelemetryOptions {
+  /** Emit spans and metrics through @opentelemetry/api (which must be installed). @default false */
+  readonly enabled?: boolean;
+  /** Where spans go. @default the global provider of @opentelemetry/api */
+  readonly tracerProvider?: TracerProviderLike;
+  /** Where metrics go. @default the global provider of @opentelemetry/api */
+  readonly meterProvider?: MeterProviderLike;
+}
+
+export function parseTelemetryOptions(o: unknown): TelemetryOptions {
+  if (o === undefined) return {};
+  if (!isObj(o))
+    throw new InvalidOptionError("telemetry", "an object { enabled?, tracerProvider?, meterProvider? }", o);
+  if (o.enabled !== undefined && typeof o.enabled !== "boolean")
+    throw new InvalidOptionError("telemetry.enabled", "a boolean", o.enabled);
+  for (const [name, method] of [
+    ["tracerProvider", "getTracer"],
+    ["meterProvider", "getMeter"],
+  ] as const) {
+    const v = o[name];
+    if (v !== undefined && !(isObj(v) && typeof v[method] === "function"))
+      throw new InvalidOptionError(`telemetry.${name}`, `an object with ${method}()`, v);
+  }
+  return o as TelemetryOptions;
 }

@@ -6,6 +6,7 @@
 import {
   type Clock,
   type Deadlines,
+  type MessageHeaders,
   RequestFailedError,
   type ShardNode,
   type Transport,
@@ -162,7 +163,11 @@ export class Router {
     key: string,
     h: string,
     args: readonly unknown[],
-    opts: { timeout?: number | undefined; signal?: AbortSignal | undefined } = {},
+    opts: {
+      timeout?: number | undefined;
+      signal?: AbortSignal | undefined;
+      headers?: MessageHeaders | undefined;
+    } = {},
   ): Promise<unknown> {
     if (this.#closed) throw new ShardingClosedError();
     const target: ErrorTarget = { type, key, handler: h };
@@ -217,6 +222,7 @@ export class Router {
             data = await Promise.race([
               this.#p.transport.request(nodeSubject(this.#p.cluster, owner), request, {
                 timeout: Math.max(1, Math.min(this.#p.attemptTimeoutMs, left)),
+                headers: opts.headers,
               }),
               gone.promise,
               stopped,

@@ -8,6 +8,7 @@ import {
   Deadlines,
   ID_PATTERN,
   type Logger,
+  type MessageHeaders,
   NatsTransport,
   parseClusterConfig,
   ShardNode,
@@ -16,6 +17,7 @@ import {
   type Transport,
 } from "@keyhold/core";
 import { v4 as uuidv4 } from "uuid";
+import { actorsAdmin } from "./admin.js";
 import { sleep } from "./backoff.js";
 import { nodeOptionsOf, openTransport } from "./connection.js";
 import { DedupeCache } from "./dedupe.js";
@@ -42,6 +44,7 @@ import { emptyReplicationStats, Replicator } from "./replication.js";
 import { Router, type RouterStats } from "./router.js";
 import { validArgs } from "./schema.js";
 import type { StateStore } from "./store.js";
+import { Telemetry } from "./telemetry.js";
 import { nodeSubject } from "./wire.js";
 
 /** How long a hand-off took, reported by `handoffs()`. */
@@ -91,6 +94,7 @@ export class Sharding implements AsyncDisposable {
   readonly #store: StateStore | undefined;
   readonly #replicator: Replicator | undefined;
   readonly #handoffs: HandoffInfo[] = [];
+  readonly #telemetry: Telemetry;
   #events: Promise<void> | undefined;
   #housekeepingTimer: unknown;
   #closing: Promise<void> | undefined;
@@ -106,6 +110,7 @@ export class Sharding implements AsyncDisposable {
     logger: Logger;
     store: StateStore | undefined;
     inbound: Inbound;
+    telemetry: Telemetry;
   }) {
     const { node, opts, defs, clock, logger, transport } = args;
     this.node = node;
@@ -118,6 +123,7 @@ export class Sharding implements AsyncDisposable {
     this.#clock = clock;
     this.#logger = logger;
     this.#inbound = args.inbound;
+    this.#telemetry = args.telemetry;
     this.#deadlines = new Deadlines(clock);
     const cluster = node.cluster;
     const nodeId = node.id;
@@ -160,10 +166,12 @@ export class Sharding implements AsyncDisposable {
         store: args.store,
         replicator: this.#replicator,
         deadlines: this.#deadlines,
+        telemetry: args.telemetry,
         reroute: (t, k, h, a, timeout) => this.#router.ask(t, k, h, a, { timeout }),
         onHandoff: (info) => {
           this.#handoffs.push({ ...info, at: clock.now() });
           if (this.#handoffs.length > 10_000) this.#handoffs.shift();
+          if (args.telemetry.on) args.telemetry.handoff(info);
         },
       });
     }
@@ -181,6 +189,7 @@ export class Sharding implements AsyncDisposable {
 
   static async #create(options: ShardingOptions, client: boolean): Promise<Sharding> {
     const opts = parseShardingOptions(options);
+    const telemetry = await Telemetry.create(options.telemetry);
     // Validate the node options early, before connecting, so a bad option fails fast.
     const config = parseClusterConfig(options);
     const defs = new Map<string, EntityDefinition>();
@@ -217,6 +226,7 @@ export class Sharding implements AsyncDisposable {
       if (!client) await inbound.listen(nodeSubject(options.cluster, nodeId));
       const connection = transport instanceof NatsTransport ? transport.connection : undefined;
       store = client ? undefined : await opts.store?.open({ connection });
+      if (store && telemetry.on) store = telemetry.store(store);
       const node = await ShardNode.start(nodeOptions);
       const sharding = new Sharding({
         store,
@@ -229,12 +239,16 @@ export class Sharding implements AsyncDisposable {
         clock: options.clock ?? systemClock,
         logger,
         inbound,
+        telemetry,
       });
       const host = sharding.#host;
       if (host) {
         sharding.#events = host.handoff.follow();
         sharding.#armHousekeeping();
+        node.admin?.extend(actorsAdmin(sharding, host));
       }
+      if (telemetry.on)
+        telemetry.observe({ node, stats: () => sharding.stats(), census: () => host?.slots.census() });
       inbound.serve({
         nodeId,
         clock: sharding.#clock,
@@ -243,6 +257,7 @@ export class Sharding implements AsyncDisposable {
         router: sharding.#router,
         dedupe: new DedupeCache(opts.dedupeWindowMs, opts.dedupeMaxEntries),
         ownerOf: (key) => node.place(key),
+        telemetry,
       });
       return sharding;
     } catch (err) {
@@ -293,6 +308,19 @@ export class Sharding implements AsyncDisposable {
       return this.#router.ask(d.type, key, h, args, { timeout: o.timeout, signal: o.signal });
     }
     if (!d.handlers.has(h)) return Promise.reject(new UnknownHandlerError(d.type, h));
+    if (this.#telemetry.on)
+      return this.#telemetry.clientAsk(d.type, key, h, (headers) => this.#ask(d, key, h, args, o, headers));
+    return this.#ask(d, key, h, args, o, undefined);
+  }
+
+  #ask(
+    d: EntityDefinition,
+    key: string,
+    h: string,
+    args: readonly unknown[],
+    o: AskOptions,
+    headers: MessageHeaders | undefined,
+  ): Promise<unknown> {
     // The fast path: the entity lives here and its partition is served. No id, no copies.
     if (this.#host && o.signal === undefined && this.#closing === undefined) {
       const here = this.#host.dispatcher.askHere(d, key, h, args, o.timeout);
@@ -303,9 +331,9 @@ export class Sharding implements AsyncDisposable {
       const type = d.type;
       return Promise.resolve()
         .then(() => validArgs(type, d.schemas, h, args))
-        .then(() => this.#router.ask(type, key, h, args, { timeout: o.timeout, signal: o.signal }));
+        .then(() => this.#router.ask(type, key, h, args, { timeout: o.timeout, signal: o.signal, headers }));
     }
-    return this.#router.ask(d.type, key, h, args, { timeout: o.timeout, signal: o.signal });
+    return this.#router.ask(d.type, key, h, args, { timeout: o.timeout, signal: o.signal, headers });
   }
 
   /**

@@ -56,6 +56,21 @@ export class SlotTable {
     return this.#count;
   }
 
+  /** Per entity type, [live instances, known keys]; and messages queued in all mailboxes. */
+  census(): { types: [string, number, number][]; queued: number } {
+    let queued = 0;
+    const types: [string, number, number][] = [];
+    for (const [type, byKey] of this.#slots) {
+      let active = 0;
+      for (const s of byKey.values()) {
+        queued += s.queue?.length ?? 0;
+        if (s.instance !== undefined) active++;
+      }
+      types.push([type, active, byKey.size]);
+    }
+    return { types, queued };
+  }
+
   /** The slot of an entity, created empty (initial state, version 0) when unknown. */
   slot(def: EntityDefinition, key: string, partition: number): Slot {
     let byKey = this.#slots.get(def.type);

@@ -1,4 +1,26 @@
 // @keyhold/core: hash, HRW partition ring, lease membership over NATS heartbeats, ownership events.
+export type {
+  AdminExtension,
+  AdminMalformed,
+  AdminOptions,
+  AdminReply,
+  AdminRequest,
+  AdminResponder,
+  AdminStats,
+  EntitiesReport,
+  NodeReport,
+} from "./admin.js";
+export {
+  ADMIN_RECENT_HANDOFFS,
+  ADMIN_WIRE_VERSION,
+  adminSubjects,
+  DRAIN_NOT_ALLOWED,
+  decodeAdminReply,
+  decodeAdminRequest,
+  encodeAdmin,
+  isAdminMalformed,
+  parseAdminOptions,
+} from "./admin.js";
 export { type Clock, systemClock } from "./clock.js";
 export { connectNats } from "./connection.js";
 export { DEADLINE_TICK_MS, type Deadline, Deadlines } from "./deadlines.js";
@@ -53,6 +75,7 @@ export { Ring } from "./ring.js";
 export { ShardNode } from "./shard-node.js";
 export type {
   InboundMessage,
+  MessageHeaders,
   RequestFailure,
   Transport,
   TransportStatus,

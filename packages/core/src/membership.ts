@@ -88,6 +88,11 @@ export class Membership {
     return this.#members;
   }
 
+  /** When the newest heartbeat of `id` in the lease table was emitted (for admin reports). */
+  emittedAt(id: string): number | undefined {
+    return this.#table.emittedAt(id);
+  }
+
   get fenced(): boolean {
     return this.#fenced;
   }

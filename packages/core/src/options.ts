@@ -1,5 +1,6 @@
 // ShardNode options: defaults, and the one place they are validated.
 import type { ConnectionOptions, NatsConnection } from "@nats-io/nats-core";
+import { type AdminOptions, type ParsedAdminOptions, parseAdminOptions } from "./admin.js";
 import { type Clock, systemClock } from "./clock.js";
 import { InvalidOptionError } from "./errors.js";
 import { HASH_VERSION } from "./hash.js";
@@ -20,6 +21,8 @@ export const DEFAULT_START_TIMEOUT_MS = 5000;
 export const MAX_RING_SIZE = 4096;
 
 export interface ShardNodeOptions {
+  /** Answering `keyhold` admin requests, and whether `drain` is allowed. @default { enabled: true, allowDrain: false } */
+  readonly admin?: AdminOptions;
   /** NATS server URL(s) to connect to. One of `servers`, `connection` or `transport` is required. */
   readonly servers?: string | readonly string[];
   /** An existing NATS connection. Keyhold does not close it on `close()`. */
@@ -91,6 +94,7 @@ export interface ParsedOptions {
   readonly startTimeoutMs: number;
   readonly clock: Clock;
   readonly logger: Logger;
+  readonly admin: ParsedAdminOptions;
 }
 
 function token(name: string, value: unknown): string {
@@ -192,6 +196,7 @@ export function parseOptions(options: ShardNodeOptions): ParsedOptions {
     startTimeoutMs,
     clock,
     logger,
+    admin: parseAdminOptions(o.admin),
   };
 }
 

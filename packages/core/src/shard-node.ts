@@ -1,6 +1,7 @@
 // ShardNode: the public face of @keyhold/core. A member of the ring (or an observer) that
 // answers placement questions from a precomputed Ring and reports ownership changes.
 import { v4 as uuidv4 } from "uuid";
+import { type AdminResponder, startAdmin } from "./admin.js";
 import { connectNats } from "./connection.js";
 import { ClosedError, InvalidArgumentError } from "./errors.js";
 import { EventHub, type ShardEvent } from "./events.js";
@@ -28,6 +29,7 @@ export class ShardNode implements AsyncDisposable {
   #ring: Ring;
   #owned: ReadonlySet<number> = new Set();
   #closed: Promise<void> | undefined;
+  #admin: AdminResponder | undefined;
 
   private constructor(id: string, transport: Transport, opts: ReturnType<typeof parseOptions>) {
     this.id = id;
@@ -87,6 +89,7 @@ export class ShardNode implements AsyncDisposable {
       if (!opts.transport) await transport.close().catch(() => {});
       throw err;
     }
+    node.#admin = startAdmin(node, transport, opts, (id) => node.#membership.emittedAt(id));
     return node;
   }
 
@@ -144,6 +147,11 @@ export class ShardNode implements AsyncDisposable {
     return this.#transport;
   }
 
+  /** Answers `keyhold` admin requests (members only); layers above add to its reports. */
+  get admin(): AdminResponder | undefined {
+    return this.#admin;
+  }
+
   /** Counters of membership traffic, including dropped input. */
   stats(): Readonly<MembershipStats> {
     return { ...this.#membership.stats };
@@ -194,6 +202,7 @@ export class ShardNode implements AsyncDisposable {
    */
   close(): Promise<void> {
     this.#closed ??= (async () => {
+      this.#admin?.close();
       await this.#membership.close();
       // leave() already released everything; this covers a node that never joined fully.
       const events: ShardEvent[] = [...this.#owned].map((p) => ({ type: "released", partition: p }));

@@ -1,14 +1,25 @@
 // The narrow messaging interface membership and routing use: NATS in production, a simulated
 // bus in deterministic tests.
-import { createInbox, type NatsConnection, type Subscription as NatsSubscription } from "@nats-io/nats-core";
+import {
+  createInbox,
+  type MsgHdrs,
+  type NatsConnection,
+  type Subscription as NatsSubscription,
+  headers as natsHeaders,
+} from "@nats-io/nats-core";
 import { systemClock } from "./clock.js";
 import { type Deadline, Deadlines } from "./deadlines.js";
+
+/** NATS message headers (trace context, for one): name → value. */
+export type MessageHeaders = Readonly<Record<string, string>>;
 
 export interface InboundMessage {
   readonly subject: string;
   readonly data: Uint8Array;
   /** Where to publish an answer, when the sender asked for one. */
   readonly reply?: string | undefined;
+  /** The message's headers, when it has any. */
+  readonly headers?: MessageHeaders | undefined;
 }
 
 /** Why a request got no answer. */
@@ -46,7 +57,7 @@ export interface TransportSubscription {
 export type TransportStatus = "disconnected" | "reconnected";
 
 export interface Transport {
-  publish(subject: string, data: Uint8Array): void;
+  publish(subject: string, data: Uint8Array, headers?: MessageHeaders): void;
   /** Handlers are called synchronously per message, in order. With `queue`, one member of the group gets each message. */
   subscribe(
     subject: string,
@@ -54,13 +65,30 @@ export interface Transport {
     opts?: { queue?: string },
   ): TransportSubscription;
   /** One request, first answer. Rejects with RequestFailedError on timeout or when nobody listens. */
-  request(subject: string, data: Uint8Array, opts: { timeout: number }): Promise<Uint8Array>;
+  request(
+    subject: string,
+    data: Uint8Array,
+    opts: { timeout: number; headers?: MessageHeaders | undefined },
+  ): Promise<Uint8Array>;
   /** Connection state changes; returns an unsubscribe function. */
   onStatus(listener: (status: TransportStatus) => void): () => void;
   /** Resolves when everything published so far reached the server. */
   flush(): Promise<void>;
   /** Releases what the transport owns (the connection, when it made it). */
   close(): Promise<void>;
+}
+
+function toNats(h: MessageHeaders): MsgHdrs {
+  const out = natsHeaders();
+  for (const [k, v] of Object.entries(h)) out.set(k, v);
+  return out;
+}
+
+/** The first value of each header (nats.js keeps header names as sent). */
+function fromNats(h: MsgHdrs): MessageHeaders {
+  const out: Record<string, string> = {};
+  for (const k of h.keys()) out[k] = h.get(k);
+  return out;
 }
 
 interface PendingRequest {
@@ -107,9 +135,10 @@ export class NatsTransport implements Transport {
     }
   }
 
-  publish(subject: string, data: Uint8Array): void {
+  publish(subject: string, data: Uint8Array, headers?: MessageHeaders): void {
     if (this.#nc.isClosed()) return;
-    this.#nc.publish(subject, data);
+    if (headers === undefined) this.#nc.publish(subject, data);
+    else this.#nc.publish(subject, data, { headers: toNats(headers) });
   }
 
   subscribe(
@@ -121,7 +150,8 @@ export class NatsTransport implements Transport {
       ...(opts?.queue ? { queue: opts.queue } : {}),
       callback: (err, msg) => {
         if (err) return;
-        handler({ subject: msg.subject, data: msg.data, reply: msg.reply });
+        const h = msg.headers;
+        handler({ subject: msg.subject, data: msg.data, reply: msg.reply, headers: h && fromNats(h) });
       },
     });
     this.#subs.add(sub);
@@ -153,7 +183,11 @@ export class NatsTransport implements Transport {
     });
   }
 
-  request(subject: string, data: Uint8Array, opts: { timeout: number }): Promise<Uint8Array> {
+  request(
+    subject: string,
+    data: Uint8Array,
+    opts: { timeout: number; headers?: MessageHeaders | undefined },
+  ): Promise<Uint8Array> {
     if (this.#nc.isClosed()) return Promise.reject(new RequestFailedError("disconnected", subject));
     this.#ensureReplies();
     const id = (this.#seq++).toString(36);
@@ -164,7 +198,9 @@ export class NatsTransport implements Transport {
       });
       this.#pending.set(id, { subject, deadline, resolve, reject });
       try {
-        this.#nc.publish(subject, data, { reply: `${this.#inbox}.${id}` });
+        const reply = `${this.#inbox}.${id}`;
+        if (opts.headers === undefined) this.#nc.publish(subject, data, { reply });
+        else this.#nc.publish(subject, data, { reply, headers: toNats(opts.headers) });
       } catch (err) {
         this.#pending.delete(id);
         this.#deadlines.cancel(deadline);

@@ -78,10 +78,15 @@ function validPairs(x: unknown, max: number): x is [string, number][] {
   );
 }
 
-/** Decodes and validates; never throws. */
-export function decode(data: Uint8Array): MembershipMessage | Malformed {
+/** Unpacks a msgpack map of `max` bytes at most whose `v` is `version`; never throws. */
+export function unpackMap(
+  data: Uint8Array,
+  max: number,
+  version: number,
+  label: string,
+): { readonly map: Record<string, unknown> } | Malformed {
   if (!(data instanceof Uint8Array) || data.length === 0) return { error: "empty" };
-  if (data.length > 1_048_576) return { error: "too large" };
+  if (data.length > max) return { error: "too large" };
   let m: unknown;
   try {
     m = packr.unpack(data);
@@ -89,7 +94,15 @@ export function decode(data: Uint8Array): MembershipMessage | Malformed {
     return { error: "not msgpack" };
   }
   if (!isObj(m)) return { error: "not a map" };
-  if (m.v !== WIRE_VERSION) return { error: `unknown wire version ${String(m.v).slice(0, 20)}` };
+  if (m.v !== version) return { error: `unknown ${label} version ${String(m.v).slice(0, 20)}` };
+  return { map: m };
+}
+
+/** Decodes and validates; never throws. */
+export function decode(data: Uint8Array): MembershipMessage | Malformed {
+  const u = unpackMap(data, 1_048_576, WIRE_VERSION, "wire");
+  if (!("map" in u)) return u;
+  const m = u.map;
   if (!isId(m.id)) return { error: "bad id" };
   switch (m.k) {
     case "hb":
