@@ -28,8 +28,13 @@ export interface HandoffStats {
   pulled: number;
   /** Entity records installed from hand-offs. */
   recordsIn: number;
-  /** Records skipped because this node held the same or a newer version. */
+  /** Records skipped because this node held the same or a newer one (isNewer). */
   recordsStale: number;
+  /**
+   * This node's own pre-fence records (released while it was fenced) not installed on
+   * re-acquiring their partition, because whoever served it meanwhile had a newer record.
+   */
+  preFenceSuperseded: number;
   /** Partitions whose records were taken from this node's outbox by a new owner. */
   handedOff: number;
   /** Pulls given up: the previous owner was gone or did not answer in handoffTimeoutMs. */
@@ -44,6 +49,7 @@ export function emptyHandoffStats(): HandoffStats {
     pulled: 0,
     recordsIn: 0,
     recordsStale: 0,
+    preFenceSuperseded: 0,
     handedOff: 0,
     pullsAbandoned: 0,
     buffered: 0,
@@ -83,6 +89,8 @@ export class Handoff {
   // Resolved when a partition being pulled is released again, so its pulls stop at once.
   readonly #lost = new Map<number, () => void>();
   readonly #stats: Omit<HandoffStats, "buffered"> = emptyHandoffStats();
+  // Between a `fenced` and an `unfenced` event: what is released now is pre-fence.
+  #fenced = false;
 
   constructor(params: HandoffParams) {
     this.#p = params;
@@ -108,6 +116,8 @@ export class Handoff {
           replicator.prune();
           refill.refillAll();
         }
+      } else if (e.type === "fenced" || e.type === "unfenced") {
+        this.#fenced = e.type === "fenced";
       } else if (e.type === "acquired") {
         this.acquire(e.partition, peers.peers);
       } else if (e.type === "released") {
@@ -123,10 +133,12 @@ export class Handoff {
       const started = this.#p.clock.now();
       const st = partitions.pending(p);
       const eager: Slot[] = [];
-      // Records this node handed out earlier and nobody took: ours again.
+      // Records this node handed out earlier and nobody took: ours again, but only where
+      // nothing newer turns up. Pre-fence ones (released while fenced) may be older than what
+      // an interim owner served meanwhile, so they go in last, after the pull, and lose to
+      // any record of a later acquisition whatever the versions say (isNewer).
       const mine = this.#p.outbox.take(p);
       let records = 0;
-      if (mine) records += this.#installAll(p, mine, eager);
       // Copies this node kept as a replica: the warm standby becomes the primary.
       const copies = this.#p.replicator?.takeCopies(p);
       if (copies && copies.length > 0) records += this.#installAll(p, copies, eager);
@@ -134,6 +146,13 @@ export class Handoff {
       const lost = new Promise<"lost">((r) => this.#lost.set(p, () => r("lost")));
       if (targets.length > 0) records += await this.#pull(p, targets, eager, lost);
       this.#lost.delete(p);
+      if (mine) {
+        const n = this.#installAll(p, mine.recs, eager);
+        records += n;
+        if (mine.preFence) this.#stats.preFenceSuperseded += mine.recs.length - n;
+      }
+      // Every record is in: this tenure's stamp goes above all of theirs.
+      partitions.begin(p, this.#p.clock.now());
       partitions.set(p, { s: "ready" });
       for (const slot of eager) this.#p.mailbox.wake(slot);
       for (const retry of st.buffer) retry();
@@ -151,6 +170,7 @@ export class Handoff {
   /** This node stopped owning `p`: drain, passivate, and keep the records for the new owner. */
   release(p: number): void {
     const { partitions, slots, lifecycle, mailbox, clock } = this.#p;
+    const preFence = this.#fenced;
     this.#lost.get(p)?.();
     this.#lost.delete(p);
     let finish!: () => void;
@@ -188,7 +208,7 @@ export class Handoff {
           recs.push({ ...slots.record(s), act: wasActive });
           lifecycle.drop(s);
         }
-        this.#p.outbox.put(p, recs);
+        this.#p.outbox.put(p, recs, preFence);
         partitions.delete(p);
       } finally {
         finish();
@@ -212,6 +232,7 @@ export class Handoff {
         );
         continue;
       }
+      this.#p.partitions.see(p, rec.acq ?? 0);
       const slot = this.#p.slots.install(def, rec, p);
       if (slot) {
         n++;

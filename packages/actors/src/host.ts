@@ -63,11 +63,14 @@ export function buildHost(a: {
     lifecycle,
     mailbox: () => mailbox!,
   });
+  const bufferLimit = opts.mailboxSize * 16;
+  const partitions = new PartitionStates({ bufferLimit, logger, nodeId });
   const runner = new HandlerRunner({
     clock,
     stats,
     tracksAsks: (def) => store !== undefined || def.replicas > 1,
     persist: durability.needed ? (slot) => durability.persist(slot) : undefined,
+    stampOf: (p) => partitions.stamp(p),
   });
   mailbox = new Mailbox({
     mailboxSize: opts.mailboxSize,
@@ -79,8 +82,6 @@ export function buildHost(a: {
     run: (slot, env) => runner.run(slot, env),
   });
   lifecycle.attach(mailbox);
-  const bufferLimit = opts.mailboxSize * 16;
-  const partitions = new PartitionStates({ bufferLimit, logger, nodeId });
   const outbox = new Outbox({ clock, logger, nodeId });
   let handoff: Handoff | undefined;
   const refill = replicator

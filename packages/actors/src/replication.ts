@@ -8,6 +8,7 @@
 // harmless.
 import { type Clock, type Logger, RequestFailedError, type ShardNode, type Transport } from "@keyhold/core";
 import { entityId } from "./entity.js";
+import { isNewer } from "./slots.js";
 import { QuorumError } from "./errors.js";
 import { decodeReply, type EntityRecord, encode, isError, nodeSubject } from "./wire.js";
 
@@ -171,7 +172,7 @@ export class Replicator {
     for (const rec of recs) {
       const id = entityId(rec.t, rec.key);
       const cur = this.#copies.get(id);
-      if (cur && cur.rec.ver >= rec.ver) {
+      if (cur && !isNewer(rec, cur.rec)) {
         this.stats.copiesStale++;
         continue;
       }

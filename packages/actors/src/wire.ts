@@ -59,6 +59,11 @@ export interface EntityRecord {
   readonly s: unknown;
   /** Bumped on every handled message; a lower version never overwrites a higher one. */
   readonly ver: number;
+  /**
+   * The acquisition stamp of the partition tenure that wrote this version (absent: 0). It
+   * orders records before `ver` does: see `isNewer` in slots.ts.
+   */
+  readonly acq?: number | undefined;
   /** Whether the entity was live on the old owner (so the new owner activates it eagerly). */
   readonly act: boolean;
   /**
@@ -168,6 +173,7 @@ function decodeRecords(x: unknown): EntityRecord[] | undefined {
   for (const r of x as unknown[]) {
     if (!isObj(r) || !isId(r.t) || !isValidEntityKey(r.key)) return undefined;
     if (!isNat(r.ver, Number.MAX_SAFE_INTEGER) || typeof r.act !== "boolean") return undefined;
+    if (r.acq !== undefined && !isNat(r.acq, Number.MAX_SAFE_INTEGER)) return undefined;
     let recent: RecentAsk[] | undefined;
     if (r.ids !== undefined) {
       if (!Array.isArray(r.ids) || r.ids.length > RECENT_ASKS) return undefined;
@@ -178,11 +184,8 @@ function decodeRecords(x: unknown): EntityRecord[] | undefined {
         recent.push([e[0], e[1], e[2]]);
       }
     }
-    recs.push(
-      recent
-        ? { t: r.t, key: r.key, s: r.s, ver: r.ver, act: r.act, recent }
-        : { t: r.t, key: r.key, s: r.s, ver: r.ver, act: r.act },
-    );
+    const rec: EntityRecord = { t: r.t, key: r.key, s: r.s, ver: r.ver, act: r.act };
+    recs.push({ ...rec, ...(r.acq !== undefined ? { acq: r.acq } : {}), ...(recent ? { recent } : {}) });
   }
   return recs;
 }
