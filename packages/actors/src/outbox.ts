@@ -58,7 +58,11 @@ export class Outbox {
     const all = prev ? mergeRecords(prev.recs, recs) : [...recs];
     // An empty partition leaves nothing behind to wait for.
     if (all.length > 0)
-      this.#entries.set(p, { recs: all, at: this.#clock.now(), preFence: preFence || (prev?.preFence ?? false) });
+      this.#entries.set(p, {
+        recs: all,
+        at: this.#clock.now(),
+        preFence: preFence || (prev?.preFence ?? false),
+      });
   }
 
   /** The new owner installed `p`'s records: forget them. True when something was held. */

@@ -8,8 +8,8 @@
 // harmless.
 import { type Clock, type Logger, RequestFailedError, type ShardNode, type Transport } from "@keyhold/core";
 import { entityId } from "./entity.js";
-import { isNewer } from "./slots.js";
 import { QuorumError } from "./errors.js";
+import { isNewer } from "./slots.js";
 import { decodeReply, type EntityRecord, encode, isError, nodeSubject } from "./wire.js";
 
 /** How many acknowledgements a replicated write needs. */
