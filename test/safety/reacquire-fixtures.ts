@@ -27,7 +27,15 @@ export class Tally extends Entity<{ n: number; born: string; ops: string[] }> {
     const at = ackClock();
     this.state.n++;
     this.state.ops.push(op);
-    emitAck({ node: String(process.pid), key: this.key, op, kind: "write", t0: at, t1: ackClock(), value: 1 });
+    emitAck({
+      node: String(process.pid),
+      key: this.key,
+      op,
+      kind: "write",
+      t0: at,
+      t1: ackClock(),
+      value: 1,
+    });
     return { n: this.state.n, born: this.state.born, at };
   }
   read() {
