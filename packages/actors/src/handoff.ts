@@ -35,6 +35,11 @@ export interface HandoffStats {
    * re-acquiring their partition, because whoever served it meanwhile had a newer record.
    */
   preFenceSuperseded: number;
+  /**
+   * Pre-fence records dropped on re-acquire because a member that may have served the
+   * partition meanwhile did not answer the pull (its entities restart from initialState()).
+   */
+  preFenceDropped: number;
   /** Partitions whose records were taken from this node's outbox by a new owner. */
   handedOff: number;
   /** Pulls given up: the previous owner was gone or did not answer in handoffTimeoutMs. */
@@ -50,6 +55,7 @@ export function emptyHandoffStats(): HandoffStats {
     recordsIn: 0,
     recordsStale: 0,
     preFenceSuperseded: 0,
+    preFenceDropped: 0,
     handedOff: 0,
     pullsAbandoned: 0,
     buffered: 0,
@@ -128,7 +134,7 @@ export class Handoff {
 
   /** This node became the owner of `p`; `peers` are the other members that may hold its records. */
   acquire(p: number, peers: readonly Peer[]): void {
-    const { partitions } = this.#p;
+    const { partitions, node } = this.#p;
     void partitions.chain(p, async () => {
       const started = this.#p.clock.now();
       const st = partitions.pending(p);
@@ -144,9 +150,22 @@ export class Handoff {
       if (copies && copies.length > 0) records += this.#installAll(p, copies, eager);
       const targets = peers.filter((m) => m.id !== this.#p.nodeId);
       const lost = new Promise<"lost">((r) => this.#lost.set(p, () => r("lost")));
-      if (targets.length > 0) records += await this.#pull(p, targets, eager, lost);
+      const pulled =
+        targets.length > 0 ? await this.#pull(p, targets, eager, lost) : { n: 0, complete: true };
+      records += pulled.n;
       this.#lost.delete(p);
-      if (mine) {
+      if (mine && node.ring.ownerOfPartition(p) !== this.#p.nodeId) {
+        // Lost the partition again meanwhile: our records wait for its next owner.
+        this.#p.outbox.put(p, mine.recs, mine.preFence);
+      } else if (mine?.preFence && !pulled.complete) {
+        // Someone that may have served the partition while we were fenced did not answer: its
+        // state (restarted from initialState()) is out of reach, and ours is older. Serving ours
+        // would roll back what that owner acknowledged; the entities restart instead.
+        this.#stats.preFenceDropped += mine.recs.length;
+        this.#p.logger.warn(
+          `node ${this.#p.nodeId}: dropping ${mine.recs.length} pre-fence records of partition ${p}: not every member that may have served it meanwhile answered`,
+        );
+      } else if (mine) {
         const n = this.#installAll(p, mine.recs, eager);
         records += n;
         if (mine.preFence) this.#stats.preFenceSuperseded += mine.recs.length - n;
@@ -243,21 +262,30 @@ export class Handoff {
     return n;
   }
 
-  async #pull(p: number, targets: readonly Peer[], eager: Slot[], lost: Promise<"lost">): Promise<number> {
+  /** Pulls `p` from every target; `complete` when every one of them answered. */
+  async #pull(
+    p: number,
+    targets: readonly Peer[],
+    eager: Slot[],
+    lost: Promise<"lost">,
+  ): Promise<{ n: number; complete: boolean }> {
     const { clock, node } = this.#p;
     const deadline = clock.now() + this.#p.handoffTimeoutMs;
     let installed = 0;
+    let complete = true;
     const problems: string[] = [];
     // Each holder is polled on its own, so a slow or vanished one never delays the others.
     const results = await Promise.all(
       targets.map((t) =>
         this.#pullFrom(p, t, deadline, eager, lost).then(
-          (n) => {
-            installed += n;
+          (r) => {
+            installed += r.n;
+            if (!r.answered) complete = false;
             return true;
           },
           (problem: string) => {
             problems.push(problem);
+            complete = false;
             return false;
           },
         ),
@@ -269,17 +297,20 @@ export class Handoff {
         `node ${this.#p.nodeId}: hand-off of partition ${p} incomplete after ${this.#p.handoffTimeoutMs} ms (${problems.join("; ")}); serving with the records this node has`,
       );
     }
-    return installed;
+    return { n: installed, complete };
   }
 
-  /** Polls one holder until it hands over (resolves with the count installed) or rejects with why not. */
+  /**
+   * Polls one holder until it hands over (resolves with the count installed and whether it
+   * answered at all) or rejects with why not.
+   */
   async #pullFrom(
     p: number,
     peer: Peer,
     deadline: number,
     eager: Slot[],
     lost: Promise<"lost">,
-  ): Promise<number> {
+  ): Promise<{ n: number; answered: boolean }> {
     const { clock, transport, node } = this.#p;
     const target = peer.id;
     const subject = nodeSubject(this.#p.cluster, target);
@@ -292,7 +323,7 @@ export class Handoff {
       const req = encode({ v: 1, k: "pull", p, from: this.#p.nodeId, ...(cursor > 0 ? { c: cursor } : {}) });
       // Lost the partition meanwhile: stop asking. What arrived so far moves on with our
       // release; the rest stays with its holder for the next owner.
-      if (node.ring.ownerOfPartition(p) !== this.#p.nodeId) return installed;
+      if (node.ring.ownerOfPartition(p) !== this.#p.nodeId) return { n: installed, answered: false };
       try {
         // Short attempts: a holder that vanished mid-request must not hold the partition long.
         const attempt = Math.min(
@@ -301,7 +332,7 @@ export class Handoff {
         );
         const timeout = Math.max(1, Math.min(attempt, deadline - clock.now()));
         const answer = await Promise.race([transport.request(subject, req, { timeout }), lost]);
-        if (answer === "lost") return installed;
+        if (answer === "lost") return { n: installed, answered: false };
         const reply = decodeReply(answer);
         if (isError(reply) || reply.k !== "states" || reply.p !== p) {
           this.#stats.malformed++;
@@ -319,14 +350,16 @@ export class Handoff {
             transport.publish(subject, encode({ v: 1, k: "ack", p, from: this.#p.nodeId }));
             this.#stats.pulled++;
           }
-          return installed;
+          return { n: installed, answered: true };
         } else problem = `${target} still owns or drains it`;
       } catch (err) {
         // No responders: that member is gone (crashed or closed), nothing to pull there.
-        if (err instanceof RequestFailedError && err.reason === "no-responders") return 0;
+        if (err instanceof RequestFailedError && err.reason === "no-responders")
+          return { n: 0, answered: false };
         problem = `${target}: ${err instanceof RequestFailedError ? err.reason : String(err)}`;
         // A member whose lease expired and that does not answer is taken for dead.
-        if (!peer.patient && err instanceof RequestFailedError && err.reason === "timeout") return installed;
+        if (!peer.patient && err instanceof RequestFailedError && err.reason === "timeout")
+          return { n: installed, answered: false };
       }
       await sleep(clock, backoff.next(deadline - clock.now()));
     }
