@@ -1,6 +1,6 @@
 // Entities hosted by the node processes of the re-acquire and slow hand-off safety tests.
 import { Entity } from "@keyhold/actors";
-import { ackClock, emitAck } from "@keyhold/testing";
+import { ackClock, emitAck, reportOracle } from "@keyhold/testing";
 
 let births = 0;
 
@@ -43,4 +43,64 @@ export class Tally extends Entity<{ n: number; born: string; ops: string[] }> {
   }
 }
 
-export const entities = [Tally];
+/**
+ * An entity with a slow handler, for hand-offs that time out while it runs. Every applied
+ * message is logged as an acknowledgement interval (handler start to end), and onPassivate as
+ * an instant, on the node's process; activations go to the single-instance oracle.
+ */
+export class Slow extends Entity<{ ops: string[] }> {
+  static readonly type = "slow";
+  initialState() {
+    return { ops: [] };
+  }
+  override onActivate() {
+    reportOracle(`${Slow.type}/${this.key}`, "activate");
+  }
+  override onPassivate() {
+    const at = ackClock();
+    emitAck({
+      node: String(process.pid),
+      key: this.key,
+      op: "",
+      kind: "own",
+      t0: at,
+      t1: at,
+      value: "passivate",
+    });
+    reportOracle(`${Slow.type}/${this.key}`, "passivate");
+  }
+  async slow(op: string, ms: number) {
+    const t0 = ackClock();
+    await new Promise((r) => setTimeout(r, ms));
+    this.state.ops.push(op);
+    emitAck({
+      node: String(process.pid),
+      key: this.key,
+      op,
+      kind: "write",
+      t0,
+      t1: ackClock(),
+      value: "slow",
+    });
+    return process.pid;
+  }
+  add(op: string) {
+    const t0 = ackClock();
+    this.state.ops.push(op);
+    emitAck({
+      node: String(process.pid),
+      key: this.key,
+      op,
+      kind: "write",
+      t0,
+      t1: ackClock(),
+      value: "add",
+    });
+    return process.pid;
+  }
+  read() {
+    return this.state.ops;
+  }
+}
+
+export const entities = [Tally, Slow];

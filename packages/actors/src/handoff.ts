@@ -23,6 +23,13 @@ import type { Replicator } from "./replication.js";
 import type { Slot, SlotTable } from "./slots.js";
 import { decodeReply, type EntityRecord, encode, isError, nodeSubject, pageRecords } from "./wire.js";
 
+/**
+ * How many handoffTimeoutMs in all a new owner waits for a holder that is still draining the
+ * partition (it answers "busy"): its drain takes up to handoffTimeoutMs, plus whatever the
+ * handlers running then still need. Then the new owner serves without it.
+ */
+export const BUSY_PATIENCE_FACTOR = 6;
+
 export interface HandoffStats {
   /** Partitions whose records were pulled from a previous owner. */
   pulled: number;
@@ -216,9 +223,16 @@ export class Handoff {
         ]);
         clock.clearTimeout(timer);
         if (!drained) {
+          // A handler still runs: what is queued behind it goes to the new owner (SlotMoved,
+          // answered "moved"), nothing more runs here, and the state is handed over once the
+          // running handlers are done, so there is never a second live instance and
+          // onPassivate runs after the handler. Pulls meanwhile are answered "busy".
           this.#p.logger.warn(
-            `node ${this.#p.nodeId}: handlers of partition ${p} still running after ${this.#p.handoffTimeoutMs} ms; handing off their current state`,
+            `node ${this.#p.nodeId}: handlers of partition ${p} still running after ${this.#p.handoffTimeoutMs} ms; their queued messages go to the new owner, the state once they end`,
           );
+          for (const s of held) if (!mailbox.isIdle(s)) mailbox.kill(s);
+          partitions.set(p, { s: "releasing", done, busy: true });
+          await idle;
         }
         const recs: EntityRecord[] = [];
         for (const s of held) {
@@ -319,7 +333,10 @@ export class Handoff {
     let received = 0;
     const backoff = new Backoff(5, 200);
     let problem = "no answer";
-    while (clock.now() < deadline) {
+    // A holder waiting for a handler that outlived its drain is waited for, up to a bound.
+    let until = deadline;
+    const patience = deadline + this.#p.handoffTimeoutMs * (BUSY_PATIENCE_FACTOR - 1);
+    while (clock.now() < until) {
       const req = encode({ v: 1, k: "pull", p, from: this.#p.nodeId, ...(cursor > 0 ? { c: cursor } : {}) });
       // Lost the partition meanwhile: stop asking. What arrived so far moves on with our
       // release; the rest stays with its holder for the next owner.
@@ -330,7 +347,7 @@ export class Handoff {
           this.#p.attemptTimeoutMs,
           Math.max(100, Math.floor(this.#p.handoffTimeoutMs / 4)),
         );
-        const timeout = Math.max(1, Math.min(attempt, deadline - clock.now()));
+        const timeout = Math.max(1, Math.min(attempt, until - clock.now()));
         const answer = await Promise.race([transport.request(subject, req, { timeout }), lost]);
         if (answer === "lost") return { n: installed, answered: false };
         const reply = decodeReply(answer);
@@ -351,6 +368,9 @@ export class Handoff {
             this.#stats.pulled++;
           }
           return { n: installed, answered: true };
+        } else if (reply.busy === true) {
+          problem = `${target} still runs a handler of it`;
+          until = Math.min(patience, Math.max(until, clock.now() + this.#p.handoffTimeoutMs));
         } else problem = `${target} still owns or drains it`;
       } catch (err) {
         // No responders: that member is gone (crashed or closed), nothing to pull there.
@@ -361,7 +381,7 @@ export class Handoff {
         if (!peer.patient && err instanceof RequestFailedError && err.reason === "timeout")
           return { n: installed, answered: false };
       }
-      await sleep(clock, backoff.next(deadline - clock.now()));
+      await sleep(clock, backoff.next(until - clock.now()));
     }
     throw problem;
   }
@@ -376,8 +396,14 @@ export class Handoff {
     const self = this.#p.nodeId;
     const ring = () => this.#p.node.ring;
     const st = partitions.get(p);
-    if (st?.s === "releasing") await st.done;
-    else if (st !== undefined) return wait();
+    if (st?.s === "releasing") {
+      // Draining: answer when done if that is soon, else "busy", which keeps the new owner
+      // waiting past its handoffTimeoutMs (up to BUSY_PATIENCE_FACTOR times it) for us.
+      if (!st.busy)
+        await Promise.race([st.done, sleep(this.#p.clock, Math.min(100, this.#p.handoffTimeoutMs / 8))]);
+      if (partitions.get(p) === st || partitions.get(p)?.s === "releasing")
+        return reply(encode({ v: 1, k: "states", p, status: "wait", recs: [], busy: true }));
+    } else if (st !== undefined) return wait();
     if (partitions.has(p) || ring().ownerOfPartition(p) === self) return wait();
     const held = this.#p.outbox.peek(p);
     // Replica copies are copies, not moves: anyone may read them (read repair).

@@ -8,7 +8,12 @@ import type { Logger } from "@keyhold/core";
 export type PartState =
   | { readonly s: "pending"; readonly buffer: (() => void)[] }
   | { readonly s: "ready" }
-  | { readonly s: "releasing"; readonly done: Promise<void> };
+  | {
+      readonly s: "releasing";
+      readonly done: Promise<void>;
+      /** Draining timed out: only handlers that were running then are waited for. */
+      readonly busy?: boolean;
+    };
 
 export class PartitionStates {
   readonly #parts = new Map<number, PartState>();

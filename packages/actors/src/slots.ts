@@ -32,6 +32,11 @@ export interface Slot {
   idle: (() => void)[] | undefined;
   /** Set for an eager activation with no message. */
   activateOnly: boolean;
+  /**
+   * Given up by a hand-off that timed out while a handler ran: nothing more runs here, and
+   * whatever reaches the slot fails with SlotMoved (the sender routes it again).
+   */
+  dead: boolean;
 }
 
 export class SlotTable {
@@ -70,6 +75,7 @@ export class SlotTable {
         touched: 0,
         idle: undefined,
         activateOnly: false,
+        dead: false,
       };
       byKey.set(key, s);
       this.#count++;

@@ -94,6 +94,8 @@ export type Reply =
       readonly recs: readonly EntityRecord[];
       /** Cursor of the next page, when the partition's records did not fit in one reply. */
       readonly next?: number | undefined;
+      /** With `wait`: the holder is still draining the partition (see BUSY_PATIENCE_FACTOR). */
+      readonly busy?: boolean | undefined;
     };
 
 export function encode(msg: InboundRequest | Reply): Uint8Array {
@@ -221,7 +223,8 @@ export function decodeReply(data: Uint8Array): Decoded<Reply> {
       const recs = decodeRecords(m.recs);
       if (recs === undefined) return { error: "bad record" };
       if (m.next !== undefined && !isNat(m.next, 100_000_000)) return { error: "bad cursor" };
-      return { v: 1, k: "states", p: m.p, status: m.status, recs, next: m.next };
+      if (m.busy !== undefined && typeof m.busy !== "boolean") return { error: "bad busy flag" };
+      return { v: 1, k: "states", p: m.p, status: m.status, recs, next: m.next, busy: m.busy };
     }
     case "repok":
       if (!isNat(m.n, 1_000_000)) return { error: "bad repok" };
