@@ -232,13 +232,30 @@ export class Handoff {
           );
           for (const s of held) if (!mailbox.isIdle(s)) mailbox.kill(s);
           partitions.set(p, { s: "releasing", done, busy: true });
-          await idle;
+          // Bounded too, so that a handler that never returns holds nobody hostage: past it,
+          // the state moves on as it is and onPassivate is skipped (never run beside a handler).
+          const ended = await Promise.race([
+            idle.then(() => true),
+            new Promise<boolean>((r) => {
+              timer = clock.setTimeout(() => r(false), this.#p.handoffTimeoutMs * (BUSY_PATIENCE_FACTOR - 2));
+            }),
+          ]);
+          clock.clearTimeout(timer);
+          if (!ended)
+            this.#p.logger.warn(
+              `node ${this.#p.nodeId}: handlers of partition ${p} still running; handing over their current state without onPassivate`,
+            );
         }
         const recs: EntityRecord[] = [];
         for (const s of held) {
           const wasActive = s.instance !== undefined;
-          await lifecycle.passivate(s);
-          recs.push({ ...slots.record(s), act: wasActive });
+          if (s.dead && !mailbox.isIdle(s)) {
+            recs.push({ ...slots.record(s), act: wasActive });
+            lifecycle.discard(s);
+          } else {
+            await lifecycle.passivate(s);
+            recs.push({ ...slots.record(s), act: wasActive });
+          }
           lifecycle.drop(s);
         }
         this.#p.outbox.put(p, recs, preFence);
