@@ -80,6 +80,7 @@ export function buildHost(a: {
     stats,
     activate: (slot) => lifecycle.activate(slot),
     run: (slot, env) => runner.run(slot, env),
+    forget: (slot) => lifecycle.drop(slot),
   });
   lifecycle.attach(mailbox);
   const outbox = new Outbox({ clock, logger, nodeId });

@@ -36,6 +36,8 @@ export interface MailboxParams {
   readonly activate: (slot: Slot) => Promise<void>;
   /** Runs one message; a promise when it must be waited for (handler.ts). */
   readonly run: (slot: Slot, env: Envelope) => Promise<void> | undefined;
+  /** Forgets a slot that holds nothing (lifecycle.ts): no state ever written, no instance. */
+  readonly forget: (slot: Slot) => void;
 }
 
 export class Mailbox {
@@ -60,6 +62,7 @@ export class Mailbox {
   enqueue(slot: Slot, env: Envelope): void {
     if (!slot.def.handlers.has(env.h)) {
       env.done(new UnknownHandlerError(slot.def.type, env.h));
+      this.#forgetIfEmpty(slot);
       return;
     }
     if (slot.dead) {
@@ -145,6 +148,15 @@ export class Mailbox {
     this.failQueued(slot, new SlotMoved(slot.def.type, slot.key));
   }
 
+  /**
+   * A slot created for a message that never ran (unknown handler, failed activation) and that
+   * holds no state: drop it, or every such message would leave one behind for good.
+   */
+  #forgetIfEmpty(slot: Slot): void {
+    if (slot.version === 0 && slot.instance === undefined && this.isIdle(slot) && !slot.idle)
+      this.#p.forget(slot);
+  }
+
   #wakeIdleWaiters(slot: Slot): void {
     if (!slot.idle) return;
     const waiters = slot.idle;
@@ -206,6 +218,7 @@ export class Mailbox {
               `node ${this.#p.nodeId}: activating ${slot.def.type}/${slot.key} failed: ${String(err)}`,
             );
             this.#idle(slot);
+            this.#forgetIfEmpty(slot);
           },
         );
         return;

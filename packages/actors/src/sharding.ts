@@ -205,7 +205,7 @@ export class Sharding implements AsyncDisposable {
     };
     const logger = options.logger ?? consoleLogger;
     // Requests that arrive before construction ends (replica refills among them) wait in the inbox.
-    const inbound = new Inbound(transport, logger);
+    const inbound = new Inbound(transport, logger, opts.startupBufferBytes);
     let store: StateStore | undefined;
     try {
       if (!client) await inbound.listen(nodeSubject(options.cluster, nodeId));
