@@ -3,10 +3,11 @@
 // The new owner of a partition marks it pending (messages for it are buffered) and asks every
 // other member it knows of, past and present, for the partition's entity records. A member
 // that still owns the partition in its own view answers "wait"; one that is releasing it
-// answers once its queued messages are done; one holding released records hands them over
-// only to the node its view names as the owner, and forgets them on ack. The new owner keeps
-// the highest version of each entity and serves once everyone answered or handoffTimeoutMs
-// passed. Versions make a duplicate, late or reordered pull, reply or ack harmless, and since
+// answers once its queued messages are done ("busy" meanwhile); one holding released records
+// hands them over only to the node its view names as the owner, and forgets them on ack. The
+// new owner keeps the newest record of each entity (acquisition stamp, then version: isNewer)
+// and serves once everyone answered or handoffTimeoutMs passed (pull.ts). The ordering makes a
+// duplicate, late or reordered pull, reply or ack harmless, and since
 // records reach whoever the holders' views agree on, a chain of quick moves (A to B to C)
 // cannot strand them with an interim owner. Per-partition chains keep the steps of one
 // partition in order while different partitions move in parallel.
