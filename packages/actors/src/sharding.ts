@@ -32,6 +32,7 @@ import { emptyHostStats, type HostStats } from "./handler.js";
 import { emptyHandoffStats, type HandoffStats } from "./handoff.js";
 import { buildHost, type HostParts } from "./host.js";
 import { Inbound, type InboundStats } from "./inbound.js";
+import { dormantCopyExpired } from "./lifecycle.js";
 import { type ParsedShardingOptions, parseShardingOptions, type ShardingOptions } from "./options.js";
 import { OUTBOX_RETENTION_FACTOR } from "./outbox.js";
 import { emptyReplicationStats, Replicator } from "./replication.js";
@@ -128,6 +129,7 @@ export class Sharding implements AsyncDisposable {
         quorum: opts.writeQuorum,
         replicasOf: (t) => defs.get(t)?.replicas ?? 1,
         orphanGraceMs: opts.handoffTimeoutMs * 2,
+        dormant: args.store ? (at, now) => dormantCopyExpired(at, now, opts.idleMs) : undefined,
       });
     }
     this.#router = new Router({

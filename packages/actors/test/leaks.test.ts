@@ -1,5 +1,5 @@
 // Issue 8, point 4: each leak fixed, with the bound it now has.
-import { Entity, nodeSubject } from "@keyhold/actors";
+import { Entity, MemoryStore, memoryStore, nodeSubject } from "@keyhold/actors";
 import { silentLogger } from "@keyhold/core";
 import { SimBus, VirtualClock } from "@keyhold/testing";
 import { Packr } from "msgpackr";
@@ -23,7 +23,43 @@ class Fragile extends Entity<{ n: number }> {
   }
 }
 
+class StoredReplicated extends Entity<{ n: number }> {
+  static readonly type = "storedrep";
+  static readonly replicas = 3;
+  initialState() {
+    return { n: 0 };
+  }
+  add(x: number) {
+    this.state.n += x;
+    return this.state.n;
+  }
+}
+
 describe("leaks", () => {
+  it("with a store and replicas, replicas drop copies of dormant entities (2 × idleMs)", async () => {
+    const bus = new SimBus(new VirtualClock());
+    const shared = new MemoryStore();
+    const opts = { entities: [StoredReplicated], store: memoryStore(shared), idleMs: 500 };
+    const nodes = [
+      await startOn(bus, "a", opts),
+      await startOn(bus, "b", opts),
+      await startOn(bus, "c", opts),
+    ];
+    await bus.clock.advance(500);
+    for (let i = 0; i < 20; i++)
+      expect(await drive(bus, nodes[0]!.ref(StoredReplicated, `d${i}`).add(5))).toBe(5);
+    const copies = () => nodes.reduce((n, s) => n + s.stats().replication.copies, 0);
+    expect(copies()).toBe(40); // two replicas per key
+    // Idle: the primaries passivate and forget them (the store holds them), then the replicas drop theirs.
+    await bus.clock.advance(5000);
+    expect(nodes.reduce((n, s) => n + s.stats().host.known, 0)).toBe(0);
+    expect(copies()).toBe(0);
+    // Nothing acknowledged is lost: the state comes back from the store.
+    for (let i = 0; i < 20; i++)
+      expect(await drive(bus, nodes[1]!.ref(StoredReplicated, `d${i}`).add(1))).toBe(6);
+    for (const n of nodes) await drive(bus, n.close());
+  });
+
   it("dedupe: asks that never complete are forgotten within 1.5 windows, not carried for ever", () => {
     const window = 1000;
     const cache = new DedupeCache(window, 1_000_000);
