@@ -1,5 +1,6 @@
 // Remembers recently handled ask ids with their encoded replies, so a retried ask (same id) is
-// answered again rather than applied twice. Bounded by age and by count, oldest first.
+// answered again rather than applied twice. Bounded by age and by count, oldest first; an ask
+// still in progress is kept at most windowMs and a half.
 
 interface Entry {
   readonly id: string;
@@ -48,9 +49,13 @@ export class DedupeCache {
       return new Promise((resolve) => waiters.push(resolve));
     }
     if (now - this.#since >= this.#windowMs / 2 || this.#young.size >= this.#max / 2) {
-      // Asks still being handled move along, so their waiters are never dropped.
+      // Asks still being handled move along, so their waiters are not dropped, but only within
+      // the window: one that never completes (its handler hangs, or its node lost the entity
+      // mid-way) is forgotten once older than windowMs, like any other entry. Its waiters are
+      // duplicates whose senders' deadlines cover them.
       const keep = new Map<string, Entry>();
-      for (const [k, v] of this.#old) if (Array.isArray(v.reply)) keep.set(k, v);
+      for (const [k, v] of this.#old)
+        if (Array.isArray(v.reply) && now - v.at <= this.#windowMs) keep.set(k, v);
       this.#old = this.#young;
       for (const [k, v] of keep) this.#old.set(k, v);
       this.#young = new Map();

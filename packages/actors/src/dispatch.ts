@@ -15,7 +15,7 @@ import {
 import type { Handoff } from "./handoff.js";
 import { LatencyHistogram } from "./latency.js";
 import type { Lifecycle } from "./lifecycle.js";
-import type { Envelope, Mailbox } from "./mailbox.js";
+import { type Envelope, type Mailbox, SlotMoved } from "./mailbox.js";
 import type { PartitionStates } from "./partitions.js";
 import { assertSerializable } from "./serializable.js";
 import type { Slot, SlotTable } from "./slots.js";
@@ -119,7 +119,8 @@ export class Dispatcher {
           deadlines.cancel(deadline);
           if (err === undefined) resolve(r);
           // The store refused the write (another node owns the entity): route it again.
-          else if (err instanceof StoreConflictError) resolve(this.#p.reroute(def.type, key, h, args, ms));
+          else if (err instanceof StoreConflictError || err instanceof SlotMoved)
+            resolve(this.#p.reroute(def.type, key, h, args, ms));
           else reject(err);
         },
       });
@@ -156,7 +157,7 @@ export class Dispatcher {
           done(
             err === undefined
               ? { ok: true, result: r }
-              : err instanceof StoreConflictError
+              : err instanceof StoreConflictError || err instanceof SlotMoved
                 ? { moved: true } // not applied: the store refused it; the sender retries
                 : { ok: false, error: err },
           );

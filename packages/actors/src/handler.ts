@@ -32,6 +32,8 @@ export interface HandlerRunnerParams {
    * answered; undefined when the entity type needs neither. A rejection fails the message.
    */
   readonly persist: ((slot: Slot) => Promise<void> | undefined) | undefined;
+  /** The acquisition stamp of this node's tenure of a partition (partitions.ts). */
+  readonly stampOf: (partition: number) => number;
 }
 
 export class HandlerRunner {
@@ -91,6 +93,7 @@ export class HandlerRunner {
   #complete(slot: Slot, env: Envelope, result: unknown, failure: unknown): Promise<void> | undefined {
     // The handler may have changed state even when it threw.
     slot.version++;
+    slot.acq = this.#p.stampOf(slot.partition);
     if (env.id !== undefined && this.#p.tracksAsks(slot.def)) {
       const recent = slot.recent ?? [];
       recent.push([env.id, failure === undefined, failure === undefined ? result : toWireError(failure)]);

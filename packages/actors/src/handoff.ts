@@ -3,33 +3,45 @@
 // The new owner of a partition marks it pending (messages for it are buffered) and asks every
 // other member it knows of, past and present, for the partition's entity records. A member
 // that still owns the partition in its own view answers "wait"; one that is releasing it
-// answers once its queued messages are done; one holding released records hands them over
-// only to the node its view names as the owner, and forgets them on ack. The new owner keeps
-// the highest version of each entity and serves once everyone answered or handoffTimeoutMs
-// passed. Versions make a duplicate, late or reordered pull, reply or ack harmless, and since
+// answers once its queued messages are done ("busy" meanwhile); one holding released records
+// hands them over only to the node its view names as the owner, and forgets them on ack. The
+// new owner keeps the newest record of each entity (acquisition stamp, then version: isNewer)
+// and serves once everyone answered or handoffTimeoutMs passed (pull.ts). The ordering makes a
+// duplicate, late or reordered pull, reply or ack harmless, and since
 // records reach whoever the holders' views agree on, a chain of quick moves (A to B to C)
 // cannot strand them with an interim owner. Per-partition chains keep the steps of one
 // partition in order while different partitions move in parallel.
-import { type Clock, type Logger, RequestFailedError, type ShardNode, type Transport } from "@keyhold/core";
-import { Backoff, sleep } from "./backoff.js";
+import type { Clock, Logger, ShardNode, Transport } from "@keyhold/core";
+import { sleep } from "./backoff.js";
 import type { EntityDefinition } from "./entity.js";
 import type { Lifecycle } from "./lifecycle.js";
 import type { Mailbox } from "./mailbox.js";
 import type { Outbox } from "./outbox.js";
 import type { PartitionStates } from "./partitions.js";
 import { type Peer, PeerTracker } from "./peers.js";
+import { BUSY_PATIENCE_FACTOR, Puller } from "./pull.js";
 import type { Refill } from "./refill.js";
 import type { Replicator } from "./replication.js";
 import type { Slot, SlotTable } from "./slots.js";
-import { decodeReply, type EntityRecord, encode, isError, nodeSubject, pageRecords } from "./wire.js";
+import { type EntityRecord, encode, pageRecords } from "./wire.js";
 
 export interface HandoffStats {
   /** Partitions whose records were pulled from a previous owner. */
   pulled: number;
   /** Entity records installed from hand-offs. */
   recordsIn: number;
-  /** Records skipped because this node held the same or a newer version. */
+  /** Records skipped because this node held the same or a newer one (isNewer). */
   recordsStale: number;
+  /**
+   * This node's own pre-fence records (released while it was fenced) not installed on
+   * re-acquiring their partition, because whoever served it meanwhile had a newer record.
+   */
+  preFenceSuperseded: number;
+  /**
+   * Pre-fence records dropped on re-acquire because a member that may have served the
+   * partition meanwhile did not answer the pull (its entities restart from initialState()).
+   */
+  preFenceDropped: number;
   /** Partitions whose records were taken from this node's outbox by a new owner. */
   handedOff: number;
   /** Pulls given up: the previous owner was gone or did not answer in handoffTimeoutMs. */
@@ -44,6 +56,8 @@ export function emptyHandoffStats(): HandoffStats {
     pulled: 0,
     recordsIn: 0,
     recordsStale: 0,
+    preFenceSuperseded: 0,
+    preFenceDropped: 0,
     handedOff: 0,
     pullsAbandoned: 0,
     buffered: 0,
@@ -85,9 +99,18 @@ export class Handoff {
   // Resolved when a partition being pulled is released again, so its pulls stop at once.
   readonly #lost = new Map<number, () => void>();
   readonly #stats: Omit<HandoffStats, "buffered"> = emptyHandoffStats();
+  // Between a `fenced` and an `unfenced` event: what is released now is pre-fence.
+  #fenced = false;
+
+  readonly #puller: Puller;
 
   constructor(params: HandoffParams) {
     this.#p = params;
+    this.#puller = new Puller({
+      ...params,
+      stats: this.#stats,
+      install: (p, recs, eager) => this.#installAll(p, recs, eager),
+    });
   }
 
   get stats(): HandoffStats {
@@ -110,6 +133,8 @@ export class Handoff {
           replicator.prune();
           refill.refillAll();
         }
+      } else if (e.type === "fenced" || e.type === "unfenced") {
+        this.#fenced = e.type === "fenced";
       } else if (e.type === "acquired") {
         this.acquire(e.partition, peers.peers);
       } else if (e.type === "released") {
@@ -120,23 +145,45 @@ export class Handoff {
 
   /** This node became the owner of `p`; `peers` are the other members that may hold its records. */
   acquire(p: number, peers: readonly Peer[]): void {
-    const { partitions } = this.#p;
+    const { partitions, node } = this.#p;
     void partitions.chain(p, async () => {
       const started = this.#p.clock.now();
       const st = partitions.pending(p);
       const eager: Slot[] = [];
-      // Records this node handed out earlier and nobody took: ours again.
+      // Records this node handed out earlier and nobody took: ours again, but only where
+      // nothing newer turns up. Pre-fence ones (released while fenced) may be older than what
+      // an interim owner served meanwhile, so they go in last, after the pull, and lose to
+      // any record of a later acquisition whatever the versions say (isNewer).
       const mine = this.#p.outbox.take(p);
       let records = 0;
-      if (mine) records += this.#installAll(p, mine, eager);
       // Copies this node kept as a replica: the warm standby becomes the primary.
       const copies = this.#p.replicator?.takeCopies(p);
       if (copies && copies.length > 0) records += this.#installAll(p, copies, eager);
       const targets = peers.filter((m) => m.id !== this.#p.nodeId);
       const lost = new Promise<"lost">((r) => this.#lost.set(p, () => r("lost")));
-      if (targets.length > 0) records += await this.#pull(p, targets, eager, lost);
+      const pulled =
+        targets.length > 0 ? await this.#puller.pull(p, targets, eager, lost) : { n: 0, complete: true };
+      records += pulled.n;
       this.#lost.delete(p);
+      if (mine && node.ring.ownerOfPartition(p) !== this.#p.nodeId) {
+        // Lost the partition again meanwhile: our records wait for its next owner.
+        this.#p.outbox.put(p, mine.recs, mine.preFence);
+      } else if (mine?.preFence && !pulled.complete) {
+        // Someone that may have served the partition while we were fenced did not answer: its
+        // state (restarted from initialState()) is out of reach, and ours is older. Serving ours
+        // would roll back what that owner acknowledged; the entities restart instead.
+        this.#stats.preFenceDropped += mine.recs.length;
+        this.#p.logger.warn(
+          `node ${this.#p.nodeId}: dropping ${mine.recs.length} pre-fence records of partition ${p}: not every member that may have served it meanwhile answered`,
+        );
+      } else if (mine) {
+        const n = this.#installAll(p, mine.recs, eager);
+        records += n;
+        if (mine.preFence) this.#stats.preFenceSuperseded += mine.recs.length - n;
+      }
       await this.#p.recoverReminders?.(p);
+      // Every record is in: this tenure's stamp goes above all of theirs.
+      partitions.begin(p, this.#p.clock.now());
       partitions.set(p, { s: "ready" });
       for (const slot of eager) this.#p.mailbox.wake(slot);
       for (const retry of st.buffer) retry();
@@ -154,6 +201,7 @@ export class Handoff {
   /** This node stopped owning `p`: drain, passivate, and keep the records for the new owner. */
   release(p: number): void {
     const { partitions, slots, lifecycle, mailbox, clock } = this.#p;
+    const preFence = this.#fenced;
     this.#lost.get(p)?.();
     this.#lost.delete(p);
     let finish!: () => void;
@@ -180,18 +228,42 @@ export class Handoff {
         ]);
         clock.clearTimeout(timer);
         if (!drained) {
+          // A handler still runs: what is queued behind it goes to the new owner (SlotMoved,
+          // answered "moved"), nothing more runs here, and the state is handed over once the
+          // running handlers are done, so there is never a second live instance and
+          // onPassivate runs after the handler. Pulls meanwhile are answered "busy".
           this.#p.logger.warn(
-            `node ${this.#p.nodeId}: handlers of partition ${p} still running after ${this.#p.handoffTimeoutMs} ms; handing off their current state`,
+            `node ${this.#p.nodeId}: handlers of partition ${p} still running after ${this.#p.handoffTimeoutMs} ms; their queued messages go to the new owner, the state once they end`,
           );
+          for (const s of held) if (!mailbox.isIdle(s)) mailbox.kill(s);
+          partitions.set(p, { s: "releasing", done, busy: true });
+          // Bounded too, so that a handler that never returns holds nobody hostage: past it,
+          // the state moves on as it is and onPassivate is skipped (never run beside a handler).
+          const ended = await Promise.race([
+            idle.then(() => true),
+            new Promise<boolean>((r) => {
+              timer = clock.setTimeout(() => r(false), this.#p.handoffTimeoutMs * (BUSY_PATIENCE_FACTOR - 2));
+            }),
+          ]);
+          clock.clearTimeout(timer);
+          if (!ended)
+            this.#p.logger.warn(
+              `node ${this.#p.nodeId}: handlers of partition ${p} still running; handing over their current state without onPassivate`,
+            );
         }
         const recs: EntityRecord[] = [];
         for (const s of held) {
           const wasActive = s.instance !== undefined;
-          await lifecycle.passivate(s);
-          recs.push({ ...slots.record(s), act: wasActive });
+          if (s.dead && !mailbox.isIdle(s)) {
+            recs.push({ ...slots.record(s), act: wasActive });
+            lifecycle.discard(s);
+          } else {
+            await lifecycle.passivate(s);
+            recs.push({ ...slots.record(s), act: wasActive });
+          }
           lifecycle.drop(s);
         }
-        this.#p.outbox.put(p, recs);
+        this.#p.outbox.put(p, recs, preFence);
         partitions.delete(p);
       } finally {
         finish();
@@ -215,6 +287,7 @@ export class Handoff {
         );
         continue;
       }
+      this.#p.partitions.see(p, rec.acq ?? 0);
       const slot = this.#p.slots.install(def, rec, p);
       if (slot) {
         n++;
@@ -223,96 +296,6 @@ export class Handoff {
       } else this.#stats.recordsStale++;
     }
     return n;
-  }
-
-  async #pull(p: number, targets: readonly Peer[], eager: Slot[], lost: Promise<"lost">): Promise<number> {
-    const { clock, node } = this.#p;
-    const deadline = clock.now() + this.#p.handoffTimeoutMs;
-    let installed = 0;
-    const problems: string[] = [];
-    // Each holder is polled on its own, so a slow or vanished one never delays the others.
-    const results = await Promise.all(
-      targets.map((t) =>
-        this.#pullFrom(p, t, deadline, eager, lost).then(
-          (n) => {
-            installed += n;
-            return true;
-          },
-          (problem: string) => {
-            problems.push(problem);
-            return false;
-          },
-        ),
-      ),
-    );
-    if (results.includes(false) && node.ring.ownerOfPartition(p) === this.#p.nodeId) {
-      this.#stats.pullsAbandoned++;
-      this.#p.logger.warn(
-        `node ${this.#p.nodeId}: hand-off of partition ${p} incomplete after ${this.#p.handoffTimeoutMs} ms (${problems.join("; ")}); serving with the records this node has`,
-      );
-    }
-    return installed;
-  }
-
-  /** Polls one holder until it hands over (resolves with the count installed) or rejects with why not. */
-  async #pullFrom(
-    p: number,
-    peer: Peer,
-    deadline: number,
-    eager: Slot[],
-    lost: Promise<"lost">,
-  ): Promise<number> {
-    const { clock, transport, node } = this.#p;
-    const target = peer.id;
-    const subject = nodeSubject(this.#p.cluster, target);
-    let cursor = 0;
-    let installed = 0;
-    let received = 0;
-    const backoff = new Backoff(5, 200);
-    let problem = "no answer";
-    while (clock.now() < deadline) {
-      const req = encode({ v: 1, k: "pull", p, from: this.#p.nodeId, ...(cursor > 0 ? { c: cursor } : {}) });
-      // Lost the partition meanwhile: stop asking. What arrived so far moves on with our
-      // release; the rest stays with its holder for the next owner.
-      if (node.ring.ownerOfPartition(p) !== this.#p.nodeId) return installed;
-      try {
-        // Short attempts: a holder that vanished mid-request must not hold the partition long.
-        const attempt = Math.min(
-          this.#p.attemptTimeoutMs,
-          Math.max(100, Math.floor(this.#p.handoffTimeoutMs / 4)),
-        );
-        const timeout = Math.max(1, Math.min(attempt, deadline - clock.now()));
-        const answer = await Promise.race([transport.request(subject, req, { timeout }), lost]);
-        if (answer === "lost") return installed;
-        const reply = decodeReply(answer);
-        if (isError(reply) || reply.k !== "states" || reply.p !== p) {
-          this.#stats.malformed++;
-          problem = `malformed reply from ${target}`;
-        } else if (reply.status === "ok") {
-          installed += this.#installAll(p, reply.recs, eager);
-          received += reply.recs.length;
-          if (reply.next !== undefined) {
-            cursor = reply.next; // more pages
-            continue;
-          }
-          // Ack whatever was received, installed or not (we may hold the same versions as
-          // replica copies already): the holder waits for the ack to let go of its outbox.
-          if (received > 0) {
-            transport.publish(subject, encode({ v: 1, k: "ack", p, from: this.#p.nodeId }));
-            this.#stats.pulled++;
-          }
-          return installed;
-        } else problem = `${target} still owns or drains it`;
-      } catch (err) {
-        // No responders: that member is gone (crashed or closed), nothing to pull there.
-        if (err instanceof RequestFailedError && err.reason === "no-responders") return 0;
-        problem = `${target}: ${err instanceof RequestFailedError ? err.reason : String(err)}`;
-        // A member whose lease expired and that does not answer is taken for dead.
-        if (!peer.patient && err instanceof RequestFailedError && err.reason === "timeout") return installed;
-      }
-      await sleep(clock, backoff.next(deadline - clock.now()));
-    }
-    throw problem;
   }
 
   /**
@@ -325,8 +308,14 @@ export class Handoff {
     const self = this.#p.nodeId;
     const ring = () => this.#p.node.ring;
     const st = partitions.get(p);
-    if (st?.s === "releasing") await st.done;
-    else if (st !== undefined) return wait();
+    if (st?.s === "releasing") {
+      // Draining: answer when done if that is soon, else "busy", which keeps the new owner
+      // waiting past its handoffTimeoutMs (up to BUSY_PATIENCE_FACTOR times it) for us.
+      if (!st.busy)
+        await Promise.race([st.done, sleep(this.#p.clock, Math.min(100, this.#p.handoffTimeoutMs / 8))]);
+      if (partitions.get(p) === st || partitions.get(p)?.s === "releasing")
+        return reply(encode({ v: 1, k: "states", p, status: "wait", recs: [], busy: true }));
+    } else if (st !== undefined) return wait();
     if (partitions.has(p) || ring().ownerOfPartition(p) === self) return wait();
     const held = this.#p.outbox.peek(p);
     // Replica copies are copies, not moves: anyone may read them (read repair).

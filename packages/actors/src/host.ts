@@ -81,11 +81,14 @@ export function buildHost(a: {
     reminders,
     index,
   });
+  const bufferLimit = opts.mailboxSize * 16;
+  const partitions = new PartitionStates({ bufferLimit, logger, nodeId });
   const runner = new HandlerRunner({
     clock,
     stats,
     tracksAsks: (def) => store !== undefined || def.replicas > 1,
     persist: durability.needed ? (slot) => durability.persist(slot) : undefined,
+    stampOf: (p) => partitions.stamp(p),
   });
   mailbox = new Mailbox({
     mailboxSize: opts.mailboxSize,
@@ -97,10 +100,9 @@ export function buildHost(a: {
       ? (slot) => telemetry.activation(slot, lifecycle)
       : (slot) => lifecycle.activate(slot),
     run: (slot, env) => runner.run(slot, env),
+    forget: (slot) => lifecycle.drop(slot),
   });
   lifecycle.attach(mailbox);
-  const bufferLimit = opts.mailboxSize * 16;
-  const partitions = new PartitionStates({ bufferLimit, logger, nodeId });
   const outbox = new Outbox({ clock, logger, nodeId });
   let handoff: Handoff | undefined;
   const refill = replicator

@@ -12,7 +12,7 @@ import { errorType, type Telemetry } from "./telemetry.js";
 import { decodeRequest, encode, type HandlerMessage, isError, MAX_HOPS } from "./wire.js";
 
 /** Requests kept while the node is being built; more are dropped (the senders retry). */
-const EARLY_LIMIT = 100_000;
+export const EARLY_LIMIT = 100_000;
 
 export interface InboundStats {
   served: number;
@@ -20,6 +20,8 @@ export interface InboundStats {
   deduplicated: number;
   malformed: number;
   tellsDropped: number;
+  /** Requests dropped while the node started: over EARLY_LIMIT or startupBufferBytes. */
+  earlyDropped: number;
 }
 
 export interface InboundServices {
@@ -41,11 +43,22 @@ export class Inbound {
   #sub: TransportSubscription | undefined;
   #services: InboundServices | undefined;
   #early: [Uint8Array, string | undefined, MessageHeaders | undefined][] | undefined = [];
-  readonly stats: InboundStats = { served: 0, redirected: 0, deduplicated: 0, malformed: 0, tellsDropped: 0 };
+  #earlyBytes = 0;
+  readonly #earlyMaxBytes: number;
+  readonly stats: InboundStats = {
+    served: 0,
+    redirected: 0,
+    deduplicated: 0,
+    malformed: 0,
+    tellsDropped: 0,
+    earlyDropped: 0,
+  };
 
-  constructor(transport: Transport, logger: Logger) {
+  /** `startupBufferBytes`: most bytes of requests kept until `serve` (see options.ts). */
+  constructor(transport: Transport, logger: Logger, startupBufferBytes: number) {
     this.#transport = transport;
     this.#logger = logger;
+    this.#earlyMaxBytes = startupBufferBytes;
   }
 
   /** Subscribes to `subject` before the node joins: peers may route to it once they see its heartbeat. */
@@ -59,6 +72,7 @@ export class Inbound {
     this.#services = services;
     const early = this.#early ?? [];
     this.#early = undefined;
+    this.#earlyBytes = 0;
     for (const [data, reply, headers] of early) this.handle(data, reply, headers);
   }
 
@@ -66,7 +80,13 @@ export class Inbound {
   handle(data: Uint8Array, reply: string | undefined, headers?: MessageHeaders): void {
     const svc = this.#services;
     if (svc === undefined) {
-      if (this.#early && this.#early.length < EARLY_LIMIT) this.#early.push([data, reply, headers]);
+      const early = this.#early;
+      if (!early) return;
+      const bytes = data.length + (reply?.length ?? 0);
+      if (early.length < EARLY_LIMIT && this.#earlyBytes + bytes <= this.#earlyMaxBytes) {
+        early.push([data, reply, headers]);
+        this.#earlyBytes += bytes;
+      } else this.stats.earlyDropped++;
       return;
     }
     const msg = decodeRequest(data);

@@ -148,3 +148,13 @@ export class Lifecycle {
     this.#p.clock.clearTimeout(this.#sweepTimer);
   }
 }
+
+/**
+ * The pruning rule for replica copies when a store holds the state: a copy that no write or
+ * refill refreshed for 2 × idleMs belongs to an entity its primary passivated and forgot (it
+ * does so after idleMs without a message, and every handled message refreshes the copies),
+ * whose state the store holds. Keeping it would keep every key ever replicated in memory.
+ */
+export function dormantCopyExpired(copiedAt: number, now: number, idleMs: number): boolean {
+  return idleMs > 0 && now - copiedAt > 2 * idleMs;
+}

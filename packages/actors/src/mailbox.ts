@@ -7,6 +7,17 @@ import { MailboxFullError, UnknownHandlerError } from "./errors.js";
 import { asHandlerError, type HostStats } from "./handler.js";
 import type { Slot } from "./slots.js";
 
+/**
+ * What a message gets when its slot was given up by a hand-off (dead): it did not run, and the
+ * dispatcher answers it with "moved", so its sender routes it again to the new owner.
+ */
+export class SlotMoved extends Error {
+  constructor(type: string, key: string) {
+    super(`${type}/${key} moved to another node while this message waited`);
+    this.name = "SlotMoved";
+  }
+}
+
 /** One message for an entity; `done` is called exactly once with the outcome. */
 export interface Envelope {
   /** The ask's message id, for asks that arrived over the wire (retries carry the same id). */
@@ -28,6 +39,8 @@ export interface MailboxParams {
   readonly activate: (slot: Slot) => Promise<void>;
   /** Runs one message; a promise when it must be waited for (handler.ts). */
   readonly run: (slot: Slot, env: Envelope) => Promise<void> | undefined;
+  /** Forgets a slot that holds nothing (lifecycle.ts): no state ever written, no instance. */
+  readonly forget: (slot: Slot) => void;
 }
 
 export class Mailbox {
@@ -52,6 +65,11 @@ export class Mailbox {
   enqueue(slot: Slot, env: Envelope): void {
     if (env.run === undefined && !slot.def.handlers.has(env.h)) {
       env.done(new UnknownHandlerError(slot.def.type, env.h));
+      this.#forgetIfEmpty(slot);
+      return;
+    }
+    if (slot.dead) {
+      env.done(new SlotMoved(slot.def.type, slot.key));
       return;
     }
     const free = !slot.draining && !slot.passivating;
@@ -83,7 +101,7 @@ export class Mailbox {
 
   /** Activates an entity with no message (eager activation after a hand-off). */
   wake(slot: Slot): void {
-    if (slot.instance !== undefined || slot.draining || slot.passivating) return;
+    if (slot.instance !== undefined || slot.draining || slot.passivating || slot.dead) return;
     slot.activateOnly = true;
     this.#start(slot);
   }
@@ -108,7 +126,7 @@ export class Mailbox {
    */
   passivated(slot: Slot): boolean {
     slot.passivating = false;
-    if (slot.queue && slot.queue.length > 0) {
+    if (slot.queue && slot.queue.length > 0 && !slot.dead) {
       this.#start(slot);
       return false;
     }
@@ -120,6 +138,26 @@ export class Mailbox {
   /** Fails every queued message of the slot with `reason`. */
   failQueued(slot: Slot, reason: unknown): void {
     for (const e of (slot.queue ?? []).splice(0)) e.done(reason);
+  }
+
+  /**
+   * Gives the slot up (a hand-off timed out while its handler ran): queued messages fail with
+   * SlotMoved now, and nothing more runs or activates here. A running handler finishes; the
+   * slot goes idle when it has.
+   */
+  kill(slot: Slot): void {
+    slot.dead = true;
+    slot.activateOnly = false;
+    this.failQueued(slot, new SlotMoved(slot.def.type, slot.key));
+  }
+
+  /**
+   * A slot created for a message that never ran (unknown handler, failed activation) and that
+   * holds no state: drop it, or every such message would leave one behind for good.
+   */
+  #forgetIfEmpty(slot: Slot): void {
+    if (slot.version === 0 && slot.instance === undefined && this.isIdle(slot) && !slot.idle)
+      this.#p.forget(slot);
   }
 
   #wakeIdleWaiters(slot: Slot): void {
@@ -158,6 +196,13 @@ export class Mailbox {
   #pump(slot: Slot, first: Envelope | undefined): void {
     let env = first;
     for (;;) {
+      if (slot.dead) {
+        // Given up while a handler ran: what waits goes to the new owner, nothing runs here.
+        env?.done(new SlotMoved(slot.def.type, slot.key));
+        this.failQueued(slot, new SlotMoved(slot.def.type, slot.key));
+        this.#idle(slot);
+        return;
+      }
       if (
         slot.instance === undefined &&
         (env !== undefined || (slot.queue?.length ?? 0) > 0 || slot.activateOnly)
@@ -176,6 +221,7 @@ export class Mailbox {
               `node ${this.#p.nodeId}: activating ${slot.def.type}/${slot.key} failed: ${String(err)}`,
             );
             this.#idle(slot);
+            this.#forgetIfEmpty(slot);
           },
         );
         return;
@@ -198,7 +244,7 @@ export class Mailbox {
   #idle(slot: Slot): void {
     slot.draining = false;
     if (slot.queue !== undefined && slot.queue.length === 0) slot.queue = undefined;
-    if (slot.queue !== undefined) {
+    if (slot.queue !== undefined && !slot.dead) {
       // Messages arrived while activation failed: try again.
       slot.draining = true;
       this.#pump(slot, undefined);

@@ -13,6 +13,7 @@ export const DEFAULT_MAX_ACTIVE = 100_000;
 export const DEFAULT_HANDOFF_TIMEOUT_MS = 10_000;
 export const DEFAULT_DEDUPE_WINDOW_MS = 60_000;
 export const DEFAULT_DEDUPE_MAX_ENTRIES = 100_000;
+export const DEFAULT_STARTUP_BUFFER_BYTES = 32 * 1024 * 1024;
 
 /** Options of `Sharding.start` (a node that hosts entities) and `Sharding.connect` (a client). */
 export interface ShardingOptions extends Omit<ShardNodeOptions, "observer"> {
@@ -39,6 +40,12 @@ export interface ShardingOptions extends Omit<ShardNodeOptions, "observer"> {
   /** Most remembered ask ids; the oldest are forgotten first. @default 100000 */
   readonly dedupeMaxEntries?: number;
   /**
+   * Most bytes of requests kept while the node starts (they arrive before it is built, and
+   * are served once it is); beyond them, or beyond 100,000 requests, they are dropped and
+   * their senders retry. @default 33554432 (32 MiB)
+   */
+  readonly startupBufferBytes?: number;
+  /**
    * Durable state: loaded on activation, written through before each answer, conditional on
    * the last revision seen. `natsKvStore({ bucket })` or `memoryStore()`. @default none
    */
@@ -60,6 +67,7 @@ export interface ParsedShardingOptions {
   readonly concurrency: number;
   readonly idleMs: number;
   readonly maxActive: number;
+  readonly startupBufferBytes: number;
   readonly handoffTimeoutMs: number;
   readonly dedupeWindowMs: number;
   readonly dedupeMaxEntries: number;
@@ -108,6 +116,13 @@ export function parseShardingOptions(o: ShardingOptions): ParsedShardingOptions 
     handoffTimeoutMs: int("handoffTimeoutMs", o.handoffTimeoutMs, DEFAULT_HANDOFF_TIMEOUT_MS, 1, 3_600_000),
     dedupeWindowMs: int("dedupeWindowMs", o.dedupeWindowMs, DEFAULT_DEDUPE_WINDOW_MS, 0, 86_400_000),
     dedupeMaxEntries: int("dedupeMaxEntries", o.dedupeMaxEntries, DEFAULT_DEDUPE_MAX_ENTRIES, 0, 100_000_000),
+    startupBufferBytes: int(
+      "startupBufferBytes",
+      o.startupBufferBytes,
+      DEFAULT_STARTUP_BUFFER_BYTES,
+      0,
+      4 * 1024 * 1024 * 1024,
+    ),
   };
 }
 

@@ -1,7 +1,10 @@
 // Records a releasing node holds for the next owner of a partition, until that owner acks
-// them or they expire (its taker died). Per entity the higher version wins.
+// them or they expire (its taker died). Per entity the newer record wins (isNewer: acquisition
+// stamp, then version). Records released while this node was fenced are marked pre-fence:
+// someone else may have served the partition since, so they are this node's last resort.
 import type { Clock, Logger } from "@keyhold/core";
 import { entityId } from "./entity.js";
+import { isNewer } from "./slots.js";
 import type { EntityRecord } from "./wire.js";
 
 /** Unclaimed outbox entries expire after this many handoffTimeoutMs. */
@@ -10,6 +13,14 @@ export const OUTBOX_RETENTION_FACTOR = 6;
 interface Entry {
   readonly recs: EntityRecord[];
   readonly at: number;
+  /** Released while this node was fenced (it may have been paused past its lease). */
+  readonly preFence: boolean;
+}
+
+/** What `take` hands back. */
+export interface Held {
+  readonly recs: EntityRecord[];
+  readonly preFence: boolean;
 }
 
 export class Outbox {
@@ -35,18 +46,23 @@ export class Outbox {
   }
 
   /** Removes and returns the records held for `p`. */
-  take(p: number): EntityRecord[] | undefined {
+  take(p: number): Held | undefined {
     const e = this.#entries.get(p);
     this.#entries.delete(p);
-    return e?.recs;
+    return e && { recs: e.recs, preFence: e.preFence };
   }
 
-  /** Holds `recs` for `p`, merged with what is held already. */
-  put(p: number, recs: readonly EntityRecord[]): void {
+  /** Holds `recs` for `p`, merged with what is held already; `preFence` when released while fenced. */
+  put(p: number, recs: readonly EntityRecord[], preFence = false): void {
     const prev = this.#entries.get(p);
     const all = prev ? mergeRecords(prev.recs, recs) : [...recs];
     // An empty partition leaves nothing behind to wait for.
-    if (all.length > 0) this.#entries.set(p, { recs: all, at: this.#clock.now() });
+    if (all.length > 0)
+      this.#entries.set(p, {
+        recs: all,
+        at: this.#clock.now(),
+        preFence: preFence || (prev?.preFence ?? false),
+      });
   }
 
   /** The new owner installed `p`'s records: forget them. True when something was held. */
@@ -68,13 +84,13 @@ export class Outbox {
   }
 }
 
-/** Per entity, the record with the higher version. */
+/** Per entity, the newer record. */
 function mergeRecords(a: readonly EntityRecord[], b: readonly EntityRecord[]): EntityRecord[] {
   const m = new Map<string, EntityRecord>();
   for (const r of [...a, ...b]) {
     const id = entityId(r.t, r.key);
     const cur = m.get(id);
-    if (!cur || r.ver > cur.ver) m.set(id, r);
+    if (!cur || isNewer(r, cur)) m.set(id, r);
   }
   return [...m.values()];
 }

@@ -1,16 +1,26 @@
 // What this node does with each partition it holds: pending (owned, records still arriving;
 // messages wait in a bounded buffer), ready (served), releasing (draining for the next owner).
 // Steps of one partition run in order on its own chain; different partitions move in parallel.
+// Each time this node starts serving a partition it stamps that tenure (see `begin`): the stamp
+// travels with every record written under it and orders records before versions do.
 import type { Logger } from "@keyhold/core";
 
 export type PartState =
   | { readonly s: "pending"; readonly buffer: (() => void)[] }
   | { readonly s: "ready" }
-  | { readonly s: "releasing"; readonly done: Promise<void> };
+  | {
+      readonly s: "releasing";
+      readonly done: Promise<void>;
+      /** Draining timed out: only handlers that were running then are waited for. */
+      readonly busy?: boolean;
+    };
 
 export class PartitionStates {
   readonly #parts = new Map<number, PartState>();
   readonly #chains = new Map<number, Promise<void>>();
+  // Per partition: the highest acquisition stamp seen in any record, and the stamp of this
+  // node's current (or last) tenure. One entry per partition ever held: bounded by the ring size.
+  readonly #stamps = new Map<number, { seen: number; current: number }>();
   readonly #bufferLimit: number;
   readonly #logger: Logger;
   readonly #nodeId: string;
@@ -75,6 +85,31 @@ export class PartitionStates {
     st.buffer.push(retry);
     this.buffered++;
     return true;
+  }
+
+  /** The stamp of this node's current (or last) tenure of `p`; 0 before its first. */
+  stamp(p: number): number {
+    return this.#stamps.get(p)?.current ?? 0;
+  }
+
+  /** A record of `p` written under acquisition stamp `acq` reached this node. */
+  see(p: number, acq: number): void {
+    const st = this.#stamps.get(p);
+    if (st === undefined) this.#stamps.set(p, { seen: acq, current: 0 });
+    else if (acq > st.seen) st.seen = acq;
+  }
+
+  /**
+   * Starts a tenure of `p` (after its records were collected): a stamp above every stamp seen
+   * for `p` and not below `now`, the wall clock. The wall clock is what orders the tenure of an
+   * interim owner that saw nothing of the previous one (it could not pull from a paused node)
+   * after that one: see docs/concepts/entities.md, "Re-acquiring after a pause".
+   */
+  begin(p: number, now: number): number {
+    const st = this.#stamps.get(p) ?? { seen: 0, current: 0 };
+    const stamp = Math.max(st.seen + 1, st.current + 1, Math.floor(now));
+    this.#stamps.set(p, { seen: stamp, current: stamp });
+    return stamp;
   }
 
   /** Runs `step` after every earlier step of partition `p`; a failing step is logged. */

@@ -9,6 +9,7 @@
 import { type Clock, type Logger, RequestFailedError, type ShardNode, type Transport } from "@keyhold/core";
 import { entityId } from "./entity.js";
 import { QuorumError } from "./errors.js";
+import { isNewer } from "./slots.js";
 import { decodeReply, type EntityRecord, encode, isError, nodeSubject } from "./wire.js";
 
 /** How many acknowledgements a replicated write needs. */
@@ -27,6 +28,8 @@ export interface ReplicatorParams {
   readonly replicasOf: (type: string) => number;
   /** How long a copy this node should no longer hold is kept before it is dropped. */
   readonly orphanGraceMs: number;
+  /** With a store: whether a copy last refreshed at `at` is of a forgotten dormant entity (lifecycle.ts). */
+  readonly dormant?: ((at: number, now: number) => boolean) | undefined;
 }
 
 export interface ReplicationStats {
@@ -52,6 +55,7 @@ interface Copy {
   rec: EntityRecord;
   readonly p: number;
   orphanSince: number | undefined;
+  at: number;
 }
 
 /** Copies needed besides the primary for a majority of `n`. */
@@ -171,11 +175,16 @@ export class Replicator {
     for (const rec of recs) {
       const id = entityId(rec.t, rec.key);
       const cur = this.#copies.get(id);
-      if (cur && cur.rec.ver >= rec.ver) {
+      if (cur && !isNewer(rec, cur.rec)) {
         this.stats.copiesStale++;
         continue;
       }
-      this.#copies.set(id, { rec: { ...rec, act: false }, p, orphanSince: undefined });
+      this.#copies.set(id, {
+        rec: { ...rec, act: false },
+        p,
+        orphanSince: undefined,
+        at: this.#p.clock.now(),
+      });
       this.stats.copiesIn++;
       kept++;
     }
@@ -205,6 +214,7 @@ export class Replicator {
     const now = this.#p.clock.now();
     const ring = this.#p.node.ring;
     for (const [id, c] of this.#copies) {
+      if (this.#p.dormant?.(c.at, now)) this.#copies.delete(id);
       const n = this.#p.replicasOf(c.rec.t);
       if (ring.ownersOfPartition(c.p, n).includes(this.#p.nodeId)) c.orphanSince = undefined;
       else if (c.orphanSince === undefined) c.orphanSince = now;

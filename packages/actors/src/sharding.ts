@@ -37,6 +37,7 @@ import { emptyHostStats, type HostStats } from "./handler.js";
 import { emptyHandoffStats, type HandoffStats } from "./handoff.js";
 import { buildHost, type HostParts } from "./host.js";
 import { Inbound, type InboundStats } from "./inbound.js";
+import { dormantCopyExpired } from "./lifecycle.js";
 import { type ParsedShardingOptions, parseShardingOptions, type ShardingOptions } from "./options.js";
 import { OUTBOX_RETENTION_FACTOR } from "./outbox.js";
 import type { ReminderStats } from "./reminders.js";
@@ -140,6 +141,7 @@ export class Sharding implements AsyncDisposable {
         quorum: opts.writeQuorum,
         replicasOf: (t) => defs.get(t)?.replicas ?? 1,
         orphanGraceMs: opts.handoffTimeoutMs * 2,
+        dormant: args.store ? (at, now) => dormantCopyExpired(at, now, opts.idleMs) : undefined,
       });
     }
     this.#router = new Router({
@@ -220,7 +222,7 @@ export class Sharding implements AsyncDisposable {
     };
     const logger = options.logger ?? consoleLogger;
     // Requests that arrive before construction ends (replica refills among them) wait in the inbox.
-    const inbound = new Inbound(transport, logger);
+    const inbound = new Inbound(transport, logger, opts.startupBufferBytes);
     let store: StateStore | undefined;
     try {
       if (!client) await inbound.listen(nodeSubject(options.cluster, nodeId));

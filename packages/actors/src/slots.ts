@@ -14,6 +14,8 @@ export interface Slot {
   /** The state while no instance is live (the instance holds it otherwise). */
   state: unknown;
   version: number;
+  /** The acquisition stamp of the tenure that wrote `version` (0: never written). */
+  acq: number;
   /** The durable store's revision of this entity, when a store is configured. */
   revision: number | undefined;
   /** Recently applied asks of a replicated or stored entity (see RecentAsk). */
@@ -33,6 +35,11 @@ export interface Slot {
   idle: (() => void)[] | undefined;
   /** Set for an eager activation with no message. */
   activateOnly: boolean;
+  /**
+   * Given up by a hand-off that timed out while a handler ran: nothing more runs here, and
+   * whatever reaches the slot fails with SlotMoved (the sender routes it again).
+   */
+  dead: boolean;
 }
 
 /** What the reminder heap must hear of (reminders.ts): records installed, slots dropped. */
@@ -86,6 +93,7 @@ export class SlotTable {
         partition,
         state: undefined,
         version: 0,
+        acq: 0,
         revision: undefined,
         recent: undefined,
         reminders: undefined,
@@ -97,6 +105,7 @@ export class SlotTable {
         touched: 0,
         idle: undefined,
         activateOnly: false,
+        dead: false,
       };
       byKey.set(key, s);
       this.#count++;
@@ -135,6 +144,7 @@ export class SlotTable {
       key: slot.key,
       s: slot.instance ? slot.instance.state : slot.state,
       ver: slot.version,
+      ...(slot.acq > 0 ? { acq: slot.acq } : {}),
       act: slot.instance !== undefined,
       ...(slot.recent ? { recent: slot.recent } : {}),
       ...(rem ? { rem } : {}),
@@ -142,18 +152,33 @@ export class SlotTable {
   }
 
   /**
-   * Installs a handed-over record unless this node already holds the same or a newer version
-   * of that entity: versions make duplicate and late hand-offs harmless. Returns the slot
-   * when the record was installed.
+   * Installs a handed-over record unless this node already holds the same or a newer one of
+   * that entity (by acquisition stamp, then version: see `isNewer`), which makes duplicate
+   * and late hand-offs harmless. Returns the slot when the record was installed.
    */
   install(def: EntityDefinition, rec: EntityRecord, partition: number): Slot | undefined {
     const slot = this.slot(def, rec.key, partition);
-    if (rec.ver <= slot.version) return undefined;
+    if (!isNewer(rec, { acq: slot.acq, ver: slot.version })) return undefined;
     if (slot.instance) slot.instance.state = rec.s;
     else slot.state = rec.s;
     slot.version = rec.ver;
+    slot.acq = rec.acq ?? 0;
     if (rec.recent) slot.recent = [...rec.recent];
     this.#hooks?.adopt(slot, rec.rem);
     return slot;
   }
+}
+
+/**
+ * The order of two records of one entity: the one written under the later acquisition of its
+ * partition wins, whatever the versions say (an interim owner that restarted the entity from
+ * initialState() counts from 0 again); within one acquisition, the higher version wins.
+ */
+export function isNewer(
+  a: { readonly acq?: number | undefined; readonly ver: number },
+  b: { readonly acq?: number | undefined; readonly ver: number },
+): boolean {
+  const qa = a.acq ?? 0;
+  const qb = b.acq ?? 0;
+  return qa !== qb ? qa > qb : a.ver > b.ver;
 }

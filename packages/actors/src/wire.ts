@@ -60,6 +60,11 @@ export interface EntityRecord {
   readonly s: unknown;
   /** Bumped on every handled message; a lower version never overwrites a higher one. */
   readonly ver: number;
+  /**
+   * The acquisition stamp of the partition tenure that wrote this version (absent: 0). It
+   * orders records before `ver` does: see `isNewer` in slots.ts.
+   */
+  readonly acq?: number | undefined;
   /** Whether the entity was live on the old owner (so the new owner activates it eagerly). */
   readonly act: boolean;
   /**
@@ -92,6 +97,8 @@ export type Reply =
       readonly recs: readonly EntityRecord[];
       /** Cursor of the next page, when the partition's records did not fit in one reply. */
       readonly next?: number | undefined;
+      /** With `wait`: the holder is still draining the partition (see BUSY_PATIENCE_FACTOR). */
+      readonly busy?: boolean | undefined;
     };
 
 export function encode(msg: InboundRequest | Reply): Uint8Array {
@@ -171,6 +178,7 @@ function decodeRecords(x: unknown): EntityRecord[] | undefined {
   for (const r of x as unknown[]) {
     if (!isObj(r) || !isId(r.t) || !isValidEntityKey(r.key)) return undefined;
     if (!isNat(r.ver, Number.MAX_SAFE_INTEGER) || typeof r.act !== "boolean") return undefined;
+    if (r.acq !== undefined && !isNat(r.acq, Number.MAX_SAFE_INTEGER)) return undefined;
     let recent: RecentAsk[] | undefined;
     if (r.ids !== undefined) {
       if (!Array.isArray(r.ids) || r.ids.length > RECENT_ASKS) return undefined;
@@ -183,10 +191,13 @@ function decodeRecords(x: unknown): EntityRecord[] | undefined {
     }
     const rem = r.rem === undefined ? undefined : decodeReminders(r.rem);
     if (r.rem !== undefined && rem === undefined) return undefined;
-    const rec: EntityRecord = recent
-      ? { t: r.t, key: r.key, s: r.s, ver: r.ver, act: r.act, recent }
-      : { t: r.t, key: r.key, s: r.s, ver: r.ver, act: r.act };
-    recs.push(rem ? { ...rec, rem } : rec);
+    const rec: EntityRecord = { t: r.t, key: r.key, s: r.s, ver: r.ver, act: r.act };
+    recs.push({
+      ...rec,
+      ...(r.acq !== undefined ? { acq: r.acq } : {}),
+      ...(recent ? { recent } : {}),
+      ...(rem ? { rem } : {}),
+    });
   }
   return recs;
 }
@@ -222,7 +233,8 @@ export function decodeReply(data: Uint8Array): Decoded<Reply> {
       const recs = decodeRecords(m.recs);
       if (recs === undefined) return { error: "bad record" };
       if (m.next !== undefined && !isNat(m.next, 100_000_000)) return { error: "bad cursor" };
-      return { v: 1, k: "states", p: m.p, status: m.status, recs, next: m.next };
+      if (m.busy !== undefined && typeof m.busy !== "boolean") return { error: "bad busy flag" };
+      return { v: 1, k: "states", p: m.p, status: m.status, recs, next: m.next, busy: m.busy };
     }
     case "repok":
       if (!isNat(m.n, 1_000_000)) return { error: "bad repok" };
