@@ -5,7 +5,7 @@ import type { Clock } from "./clock.js";
 import { ConfigMismatchError, DuplicateNodeIdError, StartTimeoutError } from "./errors.js";
 import { LeaseTable } from "./lease.js";
 import type { Logger } from "./logger.js";
-import { type ClusterConfig, diffConfig } from "./options.js";
+import { type ClusterConfig, diffConfig, leaseMs } from "./options.js";
 import { mergeSyncReply, syncAnswer, syncRequest } from "./sync.js";
 import type { Transport, TransportSubscription } from "./transport.js";
 import { decode, encode, isMalformed, type MembershipMessage, subjects } from "./wire.js";
@@ -42,6 +42,8 @@ export interface MembershipParams {
 }
 
 const MAX_WARNED_PEERS = 1000;
+/** Own heartbeats remembered by emission time until their echo (older ones can only lapse). */
+const MAX_UNECHOED = 16;
 
 export class Membership {
   readonly #p: MembershipParams;
@@ -52,8 +54,20 @@ export class Membership {
   #members: readonly string[] = [];
   /** Expired peers kept as members until this node can tell their silence from its own. */
   #held: ReadonlySet<string> = new Set();
-  /** Set while fenced; `since` is when our own heartbeat first came back (see #rejoined). */
+  /**
+   * Set while fenced; `since` is when (monotonic) our own heartbeat first came back (see
+   * #rejoined).
+   */
   #rejoin: { since: number | undefined } | undefined;
+  /** Monotonic send time of each own heartbeat not yet echoed, by its `at`. */
+  readonly #unechoed = new Map<number, number>();
+  /**
+   * The end (monotonic) of this node's own lease: sentAt + L of the newest echoed heartbeat.
+   * Extended only while it has not lapsed; once lapsed, only fencing and rejoining renew it.
+   */
+  #leaseUntil = Number.NEGATIVE_INFINITY;
+  /** The lease an echo after a lapse would give, taken up when the rejoin completes. */
+  #pendingLease = Number.NEGATIVE_INFINITY;
   /** When a lease table from a peer was last merged. */
   #syncedAt = Number.NEGATIVE_INFINITY;
   #fenced = false;
@@ -95,7 +109,7 @@ export class Membership {
   /** Members that left gracefully and are still remembered (tombstoned), sorted. */
   departed(): string[] {
     const now = this.#p.clock.now();
-    this.#table.sweep(now);
+    this.#table.sweep(now, undefined, this.#p.clock.monoNow());
     const live = new Set(this.#members);
     return this.#table
       .tombstones()
@@ -129,7 +143,7 @@ export class Membership {
     }
     if (this.#startMismatch) throw this.#startMismatch;
     // Before our first heartbeat, a live lease under our id belongs to someone else.
-    if (!this.#p.observer && this.#table.isLive(this.#p.id, this.#p.clock.now())) {
+    if (!this.#p.observer && this.#table.isLive(this.#p.id, this.#p.clock.monoNow())) {
       throw new DuplicateNodeIdError(this.#p.id, this.#p.config.ttlMs);
     }
     // Serve syncs only now: subscribed earlier, our own subscription would count as a
@@ -205,15 +219,44 @@ export class Membership {
     return this.#left;
   }
 
+  /**
+   * Ms left of this node's own lease, read from the monotonic clock now (never a cached flag):
+   * 0 for an observer, after leave(), while fenced, and once the lease lapsed. Only while it is
+   * above 0 may this node act as an owner (see lease.ts for the rule).
+   */
+  leaseRemainingMs(): number {
+    if (this.#p.observer || this.#left || this.#closed || this.#fenced || this.#rejoin !== undefined) return 0;
+    const left = this.#leaseUntil - this.#p.clock.monoNow();
+    return left > 0 ? left : 0;
+  }
+
+  /**
+   * True while this node is a member that has not fenced, but whose lease lapsed (a pause, a
+   * stalled event loop, a cut link not yet noticed by a timer): it cannot tell what it lost.
+   */
+  get inDoubt(): boolean {
+    return (
+      this.#started &&
+      !this.#p.observer &&
+      !this.#left &&
+      !this.#closed &&
+      !this.#fenced &&
+      this.leaseRemainingMs() === 0
+    );
+  }
+
   /** Publishes one heartbeat now and schedules the next. */
   #beat(): void {
     if (this.#closed || this.#left) return;
     const p = this.#p;
     p.clock.clearTimeout(this.#hbTimer);
-    p.transport.publish(
-      this.#subjects.heartbeat,
-      encode({ v: 1, k: "hb", id: p.id, at: p.clock.now(), cfg: p.config }),
-    );
+    const at = p.clock.now();
+    // Two beats in one ms share `at`: keep the earlier send time, the one that bounds the lease.
+    if (!this.#unechoed.has(at)) {
+      this.#unechoed.set(at, p.clock.monoNow());
+      if (this.#unechoed.size > MAX_UNECHOED) this.#unechoed.delete(this.#unechoed.keys().next().value!);
+    }
+    p.transport.publish(this.#subjects.heartbeat, encode({ v: 1, k: "hb", id: p.id, at, cfg: p.config }));
     this.stats.heartbeatsSent++;
     this.#hbTimer = p.clock.setTimeout(() => this.#beat(), p.config.heartbeatMs);
     // A beat is also a safe moment to re-check expiry, should a timer have been lost.
@@ -224,7 +267,8 @@ export class Membership {
     const p = this.#p;
     const data = await p.transport.request(this.#subjects.sync, syncRequest(p.id, p.config), { timeout });
     const now = p.clock.now();
-    const merged = mergeSyncReply(this.#table, data, p.id, p.config, now);
+    const mono = p.clock.monoNow();
+    const merged = mergeSyncReply(this.#table, data, p.id, p.config, now, mono);
     if (merged.kind === "malformed") {
       this.stats.malformed++;
       return;
@@ -236,13 +280,13 @@ export class Membership {
       return;
     }
     this.stats.syncsMerged++;
-    if (merged.knowsLivePeer) this.#syncedAt = now;
+    if (merged.knowsLivePeer) this.#syncedAt = mono;
     if (this.#started) this.#recompute();
   }
 
   #serveSync(data: Uint8Array, reply: string): void {
     const p = this.#p;
-    const answer = syncAnswer(this.#table, data, p.id, p.config, this.#held, p.clock.now());
+    const answer = syncAnswer(this.#table, data, p.id, p.config, this.#held, p.clock.now(), p.clock.monoNow());
     if (answer === "malformed") this.stats.malformed++;
     if (answer === undefined || answer === "malformed") return;
     p.transport.publish(reply, answer);
@@ -273,12 +317,16 @@ export class Membership {
         this.#warnOnce(msg.id, `ignoring heartbeats of ${msg.id}: ${err.message}`);
         return;
       }
-      const verdict = this.#table.observe(msg.id, msg.at, now);
+      const mono = p.clock.monoNow();
+      const verdict = this.#table.observe(msg.id, msg.at, now, mono);
       if (verdict === "future") this.stats.rejectedFuture++;
       else if (verdict !== "accepted") this.stats.rejectedStale++;
       else {
         this.stats.heartbeatsAccepted++;
-        if (msg.id === p.id) this.#selfSeen?.();
+        if (msg.id === p.id) {
+          this.#echoed(msg.at, mono);
+          this.#selfSeen?.();
+        }
         if (!this.#started) return;
         // Our own echo is what settles held peers (and ends fencing); a held peer's heartbeat
         // means it was alive after all.
@@ -288,6 +336,7 @@ export class Membership {
       }
     } else if (msg.k === "leave") {
       this.stats.leavesSeen++;
+      // Our own leave ends our lease here too (leaseRemainingMs checks #left).
       if (msg.id === p.id) return;
       if (this.#table.leave(msg.id, msg.at, now) && this.#started) this.#recompute();
     } else {
@@ -296,25 +345,51 @@ export class Membership {
     }
   }
 
+  /**
+   * Our own heartbeat emitted at `at` came back at `mono`: the lease runs L from when it was
+   * sent. A live lease is extended; a lapsed one is renewed only by #recompute, once the
+   * rejoin completes, because after a lapse this node cannot tell what its peers took over.
+   */
+  #echoed(at: number, mono: number): void {
+    const sent = this.#unechoed.get(at);
+    if (sent === undefined) return;
+    for (const k of this.#unechoed.keys()) if (k <= at) this.#unechoed.delete(k);
+    const until = sent + leaseMs(this.#p.config);
+    if (!this.#started || (this.#rejoin === undefined && mono < this.#leaseUntil)) {
+      if (until > this.#leaseUntil) this.#leaseUntil = until;
+    } else if (until > this.#pendingLease) this.#pendingLease = until;
+  }
+
   /** Sweeps, recomputes the live set and the fenced flag, reports a change, re-arms expiry. */
   #recompute(): void {
     if (this.#closed) return;
     const p = this.#p;
     const now = p.clock.now();
-    const held = this.#doubtful(now);
-    this.#table.sweep(now, held);
-    const live = this.#table.live(now);
+    const mono = p.clock.monoNow();
     const member = !p.observer && !this.#left;
-    const selfLive = live.includes(p.id);
-    if (member && !selfLive) this.#rejoin = { since: undefined };
-    const fenced = member && (!selfLive || !this.#rejoined(now));
-    // Held peers are never set while fenced: #doubtful needs our own lease to be live. A node
-    // fenced while it rejoins may see itself live, but must not place keys on itself yet.
+    // Our own lease, not our entry in the table, says whether we may place keys on ourselves.
+    if (member && this.#rejoin === undefined && !(mono < this.#leaseUntil)) {
+      this.#rejoin = { since: undefined };
+    }
+    let fenced = false;
+    if (member && this.#rejoin !== undefined) {
+      if (mono < this.#pendingLease && this.#rejoined(mono)) {
+        this.#leaseUntil = this.#pendingLease;
+        this.#pendingLease = Number.NEGATIVE_INFINITY;
+      } else fenced = true;
+    }
+    const held = this.#doubtful(mono, fenced);
+    this.#table.sweep(now, held, mono);
+    const live = this.#table.live(mono);
+    // Held peers are never set while fenced. A node fenced while it rejoins may see itself
+    // live, but must not place keys on itself yet; one whose lease is live is a member even if
+    // its entry in the table aged out first.
+    const withSelf = fenced || !member || live.includes(p.id) ? live : [...live, p.id];
     const members = fenced
       ? live.filter((id) => id !== p.id)
       : held.size === 0
-        ? live
-        : [...live, ...held].sort();
+        ? withSelf.sort()
+        : [...withSelf, ...held].sort();
     const changed = fenced !== this.#fenced || !sameList(members, this.#members);
     if (fenced && !this.#fenced) {
       p.logger.warn(`node ${p.id}: has not seen its own heartbeat for ${p.config.ttlMs} ms; fencing itself`);
@@ -340,15 +415,16 @@ export class Membership {
    * (the advised ratio), and with a shorter TTL the drop waits for that echo. Observers own
    * nothing, so they never hold.
    */
-  #doubtful(now: number): ReadonlySet<string> {
+  #doubtful(mono: number, fenced: boolean): ReadonlySet<string> {
     const p = this.#p;
     const held = new Set<string>();
-    if (p.observer) return held;
-    const self = this.#table.emittedAt(p.id);
-    if (self === undefined || now - self > p.config.ttlMs) return held;
+    if (p.observer || this.#left || fenced || !(mono < this.#leaseUntil)) return held;
+    // The send time of our newest echoed heartbeat, on our monotonic clock.
+    const self = this.#leaseUntil - leaseMs(p.config);
     const proof = 2 * p.config.heartbeatMs;
-    for (const [id, at] of this.#table.leases()) {
-      if (id !== p.id && now - at > p.config.ttlMs && self <= at + proof) held.add(id);
+    for (const [id] of this.#table.leases()) {
+      const rx = this.#table.receivedAt(id);
+      if (id !== p.id && rx !== undefined && mono - rx > p.config.ttlMs && self <= rx + proof) held.add(id);
     }
     return held;
   }
@@ -363,14 +439,14 @@ export class Membership {
    * are in the table when it does unfence. Our own echoes and beats re-run this check, so no
    * timer is needed.
    */
-  #rejoined(now: number): boolean {
+  #rejoined(mono: number): boolean {
     const r = this.#rejoin;
     if (r === undefined) return true;
     if (r.since === undefined) {
-      r.since = now;
+      r.since = mono;
       void this.#sync(1000).catch(() => {});
     }
-    if (this.#syncedAt >= r.since || now - r.since >= this.#p.config.ttlMs) {
+    if (this.#syncedAt >= r.since || mono - r.since >= this.#p.config.ttlMs) {
       this.#rejoin = undefined;
       return true;
     }
@@ -380,7 +456,12 @@ export class Membership {
   #scheduleExpiry(): void {
     const p = this.#p;
     // Held leases have expired already; they are re-judged at our next echo, not on a timer.
-    const at = this.#table.nextExpiry(this.#held);
+    let at = this.#table.nextExpiry(this.#held);
+    // Our own lease lapsing fences us (unless an echo renews it first).
+    if (!p.observer && !this.#left && this.#rejoin === undefined && Number.isFinite(this.#leaseUntil)) {
+      const own = this.#leaseUntil + 1;
+      if (at === undefined || own < at) at = own;
+    }
     if (at === this.#expiryAt) return;
     p.clock.clearTimeout(this.#expiryTimer);
     this.#expiryAt = at;
@@ -390,7 +471,7 @@ export class Membership {
         this.#expiryAt = undefined;
         this.#recompute();
       },
-      Math.max(0, at - p.clock.now()),
+      Math.max(0, at - p.clock.monoNow()),
     );
   }
 
