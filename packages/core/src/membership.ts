@@ -8,7 +8,14 @@ import type { Logger } from "./logger.js";
 import { type ClusterConfig, diffConfig, leaseMs } from "./options.js";
 import { mergeSyncReply, syncAnswer, syncRequest } from "./sync.js";
 import type { Transport, TransportSubscription } from "./transport.js";
-import { decode, encode, isMalformed, type MembershipMessage, subjects } from "./wire.js";
+import {
+  decode,
+  encode,
+  isMalformed,
+  MAX_SMALL_MESSAGE_BYTES,
+  type MembershipMessage,
+  subjects,
+} from "./wire.js";
 
 /** Counters of what membership saw and did. */
 export interface MembershipStats {
@@ -296,7 +303,7 @@ export class Membership {
   #onMessage(data: Uint8Array): void {
     if (this.#closed) return;
     const p = this.#p;
-    const msg: ReturnType<typeof decode> = decode(data);
+    const msg: ReturnType<typeof decode> = decode(data, MAX_SMALL_MESSAGE_BYTES);
     if (isMalformed(msg)) {
       this.stats.malformed++;
       p.logger.debug(`node ${p.id}: dropped a malformed membership message: ${msg.error}`);
@@ -392,7 +399,9 @@ export class Membership {
         : [...withSelf, ...held].sort();
     const changed = fenced !== this.#fenced || !sameList(members, this.#members);
     if (fenced && !this.#fenced) {
-      p.logger.warn(`node ${p.id}: has not seen its own heartbeat for ${p.config.ttlMs} ms; fencing itself`);
+      p.logger.warn(
+        `node ${p.id}: its lease lapsed ${Math.round(mono - this.#leaseUntil)} ms ago (no echo of its heartbeats for ${Math.round(mono - this.#leaseUntil + leaseMs(p.config))} ms); fencing itself`,
+      );
     } else if (!fenced && this.#fenced) {
       p.logger.info(`node ${p.id}: sees its own heartbeats again; unfenced`);
     }

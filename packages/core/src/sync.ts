@@ -4,7 +4,7 @@
 import { ConfigMismatchError } from "./errors.js";
 import type { LeaseTable } from "./lease.js";
 import { type ClusterConfig, diffConfig } from "./options.js";
-import { decode, encode, isMalformed } from "./wire.js";
+import { decode, encode, isMalformed, MAX_SMALL_MESSAGE_BYTES } from "./wire.js";
 
 /** What merging a peer's reply did. */
 export type SyncMerge =
@@ -59,7 +59,7 @@ export function syncAnswer(
   now: number,
   mono = now,
 ): Uint8Array | "malformed" | undefined {
-  const msg = decode(data);
+  const msg = decode(data, MAX_SMALL_MESSAGE_BYTES);
   if (isMalformed(msg) || msg.k !== "sync") return "malformed";
   // Answer even on a config mismatch: the joiner needs our config to refuse itself clearly.
   if (msg.id === self) return undefined;

@@ -7,6 +7,12 @@ import { isId, isObj } from "./validate.js";
 export const WIRE_VERSION = 1;
 /** The most lease entries one sync reply may carry; more is treated as hostile. */
 export const MAX_SYNC_ENTRIES = 10_000;
+/**
+ * Largest heartbeat, leave or sync request accepted (they are under 300 bytes): bigger input on
+ * those subjects is dropped before it is unpacked, so junk cannot stall the event loop long
+ * enough to cost this node its lease. Only sync replies may be larger.
+ */
+export const MAX_SMALL_MESSAGE_BYTES = 4096;
 
 const packr = new Packr({ useRecords: false, mapsAsObjects: true, int64AsType: "number" });
 
@@ -78,10 +84,10 @@ function validPairs(x: unknown, max: number): x is [string, number][] {
   );
 }
 
-/** Decodes and validates; never throws. */
-export function decode(data: Uint8Array): MembershipMessage | Malformed {
+/** Decodes and validates; never throws. Input over `maxBytes` is dropped unread. */
+export function decode(data: Uint8Array, maxBytes = 1_048_576): MembershipMessage | Malformed {
   if (!(data instanceof Uint8Array) || data.length === 0) return { error: "empty" };
-  if (data.length > 1_048_576) return { error: "too large" };
+  if (data.length > maxBytes) return { error: "too large" };
   let m: unknown;
   try {
     m = packr.unpack(data);
