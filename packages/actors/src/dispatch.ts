@@ -4,11 +4,19 @@
 // through `done`), handing a partition's records over and taking the new owner's ack. Local
 // asks, asks and tells from other nodes, and the router's local hand-over all come through
 // `dispatch` or `askHere`, so a check added to `#mayAct` holds for all of them.
+//
+// The check is a valid lease (ShardNode.leaseValid(), read from the monotonic clock at each
+// call: after a pause it fails before any queued input is handled) and ring ownership. Acts
+// that happen later than admission call `leaseHeld` again right before their effect: the
+// handler run (a message may wait in the mailbox), the answer, the replica copy, the store
+// write. Those re-check the lease only: a partition being released still drains its queue
+// while the ring already names the next owner, who waits for our records.
 import type { Deadlines, ShardNode } from "@keyhold/core";
 import type { EntityDefinition } from "./entity.js";
 import {
   DeadlineExceededError,
   MailboxFullError,
+  NotOwnerError,
   StoreConflictError,
   UnknownEntityTypeError,
 } from "./errors.js";
@@ -18,6 +26,7 @@ import type { Envelope, Mailbox } from "./mailbox.js";
 import type { PartitionStates } from "./partitions.js";
 import { assertSerializable } from "./serializable.js";
 import type { SlotTable } from "./slots.js";
+import { encode } from "./wire.js";
 
 /** The outcome of a message handed to this node: its result or error, or "not mine, route again". */
 export type LocalOutcome = { ok: true; result: unknown } | { ok: false; error: unknown } | { moved: true };
@@ -45,6 +54,19 @@ export interface DispatchParams {
   ) => Promise<unknown>;
 }
 
+/**
+ * The lease half of the ownership check, for acts after admission. Throws NotOwnerError when
+ * this node's lease is not valid now.
+ */
+export function leaseHeld(node: ShardNode, type: string, key: string, mayHaveApplied = true): void {
+  if (!node.leaseValid()) throw new NotOwnerError(type, key, "its lease is not valid", mayHaveApplied);
+}
+
+/** Errors that mean "not applied here as owner: route it again". */
+function movedError(err: unknown): boolean {
+  return err instanceof StoreConflictError || err instanceof NotOwnerError;
+}
+
 export class Dispatcher {
   readonly #p: DispatchParams;
 
@@ -57,9 +79,11 @@ export class Dispatcher {
    * else -1. One hash answers both "whose is it" and "which partition".
    */
   #mayAct(key: string): number {
-    const ring = this.#p.node.ring;
+    const node = this.#p.node;
+    if (!node.leaseValid()) return -1;
+    const ring = node.ring;
     const p = ring.partition(key);
-    return ring.ownerOfPartition(p) === this.#p.node.id ? p : -1;
+    return ring.ownerOfPartition(p) === node.id ? p : -1;
   }
 
   /** The local enqueue: the one path from a decided message to the entity's mailbox. */
@@ -112,9 +136,20 @@ export class Dispatcher {
           if (settled) return;
           settled = true;
           deadlines.cancel(deadline);
-          if (err === undefined) resolve(r);
-          // The store refused the write (another node owns the entity): route it again.
-          else if (err instanceof StoreConflictError) resolve(this.#p.reroute(def.type, key, h, args, ms));
+          // The answer is an act as owner too. A local ask carries no id to deduplicate a
+          // retry, so one that ran is failed (its outcome unknown), never run again.
+          if (err === undefined && !this.#p.node.leaseValid())
+            reject(
+              new NotOwnerError(
+                def.type,
+                key,
+                "its lease lapsed before the answer (the ask may have been applied)",
+              ),
+            );
+          else if (err === undefined) resolve(r);
+          // Refused before it ran (lease, or the store says another node owns it): route again.
+          else if (movedError(err) && !(err instanceof NotOwnerError && err.mayHaveApplied))
+            resolve(this.#p.reroute(def.type, key, h, args, ms));
           else reject(err);
         },
       });
@@ -147,10 +182,12 @@ export class Dispatcher {
         a: args,
         done: (err, r) =>
           done(
-            err === undefined
-              ? { ok: true, result: r }
-              : err instanceof StoreConflictError
-                ? { moved: true } // not applied: the store refused it; the sender retries
+            // No answer as owner once the lease lapsed: "moved", and the sender retries with the
+            // same id, which the next owner deduplicates (replicated and stored types).
+            !this.#p.node.leaseValid() || movedError(err)
+              ? { moved: true }
+              : err === undefined
+                ? { ok: true, result: r }
                 : { ok: false, error: err },
           ),
       });
@@ -159,8 +196,16 @@ export class Dispatcher {
       done({ ok: false, error: new MailboxFullError(type, key, this.#p.bufferLimit) });
   }
 
-  /** A new owner pulls partition `p`: hand its records over (handoff.ts decides when). */
+  /**
+   * A new owner pulls partition `p`: hand its records over (handoff.ts decides when). Not
+   * while this node is in doubt (its lease lapsed and it has not fenced yet): it cannot tell
+   * yet whether its records are still current, so the puller is told to wait and asks again.
+   */
   servePull(p: number, from: string, reply: (data: Uint8Array) => void, cursor?: number): Promise<void> {
+    if (this.#p.node.inDoubt) {
+      reply(encode({ v: 1, k: "states", p, status: "wait", recs: [] }));
+      return Promise.resolve();
+    }
     return this.#p.handoff.servePull(p, from, reply, cursor);
   }
 

@@ -18,6 +18,7 @@ export const ActorErrorCode = {
   QuorumUnavailable: "KH_QUORUM_UNAVAILABLE",
   StoreFailed: "KH_STORE_FAILED",
   StoreConflict: "KH_STORE_CONFLICT",
+  NotOwner: "KH_NOT_OWNER",
 } as const;
 export type ActorErrorCode = (typeof ActorErrorCode)[keyof typeof ActorErrorCode];
 
@@ -191,6 +192,8 @@ export function fromWireError(e: WireError, target: ErrorTarget): ActorError {
       return new StoreError(e.message);
     case ActorErrorCode.StoreConflict:
       return new StoreConflictError(target.type, target.key);
+    case ActorErrorCode.NotOwner:
+      return new NotOwnerError(target.type, target.key, e.message);
     case ActorErrorCode.HandlerFailed:
       return new HandlerError(e.message, e.name ?? "Error", e.details);
     case ActorErrorCode.DeadlineExceeded:
@@ -238,5 +241,23 @@ export class StoreConflictError extends ActorError {
       { retryable: true },
     );
     this.name = "StoreConflictError";
+  }
+}
+
+/**
+ * This node may not act as the entity's owner now: its lease lapsed (a pause, a stalled event
+ * loop, a cut link), or a replica's view names another primary or holds a newer copy. Between
+ * nodes it becomes a "moved" answer and the message is routed again with the same id; a local
+ * caller sees it only when its ask had already run (the outcome is then unknown: retry it).
+ */
+export class NotOwnerError extends ActorError {
+  /** False when the message was refused before its handler ran (routing it again is safe). */
+  readonly mayHaveApplied: boolean;
+  constructor(type: string, key: string, why: string, mayHaveApplied = true) {
+    super(ActorErrorCode.NotOwner, `This node may not act for ${type}/${key} now: ${why}`, {
+      retryable: true,
+    });
+    this.name = "NotOwnerError";
+    this.mayHaveApplied = mayHaveApplied;
   }
 }

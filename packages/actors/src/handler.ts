@@ -31,6 +31,11 @@ export interface HandlerRunnerParams {
    * answered; undefined when the entity type needs neither. A rejection fails the message.
    */
   readonly persist: ((slot: Slot) => Promise<void> | undefined) | undefined;
+  /**
+   * The lease check right before a handler runs as owner (a message may have waited in the
+   * mailbox past a pause); throws NotOwnerError (dispatch.ts leaseHeld).
+   */
+  readonly leaseHeld: (slot: Slot) => void;
 }
 
 export class HandlerRunner {
@@ -45,6 +50,12 @@ export class HandlerRunner {
    * promise when it must be waited for, else completes it now.
    */
   run(slot: Slot, env: Envelope): Promise<void> | undefined {
+    try {
+      this.#p.leaseHeld(slot);
+    } catch (err) {
+      env.done(err);
+      return undefined;
+    }
     const inst = slot.instance!;
     slot.lastUsed = this.#p.clock.now();
     if (env.id !== undefined && slot.recent !== undefined) {

@@ -2,7 +2,7 @@
 // lifecycle, mailbox, handler runner and durability of its entities, its partitions' states,
 // outbox, hand-offs and refills, and the dispatcher in front of them. A client has none.
 import type { Clock, Deadlines, Logger, ShardNode, Transport } from "@keyhold/core";
-import { Dispatcher, type DispatchParams } from "./dispatch.js";
+import { Dispatcher, type DispatchParams, leaseHeld } from "./dispatch.js";
 import { Durability } from "./durability.js";
 import type { EntityDefinition } from "./entity.js";
 import { HandlerRunner, type HostStats } from "./handler.js";
@@ -62,12 +62,14 @@ export function buildHost(a: {
     slots,
     lifecycle,
     mailbox: () => mailbox!,
+    leaseHeld: (slot) => leaseHeld(node, slot.def.type, slot.key),
   });
   const runner = new HandlerRunner({
     clock,
     stats,
     tracksAsks: (def) => store !== undefined || def.replicas > 1,
     persist: durability.needed ? (slot) => durability.persist(slot) : undefined,
+    leaseHeld: (slot) => leaseHeld(node, slot.def.type, slot.key, false),
   });
   mailbox = new Mailbox({
     mailboxSize: opts.mailboxSize,

@@ -13,6 +13,7 @@ export {
   InvalidRequestError,
   MailboxFullError,
   NoLiveMemberError,
+  NotOwnerError,
   NotSerializableError,
   QuorumError,
   ShardingClosedError,

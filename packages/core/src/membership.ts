@@ -232,7 +232,8 @@ export class Membership {
    * above 0 may this node act as an owner (see lease.ts for the rule).
    */
   leaseRemainingMs(): number {
-    if (this.#p.observer || this.#left || this.#closed || this.#fenced || this.#rejoin !== undefined) return 0;
+    if (this.#p.observer || this.#left || this.#closed || this.#fenced || this.#rejoin !== undefined)
+      return 0;
     const left = this.#leaseUntil - this.#p.clock.monoNow();
     return left > 0 ? left : 0;
   }
@@ -293,7 +294,15 @@ export class Membership {
 
   #serveSync(data: Uint8Array, reply: string): void {
     const p = this.#p;
-    const answer = syncAnswer(this.#table, data, p.id, p.config, this.#held, p.clock.now(), p.clock.monoNow());
+    const answer = syncAnswer(
+      this.#table,
+      data,
+      p.id,
+      p.config,
+      this.#held,
+      p.clock.now(),
+      p.clock.monoNow(),
+    );
     if (answer === "malformed") this.stats.malformed++;
     if (answer === undefined || answer === "malformed") return;
     p.transport.publish(reply, answer);

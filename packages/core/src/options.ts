@@ -197,7 +197,11 @@ export function parseOptions(options: ShardNodeOptions): ParsedOptions {
     typeof clock.setTimeout !== "function" ||
     typeof clock.clearTimeout !== "function"
   ) {
-    throw new InvalidOptionError("clock", "a Clock with now(), monoNow(), setTimeout() and clearTimeout()", clock);
+    throw new InvalidOptionError(
+      "clock",
+      "a Clock with now(), monoNow(), setTimeout() and clearTimeout()",
+      clock,
+    );
   }
   const logger = o.logger ?? consoleLogger;
   if (
