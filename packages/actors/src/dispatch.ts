@@ -23,6 +23,7 @@ import {
 import type { Handoff } from "./handoff.js";
 import type { Lifecycle } from "./lifecycle.js";
 import type { Envelope, Mailbox } from "./mailbox.js";
+import type { AckInfo } from "./options.js";
 import type { PartitionStates } from "./partitions.js";
 import { assertSerializable } from "./serializable.js";
 import type { SlotTable } from "./slots.js";
@@ -44,6 +45,8 @@ export interface DispatchParams {
   readonly askTimeoutMs: number;
   /** Most messages buffered per pending partition. */
   readonly bufferLimit: number;
+  /** Told of every ask answered as owner (the `onAck` option). */
+  readonly onAck?: ((ack: AckInfo) => void) | undefined;
   /** Routes an ask again (its entity turned out to be owned elsewhere). */
   readonly reroute: (
     type: string,
@@ -60,6 +63,11 @@ export interface DispatchParams {
  */
 export function leaseHeld(node: ShardNode, type: string, key: string, mayHaveApplied = true): void {
   if (!node.leaseValid()) throw new NotOwnerError(type, key, "its lease is not valid", mayHaveApplied);
+}
+
+/** The time base of AckInfo: monotonic, comparable between processes of one machine. */
+function sharedNow(): number {
+  return performance.timeOrigin + performance.now();
 }
 
 /** Errors that mean "not applied here as owner: route it again". */
@@ -114,7 +122,8 @@ export class Dispatcher {
       return Promise.reject(err);
     }
     const ms = timeout ?? this.#p.askTimeoutMs;
-    const { deadlines } = this.#p;
+    const { deadlines, onAck } = this.#p;
+    const t0 = onAck ? sharedNow() : 0;
     return new Promise((resolve, reject) => {
       let settled = false;
       // The message stays queued if it times out: a handler cannot be interrupted.
@@ -146,7 +155,10 @@ export class Dispatcher {
                 "its lease lapsed before the answer (the ask may have been applied)",
               ),
             );
-          else if (err === undefined) resolve(r);
+          else if (err === undefined) {
+            onAck?.({ type: def.type, key, handler: h, args, result: r, id: undefined, t0, t1: sharedNow() });
+            resolve(r);
+          }
           // Refused before it ran (lease, or the store says another node owns it): route again.
           else if (movedError(err) && !(err instanceof NotOwnerError && err.mayHaveApplied))
             resolve(this.#p.reroute(def.type, key, h, args, ms));
@@ -176,20 +188,20 @@ export class Dispatcher {
     if (p < 0) return done({ moved: true });
     const st = this.#p.partitions.state(p);
     if (st === "ready") {
+      const onAck = this.#p.onAck;
+      const t0 = onAck ? sharedNow() : 0;
       this.#enqueue(def, key, p, {
         id,
         h,
         a: args,
-        done: (err, r) =>
-          done(
-            // No answer as owner once the lease lapsed: "moved", and the sender retries with the
-            // same id, which the next owner deduplicates (replicated and stored types).
-            !this.#p.node.leaseValid() || movedError(err)
-              ? { moved: true }
-              : err === undefined
-                ? { ok: true, result: r }
-                : { ok: false, error: err },
-          ),
+        done: (err, r) => {
+          // No answer as owner once the lease lapsed: "moved", and the sender retries with the
+          // same id, which the next owner deduplicates (replicated and stored types).
+          if (!this.#p.node.leaseValid() || movedError(err)) return done({ moved: true });
+          if (err !== undefined) return done({ ok: false, error: err });
+          onAck?.({ type, key, handler: h, args, result: r, id, t0, t1: sharedNow() });
+          done({ ok: true, result: r });
+        },
       });
     } else if (st === "releasing") done({ moved: true });
     else if (!this.#p.partitions.buffer(p, () => this.dispatch(type, key, h, args, done, id)))

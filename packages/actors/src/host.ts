@@ -126,6 +126,7 @@ export function buildHost(a: {
     deadlines: a.deadlines,
     askTimeoutMs: opts.askTimeoutMs,
     bufferLimit,
+    onAck: opts.onAck,
     reroute: a.reroute,
   });
   return { slots, lifecycle, partitions, outbox, handoff, dispatcher };

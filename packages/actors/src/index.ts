@@ -23,7 +23,7 @@ export {
   UnknownHandlerError,
 } from "./errors.js";
 export { type NatsKvStoreOptions, natsKvStore } from "./kv-store.js";
-export type { ShardingOptions } from "./options.js";
+export type { AckInfo, ShardingOptions } from "./options.js";
 export {
   DEFAULT_ASK_TIMEOUT_MS,
   DEFAULT_ATTEMPT_TIMEOUT_MS,
