@@ -12,6 +12,7 @@ const MODULES: Record<string, () => Promise<{ bench: BenchModule }>> = {
   core: () => import("./core.js"),
   actors: () => import("./actors.js"),
   replication: () => import("./replication.js"),
+  lease: () => import("./lease.js"),
 };
 
 interface ModuleResult {

@@ -77,6 +77,8 @@ function movedError(err: unknown): boolean {
 
 export class Dispatcher {
   readonly #p: DispatchParams;
+  /** Set while #enqueue hands a just-checked message to the mailbox (see recheck). */
+  #admitting = false;
 
   constructor(params: DispatchParams) {
     this.#p = params;
@@ -98,7 +100,26 @@ export class Dispatcher {
   #enqueue(def: EntityDefinition, key: string, p: number, env: Envelope): void {
     const slot = this.#p.slots.slot(def, key, p);
     this.#p.lifecycle.touch(slot);
-    this.#p.mailbox.enqueue(slot, env);
+    this.#admitting = true;
+    try {
+      this.#p.mailbox.enqueue(slot, env);
+    } finally {
+      this.#admitting = false;
+    }
+  }
+
+  /**
+   * The lease check again, right before an act after admission (the handler run, the answer):
+   * skipped only while `#enqueue` runs, because whatever the mailbox runs synchronously there
+   * happens in the same synchronous turn as the check `#mayAct` just made, which no input and
+   * no timer can interleave. A message that waited, or an answer after an await, checks anew.
+   */
+  recheck(type: string, key: string, mayHaveApplied: boolean): void {
+    if (!this.#admitting) leaseHeld(this.#p.node, type, key, mayHaveApplied);
+  }
+
+  #leaseStill(): boolean {
+    return this.#admitting || this.#p.node.leaseValid();
   }
 
   /**
@@ -147,7 +168,7 @@ export class Dispatcher {
           deadlines.cancel(deadline);
           // The answer is an act as owner too. A local ask carries no id to deduplicate a
           // retry, so one that ran is failed (its outcome unknown), never run again.
-          if (err === undefined && !this.#p.node.leaseValid())
+          if (err === undefined && !this.#leaseStill())
             reject(
               new NotOwnerError(
                 def.type,
@@ -197,7 +218,7 @@ export class Dispatcher {
         done: (err, r) => {
           // No answer as owner once the lease lapsed: "moved", and the sender retries with the
           // same id, which the next owner deduplicates (replicated and stored types).
-          if (!this.#p.node.leaseValid() || movedError(err)) return done({ moved: true });
+          if (movedError(err) || !this.#leaseStill()) return done({ moved: true });
           if (err !== undefined) return done({ ok: false, error: err });
           onAck?.({ type, key, handler: h, args, result: r, id, t0, t1: sharedNow() });
           done({ ok: true, result: r });

@@ -69,7 +69,8 @@ export function buildHost(a: {
     stats,
     tracksAsks: (def) => store !== undefined || def.replicas > 1,
     persist: durability.needed ? (slot) => durability.persist(slot) : undefined,
-    leaseHeld: (slot) => leaseHeld(node, slot.def.type, slot.key, false),
+    // Late-bound: the dispatcher is built last; it skips the check for what it runs itself.
+    leaseHeld: (slot) => dispatcher.recheck(slot.def.type, slot.key, false),
   });
   mailbox = new Mailbox({
     mailboxSize: opts.mailboxSize,
