@@ -25,6 +25,7 @@ export const REGISTERS = Array.from({ length: 24 }, (_, i) => `r${i}`);
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** Node `i` connects to `servers[i % servers.length]`. */
 export function spawnNodes(servers: string | readonly string[], cluster: string, n: number) {
   const list = Array.isArray(servers) ? servers : [servers as string];
   return Promise.all(
@@ -35,6 +36,8 @@ export function spawnNodes(servers: string | readonly string[], cluster: string,
         nodeId: `n${i}`,
         ...LEASE,
         handoffTimeoutMs: 5000,
+        // Back quickly once a cut link heals.
+        natsOptions: { reconnectTimeWait: 100, maxReconnectAttempts: -1, pingInterval: 1000 },
       };
       return ShardingProcess.spawn(o, ENTITIES);
     }),
