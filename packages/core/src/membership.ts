@@ -6,6 +6,7 @@ import { ConfigMismatchError, DuplicateNodeIdError, StartTimeoutError } from "./
 import { LeaseTable } from "./lease.js";
 import type { Logger } from "./logger.js";
 import { type ClusterConfig, diffConfig, leaseMs } from "./options.js";
+import { OwnLease } from "./own-lease.js";
 import { mergeSyncReply, syncAnswer, syncRequest } from "./sync.js";
 import type { Transport, TransportSubscription } from "./transport.js";
 import {
@@ -49,8 +50,6 @@ export interface MembershipParams {
 }
 
 const MAX_WARNED_PEERS = 1000;
-/** Own heartbeats remembered by emission time until their echo (older ones can only lapse). */
-const MAX_UNECHOED = 16;
 
 export class Membership {
   readonly #p: MembershipParams;
@@ -66,15 +65,8 @@ export class Membership {
    * #rejoined).
    */
   #rejoin: { since: number | undefined } | undefined;
-  /** Monotonic send time of each own heartbeat not yet echoed, by its `at`. */
-  readonly #unechoed = new Map<number, number>();
-  /**
-   * The end (monotonic) of this node's own lease: sentAt + L of the newest echoed heartbeat.
-   * Extended only while it has not lapsed; once lapsed, only fencing and rejoining renew it.
-   */
-  #leaseUntil = Number.NEGATIVE_INFINITY;
-  /** The lease an echo after a lapse would give, taken up when the rejoin completes. */
-  #pendingLease = Number.NEGATIVE_INFINITY;
+  /** This node's own lease (own-lease.ts); renewed after a lapse only by rejoining. */
+  readonly #lease: OwnLease;
   /** When a lease table from a peer was last merged. */
   #syncedAt = Number.NEGATIVE_INFINITY;
   #fenced = false;
@@ -103,6 +95,7 @@ export class Membership {
     this.#p = params;
     this.#subjects = subjects(params.cluster);
     this.#table = new LeaseTable(params.config.ttlMs, params.config.skewMs, params.tombstoneMs);
+    this.#lease = new OwnLease(leaseMs(params.config));
   }
 
   get members(): readonly string[] {
@@ -234,7 +227,7 @@ export class Membership {
   leaseRemainingMs(): number {
     if (this.#p.observer || this.#left || this.#closed || this.#fenced || this.#rejoin !== undefined)
       return 0;
-    const left = this.#leaseUntil - this.#p.clock.monoNow();
+    const left = this.#lease.until - this.#p.clock.monoNow();
     return left > 0 ? left : 0;
   }
 
@@ -259,11 +252,7 @@ export class Membership {
     const p = this.#p;
     p.clock.clearTimeout(this.#hbTimer);
     const at = p.clock.now();
-    // Two beats in one ms share `at`: keep the earlier send time, the one that bounds the lease.
-    if (!this.#unechoed.has(at)) {
-      this.#unechoed.set(at, p.clock.monoNow());
-      if (this.#unechoed.size > MAX_UNECHOED) this.#unechoed.delete(this.#unechoed.keys().next().value!);
-    }
+    this.#lease.sent(at, p.clock.monoNow());
     p.transport.publish(this.#subjects.heartbeat, encode({ v: 1, k: "hb", id: p.id, at, cfg: p.config }));
     this.stats.heartbeatsSent++;
     this.#hbTimer = p.clock.setTimeout(() => this.#beat(), p.config.heartbeatMs);
@@ -340,7 +329,11 @@ export class Membership {
       else {
         this.stats.heartbeatsAccepted++;
         if (msg.id === p.id) {
-          this.#echoed(msg.at, mono);
+          // A live lease is extended; a lapsed one waits for the rejoin (#recompute).
+          this.#lease.echoed(
+            msg.at,
+            !this.#started || (this.#rejoin === undefined && this.#lease.live(mono)),
+          );
           this.#selfSeen?.();
         }
         if (!this.#started) return;
@@ -361,21 +354,6 @@ export class Membership {
     }
   }
 
-  /**
-   * Our own heartbeat emitted at `at` came back at `mono`: the lease runs L from when it was
-   * sent. A live lease is extended; a lapsed one is renewed only by #recompute, once the
-   * rejoin completes, because after a lapse this node cannot tell what its peers took over.
-   */
-  #echoed(at: number, mono: number): void {
-    const sent = this.#unechoed.get(at);
-    if (sent === undefined) return;
-    for (const k of this.#unechoed.keys()) if (k <= at) this.#unechoed.delete(k);
-    const until = sent + leaseMs(this.#p.config);
-    if (!this.#started || (this.#rejoin === undefined && mono < this.#leaseUntil)) {
-      if (until > this.#leaseUntil) this.#leaseUntil = until;
-    } else if (until > this.#pendingLease) this.#pendingLease = until;
-  }
-
   /** Sweeps, recomputes the live set and the fenced flag, reports a change, re-arms expiry. */
   #recompute(): void {
     if (this.#closed) return;
@@ -384,15 +362,13 @@ export class Membership {
     const mono = p.clock.monoNow();
     const member = !p.observer && !this.#left;
     // Our own lease, not our entry in the table, says whether we may place keys on ourselves.
-    if (member && this.#rejoin === undefined && !(mono < this.#leaseUntil)) {
+    if (member && this.#rejoin === undefined && !this.#lease.live(mono)) {
       this.#rejoin = { since: undefined };
     }
     let fenced = false;
     if (member && this.#rejoin !== undefined) {
-      if (mono < this.#pendingLease && this.#rejoined(mono)) {
-        this.#leaseUntil = this.#pendingLease;
-        this.#pendingLease = Number.NEGATIVE_INFINITY;
-      } else fenced = true;
+      if (this.#lease.pendingLive(mono) && this.#rejoined(mono)) this.#lease.renew();
+      else fenced = true;
     }
     const held = this.#doubtful(mono, fenced);
     this.#table.sweep(now, held, mono);
@@ -409,7 +385,7 @@ export class Membership {
     const changed = fenced !== this.#fenced || !sameList(members, this.#members);
     if (fenced && !this.#fenced) {
       p.logger.warn(
-        `node ${p.id}: its lease lapsed ${Math.round(mono - this.#leaseUntil)} ms ago (no echo of its heartbeats for ${Math.round(mono - this.#leaseUntil + leaseMs(p.config))} ms); fencing itself`,
+        `node ${p.id}: its lease lapsed ${Math.round(mono - this.#lease.until)} ms ago (no echo of its heartbeats for ${Math.round(mono - this.#lease.sentAt)} ms); fencing itself`,
       );
     } else if (!fenced && this.#fenced) {
       p.logger.info(`node ${p.id}: sees its own heartbeats again; unfenced`);
@@ -436,9 +412,9 @@ export class Membership {
   #doubtful(mono: number, fenced: boolean): ReadonlySet<string> {
     const p = this.#p;
     const held = new Set<string>();
-    if (p.observer || this.#left || fenced || !(mono < this.#leaseUntil)) return held;
+    if (p.observer || this.#left || fenced || !this.#lease.live(mono)) return held;
     // The send time of our newest echoed heartbeat, on our monotonic clock.
-    const self = this.#leaseUntil - leaseMs(p.config);
+    const self = this.#lease.sentAt;
     const proof = 2 * p.config.heartbeatMs;
     for (const [id] of this.#table.leases()) {
       const rx = this.#table.receivedAt(id);
@@ -476,8 +452,8 @@ export class Membership {
     // Held leases have expired already; they are re-judged at our next echo, not on a timer.
     let at = this.#table.nextExpiry(this.#held);
     // Our own lease lapsing fences us (unless an echo renews it first).
-    if (!p.observer && !this.#left && this.#rejoin === undefined && Number.isFinite(this.#leaseUntil)) {
-      const own = this.#leaseUntil + 1;
+    if (!p.observer && !this.#left && this.#rejoin === undefined && Number.isFinite(this.#lease.until)) {
+      const own = this.#lease.until + 1;
       if (at === undefined || own < at) at = own;
     }
     if (at === this.#expiryAt) return;
