@@ -228,7 +228,7 @@ export class Membership {
     if (this.#p.observer || this.#left || this.#closed || this.#fenced || this.#rejoin !== undefined)
       return 0;
     const left = this.#lease.until - this.#p.clock.monoNow();
-    return left > 0 ? left : 0;
+    return Math.max(left, 0);
   }
 
   /**
