@@ -13,6 +13,7 @@ const MODULES: Record<string, () => Promise<{ bench: BenchModule }>> = {
   actors: () => import("./actors.js"),
   replication: () => import("./replication.js"),
   reminders: () => import("./actors/reminders.js"),
+  lease: () => import("./lease.js"),
 };
 
 interface ModuleResult {

@@ -28,6 +28,9 @@ class ManualClock implements Clock {
   now(): number {
     return this.t;
   }
+  monoNow(): number {
+    return this.t;
+  }
   setTimeout(fn: () => void): unknown {
     this.pending = fn;
     return 1;

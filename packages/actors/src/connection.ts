@@ -26,6 +26,7 @@ export function nodeOptionsOf(o: ShardingOptions): Omit<ShardNodeOptions, "clust
     store: _st,
     writeQuorum: _wq,
     replicationTimeoutMs: _rt,
+    onAck: _ack,
     servers: _s,
     connection: _cn,
     natsOptions: _no,

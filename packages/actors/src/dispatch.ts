@@ -4,11 +4,19 @@
 // through `done`), handing a partition's records over and taking the new owner's ack. Local
 // asks, asks and tells from other nodes, and the router's local hand-over all come through
 // `dispatch` or `askHere`, so a check added to `#mayAct` holds for all of them.
+//
+// The check is a valid lease (ShardNode.leaseValid(), read from the monotonic clock at each
+// call: after a pause it fails before any queued input is handled) and ring ownership. Acts
+// that happen later than admission call `leaseHeld` again right before their effect: the
+// handler run (a message may wait in the mailbox), the answer, the replica copy, the store
+// write. Those re-check the lease only: a partition being released still drains its queue
+// while the ring already names the next owner, who waits for our records.
 import type { Deadlines, ShardNode } from "@keyhold/core";
 import type { EntityDefinition } from "./entity.js";
 import {
   DeadlineExceededError,
   MailboxFullError,
+  NotOwnerError,
   StoreConflictError,
   UnknownEntityTypeError,
 } from "./errors.js";
@@ -16,9 +24,11 @@ import type { Handoff } from "./handoff.js";
 import { LatencyHistogram } from "./latency.js";
 import type { Lifecycle } from "./lifecycle.js";
 import { type Envelope, type Mailbox, SlotMoved } from "./mailbox.js";
+import type { AckInfo } from "./options.js";
 import type { PartitionStates } from "./partitions.js";
 import { assertSerializable } from "./serializable.js";
 import type { Slot, SlotTable } from "./slots.js";
+import { encode } from "./wire.js";
 
 /** The outcome of a message handed to this node: its result or error, or "not mine, route again". */
 export type LocalOutcome = { ok: true; result: unknown } | { ok: false; error: unknown } | { moved: true };
@@ -36,6 +46,8 @@ export interface DispatchParams {
   readonly askTimeoutMs: number;
   /** Most messages buffered per pending partition. */
   readonly bufferLimit: number;
+  /** Told of every ask answered as owner (the `onAck` option). */
+  readonly onAck?: ((ack: AckInfo) => void) | undefined;
   /** Routes an ask again (its entity turned out to be owned elsewhere). */
   readonly reroute: (
     type: string,
@@ -46,10 +58,30 @@ export interface DispatchParams {
   ) => Promise<unknown>;
 }
 
+/**
+ * The lease half of the ownership check, for acts after admission. Throws NotOwnerError when
+ * this node's lease is not valid now.
+ */
+export function leaseHeld(node: ShardNode, type: string, key: string, mayHaveApplied = true): void {
+  if (!node.leaseValid()) throw new NotOwnerError(type, key, "its lease is not valid", mayHaveApplied);
+}
+
+/** The time base of AckInfo: monotonic, comparable between processes of one machine. */
+function sharedNow(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+/** Errors that mean "not applied here as owner: route it again". */
+function movedError(err: unknown): boolean {
+  return err instanceof StoreConflictError || err instanceof NotOwnerError || err instanceof SlotMoved;
+}
+
 export class Dispatcher {
   readonly #p: DispatchParams;
   /** Handling latency (enqueue to outcome) of every message run here, for admin reports. */
   readonly latency = new LatencyHistogram();
+  /** Set while #enqueue hands a just-checked message to the mailbox (see recheck). */
+  #admitting = false;
 
   constructor(params: DispatchParams) {
     this.#p = params;
@@ -60,16 +92,37 @@ export class Dispatcher {
    * else -1. One hash answers both "whose is it" and "which partition".
    */
   #mayAct(key: string): number {
-    const ring = this.#p.node.ring;
+    const node = this.#p.node;
+    if (!node.leaseValid()) return -1;
+    const ring = node.ring;
     const p = ring.partition(key);
-    return ring.ownerOfPartition(p) === this.#p.node.id ? p : -1;
+    return ring.ownerOfPartition(p) === node.id ? p : -1;
   }
 
   /** The local enqueue: the one path from a decided message to the entity's mailbox. */
   #enqueue(def: EntityDefinition, key: string, p: number, env: Envelope): void {
     const slot = this.#p.slots.slot(def, key, p);
     this.#p.lifecycle.touch(slot);
-    this.#p.mailbox.enqueue(slot, env);
+    this.#admitting = true;
+    try {
+      this.#p.mailbox.enqueue(slot, env);
+    } finally {
+      this.#admitting = false;
+    }
+  }
+
+  /**
+   * The lease check again, right before an act after admission (the handler run, the answer):
+   * skipped only while `#enqueue` runs, because whatever the mailbox runs synchronously there
+   * happens in the same synchronous turn as the check `#mayAct` just made, which no input and
+   * no timer can interleave. A message that waited, or an answer after an await, checks anew.
+   */
+  recheck(type: string, key: string, mayHaveApplied: boolean): void {
+    if (!this.#admitting) leaseHeld(this.#p.node, type, key, mayHaveApplied);
+  }
+
+  #leaseStill(): boolean {
+    return this.#admitting || this.#p.node.leaseValid();
   }
 
   /**
@@ -93,7 +146,8 @@ export class Dispatcher {
       return Promise.reject(err);
     }
     const ms = timeout ?? this.#p.askTimeoutMs;
-    const { deadlines } = this.#p;
+    const { deadlines, onAck } = this.#p;
+    const t0 = onAck ? sharedNow() : 0;
     return new Promise((resolve, reject) => {
       let settled = false;
       // The message stays queued if it times out: a handler cannot be interrupted.
@@ -108,18 +162,31 @@ export class Dispatcher {
           ),
         );
       });
-      const t0 = performance.now();
+      const lt = performance.now();
       this.#enqueue(def, key, p, {
         h,
         a: args,
         done: (err, r) => {
-          this.latency.record(performance.now() - t0);
+          this.latency.record(performance.now() - lt);
           if (settled) return;
           settled = true;
           deadlines.cancel(deadline);
-          if (err === undefined) resolve(r);
-          // The store refused the write (another node owns the entity): route it again.
-          else if (err instanceof StoreConflictError || err instanceof SlotMoved)
+          // The answer is an act as owner too. A local ask carries no id to deduplicate a
+          // retry, so one that ran is failed (its outcome unknown), never run again.
+          if (err === undefined && !this.#leaseStill())
+            reject(
+              new NotOwnerError(
+                def.type,
+                key,
+                "its lease lapsed before the answer (the ask may have been applied)",
+              ),
+            );
+          else if (err === undefined) {
+            onAck?.({ type: def.type, key, handler: h, args, result: r, id: undefined, t0, t1: sharedNow() });
+            resolve(r);
+          }
+          // Refused before it ran (lease, or the store says another node owns it): route again.
+          else if (movedError(err) && !(err instanceof NotOwnerError && err.mayHaveApplied))
             resolve(this.#p.reroute(def.type, key, h, args, ms));
           else reject(err);
         },
@@ -147,20 +214,21 @@ export class Dispatcher {
     if (p < 0) return done({ moved: true });
     const st = this.#p.partitions.state(p);
     if (st === "ready") {
-      const t0 = performance.now();
+      const onAck = this.#p.onAck;
+      const t0 = onAck ? sharedNow() : 0;
+      const lt = performance.now();
       this.#enqueue(def, key, p, {
         id,
         h,
         a: args,
         done: (err, r) => {
-          this.latency.record(performance.now() - t0);
-          done(
-            err === undefined
-              ? { ok: true, result: r }
-              : err instanceof StoreConflictError || err instanceof SlotMoved
-                ? { moved: true } // not applied: the store refused it; the sender retries
-                : { ok: false, error: err },
-          );
+          this.latency.record(performance.now() - lt);
+          // No answer as owner once the lease lapsed: "moved", and the sender retries with the
+          // same id, which the next owner deduplicates (replicated and stored types).
+          if (movedError(err) || !this.#leaseStill()) return done({ moved: true });
+          if (err !== undefined) return done({ ok: false, error: err });
+          onAck?.({ type, key, handler: h, args, result: r, id, t0, t1: sharedNow() });
+          done({ ok: true, result: r });
         },
       });
     } else if (st === "releasing") done({ moved: true });
@@ -179,8 +247,16 @@ export class Dispatcher {
     return true;
   }
 
-  /** A new owner pulls partition `p`: hand its records over (handoff.ts decides when). */
+  /**
+   * A new owner pulls partition `p`: hand its records over (handoff.ts decides when). Not
+   * while this node is in doubt (its lease lapsed and it has not fenced yet): it cannot tell
+   * yet whether its records are still current, so the puller is told to wait and asks again.
+   */
   servePull(p: number, from: string, reply: (data: Uint8Array) => void, cursor?: number): Promise<void> {
+    if (this.#p.node.inDoubt) {
+      reply(encode({ v: 1, k: "states", p, status: "wait", recs: [] }));
+      return Promise.resolve();
+    }
     return this.#p.handoff.servePull(p, from, reply, cursor);
   }
 

@@ -1,9 +1,10 @@
 // The store policy and the replica write of a handled message: state is loaded from the store
 // before activation, and every handled message is written to the store (at the revision this
 // node last saw) and copied to the replica quorum before its caller hears of it. A refused
-// store write means another node owns the entity: it is given up here.
+// store write, or a replica answering `stale`, means another node owns the entity: it is given
+// up here. Both effects are acts as owner: each checks the lease right before it (dispatch.ts).
 
-import { StoreConflictError } from "./errors.js";
+import { NotOwnerError, StoreConflictError } from "./errors.js";
 import type { Lifecycle } from "./lifecycle.js";
 import type { Mailbox } from "./mailbox.js";
 import type { ReminderIndex } from "./reminder-index.js";
@@ -24,6 +25,8 @@ export interface DurabilityParams {
   readonly reminders?: SlotHooks | undefined;
   /** The store's per-partition list of entities with reminders, when the store keeps one. */
   readonly index?: ReminderIndex | undefined;
+  /** The lease check before an effect as owner; throws NotOwnerError (dispatch.ts leaseHeld). */
+  readonly leaseHeld: (slot: Slot) => void;
 }
 
 export class Durability {
@@ -67,10 +70,22 @@ export class Durability {
     } catch (err) {
       return Promise.reject(err);
     }
+    try {
+      this.#p.leaseHeld(slot);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     const tasks: Promise<unknown>[] = [];
     if (store) tasks.push(this.#writeStore(store, slot, state));
     if (replicator) {
-      tasks.push(replicator.write({ ...this.#p.slots.record(slot), s: state, act: true }, slot.partition));
+      tasks.push(
+        replicator
+          .write({ ...this.#p.slots.record(slot), s: state, act: true }, slot.partition)
+          .catch((err: unknown) => {
+            if (err instanceof NotOwnerError) this.#yield(slot, err);
+            throw err;
+          }),
+      );
     }
     return Promise.all(tasks).then(() => {});
   }
@@ -95,6 +110,22 @@ export class Durability {
           throw err;
         },
       );
+  }
+
+  /**
+   * A replica refused our copy as stale: another node is primary in its view, or holds a newer
+   * version. Stops acting for the entity: the instance goes (no more of its messages run here;
+   * queued ones fail with `reason`, which the dispatcher turns into "moved" so routers send them
+   * again), but its state stays as a dormant record. Unlike a store, no authority holds the
+   * acknowledged writes elsewhere for sure: if the replica's view was merely behind and this
+   * node is the owner after all, the next message resumes from this state, not from scratch;
+   * if not, the state is only a record with its version, which a hand-off never installs over
+   * a newer one.
+   */
+  #yield(slot: Slot, reason: unknown): void {
+    if (slot.instance) slot.state = slot.instance.state;
+    this.#p.mailbox().failQueued(slot, reason);
+    this.#p.lifecycle.discard(slot);
   }
 
   /**

@@ -21,6 +21,7 @@ export const ActorErrorCode = {
   InvalidReminder: "KH_INVALID_REMINDER",
   InvalidArguments: "KH_INVALID_ARGUMENTS",
   TelemetryUnavailable: "KH_TELEMETRY_UNAVAILABLE",
+  NotOwner: "KH_NOT_OWNER",
 } as const;
 export type ActorErrorCode = (typeof ActorErrorCode)[keyof typeof ActorErrorCode];
 
@@ -257,6 +258,8 @@ export function fromWireError(e: WireError, target: ErrorTarget): ActorError {
       return new StoreConflictError(target.type, target.key);
     case ActorErrorCode.InvalidReminder:
       return new InvalidReminderError(e.message);
+    case ActorErrorCode.NotOwner:
+      return new NotOwnerError(target.type, target.key, e.message);
     case ActorErrorCode.HandlerFailed:
       return new HandlerError(e.message, e.name ?? "Error", e.details);
     case ActorErrorCode.DeadlineExceeded:
@@ -312,5 +315,23 @@ export class InvalidReminderError extends ActorError {
   constructor(message: string) {
     super(ActorErrorCode.InvalidReminder, message);
     this.name = "InvalidReminderError";
+  }
+}
+
+/**
+ * This node may not act as the entity's owner now: its lease lapsed (a pause, a stalled event
+ * loop, a cut link), or a replica's view names another primary or holds a newer copy. Between
+ * nodes it becomes a "moved" answer and the message is routed again with the same id; a local
+ * caller sees it only when its ask had already run (the outcome is then unknown: retry it).
+ */
+export class NotOwnerError extends ActorError {
+  /** False when the message was refused before its handler ran (routing it again is safe). */
+  readonly mayHaveApplied: boolean;
+  constructor(type: string, key: string, why: string, mayHaveApplied = true) {
+    super(ActorErrorCode.NotOwner, `This node may not act for ${type}/${key} now: ${why}`, {
+      retryable: true,
+    });
+    this.name = "NotOwnerError";
+    this.mayHaveApplied = mayHaveApplied;
   }
 }

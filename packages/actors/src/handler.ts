@@ -34,6 +34,11 @@ export interface HandlerRunnerParams {
   readonly persist: ((slot: Slot) => Promise<void> | undefined) | undefined;
   /** The acquisition stamp of this node's tenure of a partition (partitions.ts). */
   readonly stampOf: (partition: number) => number;
+  /**
+   * The lease check right before a handler runs as owner (a message may have waited in the
+   * mailbox past a pause); throws NotOwnerError (dispatch.ts leaseHeld).
+   */
+  readonly leaseHeld: (slot: Slot) => void;
 }
 
 export class HandlerRunner {
@@ -48,6 +53,12 @@ export class HandlerRunner {
    * promise when it must be waited for, else completes it now.
    */
   run(slot: Slot, env: Envelope): Promise<void> | undefined {
+    try {
+      this.#p.leaseHeld(slot);
+    } catch (err) {
+      env.done(err);
+      return undefined;
+    }
     const inst = slot.instance!;
     slot.lastUsed = this.#p.clock.now();
     if (env.id !== undefined && slot.recent !== undefined) {

@@ -2,7 +2,7 @@
 // lifecycle, mailbox, handler runner and durability of its entities, its partitions' states,
 // outbox, hand-offs and refills, and the dispatcher in front of them. A client has none.
 import type { Clock, Deadlines, Logger, ShardNode, Transport } from "@keyhold/core";
-import { Dispatcher, type DispatchParams } from "./dispatch.js";
+import { Dispatcher, type DispatchParams, leaseHeld } from "./dispatch.js";
 import { Durability } from "./durability.js";
 import type { EntityDefinition } from "./entity.js";
 import { HandlerRunner, type HostStats } from "./handler.js";
@@ -80,6 +80,7 @@ export function buildHost(a: {
     mailbox: () => mailbox!,
     reminders,
     index,
+    leaseHeld: (slot) => leaseHeld(node, slot.def.type, slot.key),
   });
   const bufferLimit = opts.mailboxSize * 16;
   const partitions = new PartitionStates({ bufferLimit, logger, nodeId });
@@ -89,6 +90,8 @@ export function buildHost(a: {
     tracksAsks: (def) => store !== undefined || def.replicas > 1,
     persist: durability.needed ? (slot) => durability.persist(slot) : undefined,
     stampOf: (p) => partitions.stamp(p),
+    // Late-bound: the dispatcher is built last; it skips the check for what it runs itself.
+    leaseHeld: (slot) => dispatcher!.recheck(slot.def.type, slot.key, false),
   });
   mailbox = new Mailbox({
     mailboxSize: opts.mailboxSize,
@@ -147,6 +150,7 @@ export function buildHost(a: {
     deadlines: a.deadlines,
     askTimeoutMs: opts.askTimeoutMs,
     bufferLimit,
+    onAck: opts.onAck,
     reroute: a.reroute,
   });
   return { slots, lifecycle, partitions, outbox, handoff, dispatcher, reminders };

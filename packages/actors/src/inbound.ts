@@ -138,9 +138,15 @@ export class Inbound {
           this.stats.malformed++;
           return;
         }
-        svc.replicator.receive(msg.p, msg.recs);
-        respond(encode({ v: 1, k: "repok", n: msg.recs.length }));
-        return;
+        {
+          const v = svc.replicator.receive(msg.p, msg.recs, msg.from);
+          respond(
+            v.refused > 0
+              ? encode({ v: 1, k: "stale", n: v.refused, primary: v.primary })
+              : encode({ v: 1, k: "repok", n: msg.recs.length }),
+          );
+          return;
+        }
     }
   }
 

@@ -15,6 +15,7 @@ export {
   InvalidRequestError,
   MailboxFullError,
   NoLiveMemberError,
+  NotOwnerError,
   NotSerializableError,
   QuorumError,
   ShardingClosedError,
@@ -25,7 +26,13 @@ export {
   UnknownHandlerError,
 } from "./errors.js";
 export { type NatsKvStoreOptions, natsKvStore } from "./kv-store.js";
-export type { MeterProviderLike, ShardingOptions, TelemetryOptions, TracerProviderLike } from "./options.js";
+export type {
+  AckInfo,
+  MeterProviderLike,
+  ShardingOptions,
+  TelemetryOptions,
+  TracerProviderLike,
+} from "./options.js";
 export {
   DEFAULT_ASK_TIMEOUT_MS,
   DEFAULT_ATTEMPT_TIMEOUT_MS,

@@ -57,6 +57,30 @@ export interface ShardingOptions extends Omit<ShardNodeOptions, "observer"> {
   readonly writeQuorum?: WriteQuorum;
   /** How long a write waits for one replica's acknowledgement. @default attemptTimeoutMs */
   readonly replicationTimeoutMs?: number;
+  /**
+   * Called synchronously right before this node answers an ask it ran as owner (after the
+   * lease check of the answer), for node-side acknowledgement logs in fault tests (see
+   * `emitAck` in @keyhold/testing). Keep it cheap: it runs on every answered ask. @default none
+   */
+  readonly onAck?: (ack: AckInfo) => void;
+}
+
+/** One ask this node answered as owner (see `onAck`). */
+export interface AckInfo {
+  readonly type: string;
+  readonly key: string;
+  readonly handler: string;
+  readonly args: readonly unknown[];
+  readonly result: unknown;
+  /** The ask's message id; undefined for a local ask. */
+  readonly id: string | undefined;
+  /**
+   * When it was handed to the entity and when it was answered: ms of
+   * `performance.timeOrigin + performance.now()` (monotonic, comparable between processes of
+   * one machine).
+   */
+  readonly t0: number;
+  readonly t1: number;
 }
 
 export interface ParsedShardingOptions {
@@ -74,6 +98,7 @@ export interface ParsedShardingOptions {
   readonly store: StoreFactory | undefined;
   readonly writeQuorum: WriteQuorum;
   readonly replicationTimeoutMs: number;
+  readonly onAck: ((ack: AckInfo) => void) | undefined;
 }
 
 /** Validates the actor-level options; the ShardNode options are validated by @keyhold/core. */
@@ -92,6 +117,9 @@ export function parseShardingOptions(o: ShardingOptions): ParsedShardingOptions 
       o.store,
     );
   }
+  if (o.onAck !== undefined && typeof o.onAck !== "function") {
+    throw new InvalidOptionError("onAck", "a function", o.onAck);
+  }
   if (o.writeQuorum !== undefined && o.writeQuorum !== "all" && o.writeQuorum !== "majority") {
     throw new InvalidOptionError("writeQuorum", '"all" or "majority"', o.writeQuorum);
   }
@@ -105,6 +133,7 @@ export function parseShardingOptions(o: ShardingOptions): ParsedShardingOptions 
   return {
     entities,
     store: o.store,
+    onAck: o.onAck,
     writeQuorum: o.writeQuorum ?? "all",
     replicationTimeoutMs: int("replicationTimeoutMs", o.replicationTimeoutMs, attemptTimeoutMs, 1, 3_600_000),
     askTimeoutMs: int("askTimeoutMs", o.askTimeoutMs, DEFAULT_ASK_TIMEOUT_MS, 1, 3_600_000),

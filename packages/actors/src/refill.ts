@@ -4,7 +4,7 @@
 import type { Clock, Logger } from "@keyhold/core";
 import { Backoff, sleep } from "./backoff.js";
 import type { PartitionStates } from "./partitions.js";
-import type { Replicator } from "./replication.js";
+import { LEASE_LAPSED, type Replicator } from "./replication.js";
 import type { SlotTable } from "./slots.js";
 import { type EntityRecord, encode, pageRecords } from "./wire.js";
 
@@ -73,7 +73,10 @@ export class Refill {
           const msg = encode({ v: 1, k: "rep", p, from: this.#p.nodeId, recs: page });
           let outcome = await replicator.send(t, msg);
           const backoff = new Backoff(200, 800);
-          for (let i = 0; outcome !== "ok" && outcome !== "no-responders" && i < REFILL_RESENDS; i++) {
+          // Resending cannot help when the replica judged us stale or our lease lapsed.
+          const final = (o: string) =>
+            o === "ok" || o === "no-responders" || o === "stale" || o === LEASE_LAPSED;
+          for (let i = 0; !final(outcome) && i < REFILL_RESENDS; i++) {
             await sleep(this.#p.clock, backoff.next());
             if (!replicator.targets(p, replicator.replicasOf(page[0]?.t ?? "")).includes(t)) return;
             outcome = await replicator.send(t, msg);

@@ -6,9 +6,16 @@
 // HRW order (already a replica) continues from the highest version. Every copy carries its
 // version and a replica keeps only the highest, so duplicated, late or reordered copies are
 // harmless.
+//
+// Replicas judge copies: one is accepted only from the node the replica's own view names as
+// the key's primary (owners(key)[0]) and only if not older than the copy held; anything else
+// is answered `stale`, never `repok`, and only validated copies count toward the quorum. A
+// primary that hears `stale` learns it may no longer act for the entity (a peer took over
+// while it was paused or cut off): its write fails with NotOwnerError and durability.ts gives
+// the entity up.
 import { type Clock, type Logger, RequestFailedError, type ShardNode, type Transport } from "@keyhold/core";
 import { entityId } from "./entity.js";
-import { QuorumError } from "./errors.js";
+import { NotOwnerError, QuorumError } from "./errors.js";
 import { isNewer } from "./slots.js";
 import { decodeReply, type EntityRecord, encode, isError, nodeSubject } from "./wire.js";
 
@@ -41,6 +48,10 @@ export interface ReplicationStats {
   copiesIn: number;
   /** Copies received and ignored (this node held the same or a newer version). */
   copiesStale: number;
+  /** Copies refused with `stale`: from a node our view does not name primary, or older than ours. */
+  copiesRefused: number;
+  /** Writes of ours a replica refused with `stale` (the entity was given up). */
+  writesRefused: number;
   /** Refills: bulk copies sent to bring a partition back to N copies (refill.ts). */
   refills: number;
   /** Refills a replica never acknowledged, after retries. */
@@ -48,7 +59,16 @@ export interface ReplicationStats {
 }
 
 export function emptyReplicationStats(): ReplicationStats {
-  return { writes: 0, quorumFailures: 0, copiesIn: 0, copiesStale: 0, refills: 0, refillsFailed: 0 };
+  return {
+    writes: 0,
+    quorumFailures: 0,
+    copiesIn: 0,
+    copiesStale: 0,
+    copiesRefused: 0,
+    writesRefused: 0,
+    refills: 0,
+    refillsFailed: 0,
+  };
 }
 
 interface Copy {
@@ -57,6 +77,9 @@ interface Copy {
   orphanSince: number | undefined;
   at: number;
 }
+
+/** The outcome of a send refused because this node's lease is not valid. */
+export const LEASE_LAPSED = "lease lapsed";
 
 /** Copies needed besides the primary for a majority of `n`. */
 export function majorityReplicas(n: number): number {
@@ -106,10 +129,13 @@ export class Replicator {
         `${rec.t}/${rec.key} needs ${majority} replica(s) for a majority of ${n} copies, but only ${targets.length} other member(s) are live`,
       );
     }
+    // Sending a copy is an act as owner: only with a valid lease (dispatch.ts).
+    if (!this.#p.node.leaseValid()) throw new NotOwnerError(rec.t, rec.key, "its lease is not valid");
     this.stats.writes++;
     const msg = encode({ v: 1, k: "rep", p, from: this.#p.nodeId, recs: [rec] });
     if (this.#p.quorum === "majority") return this.#writeMajority(rec, targets, msg, majority);
     const outcomes = await Promise.all(targets.map((t) => this.send(t, msg)));
+    if (outcomes.includes("stale")) throw this.#refused(rec, outcomes);
     const acks = outcomes.filter((o) => o === "ok").length;
     // A replica that vanished (no responders, or dropped from the ring while we waited) is no
     // longer live; one that is merely slow still counts against the quorum.
@@ -142,7 +168,11 @@ export class Replicator {
           outcomes[i] = o;
           answered++;
           if (o === "ok") acks++;
-          if (acks === majority) resolve();
+          // Before the quorum: nothing was acknowledged, so the entity is given up now.
+          if (o === "stale" && acks < majority) {
+            acks = Number.NEGATIVE_INFINITY;
+            reject(this.#refused(rec, outcomes));
+          } else if (acks === majority) resolve();
           else if (answered === targets.length && acks < majority) {
             this.stats.quorumFailures++;
             reject(
@@ -156,25 +186,56 @@ export class Replicator {
     });
   }
 
-  /** Sends one `rep` message to a replica: "ok", or why it was not acknowledged. */
+  #refused(rec: EntityRecord, outcomes: readonly string[]): NotOwnerError {
+    this.stats.writesRefused++;
+    return new NotOwnerError(
+      rec.t,
+      rec.key,
+      `a replica refused its copy as stale (${outcomes.join(", ")}); another node is primary or holds a newer version`,
+    );
+  }
+
+  /** Sends one `rep` message to a replica: "ok", "stale", or why it was not acknowledged. */
   async send(target: string, msg: Uint8Array): Promise<string> {
+    // Every copy leaves as an act as owner (writes and refills): only with a valid lease.
+    if (!this.#p.node.leaseValid()) return LEASE_LAPSED;
     try {
       const data = await this.#p.transport.request(nodeSubject(this.#p.cluster, target), msg, {
         timeout: this.#p.timeoutMs,
       });
       const reply = decodeReply(data);
-      return !isError(reply) && reply.k === "repok" ? "ok" : "bad reply";
+      if (isError(reply)) return "bad reply";
+      return reply.k === "repok" ? "ok" : reply.k === "stale" ? "stale" : "bad reply";
     } catch (err) {
       return err instanceof RequestFailedError ? err.reason : "error";
     }
   }
 
-  /** Replica side: keeps each copy if it is newer than the one held. Returns how many were kept. */
-  receive(p: number, recs: readonly EntityRecord[]): number {
+  /**
+   * Replica side: judges each copy sent by `from`. Refused (counted in `refused`): a copy from
+   * a node this view does not name the key's primary, or older than the one held. Kept: a copy
+   * newer than the one held. Neither: the same version again (a duplicate).
+   */
+  receive(
+    p: number,
+    recs: readonly EntityRecord[],
+    from: string,
+  ): { kept: number; refused: number; primary: string | null } {
     let kept = 0;
+    let refused = 0;
+    const ring = this.#p.node.ring;
+    let primary: string | null = null;
     for (const rec of recs) {
       const id = entityId(rec.t, rec.key);
       const cur = this.#copies.get(id);
+      // The partition is derived from the key here, never taken from the sender.
+      const owner = ring.ownerOfPartition(ring.partition(rec.key)) ?? null;
+      if (owner !== from || (cur && isNewer(cur.rec, rec))) {
+        primary = owner;
+        refused++;
+        this.stats.copiesRefused++;
+        continue;
+      }
       if (cur && !isNewer(rec, cur.rec)) {
         this.stats.copiesStale++;
         continue;
@@ -188,7 +249,7 @@ export class Replicator {
       this.stats.copiesIn++;
       kept++;
     }
-    return kept;
+    return { kept, refused, primary };
   }
 
   /** The copies this node holds for partition `p` (for a new owner's pull). */

@@ -68,6 +68,10 @@ export interface ShardingStats {
     readonly quorumFailures: number;
     readonly copiesIn: number;
     readonly copiesStale: number;
+    /** Copies refused with `stale` (from a non-primary, or older than ours). */
+    readonly copiesRefused: number;
+    /** Our writes a replica refused with `stale` (the entity was given up). */
+    readonly writesRefused: number;
     readonly refills: number;
     readonly refillsFailed: number;
     readonly copies: number;

@@ -88,6 +88,11 @@ export type Reply =
   | { readonly v: 1; readonly k: "err"; readonly e: WireError }
   | { readonly v: 1; readonly k: "moved"; readonly owner: string | null }
   | { readonly v: 1; readonly k: "repok"; readonly n: number }
+  /**
+   * A replica refused `n` copies: the sender is not the primary its view names (`primary`, or
+   * null when it sees none), or it holds a newer version. Never counts toward a quorum.
+   */
+  | { readonly v: 1; readonly k: "stale"; readonly n: number; readonly primary: string | null }
   /** Answer to a pull: `wait` while the old owner still owns or is draining the partition. */
   | {
       readonly v: 1;
@@ -239,6 +244,10 @@ export function decodeReply(data: Uint8Array): Decoded<Reply> {
     case "repok":
       if (!isNat(m.n, 1_000_000)) return { error: "bad repok" };
       return { v: 1, k: "repok", n: m.n };
+    case "stale":
+      if (!isNat(m.n, 1_000_000) || m.n < 1) return { error: "bad stale" };
+      if (m.primary !== null && !isId(m.primary)) return { error: "bad primary" };
+      return { v: 1, k: "stale", n: m.n, primary: m.primary };
     default:
       return { error: "unknown kind" };
   }

@@ -30,6 +30,7 @@ export class Pausable {
     let seq = 0;
     this.clock = {
       now: () => base.now(),
+      monoNow: () => base.monoNow(),
       setTimeout: (fn, ms) => {
         const id = ++seq;
         handles.set(

@@ -5,6 +5,7 @@ import {
   Entity,
   MemoryStore,
   memoryStore,
+  nodeSubject,
   QuorumError,
   type Sharding,
   type ShardingOptions,
@@ -13,6 +14,7 @@ import {
 } from "@keyhold/actors";
 import { SimBus, seededRandom, VirtualClock } from "@keyhold/testing";
 import fc from "fast-check";
+import { Packr } from "msgpackr";
 import { beforeEach, describe, expect, it } from "vitest";
 import { drive, HB, startOn, TTL } from "./support.js";
 
@@ -110,6 +112,45 @@ describe("replication", () => {
     await node("b");
     await bus.clock.advance(HB * 3);
     expect(await drive(bus, a.ref(Account, "lonely").deposit(1))).toBeGreaterThanOrEqual(1);
+  });
+
+  it("a replica answers stale, never repok, to a copy from a non-primary or older than its own", async () => {
+    const nodes = [await node("a"), await node("b"), await node("c")];
+    const [a] = nodes;
+    for (let i = 1; i <= 3; i++) expect(await drive(bus, a!.ref(Account, "judged").deposit(1))).toBe(i);
+    const [primary, replica] = a!.node.owners("judged", 3);
+    const other = a!.node.owners("judged", 3)[2]!;
+    const raw = bus.connect("x");
+    const packr = new Packr({ useRecords: false, mapsAsObjects: true });
+    const send = async (from: string, ver: number) =>
+      packr.unpack(
+        await drive(
+          bus,
+          raw.request(
+            nodeSubject("r", replica!),
+            packr.pack({
+              v: 1,
+              k: "rep",
+              p: 0,
+              from,
+              recs: [{ t: "account", key: "judged", s: { balance: 999 }, ver, act: true }],
+            }),
+            { timeout: 1000 },
+          ),
+        ),
+      ) as { k: string; n: number; primary?: string | null };
+    // From a node the replica's view does not name primary, even with a newer version.
+    const foreign = await send(other, 100);
+    expect(foreign).toMatchObject({ k: "stale", n: 1, primary });
+    // From the primary but older than the copy held.
+    const older = await send(primary!, 1);
+    expect(older).toMatchObject({ k: "stale", n: 1, primary });
+    // The same version again from the primary is a duplicate: acknowledged.
+    expect((await send(primary!, 3)).k).toBe("repok");
+    const judge = nodes.find((n) => n.node.id === replica)!;
+    expect(judge.stats().replication.copiesRefused).toBe(2);
+    // Nothing refused was kept: the entity continues from 3 on its primary.
+    expect(await drive(bus, a!.ref(Account, "judged").deposit(1))).toBe(4);
   });
 
   it("replication messages duplicated and reordered never roll a copy back", async () => {

@@ -58,7 +58,11 @@ export {
   DEFAULT_SKEW_MS,
   DEFAULT_START_TIMEOUT_MS,
   DEFAULT_TTL_MS,
+  effectBudgetMs,
+  leaseMs,
+  MAX_CLOCK_DRIFT,
   MAX_RING_SIZE,
+  MIN_EFFECT_BUDGET_MS,
   parseClusterConfig,
   parseOptions as parseShardNodeOptions,
 } from "./options.js";

@@ -5,10 +5,18 @@ import type { Clock } from "./clock.js";
 import { ConfigMismatchError, DuplicateNodeIdError, StartTimeoutError } from "./errors.js";
 import { LeaseTable } from "./lease.js";
 import type { Logger } from "./logger.js";
-import { type ClusterConfig, diffConfig } from "./options.js";
+import { type ClusterConfig, diffConfig, leaseMs } from "./options.js";
+import { OwnLease } from "./own-lease.js";
 import { mergeSyncReply, syncAnswer, syncRequest } from "./sync.js";
 import type { Transport, TransportSubscription } from "./transport.js";
-import { decode, encode, isMalformed, type MembershipMessage, subjects } from "./wire.js";
+import {
+  decode,
+  encode,
+  isMalformed,
+  MAX_SMALL_MESSAGE_BYTES,
+  type MembershipMessage,
+  subjects,
+} from "./wire.js";
 
 /** Counters of what membership saw and did. */
 export interface MembershipStats {
@@ -52,8 +60,13 @@ export class Membership {
   #members: readonly string[] = [];
   /** Expired peers kept as members until this node can tell their silence from its own. */
   #held: ReadonlySet<string> = new Set();
-  /** Set while fenced; `since` is when our own heartbeat first came back (see #rejoined). */
+  /**
+   * Set while fenced; `since` is when (monotonic) our own heartbeat first came back (see
+   * #rejoined).
+   */
   #rejoin: { since: number | undefined } | undefined;
+  /** This node's own lease (own-lease.ts); renewed after a lapse only by rejoining. */
+  readonly #lease: OwnLease;
   /** When a lease table from a peer was last merged. */
   #syncedAt = Number.NEGATIVE_INFINITY;
   #fenced = false;
@@ -82,6 +95,7 @@ export class Membership {
     this.#p = params;
     this.#subjects = subjects(params.cluster);
     this.#table = new LeaseTable(params.config.ttlMs, params.config.skewMs, params.tombstoneMs);
+    this.#lease = new OwnLease(leaseMs(params.config));
   }
 
   get members(): readonly string[] {
@@ -100,7 +114,7 @@ export class Membership {
   /** Members that left gracefully and are still remembered (tombstoned), sorted. */
   departed(): string[] {
     const now = this.#p.clock.now();
-    this.#table.sweep(now);
+    this.#table.sweep(now, undefined, this.#p.clock.monoNow());
     const live = new Set(this.#members);
     return this.#table
       .tombstones()
@@ -134,7 +148,7 @@ export class Membership {
     }
     if (this.#startMismatch) throw this.#startMismatch;
     // Before our first heartbeat, a live lease under our id belongs to someone else.
-    if (!this.#p.observer && this.#table.isLive(this.#p.id, this.#p.clock.now())) {
+    if (!this.#p.observer && this.#table.isLive(this.#p.id, this.#p.clock.monoNow())) {
       throw new DuplicateNodeIdError(this.#p.id, this.#p.config.ttlMs);
     }
     // Serve syncs only now: subscribed earlier, our own subscription would count as a
@@ -210,15 +224,41 @@ export class Membership {
     return this.#left;
   }
 
+  /**
+   * Ms left of this node's own lease, read from the monotonic clock now (never a cached flag):
+   * 0 for an observer, after leave(), while fenced, and once the lease lapsed. Only while it is
+   * above 0 may this node act as an owner (see lease.ts for the rule).
+   */
+  leaseRemainingMs(): number {
+    if (this.#p.observer || this.#left || this.#closed || this.#fenced || this.#rejoin !== undefined)
+      return 0;
+    const left = this.#lease.until - this.#p.clock.monoNow();
+    return Math.max(left, 0);
+  }
+
+  /**
+   * True while this node is a member that has not fenced, but whose lease lapsed (a pause, a
+   * stalled event loop, a cut link not yet noticed by a timer): it cannot tell what it lost.
+   */
+  get inDoubt(): boolean {
+    return (
+      this.#started &&
+      !this.#p.observer &&
+      !this.#left &&
+      !this.#closed &&
+      !this.#fenced &&
+      this.leaseRemainingMs() === 0
+    );
+  }
+
   /** Publishes one heartbeat now and schedules the next. */
   #beat(): void {
     if (this.#closed || this.#left) return;
     const p = this.#p;
     p.clock.clearTimeout(this.#hbTimer);
-    p.transport.publish(
-      this.#subjects.heartbeat,
-      encode({ v: 1, k: "hb", id: p.id, at: p.clock.now(), cfg: p.config }),
-    );
+    const at = p.clock.now();
+    this.#lease.sent(at, p.clock.monoNow());
+    p.transport.publish(this.#subjects.heartbeat, encode({ v: 1, k: "hb", id: p.id, at, cfg: p.config }));
     this.stats.heartbeatsSent++;
     this.#hbTimer = p.clock.setTimeout(() => this.#beat(), p.config.heartbeatMs);
     // A beat is also a safe moment to re-check expiry, should a timer have been lost.
@@ -229,7 +269,8 @@ export class Membership {
     const p = this.#p;
     const data = await p.transport.request(this.#subjects.sync, syncRequest(p.id, p.config), { timeout });
     const now = p.clock.now();
-    const merged = mergeSyncReply(this.#table, data, p.id, p.config, now);
+    const mono = p.clock.monoNow();
+    const merged = mergeSyncReply(this.#table, data, p.id, p.config, now, mono);
     if (merged.kind === "malformed") {
       this.stats.malformed++;
       return;
@@ -241,13 +282,21 @@ export class Membership {
       return;
     }
     this.stats.syncsMerged++;
-    if (merged.knowsLivePeer) this.#syncedAt = now;
+    if (merged.knowsLivePeer) this.#syncedAt = mono;
     if (this.#started) this.#recompute();
   }
 
   #serveSync(data: Uint8Array, reply: string): void {
     const p = this.#p;
-    const answer = syncAnswer(this.#table, data, p.id, p.config, this.#held, p.clock.now());
+    const answer = syncAnswer(
+      this.#table,
+      data,
+      p.id,
+      p.config,
+      this.#held,
+      p.clock.now(),
+      p.clock.monoNow(),
+    );
     if (answer === "malformed") this.stats.malformed++;
     if (answer === undefined || answer === "malformed") return;
     p.transport.publish(reply, answer);
@@ -257,7 +306,7 @@ export class Membership {
   #onMessage(data: Uint8Array): void {
     if (this.#closed) return;
     const p = this.#p;
-    const msg: ReturnType<typeof decode> = decode(data);
+    const msg: ReturnType<typeof decode> = decode(data, MAX_SMALL_MESSAGE_BYTES);
     if (isMalformed(msg)) {
       this.stats.malformed++;
       p.logger.debug(`node ${p.id}: dropped a malformed membership message: ${msg.error}`);
@@ -278,12 +327,20 @@ export class Membership {
         this.#warnOnce(msg.id, `ignoring heartbeats of ${msg.id}: ${err.message}`);
         return;
       }
-      const verdict = this.#table.observe(msg.id, msg.at, now);
+      const mono = p.clock.monoNow();
+      const verdict = this.#table.observe(msg.id, msg.at, now, mono);
       if (verdict === "future") this.stats.rejectedFuture++;
       else if (verdict !== "accepted") this.stats.rejectedStale++;
       else {
         this.stats.heartbeatsAccepted++;
-        if (msg.id === p.id) this.#selfSeen?.();
+        if (msg.id === p.id) {
+          // A live lease is extended; a lapsed one waits for the rejoin (#recompute).
+          this.#lease.echoed(
+            msg.at,
+            !this.#started || (this.#rejoin === undefined && this.#lease.live(mono)),
+          );
+          this.#selfSeen?.();
+        }
         if (!this.#started) return;
         // Our own echo is what settles held peers (and ends fencing); a held peer's heartbeat
         // means it was alive after all.
@@ -293,6 +350,7 @@ export class Membership {
       }
     } else if (msg.k === "leave") {
       this.stats.leavesSeen++;
+      // Our own leave ends our lease here too (leaseRemainingMs checks #left).
       if (msg.id === p.id) return;
       if (this.#table.leave(msg.id, msg.at, now) && this.#started) this.#recompute();
     } else {
@@ -306,23 +364,34 @@ export class Membership {
     if (this.#closed) return;
     const p = this.#p;
     const now = p.clock.now();
-    const held = this.#doubtful(now);
-    this.#table.sweep(now, held);
-    const live = this.#table.live(now);
+    const mono = p.clock.monoNow();
     const member = !p.observer && !this.#left;
-    const selfLive = live.includes(p.id);
-    if (member && !selfLive) this.#rejoin = { since: undefined };
-    const fenced = member && (!selfLive || !this.#rejoined(now));
-    // Held peers are never set while fenced: #doubtful needs our own lease to be live. A node
-    // fenced while it rejoins may see itself live, but must not place keys on itself yet.
+    // Our own lease, not our entry in the table, says whether we may place keys on ourselves.
+    if (member && this.#rejoin === undefined && !this.#lease.live(mono)) {
+      this.#rejoin = { since: undefined };
+    }
+    let fenced = false;
+    if (member && this.#rejoin !== undefined) {
+      if (this.#lease.pendingLive(mono) && this.#rejoined(mono)) this.#lease.renew();
+      else fenced = true;
+    }
+    const held = this.#doubtful(mono, fenced);
+    this.#table.sweep(now, held, mono);
+    const live = this.#table.live(mono);
+    // Held peers are never set while fenced. A node fenced while it rejoins may see itself
+    // live, but must not place keys on itself yet; one whose lease is live is a member even if
+    // its entry in the table aged out first.
+    const withSelf = fenced || !member || live.includes(p.id) ? live : [...live, p.id];
     const members = fenced
       ? live.filter((id) => id !== p.id)
       : held.size === 0
-        ? live
-        : [...live, ...held].sort();
+        ? withSelf.sort()
+        : [...withSelf, ...held].sort();
     const changed = fenced !== this.#fenced || !sameList(members, this.#members);
     if (fenced && !this.#fenced) {
-      p.logger.warn(`node ${p.id}: has not seen its own heartbeat for ${p.config.ttlMs} ms; fencing itself`);
+      p.logger.warn(
+        `node ${p.id}: its lease lapsed ${Math.round(mono - this.#lease.until)} ms ago (no echo of its heartbeats for ${Math.round(mono - this.#lease.sentAt)} ms); fencing itself`,
+      );
     } else if (!fenced && this.#fenced) {
       p.logger.info(`node ${p.id}: sees its own heartbeats again; unfenced`);
     }
@@ -345,15 +414,16 @@ export class Membership {
    * (the advised ratio), and with a shorter TTL the drop waits for that echo. Observers own
    * nothing, so they never hold.
    */
-  #doubtful(now: number): ReadonlySet<string> {
+  #doubtful(mono: number, fenced: boolean): ReadonlySet<string> {
     const p = this.#p;
     const held = new Set<string>();
-    if (p.observer) return held;
-    const self = this.#table.emittedAt(p.id);
-    if (self === undefined || now - self > p.config.ttlMs) return held;
+    if (p.observer || this.#left || fenced || !this.#lease.live(mono)) return held;
+    // The send time of our newest echoed heartbeat, on our monotonic clock.
+    const self = this.#lease.sentAt;
     const proof = 2 * p.config.heartbeatMs;
-    for (const [id, at] of this.#table.leases()) {
-      if (id !== p.id && now - at > p.config.ttlMs && self <= at + proof) held.add(id);
+    for (const [id] of this.#table.leases()) {
+      const rx = this.#table.receivedAt(id);
+      if (id !== p.id && rx !== undefined && mono - rx > p.config.ttlMs && self <= rx + proof) held.add(id);
     }
     return held;
   }
@@ -368,14 +438,14 @@ export class Membership {
    * are in the table when it does unfence. Our own echoes and beats re-run this check, so no
    * timer is needed.
    */
-  #rejoined(now: number): boolean {
+  #rejoined(mono: number): boolean {
     const r = this.#rejoin;
     if (r === undefined) return true;
     if (r.since === undefined) {
-      r.since = now;
+      r.since = mono;
       void this.#sync(1000).catch(() => {});
     }
-    if (this.#syncedAt >= r.since || now - r.since >= this.#p.config.ttlMs) {
+    if (this.#syncedAt >= r.since || mono - r.since >= this.#p.config.ttlMs) {
       this.#rejoin = undefined;
       return true;
     }
@@ -385,7 +455,12 @@ export class Membership {
   #scheduleExpiry(): void {
     const p = this.#p;
     // Held leases have expired already; they are re-judged at our next echo, not on a timer.
-    const at = this.#table.nextExpiry(this.#held);
+    let at = this.#table.nextExpiry(this.#held);
+    // Our own lease lapsing fences us (unless an echo renews it first).
+    if (!p.observer && !this.#left && this.#rejoin === undefined && Number.isFinite(this.#lease.until)) {
+      const own = this.#lease.until + 1;
+      if (at === undefined || own < at) at = own;
+    }
     if (at === this.#expiryAt) return;
     p.clock.clearTimeout(this.#expiryTimer);
     this.#expiryAt = at;
@@ -395,7 +470,7 @@ export class Membership {
         this.#expiryAt = undefined;
         this.#recompute();
       },
-      Math.max(0, at - p.clock.now()),
+      Math.max(0, at - p.clock.monoNow()),
     );
   }
 

@@ -19,6 +19,26 @@ export const DEFAULT_START_TIMEOUT_MS = 5000;
  * larger rings would stall the event loop for seconds.
  */
 export const MAX_RING_SIZE = 4096;
+/**
+ * The clock drift the lease rule allows for: monotonic clocks of two machines may run this
+ * much faster or slower than each other (1000 ppm, ten times what NTP slews at most).
+ */
+export const MAX_CLOCK_DRIFT = 0.001;
+/** Least time the lease rule must leave between a lease check and its effect (see lease.ts). */
+export const MIN_EFFECT_BUDGET_MS = 5;
+
+/** The holder's own lease L for a cluster config: ttlMs - heartbeatMs (see lease.ts). */
+export function leaseMs(config: { readonly heartbeatMs: number; readonly ttlMs: number }): number {
+  return config.ttlMs - config.heartbeatMs;
+}
+
+/**
+ * The check-to-effect budget P the lease rule leaves: the largest P with
+ * L·(1+ρ) + P < T·(1−ρ), where L is the holder's lease and T = ttlMs the peers' take-over wait.
+ */
+export function effectBudgetMs(config: { readonly heartbeatMs: number; readonly ttlMs: number }): number {
+  return config.ttlMs * (1 - MAX_CLOCK_DRIFT) - leaseMs(config) * (1 + MAX_CLOCK_DRIFT);
+}
 
 export interface ShardNodeOptions {
   /** Answering `keyhold` admin requests, and whether `drain` is allowed. @default { enabled: true, allowDrain: false } */
@@ -39,7 +59,11 @@ export interface ShardNodeOptions {
   readonly ringSize?: number;
   /** Heartbeat period in ms. Identical on every node. @default 2000 */
   readonly heartbeatMs?: number;
-  /** A member is live while `now - emitted <= ttlMs`. Identical on every node. @default 6000 */
+  /**
+   * A peer is live while `monoNow - receivedAt(last heartbeat) <= ttlMs` on each node's own
+   * monotonic clock; this node's own lease is `ttlMs - heartbeatMs` from the send time of its
+   * last echoed heartbeat. Must exceed 2 x heartbeatMs. Identical on every node. @default 6000
+   */
   readonly ttlMs?: number;
   /** Heartbeats emitted more than this many ms in the future are rejected. @default 5000 */
   readonly skewMs?: number;
@@ -117,6 +141,23 @@ export function parseClusterConfig(o: {
   if (ttlMs <= heartbeatMs) {
     throw new InvalidOptionError("ttlMs", `greater than heartbeatMs (${heartbeatMs}); 3x is advised`, ttlMs);
   }
+  // The holder renews its lease L = ttlMs - heartbeatMs at every echo: it must outlast one beat
+  // (or the node would fence between beats) and leave room for drift and the check-to-effect
+  // delay before any peer's wait of ttlMs runs out.
+  if (ttlMs <= 2 * heartbeatMs) {
+    throw new InvalidOptionError(
+      "ttlMs",
+      `greater than 2 x heartbeatMs (${2 * heartbeatMs}) so the lease ttlMs - heartbeatMs outlasts a beat; 3x is advised`,
+      ttlMs,
+    );
+  }
+  if (effectBudgetMs({ heartbeatMs, ttlMs }) < MIN_EFFECT_BUDGET_MS) {
+    throw new InvalidOptionError(
+      "heartbeatMs",
+      `large enough next to ttlMs (${ttlMs}) that L·(1+ρ) + ${MIN_EFFECT_BUDGET_MS} ms < ttlMs·(1−ρ) with L = ttlMs − heartbeatMs, ρ = ${MAX_CLOCK_DRIFT}`,
+      heartbeatMs,
+    );
+  }
   const skewMs = int("skewMs", o.skewMs, DEFAULT_SKEW_MS, 0, 86_400_000);
   return { ringSize, heartbeatMs, ttlMs, skewMs, hash: HASH_VERSION };
 }
@@ -169,10 +210,15 @@ export function parseOptions(options: ShardNodeOptions): ParsedOptions {
   const clock = o.clock ?? systemClock;
   if (
     typeof clock.now !== "function" ||
+    typeof clock.monoNow !== "function" ||
     typeof clock.setTimeout !== "function" ||
     typeof clock.clearTimeout !== "function"
   ) {
-    throw new InvalidOptionError("clock", "a Clock with now(), setTimeout() and clearTimeout()", clock);
+    throw new InvalidOptionError(
+      "clock",
+      "a Clock with now(), monoNow(), setTimeout() and clearTimeout()",
+      clock,
+    );
   }
   const logger = o.logger ?? consoleLogger;
   if (

@@ -142,6 +142,28 @@ export class ShardNode implements AsyncDisposable {
     return this.#membership.fenced;
   }
 
+  /**
+   * Whether this node holds a valid lease now: read from the monotonic clock at the call, so
+   * after a pause it is false before any queued input is handled. A node acts as an owner only
+   * while this is true (and its ring names it). False for observers, after leave(), while fenced.
+   */
+  leaseValid(): boolean {
+    return this.#membership.leaseRemainingMs() > 0;
+  }
+
+  /** Ms left of this node's own lease (0 when it holds none); see leaseValid(). */
+  leaseRemainingMs(): number {
+    return this.#membership.leaseRemainingMs();
+  }
+
+  /**
+   * True while this node's lease lapsed but it has not fenced yet (timers have not run since a
+   * pause): it cannot tell what its peers took over, so it must neither act nor hand records over.
+   */
+  get inDoubt(): boolean {
+    return this.#membership.inDoubt;
+  }
+
   /** The transport this node talks over (shared by @keyhold/actors). */
   get transport(): Transport {
     return this.#transport;

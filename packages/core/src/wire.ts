@@ -7,6 +7,12 @@ import { isId, isObj } from "./validate.js";
 export const WIRE_VERSION = 1;
 /** The most lease entries one sync reply may carry; more is treated as hostile. */
 export const MAX_SYNC_ENTRIES = 10_000;
+/**
+ * Largest heartbeat, leave or sync request accepted (they are under 300 bytes): bigger input on
+ * those subjects is dropped before it is unpacked, so junk cannot stall the event loop long
+ * enough to cost this node its lease. Only sync replies may be larger.
+ */
+export const MAX_SMALL_MESSAGE_BYTES = 4096;
 
 const packr = new Packr({ useRecords: false, mapsAsObjects: true, int64AsType: "number" });
 
@@ -98,9 +104,9 @@ export function unpackMap(
   return { map: m };
 }
 
-/** Decodes and validates; never throws. */
-export function decode(data: Uint8Array): MembershipMessage | Malformed {
-  const u = unpackMap(data, 1_048_576, WIRE_VERSION, "wire");
+/** Decodes and validates; never throws. Input over `maxBytes` is dropped unread. */
+export function decode(data: Uint8Array, maxBytes = 1_048_576): MembershipMessage | Malformed {
+  const u = unpackMap(data, maxBytes, WIRE_VERSION, "wire");
   if (!("map" in u)) return u;
   const m = u.map;
   if (!isId(m.id)) return { error: "bad id" };

@@ -1,7 +1,8 @@
 // Child side of ShardingProcess: starts one Sharding node hosting the entity classes exported
 // as `entities` by the module named in argv, and answers the parent over IPC.
-import { natsKvStore, Sharding, type ShardingOptions } from "@keyhold/actors";
+import { type AckInfo, natsKvStore, Sharding, type ShardingOptions } from "@keyhold/actors";
 import { type ShardEvent, silentLogger } from "@keyhold/core";
+import { type AckRecord, emitAck } from "./ack-log.js";
 
 type Command =
   | { cmd: "state"; req: number }
@@ -15,10 +16,23 @@ const { storeBucket, ...options } = JSON.parse(process.argv[2] ?? "{}") as Shard
 const entitiesModule = process.argv[3] ?? "";
 
 try {
-  const mod = (await import(entitiesModule)) as { entities: ShardingOptions["entities"] };
+  const mod = (await import(entitiesModule)) as {
+    entities: ShardingOptions["entities"];
+    /** Optional: turns an answered ask into an acknowledgement record (see emitAck). */
+    ackRecord?: (ack: AckInfo) => Pick<AckRecord, "key" | "op" | "kind" | "value"> | undefined;
+  };
+  const toRecord = mod.ackRecord;
   const sharding = await Sharding.start({
     logger: silentLogger,
     ...options,
+    ...(toRecord
+      ? {
+          onAck: (ack: AckInfo) => {
+            const r = toRecord(ack);
+            if (r) emitAck({ ...r, node: options.nodeId ?? String(process.pid), t0: ack.t0, t1: ack.t1 });
+          },
+        }
+      : {}),
     ...(storeBucket ? { store: natsKvStore({ bucket: storeBucket }) } : {}),
     entities: mod.entities ?? [],
   });

@@ -116,6 +116,9 @@ class GatedClock implements Clock {
   now(): number {
     return this.#base.now();
   }
+  monoNow(): number {
+    return this.#base.monoNow();
+  }
   setTimeout(fn: () => void, ms: number): unknown {
     return this.#base.setTimeout(() => this.#gate.run(fn), ms);
   }

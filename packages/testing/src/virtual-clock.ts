@@ -15,6 +15,7 @@ export function flushMicrotasks(): Promise<void> {
 export class VirtualClock implements Clock {
   #now: number;
   #seq = 0;
+  #jumped = 0;
   #timers: Timer[] = [];
 
   constructor(start = 1_700_000_000_000) {
@@ -23,6 +24,11 @@ export class VirtualClock implements Clock {
 
   now(): number {
     return this.#now;
+  }
+
+  /** Monotonic time: moves with advance() but not with jump(). */
+  monoNow(): number {
+    return this.#now - this.#jumped;
   }
 
   setTimeout(fn: () => void, ms: number): unknown {
@@ -71,5 +77,6 @@ export class VirtualClock implements Clock {
   /** Moves the wall clock without firing timers (a clock jump on one machine). */
   jump(ms: number): void {
     this.#now += ms;
+    this.#jumped += ms;
   }
 }

@@ -1,0 +1,55 @@
+// The lease rule in the options: L = ttlMs - heartbeatMs, the room it leaves for the
+// check-to-effect delay with the default numbers, and configs where it cannot hold refused.
+import {
+  effectBudgetMs,
+  InvalidOptionError,
+  leaseMs,
+  MAX_CLOCK_DRIFT,
+  parseClusterConfig,
+  parseShardNodeOptions,
+  systemClock,
+} from "@keyhold/core";
+import { describe, expect, it } from "vitest";
+
+describe("lease options", () => {
+  it("the defaults leave 1990 ms between a lease check and its effect", () => {
+    const c = parseClusterConfig({});
+    expect([c.heartbeatMs, c.ttlMs, c.skewMs]).toEqual([2000, 6000, 5000]);
+    expect(leaseMs(c)).toBe(4000);
+    expect(MAX_CLOCK_DRIFT).toBe(0.001);
+    // 4000·1.001 + P < 6000·0.999
+    expect(effectBudgetMs(c)).toBeCloseTo(1990, 6);
+  });
+
+  it("refuses a ttl the lease cannot outlast a beat with, naming ttlMs", () => {
+    expect(() => parseClusterConfig({ heartbeatMs: 100, ttlMs: 200 })).toThrow(InvalidOptionError);
+    expect(() => parseClusterConfig({ heartbeatMs: 100, ttlMs: 200 })).toThrow(/`ttlMs`.*2 x heartbeatMs/);
+    expect(parseClusterConfig({ heartbeatMs: 100, ttlMs: 201 }).ttlMs).toBe(201);
+  });
+
+  it("refuses a config that leaves no room for drift and the check-to-effect delay, naming heartbeatMs", () => {
+    // ttl one day, heartbeat 10 ms: drift over a day (≈ 173 s) dwarfs the 10 ms margin.
+    expect(() => parseClusterConfig({ heartbeatMs: 10, ttlMs: 86_400_000 })).toThrow(/`heartbeatMs`/);
+    expect(() => parseClusterConfig({ heartbeatMs: 10, ttlMs: 86_400_000 })).toThrow(InvalidOptionError);
+    // The same ttl with a heartbeat that leaves room is fine.
+    expect(effectBudgetMs(parseClusterConfig({ heartbeatMs: 3_600_000, ttlMs: 86_400_000 }))).toBeGreaterThan(
+      5,
+    );
+  });
+
+  it("refuses a clock without monoNow, naming clock", () => {
+    const clock = { now: () => 0, setTimeout: () => 0, clearTimeout: () => {} };
+    expect(() =>
+      parseShardNodeOptions({ cluster: "c", transport: {} as never, clock: clock as never }),
+    ).toThrow(/`clock`.*monoNow/);
+  });
+
+  it("the system clock's monotonic time never goes back", () => {
+    let prev = systemClock.monoNow();
+    for (let i = 0; i < 1000; i++) {
+      const t = systemClock.monoNow();
+      expect(t).toBeGreaterThanOrEqual(prev);
+      prev = t;
+    }
+  });
+});
