@@ -117,11 +117,19 @@ describe("replication", () => {
   it("a replica answers stale, never repok, to a copy from a non-primary or older than its own", async () => {
     const nodes = [await node("a"), await node("b"), await node("c")];
     const [a] = nodes;
-    for (let i = 1; i <= 3; i++) expect(await drive(bus, a!.ref(Account, "judged").deposit(1))).toBe(i);
     const [primary, replica] = a!.node.owners("judged", 3);
     const other = a!.node.owners("judged", 3)[2]!;
     const raw = bus.connect("x");
     const packr = new Packr({ useRecords: false, mapsAsObjects: true });
+    // The copies the primary sends the replica, to replay one exactly (its acquisition stamp too).
+    let last: { recs: { acq?: number; ver: number }[] } | undefined;
+    raw.subscribe(nodeSubject("r", replica!), (m) => {
+      const msg = packr.unpack(m.data) as { k?: string; recs: { acq?: number; ver: number }[] };
+      if (msg.k === "rep") last = msg;
+    });
+    for (let i = 1; i <= 3; i++) expect(await drive(bus, a!.ref(Account, "judged").deposit(1))).toBe(i);
+    const acq = last?.recs[0]?.acq;
+    expect(last?.recs[0]?.ver).toBe(3);
     const send = async (from: string, ver: number) =>
       packr.unpack(
         await drive(
@@ -133,7 +141,9 @@ describe("replication", () => {
               k: "rep",
               p: 0,
               from,
-              recs: [{ t: "account", key: "judged", s: { balance: 999 }, ver, act: true }],
+              recs: [
+                { t: "account", key: "judged", s: { balance: 999 }, ver, act: true, ...(acq ? { acq } : {}) },
+              ],
             }),
             { timeout: 1000 },
           ),
