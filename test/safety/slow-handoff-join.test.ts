@@ -22,7 +22,9 @@ import { Slow } from "./reacquire-fixtures.js";
 const FIXTURES = fileURLToPath(new URL("./reacquire-fixtures.ts", import.meta.url));
 const LEASE = { heartbeatMs: 200, ttlMs: 1000, skewMs: 200 } as const;
 const HANDOFF_MS = 1000;
-const SLOW_MS = 6000;
+// Outlives handoffTimeoutMs (3.5x) but ends within the old owner's bounded wait (1 + 4 x handoffTimeoutMs after
+// the drain starts); a handler past that bound is handed over without onPassivate (see handoff.ts).
+const SLOW_MS = 3500;
 const cleanup: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
   for (const c of cleanup.splice(0).reverse()) await c().catch(() => {});
