@@ -58,48 +58,36 @@ export class Slow extends Entity<{ ops: string[] }> {
   }
   override onPassivate() {
     const at = ackClock();
-    emitAck({
-      node: String(process.pid),
-      key: this.key,
-      op: "",
-      kind: "own",
-      t0: at,
-      t1: at,
-      value: "passivate",
-    });
+    this.#log("", "own", at, "passivate");
     reportOracle(`${Slow.type}/${this.key}`, "passivate");
   }
   async slow(op: string, ms: number) {
     const t0 = ackClock();
     await new Promise((r) => setTimeout(r, ms));
     this.state.ops.push(op);
-    emitAck({
-      node: String(process.pid),
-      key: this.key,
-      op,
-      kind: "write",
-      t0,
-      t1: ackClock(),
-      value: "slow",
-    });
+    this.#log(op, "write", t0, "slow");
     return process.pid;
   }
   add(op: string) {
     const t0 = ackClock();
     this.state.ops.push(op);
-    emitAck({
-      node: String(process.pid),
-      key: this.key,
-      op,
-      kind: "write",
-      t0,
-      t1: ackClock(),
-      value: "add",
-    });
+    this.#log(op, "write", t0, "add");
     return process.pid;
   }
   read() {
     return this.state.ops;
+  }
+  /** One acknowledgement record on this process, from `t0` to now. */
+  #log(op: string, kind: "own" | "write", t0: number, value: string): void {
+    emitAck({
+      node: String(process.pid),
+      key: this.key,
+      op,
+      kind,
+      t0,
+      t1: kind === "own" ? t0 : ackClock(),
+      value,
+    });
   }
 }
 
