@@ -11,7 +11,7 @@
 // handler run (a message may wait in the mailbox), the answer, the replica copy, the store
 // write. Those re-check the lease only: a partition being released still drains its queue
 // while the ring already names the next owner, who waits for our records.
-import type { Deadlines, ShardNode } from "@keyhold/core";
+import type { Deadline, Deadlines, ShardNode } from "@keyhold/core";
 import type { EntityDefinition } from "./entity.js";
 import {
   DeadlineExceededError,
@@ -150,18 +150,7 @@ export class Dispatcher {
     const t0 = onAck ? sharedNow() : 0;
     return new Promise((resolve, reject) => {
       let settled = false;
-      // The message stays queued if it times out: a handler cannot be interrupted.
-      const deadline = deadlines.add(deadlines.clock.now() + ms, () => {
-        if (settled) return;
-        settled = true;
-        reject(
-          new DeadlineExceededError(
-            { type: def.type, key, handler: h },
-            ms,
-            "the local handler is still running",
-          ),
-        );
-      });
+      let deadline: Deadline | undefined;
       const lt = performance.now();
       this.#enqueue(def, key, p, {
         h,
@@ -170,7 +159,7 @@ export class Dispatcher {
           this.latency.record(performance.now() - lt);
           if (settled) return;
           settled = true;
-          deadlines.cancel(deadline);
+          if (deadline !== undefined) deadlines.cancel(deadline);
           // The answer is an act as owner too. A local ask carries no id to deduplicate a
           // retry, so one that ran is failed (its outcome unknown), never run again.
           if (err === undefined && !this.#leaseStill())
@@ -191,6 +180,21 @@ export class Dispatcher {
           else reject(err);
         },
       });
+      // Most local asks are answered inside #enqueue (an idle mailbox, a synchronous handler):
+      // only one still pending needs a deadline. The message stays queued if it times out: a
+      // handler cannot be interrupted.
+      if (!settled)
+        deadline = deadlines.add(deadlines.clock.now() + ms, () => {
+          if (settled) return;
+          settled = true;
+          reject(
+            new DeadlineExceededError(
+              { type: def.type, key, handler: h },
+              ms,
+              "the local handler is still running",
+            ),
+          );
+        });
     });
   }
 
