@@ -6,7 +6,6 @@ import {
   type Clock,
   consoleLogger,
   Deadlines,
-  ID_PATTERN,
   type Logger,
   type MessageHeaders,
   NatsTransport,
@@ -18,13 +17,11 @@ import {
 } from "@keyhold/core";
 import { v4 as uuidv4 } from "uuid";
 import { actorsAdmin } from "./admin.js";
-import { sleep } from "./backoff.js";
 import { nodeOptionsOf, openTransport } from "./connection.js";
 import { DedupeCache } from "./dedupe.js";
 import {
   type AskOptions,
   checkEntityKey,
-  defineEntity,
   type Entity,
   type EntityClass,
   type EntityDefinition,
@@ -32,53 +29,26 @@ import {
   entityRef,
   type TypeName,
 } from "./entity.js";
-import { InvalidEntityError, InvalidRequestError, UnknownHandlerError } from "./errors.js";
-import { emptyHostStats, type HostStats } from "./handler.js";
-import { emptyHandoffStats, type HandoffStats } from "./handoff.js";
+import { UnknownHandlerError } from "./errors.js";
+import { emptyHostStats } from "./handler.js";
+import { type HandoffInfo, HandoffLog } from "./handoff-log.js";
 import { buildHost, type HostParts } from "./host.js";
-import { Inbound, type InboundStats } from "./inbound.js";
+import { Housekeeping } from "./housekeeping.js";
+import { Inbound } from "./inbound.js";
+import { awaitHandover } from "./leave.js";
 import { dormantCopyExpired } from "./lifecycle.js";
 import { type ParsedShardingOptions, parseShardingOptions, type ShardingOptions } from "./options.js";
-import { OUTBOX_RETENTION_FACTOR } from "./outbox.js";
-import type { ReminderStats } from "./reminders.js";
-import { emptyReplicationStats, Replicator } from "./replication.js";
-import { Router, type RouterStats } from "./router.js";
+import { EntityRegistry } from "./registry.js";
+import { Replicator } from "./replication.js";
+import { Router } from "./router.js";
 import { validArgs } from "./schema.js";
+import { type ShardingStats, shardingStats } from "./stats.js";
 import type { StateStore } from "./store.js";
 import { Telemetry } from "./telemetry.js";
 import { nodeSubject } from "./wire.js";
 
-/** How long a hand-off took, reported by `handoffs()`. */
-export interface HandoffInfo {
-  readonly partition: number;
-  /** The members asked for the partition's records. */
-  readonly from: readonly string[];
-  readonly ms: number;
-  readonly records: number;
-  /** When it completed (the node's clock, ms since the epoch). */
-  readonly at: number;
-}
-
-export interface ShardingStats {
-  readonly router: Readonly<RouterStats>;
-  readonly host: Readonly<HostStats> & { readonly active: number; readonly known: number };
-  readonly handoff: Readonly<HandoffStats> & { readonly outbox: number };
-  readonly replication: {
-    readonly writes: number;
-    readonly quorumFailures: number;
-    readonly copiesIn: number;
-    readonly copiesStale: number;
-    /** Copies refused with `stale` (from a non-primary, or older than ours). */
-    readonly copiesRefused: number;
-    /** Our writes a replica refused with `stale` (the entity was given up). */
-    readonly writesRefused: number;
-    readonly refills: number;
-    readonly refillsFailed: number;
-    readonly copies: number;
-  };
-  readonly requests: Readonly<InboundStats>;
-  readonly reminders: Readonly<ReminderStats>;
-}
+export type { HandoffInfo } from "./handoff-log.js";
+export type { ShardingStats } from "./stats.js";
 
 export class Sharding implements AsyncDisposable {
   /** The membership and placement node underneath. */
@@ -86,7 +56,7 @@ export class Sharding implements AsyncDisposable {
   /** True for a client from Sharding.connect (hosts nothing). */
   readonly client: boolean;
   readonly #opts: ParsedShardingOptions;
-  readonly #defs: ReadonlyMap<string, EntityDefinition>;
+  readonly #registry: EntityRegistry;
   readonly #transport: Transport;
   readonly #ownsTransport: boolean;
   readonly #clock: Clock;
@@ -98,17 +68,17 @@ export class Sharding implements AsyncDisposable {
   readonly #inbound: Inbound;
   readonly #store: StateStore | undefined;
   readonly #replicator: Replicator | undefined;
-  readonly #handoffs: HandoffInfo[] = [];
+  readonly #handoffs: HandoffLog;
   readonly #telemetry: Telemetry;
   #events: Promise<void> | undefined;
-  #housekeepingTimer: unknown;
+  readonly #housekeeping: Housekeeping | undefined;
   #closing: Promise<void> | undefined;
 
   private constructor(args: {
     node: ShardNode;
     client: boolean;
     opts: ParsedShardingOptions;
-    defs: Map<string, EntityDefinition>;
+    registry: EntityRegistry;
     transport: Transport;
     ownsTransport: boolean;
     clock: Clock;
@@ -117,12 +87,12 @@ export class Sharding implements AsyncDisposable {
     inbound: Inbound;
     telemetry: Telemetry;
   }) {
-    const { node, opts, defs, clock, logger, transport } = args;
+    const { node, opts, registry, clock, logger, transport } = args;
     this.node = node;
     this.#store = args.store;
     this.client = args.client;
     this.#opts = opts;
-    this.#defs = defs;
+    this.#registry = registry;
     this.#transport = transport;
     this.#ownsTransport = args.ownsTransport;
     this.#clock = clock;
@@ -130,10 +100,10 @@ export class Sharding implements AsyncDisposable {
     this.#inbound = args.inbound;
     this.#telemetry = args.telemetry;
     this.#deadlines = new Deadlines(clock);
+    this.#handoffs = new HandoffLog(clock);
     const cluster = node.cluster;
     const nodeId = node.id;
-    const replicated = [...defs.values()].some((d) => d.replicas > 1);
-    if (!args.client && replicated) {
+    if (!args.client && registry.replicated) {
       this.#replicator = new Replicator({
         node,
         transport,
@@ -143,7 +113,7 @@ export class Sharding implements AsyncDisposable {
         logger,
         timeoutMs: opts.replicationTimeoutMs,
         quorum: opts.writeQuorum,
-        replicasOf: (t) => defs.get(t)?.replicas ?? 1,
+        replicasOf: (t) => registry.replicasOf(t),
         orphanGraceMs: opts.handoffTimeoutMs * 2,
         dormant: args.store ? (at, now) => dormantCopyExpired(at, now, opts.idleMs) : undefined,
       });
@@ -164,7 +134,7 @@ export class Sharding implements AsyncDisposable {
       this.#host = buildHost({
         node,
         opts,
-        defs,
+        defs: registry.types,
         transport,
         clock,
         logger,
@@ -175,10 +145,16 @@ export class Sharding implements AsyncDisposable {
         telemetry: args.telemetry,
         reroute: (t, k, h, a, timeout) => this.#router.ask(t, k, h, a, { timeout }),
         onHandoff: (info) => {
-          this.#handoffs.push({ ...info, at: clock.now() });
-          if (this.#handoffs.length > 10_000) this.#handoffs.shift();
+          this.#handoffs.record(info);
           if (args.telemetry.on) args.telemetry.handoff(info);
         },
+      });
+      const { outbox } = this.#host;
+      this.#housekeeping = new Housekeeping({
+        clock,
+        everyMs: opts.handoffTimeoutMs,
+        outbox,
+        replicator: this.#replicator,
       });
     }
   }
@@ -198,22 +174,7 @@ export class Sharding implements AsyncDisposable {
     const telemetry = await Telemetry.create(options.telemetry);
     // Validate the node options early, before connecting, so a bad option fails fast.
     const config = parseClusterConfig(options);
-    const defs = new Map<string, EntityDefinition>();
-    for (const cls of opts.entities) {
-      const def = defineEntity(cls);
-      const existing = defs.get(def.type);
-      if (existing && existing.cls !== cls) {
-        throw new InvalidEntityError(
-          `Two entity classes use type ${JSON.stringify(def.type)}: ${existing.cls.name} and ${cls.name}`,
-        );
-      }
-      defs.set(def.type, def);
-    }
-    if (!client && defs.size === 0) {
-      throw new InvalidEntityError(
-        "Sharding.start needs at least one entity class in `entities` (use Sharding.connect for a client)",
-      );
-    }
+    const registry = EntityRegistry.of(opts.entities, client);
     const nodeId = options.nodeId ?? uuidv4().replaceAll("-", "");
     const { transport, owned } = await openTransport(options, nodeId, client);
     const nodeOptions: ShardNodeOptions = {
@@ -239,7 +200,7 @@ export class Sharding implements AsyncDisposable {
         node,
         client,
         opts,
-        defs,
+        registry,
         transport,
         ownsTransport: owned,
         clock: options.clock ?? systemClock,
@@ -250,7 +211,7 @@ export class Sharding implements AsyncDisposable {
       const host = sharding.#host;
       if (host) {
         sharding.#events = host.handoff.follow();
-        sharding.#armHousekeeping();
+        sharding.#housekeeping?.start();
         node.admin?.extend(actorsAdmin(sharding, host));
       }
       if (telemetry.on)
@@ -283,7 +244,7 @@ export class Sharding implements AsyncDisposable {
   ref<E extends Entity<unknown>>(cls: EntityClass<E>, key: string): EntityRef<E>;
   ref<E extends Entity<unknown>>(type: string, key: string): EntityRef<E>;
   ref<E extends Entity<unknown>>(target: EntityClass<E> | string, key: string): EntityRef<E> {
-    const def = this.#definition(target);
+    const def = this.#registry.resolve(target);
     checkEntityKey(key);
     const via = def.handlers === undefined ? def.type : def;
     return entityRef<E>(def, key, {
@@ -305,7 +266,7 @@ export class Sharding implements AsyncDisposable {
   ): Promise<unknown> {
     let d: EntityDefinition | TypeName;
     try {
-      d = this.#definition(def);
+      d = this.#registry.resolve(def);
       checkEntityKey(key);
     } catch (err) {
       return Promise.reject(err);
@@ -347,33 +308,10 @@ export class Sharding implements AsyncDisposable {
    * the owner only; a failure there is not reported, like any other.
    */
   tell(def: EntityDefinition | EntityClass | string, key: string, h: string, args: readonly unknown[]): void {
-    const d = this.#definition(def);
+    const d = this.#registry.resolve(def);
     checkEntityKey(key);
     if (d.handlers && !d.handlers.has(h)) throw new UnknownHandlerError(d.type, h);
     this.#router.tell(d.type, key, h, args);
-  }
-
-  /**
-   * The registered definition of a class, or a fresh one for a client addressing an unregistered
-   * class; for a type name, its registered definition or just the name.
-   */
-  #definition(def: EntityDefinition | EntityClass | string): EntityDefinition | TypeName {
-    if (typeof def === "string") {
-      if (!ID_PATTERN.test(def)) {
-        throw new InvalidRequestError(
-          `Expected an entity type name of 1-64 letters, digits, \`_\` or \`-\`, got ${JSON.stringify(def.slice(0, 80))}`,
-        );
-      }
-      return this.#defs.get(def) ?? { type: def, handlers: undefined };
-    }
-    if ("handlers" in def) return def;
-    const known = this.#defs.get(def.type);
-    if (known && known.cls !== def) {
-      throw new InvalidEntityError(
-        `Entity type ${JSON.stringify(def.type)} is registered here by class ${known.cls.name}, not ${def.name}`,
-      );
-    }
-    return known ?? defineEntity(def);
   }
 
   /** @internal Handles one request that arrived on this node's subject. */
@@ -381,35 +319,20 @@ export class Sharding implements AsyncDisposable {
     this.#inbound.handle(data, reply);
   }
 
-  /** Housekeeping every handoffTimeoutMs: unclaimed outboxes expire, orphaned replica copies go. */
-  #armHousekeeping(): void {
-    const every = this.#opts.handoffTimeoutMs;
-    this.#housekeepingTimer = this.#clock.setTimeout(() => {
-      this.#host?.outbox.expire(every * OUTBOX_RETENTION_FACTOR);
-      this.#replicator?.prune();
-      this.#armHousekeeping();
-    }, every);
-  }
-
   /** Counters of routing, hosting and hand-off. */
   stats(): ShardingStats {
-    const h = this.#host;
-    return {
-      router: { ...this.#router.stats },
-      host: { ...this.#hostStats, active: h?.lifecycle.activeCount ?? 0, known: h?.slots.count ?? 0 },
-      handoff: { ...(h?.handoff.stats ?? emptyHandoffStats()), outbox: h?.outbox.size ?? 0 },
-      replication: {
-        ...(this.#replicator?.stats ?? emptyReplicationStats()),
-        copies: this.#replicator?.copyCount ?? 0,
-      },
-      requests: { ...this.#inbound.stats },
-      reminders: { ...(h?.reminders.stats ?? { pending: 0, fired: 0, deferred: 0, failed: 0 }) },
-    };
+    return shardingStats({
+      router: this.#router.stats,
+      hostStats: this.#hostStats,
+      host: this.#host,
+      replicator: this.#replicator,
+      requests: this.#inbound.stats,
+    });
   }
 
   /** Completed hand-offs (acquire to serving), oldest first; the last 10,000. */
   handoffs(): readonly HandoffInfo[] {
-    return this.#handoffs;
+    return this.#handoffs.entries;
   }
 
   /**
@@ -427,12 +350,21 @@ export class Sharding implements AsyncDisposable {
       await this.#router.drain(this.#opts.askTimeoutMs);
       // Leave the ring but keep watching it, so the records go to owners our view can name.
       await this.node.leave();
-      if (host) await this.#awaitHandover(host);
+      if (host) {
+        const { node } = this;
+        await awaitHandover({
+          host,
+          node,
+          clock: this.#clock,
+          logger: this.#logger,
+          timeoutMs: this.#opts.handoffTimeoutMs,
+        });
+      }
       await this.node.close();
       await this.#events;
       await host?.partitions.settled();
       this.#router.close();
-      this.#clock.clearTimeout(this.#housekeepingTimer);
+      this.#housekeeping?.close();
       host?.lifecycle.close();
       host?.reminders.close();
       this.#deadlines.close();
@@ -441,28 +373,6 @@ export class Sharding implements AsyncDisposable {
       if (this.#ownsTransport) await this.#transport.close();
     })();
     return this.#closing;
-  }
-
-  /** Waits (up to handoffTimeoutMs) until the new owners took every partition's records. */
-  async #awaitHandover(host: HostParts): Promise<void> {
-    const { partitions, outbox } = host;
-    const deadline = this.#clock.now() + this.#opts.handoffTimeoutMs;
-    // Wait while someone is left to take the records; the last member has nobody to wait for.
-    while (
-      (partitions.heldCount > 0 || outbox.size > 0) &&
-      this.node.members().length > 0 &&
-      this.#clock.now() < deadline
-    ) {
-      await sleep(this.#clock, 10);
-    }
-    await partitions.settled();
-    if (outbox.size > 0) {
-      this.#logger.warn(
-        this.node.members().length === 0
-          ? `node ${this.node.id}: closing as the last member; the state of ${outbox.size} partitions is dropped`
-          : `node ${this.node.id}: closing with ${outbox.size} partitions not taken by a new owner within ${this.#opts.handoffTimeoutMs} ms`,
-      );
-    }
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

@@ -1,0 +1,52 @@
+// What `sharding.stats()` returns: one snapshot of the counters of routing, hosting, hand-off,
+// replication, incoming requests and reminders, gathered from the parts that keep them.
+import type { HostStats } from "./handler.js";
+import { emptyHandoffStats, type HandoffStats } from "./handoff.js";
+import type { HostParts } from "./host.js";
+import type { InboundStats } from "./inbound.js";
+import type { ReminderStats } from "./reminders.js";
+import { emptyReplicationStats, type Replicator } from "./replication.js";
+import type { RouterStats } from "./router.js";
+
+export interface ShardingStats {
+  readonly router: Readonly<RouterStats>;
+  readonly host: Readonly<HostStats> & { readonly active: number; readonly known: number };
+  readonly handoff: Readonly<HandoffStats> & { readonly outbox: number };
+  readonly replication: {
+    readonly writes: number;
+    readonly quorumFailures: number;
+    readonly copiesIn: number;
+    readonly copiesStale: number;
+    /** Copies refused with `stale` (from a non-primary, or older than ours). */
+    readonly copiesRefused: number;
+    /** Our writes a replica refused with `stale` (the entity was given up). */
+    readonly writesRefused: number;
+    readonly refills: number;
+    readonly refillsFailed: number;
+    readonly copies: number;
+  };
+  readonly requests: Readonly<InboundStats>;
+  readonly reminders: Readonly<ReminderStats>;
+}
+
+/** Copies every counter, so the snapshot does not change under the caller. */
+export function shardingStats(from: {
+  readonly router: Readonly<RouterStats>;
+  readonly hostStats: Readonly<HostStats>;
+  readonly host: HostParts | undefined;
+  readonly replicator: Replicator | undefined;
+  readonly requests: Readonly<InboundStats>;
+}): ShardingStats {
+  const { host: h, replicator } = from;
+  return {
+    router: { ...from.router },
+    host: { ...from.hostStats, active: h?.lifecycle.activeCount ?? 0, known: h?.slots.count ?? 0 },
+    handoff: { ...(h?.handoff.stats ?? emptyHandoffStats()), outbox: h?.outbox.size ?? 0 },
+    replication: {
+      ...(replicator?.stats ?? emptyReplicationStats()),
+      copies: replicator?.copyCount ?? 0,
+    },
+    requests: { ...from.requests },
+    reminders: { ...(h?.reminders.stats ?? { pending: 0, fired: 0, deferred: 0, failed: 0 }) },
+  };
+}
