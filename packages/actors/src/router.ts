@@ -66,6 +66,8 @@ export class Router {
   #watching: Promise<void> | undefined;
   readonly #sleepers = new Set<() => void>();
   #closed = false;
+  /** True once close() aborted what was under way: nothing starts any more. */
+  #aborted = false;
   readonly stats: RouterStats = { asks: 0, tells: 0, retries: 0, failed: 0 };
 
   constructor(params: RouterParams) {
@@ -154,6 +156,7 @@ export class Router {
   /** Rejects every ask still under way with ShardingClosedError. */
   close(): void {
     this.#closed = true;
+    this.#aborted = true;
     for (const abort of this.#inflight) abort(new ShardingClosedError());
     this.#inflight.clear();
   }
@@ -167,9 +170,14 @@ export class Router {
       timeout?: number | undefined;
       signal?: AbortSignal | undefined;
       headers?: MessageHeaders | undefined;
+      /**
+       * An ask this node accepted before it began closing (a local ask whose entity moved
+       * away meanwhile): it goes on after stopAccepting(), until close() aborts it.
+       */
+      accepted?: boolean;
     } = {},
   ): Promise<unknown> {
-    if (this.#closed) throw new ShardingClosedError();
+    if (this.#closed && !(opts.accepted && !this.#aborted)) throw new ShardingClosedError();
     const target: ErrorTarget = { type, key, handler: h };
     assertSerializable(args, `the arguments of ${type}.${h}`, "args");
     this.stats.asks++;

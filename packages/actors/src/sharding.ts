@@ -143,7 +143,7 @@ export class Sharding implements AsyncDisposable {
         replicator: this.#replicator,
         deadlines: this.#deadlines,
         telemetry: args.telemetry,
-        reroute: (t, k, h, a, timeout) => this.#router.ask(t, k, h, a, { timeout }),
+        reroute: (t, k, h, a, timeout) => this.#router.ask(t, k, h, a, { timeout, accepted: true }),
         onHandoff: (info) => {
           this.#handoffs.record(info);
           if (args.telemetry.on) args.telemetry.handoff(info);
@@ -339,8 +339,9 @@ export class Sharding implements AsyncDisposable {
    * Leaves gracefully: refuses new asks and waits for those under way, announces the leave,
    * lets queued messages finish, passivates every
    * entity and keeps answering until the new owners have pulled their state (or
-   * `handoffTimeoutMs` passed), then disconnects. Asks still retrying here fail with
-   * ShardingClosedError. Idempotent.
+   * `handoffTimeoutMs` passed), then disconnects. A local ask accepted before the close whose
+   * entity moves away meanwhile is sent on to its new owner. Asks still retrying here at the
+   * end fail with ShardingClosedError. Idempotent.
    */
   close(): Promise<void> {
     this.#closing ??= (async () => {
@@ -360,6 +361,9 @@ export class Sharding implements AsyncDisposable {
           timeoutMs: this.#opts.handoffTimeoutMs,
         });
       }
+      // Local asks accepted before the close whose entity moved meanwhile were sent on to the
+      // new owners: let them finish while the connection is still up.
+      await this.#router.drain(this.#opts.handoffTimeoutMs);
       await this.node.close();
       await this.#events;
       await host?.partitions.settled();
