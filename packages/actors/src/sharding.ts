@@ -18,6 +18,7 @@ import {
 } from "@keyhold/core";
 import { v4 as uuidv4 } from "uuid";
 import { actorsAdmin } from "./admin.js";
+import { type BackgroundStats, emptyBackgroundStats } from "./background.js";
 import { sleep } from "./backoff.js";
 import { nodeOptionsOf, openTransport } from "./connection.js";
 import { DedupeCache } from "./dedupe.js";
@@ -78,6 +79,8 @@ export interface ShardingStats {
   };
   readonly requests: Readonly<InboundStats>;
   readonly reminders: Readonly<ReminderStats>;
+  /** The background queue: hand-off pulls, refills, pruning (docs/concepts/background-work.md). */
+  readonly background: BackgroundStats;
 }
 
 export class Sharding implements AsyncDisposable {
@@ -385,8 +388,10 @@ export class Sharding implements AsyncDisposable {
   #armHousekeeping(): void {
     const every = this.#opts.handoffTimeoutMs;
     this.#housekeepingTimer = this.#clock.setTimeout(() => {
-      this.#host?.outbox.expire(every * OUTBOX_RETENTION_FACTOR);
-      this.#replicator?.prune();
+      this.#host?.background.spawn("maintenance", () => {
+        this.#host?.outbox.expire(every * OUTBOX_RETENTION_FACTOR);
+        this.#replicator?.prune();
+      });
       this.#armHousekeeping();
     }, every);
   }
@@ -404,6 +409,7 @@ export class Sharding implements AsyncDisposable {
       },
       requests: { ...this.#inbound.stats },
       reminders: { ...(h?.reminders.stats ?? { pending: 0, fired: 0, deferred: 0, failed: 0 }) },
+      background: h?.background.stats ?? emptyBackgroundStats(),
     };
   }
 
@@ -431,6 +437,8 @@ export class Sharding implements AsyncDisposable {
       await this.node.close();
       await this.#events;
       await host?.partitions.settled();
+      // Background work still queued or running gets the hand-over's deadline, then is dropped.
+      await host?.background.close(this.#clock, this.#opts.handoffTimeoutMs);
       this.#router.close();
       this.#clock.clearTimeout(this.#housekeepingTimer);
       host?.lifecycle.close();
