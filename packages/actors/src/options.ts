@@ -14,7 +14,7 @@ export const DEFAULT_HANDOFF_TIMEOUT_MS = 10_000;
 export const DEFAULT_DEDUPE_WINDOW_MS = 60_000;
 export const DEFAULT_DEDUPE_MAX_ENTRIES = 100_000;
 export const DEFAULT_STARTUP_BUFFER_BYTES = 32 * 1024 * 1024;
-export const DEFAULT_BACKGROUND_CONCURRENCY = 16;
+export const DEFAULT_BACKGROUND_CONCURRENCY = 64;
 
 /** Options of `Sharding.start` (a node that hosts entities) and `Sharding.connect` (a client). */
 export interface ShardingOptions extends Omit<ShardNodeOptions, "observer"> {
@@ -66,7 +66,7 @@ export interface ShardingOptions extends Omit<ShardNodeOptions, "observer"> {
   readonly onAck?: (ack: AckInfo) => void;
   /**
    * Background tasks (hand-off pulls, refills, pruning) running at once on this node; more wait
-   * in priority order (docs/concepts/background-work.md). @default 16
+   * in priority order (docs/concepts/background-work.md). @default 64
    */
   readonly backgroundConcurrency?: number;
 }

@@ -1,6 +1,7 @@
 // The background queue (background.ts): priorities, the concurrency bound, pause while fenced,
 // close waiting for idle within its deadline; then on the simulated bus, that hand-off pulls go
 // through it and steady asks never do, that a fenced node pauses it, and the option's check.
+import { Sharding } from "@keyhold/actors";
 import { InvalidOptionError, silentLogger } from "@keyhold/core";
 import { SimBus, type SimEndpoint, VirtualClock } from "@keyhold/testing";
 import { describe, expect, it } from "vitest";
@@ -211,6 +212,48 @@ describe("Background work of a node (simulated bus)", () => {
       expect(after[i]!.addedRefill).toBe(before[i]!.addedRefill);
     }
     expect(await drive(bus, a.ref(Counter, "k3").get())).toBe(6);
+    await drive(bus, Promise.all([a.close(), b.close()]));
+  });
+
+  it("with backgroundConcurrency 1, a joining node pulls one partition at a time and loses nothing", async () => {
+    const bus = new SimBus(new VirtualClock());
+    const a = await startOn(bus, "a");
+    const keys = Array.from({ length: 60 }, (_, i) => `k${i}`);
+    for (const k of keys) await drive(bus, a.ref(Counter, k).add(1));
+    // Started by hand (not startOn), to watch its queue from the moment start() resolves.
+    const starting = Sharding.start({
+      transport: bus.connect("b"),
+      clock: bus.clock,
+      cluster: "t",
+      nodeId: "b",
+      heartbeatMs: HB,
+      ttlMs: TTL,
+      skewMs: 200,
+      logger: silentLogger,
+      entities: [Counter],
+      handoffTimeoutMs: 2000,
+      backgroundConcurrency: 1,
+    });
+    let b: Sharding | undefined;
+    void starting.then((s) => {
+      b = s;
+    });
+    while (!b) await bus.clock.advance(1);
+    let maxRunning = 0;
+    let maxWaiting = 0;
+    for (let t = 0; t < HB * 20; t++) {
+      const s = b.stats().background;
+      maxRunning = Math.max(maxRunning, s.pending);
+      maxWaiting = Math.max(maxWaiting, s.queuedHandoff);
+      await bus.clock.advance(1);
+    }
+    const s = b.stats().background;
+    expect(s.concurrency).toBe(1);
+    expect(maxRunning).toBe(1);
+    expect(s.addedHandoff).toBeGreaterThan(1);
+    expect(maxWaiting).toBeGreaterThan(0); // pulls did wait for the one slot
+    expect(b.node.ownedPartitions().every((p) => b.handoffs().some((h) => h.partition === p))).toBe(true);
+    for (const k of keys) expect(await drive(bus, b.ref(Counter, k).get())).toBe(1);
     await drive(bus, Promise.all([a.close(), b.close()]));
   });
 
