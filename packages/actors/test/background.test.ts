@@ -234,11 +234,12 @@ describe("Background work of a node (simulated bus)", () => {
       handoffTimeoutMs: 2000,
       backgroundConcurrency: 1,
     });
-    let b: Sharding | undefined;
+    let started: Sharding | undefined;
     void starting.then((s) => {
-      b = s;
+      started = s;
     });
-    while (!b) await bus.clock.advance(1);
+    while (!started) await bus.clock.advance(1);
+    const b: Sharding = started;
     let maxRunning = 0;
     let maxWaiting = 0;
     for (let t = 0; t < HB * 20; t++) {
