@@ -106,10 +106,12 @@ export class Background {
       this.#waiting.delete(ac);
       this.#partitionWork.delete(ac);
     };
-    void task.until?.then(
-      () => ac.abort(DROP),
-      () => ac.abort(DROP),
-    );
+    // Only while waiting: p-queue counts a task whose signal aborts as done at once, so
+    // aborting a running one would let another start beside it, past the bound.
+    const drop = () => {
+      if (this.#waiting.has(ac)) ac.abort(DROP);
+    };
+    void task.until?.then(drop, drop);
     let started: Promise<T> | undefined;
     const run = (): Promise<T> => {
       forget();
@@ -122,7 +124,7 @@ export class Background {
     return this.#queue.add(run, { priority: BACKGROUND_PRIORITY[kind], signal: ac.signal }).then(
       (v) => v,
       (err: unknown) => {
-        // p-queue rejects a running task's promise when its signal aborts: wait for the task.
+        // Started: the task's own outcome (a running task's signal is never aborted, see above).
         if (started) return started.catch((e: unknown) => this.#fail(e));
         forget();
         if (err === DROP) {
@@ -165,7 +167,7 @@ export class Background {
   }
 
   /**
-   * Stops taking work and waits for the queue to be idle, up to `timeoutMs`; then what never
+   * Waits for the queue to be idle, up to `timeoutMs`; then stops taking work, and what never
    * started is dropped (its callers get their `dropped` value). Resolves true when it was idle.
    */
   async close(clock: Clock, timeoutMs: number): Promise<boolean> {

@@ -133,6 +133,12 @@ describe("Background queue", () => {
     const waiting = bg.add("handoff", () => "pulled", { dropped: "dropped", until: lost });
     lose();
     expect(await waiting).toBe("dropped");
+    // The running one still holds the only slot.
+    let next = false;
+    const after = bg.add("maintenance", () => (next = true), { dropped: false });
+    await tick();
+    expect(next).toBe(false);
+    expect(bg.stats.pending).toBe(1);
     let settled = false;
     void running.then(() => {
       settled = true;
@@ -141,6 +147,7 @@ describe("Background queue", () => {
     expect(settled).toBe(false); // the running pull keeps its own outcome
     blocker.release();
     await running;
+    expect(await after).toBe(true);
   });
 
   it("close waits for idle, and past its deadline drops what never started instead of hanging", async () => {
