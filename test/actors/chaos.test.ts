@@ -167,7 +167,10 @@ describe("durable state in NATS KV", () => {
     await waitFor(() => c.node.members().length === 3);
     const keys = Array.from({ length: 300 }, (_, i) => `kv-${i}`);
     const l = load(c, keys, 16);
+    // Enough acknowledged writes for the restart to have something to lose (by count, not by
+    // time: a loaded machine acknowledges fewer per second).
     await sleep(1500);
+    await waitFor(() => l.total > 300, { timeout: 30_000, message: "fewer than 300 writes acknowledged" });
     await Promise.all(first.map((n) => n.kill("SIGKILL")));
     await l.stop();
     await waitFor(() => c.node.members().length === 0, { timeout: 10_000 });

@@ -7,7 +7,9 @@ import { ShardingProcess, type ShardingProcessOptions } from "@keyhold/testing";
 import { Counter } from "../fixtures/entities.js";
 
 export const ENTITIES = fileURLToPath(new URL("../fixtures/entities.ts", import.meta.url));
-export const LEASE = { heartbeatMs: 100, ttlMs: 400, skewMs: 200 } as const;
+// 200 / 1000 ms: the own lease (ttl - heartbeat = 800 ms) outlasts the stalls of a loaded 2-core
+// machine, where 100 / 400 let nodes fence and re-activate entities mid-test.
+export const LEASE = { heartbeatMs: 200, ttlMs: 1000, skewMs: 200 } as const;
 
 export function nodeOptions(
   url: string,

@@ -84,7 +84,7 @@ describe("NATS faults", () => {
       expect(mostOwned(node.events, marks[i]!, before[i]!.owned)).toBeLessThan(RING_SIZE);
     }
     // Shape the outage (not a wait for correctness): well past the TTL before the server returns.
-    await sleep(Math.max(0, 1500 - (Date.now() - stoppedAt)));
+    await sleep(Math.max(0, TTL_MS * 3 + 500 - (Date.now() - stoppedAt)));
     expect(Date.now() - stoppedAt).toBeGreaterThan(TTL_MS * 3);
 
     const restartMarks = nodes.map((n) => n.events.length);

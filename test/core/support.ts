@@ -11,10 +11,11 @@ import {
 } from "@keyhold/testing";
 import { expect } from "vitest";
 
-// Short leases keep the suite fast (the defaults are 2000/6000/5000 ms). The TTL stays four
-// beats long, so one late beat on a loaded machine expires nobody.
-export const HEARTBEAT_MS = 100;
-export const TTL_MS = 400;
+// Short leases keep the suite fast (the defaults are 2000/6000/5000 ms). The TTL is five beats
+// long, so one late beat on a loaded machine expires nobody, and the own lease (ttl - heartbeat
+// = 800 ms) outlasts the stalls of a loaded 2-core machine (100 / 400 let nodes fence mid-test).
+export const HEARTBEAT_MS = 200;
+export const TTL_MS = 1000;
 export const SKEW_MS = 200;
 export const RING_SIZE = 64;
 export const LEASE = { ringSize: RING_SIZE, heartbeatMs: HEARTBEAT_MS, ttlMs: TTL_MS, skewMs: SKEW_MS };
