@@ -2,7 +2,15 @@
 // close waiting for idle within its deadline; then on the simulated bus, that hand-off pulls go
 // through it and steady asks never do, that a fenced node pauses it, and the option's check.
 import { Sharding } from "@keyhold/actors";
-import { InvalidOptionError, silentLogger } from "@keyhold/core";
+import {
+  type AdminReply,
+  adminSubjects,
+  decodeAdminReply,
+  encodeAdmin,
+  InvalidOptionError,
+  isAdminMalformed,
+  silentLogger,
+} from "@keyhold/core";
 import { SimBus, type SimEndpoint, VirtualClock } from "@keyhold/testing";
 import { describe, expect, it } from "vitest";
 import { Background, type BackgroundKind } from "../src/background.js";
@@ -299,6 +307,26 @@ describe("Background work of a node (simulated bus)", () => {
     await drive(bus, a.close(), 1, 10_000);
     const s = a.stats().background;
     expect([s.size, s.pending, s.dropped]).toEqual([0, 0, 0]);
+  });
+
+  it("the admin report carries the background counters", async () => {
+    const bus = new SimBus(new VirtualClock());
+    const a = await startOn(bus, "a", { backgroundConcurrency: 5 });
+    const ep = bus.connect("cli");
+    const inbox = bus.newInbox();
+    const replies: AdminReply[] = [];
+    const sub = ep.subscribe(inbox, (m) => {
+      const r = decodeAdminReply(m.data);
+      if (isAdminMalformed(r)) throw new Error(`malformed reply: ${r.error}`);
+      replies.push(r);
+    });
+    bus.route(ep, adminSubjects("t").all, encodeAdmin({ v: 1, k: "status" }), inbox);
+    await bus.clock.advance(50);
+    sub.unsubscribe();
+    const report = replies[0]?.k === "report" ? replies[0].r : undefined;
+    expect(report?.entities?.stats.background).toMatchObject({ concurrency: 5, paused: 0, size: 0 });
+    expect(report?.entities?.stats.background?.addedHandoff).toBe(a.stats().background.addedHandoff);
+    await drive(bus, a.close());
   });
 
   it("rejects a bad backgroundConcurrency with an error naming it", async () => {
