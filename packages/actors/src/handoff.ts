@@ -12,6 +12,7 @@
 // cannot strand them with an interim owner. Per-partition chains keep the steps of one
 // partition in order while different partitions move in parallel.
 import type { Clock, Logger, ShardNode, Transport } from "@keyhold/core";
+import type { Background } from "./background.js";
 import { sleep } from "./backoff.js";
 import type { EntityDefinition } from "./entity.js";
 import type { Lifecycle } from "./lifecycle.js";
@@ -85,6 +86,8 @@ export interface HandoffParams {
   readonly recoverReminders?: ((p: number) => Promise<void>) | undefined;
   readonly clock: Clock;
   readonly logger: Logger;
+  /** The node's background queue: pulls run there first (background.ts). */
+  readonly background: Background;
   /** Reports how long each completed hand-off took (acquire to ready). */
   readonly onHandoff?: (info: {
     partition: number;
@@ -130,7 +133,7 @@ export class Handoff {
         peers.update(e, node.departed());
         if (replicator && refill) {
           // The replica sets of partitions we serve may have changed: top them up.
-          replicator.prune();
+          this.#p.background.spawn("maintenance", () => replicator.prune());
           refill.refillAll();
         }
       } else if (e.type === "fenced" || e.type === "unfenced") {
@@ -162,7 +165,13 @@ export class Handoff {
       const targets = peers.filter((m) => m.id !== this.#p.nodeId);
       const lost = new Promise<"lost">((r) => this.#lost.set(p, () => r("lost")));
       const pulled =
-        targets.length > 0 ? await this.#puller.pull(p, targets, eager, lost) : { n: 0, complete: true };
+        targets.length > 0
+          ? await this.#p.background.add("handoff", () => this.#puller.pull(p, targets, eager, lost), {
+              dropped: { n: 0, complete: false },
+              until: lost,
+              partition: true,
+            })
+          : { n: 0, complete: true };
       records += pulled.n;
       this.#lost.delete(p);
       if (mine && node.ring.ownerOfPartition(p) !== this.#p.nodeId) {

@@ -2,6 +2,7 @@
 // lifecycle, mailbox, handler runner and durability of its entities, its partitions' states,
 // outbox, hand-offs and refills, and the dispatcher in front of them. A client has none.
 import type { Clock, Deadlines, Logger, ShardNode, Transport } from "@keyhold/core";
+import { Background } from "./background.js";
 import { Dispatcher, type DispatchParams, leaseHeld } from "./dispatch.js";
 import { Durability } from "./durability.js";
 import type { EntityDefinition } from "./entity.js";
@@ -29,6 +30,7 @@ export interface HostParts {
   readonly handoff: Handoff;
   readonly dispatcher: Dispatcher;
   readonly reminders: Reminders;
+  readonly background: Background;
 }
 
 export function buildHost(a: {
@@ -48,6 +50,13 @@ export function buildHost(a: {
 }): HostParts {
   const { node, opts, clock, logger, stats, store, replicator, telemetry } = a;
   const nodeId = node.id;
+  const background = new Background({
+    concurrency: opts.backgroundConcurrency,
+    logger,
+    nodeId,
+    fenced: () => node.fenced,
+  });
+  background.watch(node).catch((err: unknown) => logger.warn(`node ${nodeId}: ${String(err)}`));
   let dispatcher: Dispatcher | undefined;
   const reminders = new Reminders({
     clock,
@@ -71,6 +80,7 @@ export function buildHost(a: {
     load: store ? (slot): Promise<void> => durability.load(slot) : undefined,
     forgetDormant: store !== undefined,
     bind: (inst, slot) => reminders.bind(inst, slot),
+    background,
   });
   const durability: Durability = new Durability({
     store,
@@ -117,6 +127,7 @@ export function buildHost(a: {
         logger,
         nodeId,
         install: (p, recs) => handoff!.install(p, recs),
+        background,
       })
     : undefined;
   handoff = new Handoff({
@@ -134,7 +145,11 @@ export function buildHost(a: {
     mailbox,
     replicator,
     refill,
-    recoverReminders: index ? (p) => index.recover(p) : undefined,
+    // Part of the hand-off: the partition's messages wait for it, so it runs at pull priority.
+    recoverReminders: index
+      ? (p) => background.add("handoff", () => index.recover(p), { dropped: undefined, partition: true })
+      : undefined,
+    background,
     clock,
     logger,
     onHandoff: a.onHandoff,
@@ -153,5 +168,5 @@ export function buildHost(a: {
     onAck: opts.onAck,
     reroute: a.reroute,
   });
-  return { slots, lifecycle, partitions, outbox, handoff, dispatcher, reminders };
+  return { slots, lifecycle, partitions, outbox, handoff, dispatcher, reminders, background };
 }

@@ -1,5 +1,6 @@
 // @keyhold/actors: entities on top of @keyhold/core — one live instance per key, routed by key.
 
+export type { BackgroundStats } from "./background.js";
 export type { AskOptions, EntityClass, EntityRef, EntitySchemas, HandlerName } from "./entity.js";
 export { Entity, MAX_REPLICAS } from "./entity.js";
 export type { ArgumentIssue, WireError } from "./errors.js";
@@ -36,6 +37,7 @@ export type {
 export {
   DEFAULT_ASK_TIMEOUT_MS,
   DEFAULT_ATTEMPT_TIMEOUT_MS,
+  DEFAULT_BACKGROUND_CONCURRENCY,
   DEFAULT_CONCURRENCY,
   DEFAULT_DEDUPE_MAX_ENTRIES,
   DEFAULT_DEDUPE_WINDOW_MS,

@@ -1,6 +1,7 @@
 // Entity lifecycle on one node: activation (load, construct, onActivate), passivation
 // (onPassivate, keep or forget the state), the idle sweep and the cap on live instances (LRU).
 import type { Clock, Logger } from "@keyhold/core";
+import type { Background } from "./background.js";
 import type { Entity } from "./entity.js";
 import type { HostStats } from "./handler.js";
 import type { Mailbox } from "./mailbox.js";
@@ -20,6 +21,8 @@ export interface LifecycleParams {
   readonly forgetDormant: boolean;
   /** Gives a new instance its reminders (reminders.ts), before onActivate runs. */
   readonly bind?: ((inst: Entity<unknown>, slot: Slot) => void) | undefined;
+  /** Where the idle sweep runs, as maintenance (background.ts); inline without one. */
+  readonly background?: Background | undefined;
 }
 
 export class Lifecycle {
@@ -132,7 +135,8 @@ export class Lifecycle {
   #armSweep(): void {
     const every = Math.max(50, Math.min(30_000, Math.floor(this.#p.idleMs / 2)));
     this.#sweepTimer = this.#p.clock.setTimeout(() => {
-      this.sweepIdle();
+      if (this.#p.background) this.#p.background.spawn("maintenance", () => this.sweepIdle());
+      else this.sweepIdle();
       this.#armSweep();
     }, every);
   }

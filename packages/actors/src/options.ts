@@ -14,6 +14,7 @@ export const DEFAULT_HANDOFF_TIMEOUT_MS = 10_000;
 export const DEFAULT_DEDUPE_WINDOW_MS = 60_000;
 export const DEFAULT_DEDUPE_MAX_ENTRIES = 100_000;
 export const DEFAULT_STARTUP_BUFFER_BYTES = 32 * 1024 * 1024;
+export const DEFAULT_BACKGROUND_CONCURRENCY = 64;
 
 /** Options of `Sharding.start` (a node that hosts entities) and `Sharding.connect` (a client). */
 export interface ShardingOptions extends Omit<ShardNodeOptions, "observer"> {
@@ -63,6 +64,11 @@ export interface ShardingOptions extends Omit<ShardNodeOptions, "observer"> {
    * `emitAck` in @keyhold/testing). Keep it cheap: it runs on every answered ask. @default none
    */
   readonly onAck?: (ack: AckInfo) => void;
+  /**
+   * Background tasks (hand-off pulls, refills, pruning) running at once on this node; more wait
+   * in priority order (docs/concepts/background-work.md). @default 64
+   */
+  readonly backgroundConcurrency?: number;
 }
 
 /** One ask this node answered as owner (see `onAck`). */
@@ -99,6 +105,7 @@ export interface ParsedShardingOptions {
   readonly writeQuorum: WriteQuorum;
   readonly replicationTimeoutMs: number;
   readonly onAck: ((ack: AckInfo) => void) | undefined;
+  readonly backgroundConcurrency: number;
 }
 
 /** Validates the actor-level options; the ShardNode options are validated by @keyhold/core. */
@@ -140,6 +147,13 @@ export function parseShardingOptions(o: ShardingOptions): ParsedShardingOptions 
     attemptTimeoutMs,
     mailboxSize: int("mailboxSize", o.mailboxSize, DEFAULT_MAILBOX_SIZE, 1, 10_000_000),
     concurrency: int("concurrency", o.concurrency, DEFAULT_CONCURRENCY, 1, 1_000_000),
+    backgroundConcurrency: int(
+      "backgroundConcurrency",
+      o.backgroundConcurrency,
+      DEFAULT_BACKGROUND_CONCURRENCY,
+      1,
+      1024,
+    ),
     idleMs: int("idleMs", o.idleMs, DEFAULT_IDLE_MS, 0, 86_400_000 * 30),
     maxActive: int("maxActive", o.maxActive, DEFAULT_MAX_ACTIVE, 1, 100_000_000),
     handoffTimeoutMs: int("handoffTimeoutMs", o.handoffTimeoutMs, DEFAULT_HANDOFF_TIMEOUT_MS, 1, 3_600_000),

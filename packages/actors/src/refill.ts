@@ -2,6 +2,7 @@
 // partition's current replicas, so a key is back to N copies after a failover or when a
 // replica joined or died. Best effort: a replica that misses it gets the next write or refill.
 import type { Clock, Logger } from "@keyhold/core";
+import type { Background } from "./background.js";
 import { Backoff, sleep } from "./backoff.js";
 import type { PartitionStates } from "./partitions.js";
 import { LEASE_LAPSED, type Replicator } from "./replication.js";
@@ -20,6 +21,8 @@ export interface RefillParams {
   readonly nodeId: string;
   /** Installs copies that reached this node after it took the partition over (handoff.ts). */
   readonly install: (p: number, recs: readonly EntityRecord[]) => void;
+  /** The node's background queue: the sends wait there behind hand-off pulls (background.ts). */
+  readonly background: Background;
 }
 
 export class Refill {
@@ -38,10 +41,11 @@ export class Refill {
       // version wins) instead of keeping a stale second copy of what we serve.
       const late = replicator.takeCopies(p);
       if (late.length > 0) this.#p.install(p, late);
-      await this.#send(
-        p,
-        slots.slotsOf(p).map((s) => slots.record(s)),
-      );
+      const recs = slots.slotsOf(p).map((s) => slots.record(s));
+      await this.#p.background.add("refill", () => this.#send(p, recs), {
+        dropped: undefined,
+        partition: true,
+      });
     });
   }
 

@@ -155,6 +155,7 @@ export class Sharding implements AsyncDisposable {
         everyMs: opts.handoffTimeoutMs,
         outbox,
         replicator: this.#replicator,
+        background: this.#host.background,
       });
     }
   }
@@ -367,6 +368,8 @@ export class Sharding implements AsyncDisposable {
       await this.node.close();
       await this.#events;
       await host?.partitions.settled();
+      // Background work still queued or running gets the hand-over's deadline, then is dropped.
+      await host?.background.close(this.#clock, this.#opts.handoffTimeoutMs);
       this.#router.close();
       this.#housekeeping?.close();
       host?.lifecycle.close();

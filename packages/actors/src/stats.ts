@@ -1,5 +1,7 @@
 // What `sharding.stats()` returns: one snapshot of the counters of routing, hosting, hand-off,
 // replication, incoming requests and reminders, gathered from the parts that keep them.
+
+import { type BackgroundStats, emptyBackgroundStats } from "./background.js";
 import type { HostStats } from "./handler.js";
 import { emptyHandoffStats, type HandoffStats } from "./handoff.js";
 import type { HostParts } from "./host.js";
@@ -27,6 +29,8 @@ export interface ShardingStats {
   };
   readonly requests: Readonly<InboundStats>;
   readonly reminders: Readonly<ReminderStats>;
+  /** The background queue: hand-off pulls, refills, pruning (docs/concepts/background-work.md). */
+  readonly background: BackgroundStats;
 }
 
 /** Copies every counter, so the snapshot does not change under the caller. */
@@ -48,5 +52,6 @@ export function shardingStats(from: {
     },
     requests: { ...from.requests },
     reminders: { ...(h?.reminders.stats ?? { pending: 0, fired: 0, deferred: 0, failed: 0 }) },
+    background: h?.background.stats ?? emptyBackgroundStats(),
   };
 }
