@@ -94,6 +94,17 @@ export interface ReminderScope {
 /** The reminders of the entity instance `inst`, for Entity.remind/cancelReminder. */
 export function reminderScope(inst: Entity<unknown>, method: string): ReminderScope {
   const scope = (inst as unknown as { [SCOPE]?: Scope })[SCOPE];
+  if (scope === undefined && typeof inst.onReminder !== "function") {
+    // bind() gives no scope to a class that cannot have reminders (saves ~48 B per entity).
+    return {
+      set: (name) => {
+        throw new InvalidReminderError(
+          `Entity class ${inst.constructor.name} (${(inst.constructor as { type?: string }).type}) sets reminder ${show(name)} but has no onReminder(name, payload) handler`,
+        );
+      },
+      cancel: () => false,
+    };
+  }
   if (scope === undefined || scope.slot.instance !== inst) {
     throw new InvalidReminderError(
       `${method}() works on a live entity only (in a handler, onActivate, onReminder or onPassivate), not in a constructor or after passivation`,
@@ -195,6 +206,9 @@ export class Reminders {
 
   /** Lets a new live instance of `slot` call remind/cancelReminder (lifecycle.ts, on activation). */
   bind(inst: Entity<unknown>, slot: Slot): void {
+    // Without onReminder it can set none (reminderScope says so): no scope object, no extra
+    // property on every instance of the common entity that never uses reminders.
+    if (typeof inst.onReminder !== "function") return;
     Object.defineProperty(inst, SCOPE, {
       value: { reminders: this, slot },
       enumerable: false,
