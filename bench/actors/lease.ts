@@ -33,9 +33,11 @@ export async function leaseFor(s: Sharding, ms: number): Promise<void> {
 }
 
 export async function leaseCheckCost(ctx: BenchContext): Promise<void> {
+  // Many short paired rounds: on a shared machine the load drifts within seconds, and the
+  // median of many pairs resists it better than a few long ones.
   const plan = ctx.quick
     ? { rounds: 2, runMs: 300, warmupMs: 200 }
-    : { rounds: 16, runMs: 600, warmupMs: 1_000 };
+    : { rounds: 40, runMs: 250, warmupMs: 1_000 };
   const keys = Array.from({ length: KEY_COUNT }, (_, i) => `user-${100_000 + i}`);
   await using server = await NatsServer.start();
   const tag = process.pid;
@@ -109,6 +111,7 @@ export async function leaseCheckCost(ctx: BenchContext): Promise<void> {
       }
     }
     setMode("with");
+    const micro = checkCallCost(host);
     const rows: Row[] = [];
     for (const name of ["local", "remote"] as const) {
       const list = pairs.get(name)!;
@@ -144,10 +147,45 @@ export async function leaseCheckCost(ctx: BenchContext): Promise<void> {
       rows,
       "Slowdown: median over rounds of 1 - rate with / rate without. CPU covers both nodes (one process). Negative = noise.",
     );
+    const localCpuNs = 1000 * median(pairs.get("local")!.map((p) => p.cpu[1]));
+    ctx.figure("lease.check.ns", micro.checkNs, "ns/call");
+    ctx.figure("lease.check.readNs", micro.readNs, "ns/call");
+    ctx.figure("lease.check.shareOfLocalAsk", (100 * micro.checkNs) / localCpuNs, "%");
+    ctx.table(
+      "lease check, one call timed alone (the same node, its lease valid)",
+      [
+        { call: "leaseValidAt(now): the check #mayAct makes", "ns/call": Number(micro.checkNs.toFixed(1)) },
+        {
+          call: "leaseRemainingMs() > 0: a clock read and membership's flags (the check before)",
+          "ns/call": Number(micro.readNs.toFixed(1)),
+        },
+        { call: "a local ask without the check, CPU", "ns/call": Math.round(localCpuNs) },
+      ],
+      `The check's share of a local ask: ${((100 * micro.checkNs) / localCpuNs).toFixed(2)}% (before: ${((100 * micro.readNs) / localCpuNs).toFixed(2)}%).`,
+    );
   } finally {
     await client.close();
     await host.close();
   }
+}
+
+/**
+ * ns per call of the check as #mayAct makes it (a reading passed in) and of the form it had
+ * before (a clock read through membership), each over a loop long enough to time.
+ */
+function checkCallCost(s: Sharding): { checkNs: number; readNs: number } {
+  const node = s.node;
+  const n = 2_000_000;
+  let hits = 0;
+  const now = node.monoNow();
+  let t0 = performance.now();
+  for (let i = 0; i < n; i++) if (node.leaseValidAt(now + (i & 1))) hits++;
+  const checkNs = ((performance.now() - t0) * 1e6) / n;
+  t0 = performance.now();
+  for (let i = 0; i < n; i++) if (node.leaseRemainingMs() > 0) hits++;
+  const readNs = ((performance.now() - t0) * 1e6) / n;
+  if (hits !== 2 * n) throw new Error("the lease lapsed while the check was timed");
+  return { checkNs, readNs };
 }
 
 function median(values: readonly number[]): number {
