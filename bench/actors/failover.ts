@@ -95,7 +95,7 @@ export async function failoverAfterFault(ctx: BenchContext): Promise<void> {
             trials.push(r);
             const s = summarize(r.keyMs);
             ctx.log(
-              `${lease.name} ${type.type} ${fault} #${t + 1}: ${s.n} keys written again, first ${s.min} ms, median ${s.median} ms, last ${s.max} ms`,
+              `${lease.name} ${type.type} ${fault} #${t + 1}: ${s.n} keys written again, first ${Math.round(s.min)} ms, median ${Math.round(s.median)} ms, last ${Math.round(s.max)} ms`,
             );
             // Back to NODES members, every key written through them, before the next fault.
             nodes.push(...(await spawnNodes(1, options)));
