@@ -15,6 +15,7 @@ const MODULES: Record<string, () => Promise<{ bench: BenchModule }>> = {
   reminders: () => import("./actors/reminders.js"),
   lease: () => import("./lease.js"),
   background: () => import("./background.js"),
+  failover: () => import("./failover.js"),
 };
 
 interface ModuleResult {

@@ -44,7 +44,11 @@ export function spawnNodes(servers: string | readonly string[], cluster: string,
   );
 }
 
-export function connectClient(servers: string | string[], cluster: string) {
+export function connectClient(
+  servers: string | string[],
+  cluster: string,
+  timeouts: { askTimeoutMs?: number; attemptTimeoutMs?: number } = {},
+) {
   return Sharding.connect({
     servers,
     cluster,
@@ -52,6 +56,7 @@ export function connectClient(servers: string | string[], cluster: string) {
     entities: [OpCounter, OpRegister],
     logger: silentLogger,
     askTimeoutMs: 4000,
+    ...timeouts,
   });
 }
 

@@ -5,8 +5,10 @@
 // asks, asks and tells from other nodes, and the router's local hand-over all come through
 // `dispatch` or `askHere`, so a check added to `#mayAct` holds for all of them.
 //
-// The check is a valid lease (ShardNode.leaseValid(), read from the monotonic clock at each
-// call: after a pause it fails before any queued input is handled) and ring ownership. Acts
+// The check is a valid lease (ShardNode.leaseValidAt(), against a monotonic clock reading taken
+// for each message as it arrives: after a pause it fails before any queued input is handled)
+// and ring ownership. The same reading times the message, so the check reads no clock of its
+// own: a local ask costs a few µs, and one more clock read was most of the check's cost. Acts
 // that happen later than admission call `leaseHeld` again right before their effect: the
 // handler run (a message may wait in the mailbox), the answer, the replica copy, the store
 // write. Those re-check the lease only: a partition being released still drains its queue
@@ -89,11 +91,13 @@ export class Dispatcher {
 
   /**
    * The ownership check: the partition of `key` when this node owns it in its current view,
-   * else -1. One hash answers both "whose is it" and "which partition".
+   * else -1. One hash answers both "whose is it" and "which partition". `now` is a reading of
+   * the node's monotonic clock taken by the caller right before (node.monoNow()): the same read
+   * times the message's handling, so the check costs no clock read of its own.
    */
-  #mayAct(key: string): number {
+  #mayAct(key: string, now: number): number {
     const node = this.#p.node;
-    if (!node.leaseValid()) return -1;
+    if (!node.leaseValidAt(now)) return -1;
     const ring = node.ring;
     const p = ring.partition(key);
     return ring.ownerOfPartition(p) === node.id ? p : -1;
@@ -137,7 +141,9 @@ export class Dispatcher {
     args: readonly unknown[],
     timeout: number | undefined,
   ): Promise<unknown> | undefined {
-    const p = this.#mayAct(key);
+    const node = this.#p.node;
+    const lt = node.monoNow();
+    const p = this.#mayAct(key, lt);
     if (p < 0 || this.#p.partitions.state(p) !== "ready" || this.#p.defs.get(def.type) !== def)
       return undefined;
     try {
@@ -151,12 +157,11 @@ export class Dispatcher {
     return new Promise((resolve, reject) => {
       let settled = false;
       let deadline: Deadline | undefined;
-      const lt = performance.now();
       this.#enqueue(def, key, p, {
         h,
         a: args,
         done: (err, r) => {
-          this.latency.record(performance.now() - lt);
+          this.latency.record(node.monoNow() - lt);
           if (settled) return;
           settled = true;
           if (deadline !== undefined) deadlines.cancel(deadline);
@@ -214,19 +219,20 @@ export class Dispatcher {
     const def = this.#p.defs.get(type);
     if (!def) return done({ ok: false, error: new UnknownEntityTypeError(type) });
     // Keeps serving while closing: until the node has left, it still owns these keys.
-    const p = this.#mayAct(key);
+    const node = this.#p.node;
+    const lt = node.monoNow();
+    const p = this.#mayAct(key, lt);
     if (p < 0) return done({ moved: true });
     const st = this.#p.partitions.state(p);
     if (st === "ready") {
       const onAck = this.#p.onAck;
       const t0 = onAck ? sharedNow() : 0;
-      const lt = performance.now();
       this.#enqueue(def, key, p, {
         id,
         h,
         a: args,
         done: (err, r) => {
-          this.latency.record(performance.now() - lt);
+          this.latency.record(node.monoNow() - lt);
           // No answer as owner once the lease lapsed: "moved", and the sender retries with the
           // same id, which the next owner deduplicates (replicated and stored types).
           if (movedError(err) || !this.#leaseStill()) return done({ moved: true });
@@ -245,7 +251,7 @@ export class Dispatcher {
    * it may act for the key and serves its partition now; false otherwise (try again later).
    */
   deliverOwned(slot: Slot, env: Envelope): boolean {
-    const p = this.#mayAct(slot.key);
+    const p = this.#mayAct(slot.key, this.#p.node.monoNow());
     if (p !== slot.partition || this.#p.partitions.state(p) !== "ready") return false;
     this.#enqueue(slot.def, slot.key, p, env);
     return true;

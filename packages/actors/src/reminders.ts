@@ -14,7 +14,7 @@
 // another node fires again only if the first owner died before the fire was replicated or stored
 // (at least once, deduplicated per due time).
 import type { Clock, Logger } from "@keyhold/core";
-import type { Entity } from "./entity.js";
+import type { Entity, EntityClass } from "./entity.js";
 import { InvalidReminderError } from "./errors.js";
 import type { Envelope } from "./mailbox.js";
 import { assertSerializable } from "./serializable.js";
@@ -94,6 +94,8 @@ export interface ReminderScope {
 /** The reminders of the entity instance `inst`, for Entity.remind/cancelReminder. */
 export function reminderScope(inst: Entity<unknown>, method: string): ReminderScope {
   const scope = (inst as unknown as { [SCOPE]?: Scope })[SCOPE];
+  if (scope === undefined && typeof inst.onReminder !== "function")
+    return { set: (name) => noHandler(inst.constructor as EntityClass, name), cancel: () => false };
   if (scope === undefined || scope.slot.instance !== inst) {
     throw new InvalidReminderError(
       `${method}() works on a live entity only (in a handler, onActivate, onReminder or onPassivate), not in a constructor or after passivation`,
@@ -103,6 +105,11 @@ export function reminderScope(inst: Entity<unknown>, method: string): ReminderSc
     set: (name, when, payload) => scope.reminders.set(scope.slot, name, when, payload),
     cancel: (name) => scope.reminders.cancel(scope.slot, name),
   };
+}
+
+function noHandler(cls: EntityClass, name: string): never {
+  const what = `Entity class ${cls.name} (${cls.type}) sets reminder ${show(name)}`;
+  throw new InvalidReminderError(`${what} but has no onReminder(name, payload) handler`);
 }
 
 /** The reminders of a slot as they travel in its record; undefined when it has none. */
@@ -195,6 +202,7 @@ export class Reminders {
 
   /** Lets a new live instance of `slot` call remind/cancelReminder (lifecycle.ts, on activation). */
   bind(inst: Entity<unknown>, slot: Slot): void {
+    if (typeof inst.onReminder !== "function") return; // none can be set: no scope (48 B/entity)
     Object.defineProperty(inst, SCOPE, {
       value: { reminders: this, slot },
       enumerable: false,
@@ -209,11 +217,7 @@ export class Reminders {
         `Expected \`name\` to be a non-empty string of at most ${MAX_REMINDER_NAME} characters, got ${show(name)}`,
       );
     }
-    if (typeof (slot.def.cls.prototype as { onReminder?: unknown }).onReminder !== "function") {
-      throw new InvalidReminderError(
-        `Entity class ${slot.def.cls.name} (${slot.def.type}) sets reminder ${show(name)} but has no onReminder(name, payload) handler`,
-      );
-    }
+    if (typeof (slot.def.cls.prototype as Entity).onReminder !== "function") noHandler(slot.def.cls, name);
     if (typeof when !== "object" || when === null) {
       throw new InvalidReminderError(`Expected \`when\` to be { at } or { every }, got ${show(when)}`);
     }

@@ -2,6 +2,7 @@
 // answers placement questions from a precomputed Ring and reports ownership changes.
 import { v4 as uuidv4 } from "uuid";
 import { type AdminResponder, startAdmin } from "./admin.js";
+import type { Clock } from "./clock.js";
 import { connectNats } from "./connection.js";
 import { ClosedError, InvalidArgumentError } from "./errors.js";
 import { EventHub, type ShardEvent } from "./events.js";
@@ -25,6 +26,16 @@ export class ShardNode implements AsyncDisposable {
   // A transport passed in belongs to the caller (Sharding keeps using it after we leave).
   readonly #ownsTransport: boolean;
   readonly #membership: Membership;
+  readonly #clock: Clock;
+  /**
+   * A monotonic time before which this node's lease is known to be valid: the lease's end as
+   * membership last reported it. Safe to compare against because that end only moves later
+   * while nothing else changes, and every other way a lease ends (fencing, which only follows a
+   * lapse, a change of the member set, leave, close) resets it here first (#onChange, leave(),
+   * close()). packages/core/test/lease.property.test.ts checks leaseValid() against an outside
+   * model of the heartbeats at every step, across pauses; lease.test.ts after leave() and close().
+   */
+  #validUntil = Number.NEGATIVE_INFINITY;
   readonly #hub = new EventHub<ShardEvent>();
   #ring: Ring;
   #owned: ReadonlySet<number> = new Set();
@@ -37,6 +48,7 @@ export class ShardNode implements AsyncDisposable {
     this.config = opts.config;
     this.observer = opts.observer;
     this.#transport = transport;
+    this.#clock = opts.clock;
     this.#ownsTransport = opts.transport === undefined;
     this.#ring = new Ring([], opts.config.ringSize);
     this.#membership = new Membership({
@@ -148,7 +160,27 @@ export class ShardNode implements AsyncDisposable {
    * while this is true (and its ring names it). False for observers, after leave(), while fenced.
    */
   leaseValid(): boolean {
-    return this.#membership.leaseRemainingMs() > 0;
+    return this.leaseValidAt(this.#clock.monoNow());
+  }
+
+  /**
+   * leaseValid() at monotonic time `now`: a reading of `monoNow()` the caller took just now, so
+   * a path that reads the clock anyway (to time what it does) pays for no second read. A stale
+   * `now` makes the answer stale by as much: never pass a reading from before an await.
+   */
+  leaseValidAt(now: number): boolean {
+    if (now < this.#validUntil) return true;
+    // Past the cached end (or none cached): ask membership, which reads the clock again; the
+    // end it implies is at least `now + left`, so caching that errs on the early side.
+    const left = this.#membership.leaseRemainingMs();
+    if (left <= 0) return false;
+    this.#validUntil = now + left;
+    return true;
+  }
+
+  /** This node's monotonic clock, ms (the time base of leaseValidAt). */
+  monoNow(): number {
+    return this.#clock.monoNow();
   }
 
   /** Ms left of this node's own lease (0 when it holds none); see leaseValid(). */
@@ -194,6 +226,7 @@ export class ShardNode implements AsyncDisposable {
   }
 
   #onChange(members: readonly string[], fenced: boolean): void {
+    this.#validUntil = Number.NEGATIVE_INFINITY;
     const before = this.#ring;
     const wasFenced = this.#fencedSeen;
     this.#fencedSeen = fenced;
@@ -223,6 +256,7 @@ export class ShardNode implements AsyncDisposable {
    * Idempotent.
    */
   close(): Promise<void> {
+    this.#validUntil = Number.NEGATIVE_INFINITY;
     this.#closed ??= (async () => {
       this.#admin?.close();
       await this.#membership.close();
@@ -243,6 +277,7 @@ export class ShardNode implements AsyncDisposable {
    * layer above can hand its partitions to their new owners with a live view. close() later.
    */
   async leave(): Promise<void> {
+    this.#validUntil = Number.NEGATIVE_INFINITY;
     await this.#membership.leave();
   }
 
