@@ -103,6 +103,14 @@ describe("hand-off properties (simulated bus)", () => {
             ],
             1,
           ],
+          [
+            [
+              { op: "asks", n: 1, from: 1 },
+              { op: "leave", i: 3 },
+              { op: "leave", i: 0 },
+            ],
+            1,
+          ],
         ],
       },
     );
