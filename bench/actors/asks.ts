@@ -12,6 +12,7 @@ import { NatsServer, type RunningChild, spawnTs, waitFor } from "@keyhold/testin
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { Packr } from "msgpackr";
 import { type BenchContext, type Row, summarize } from "../harness.js";
+import { localBuiltRates } from "./built.js";
 import { Counter, entities } from "./entities.js";
 import { closedLoop, type KeyedOp, type LoadRun, percentile, pooled } from "./load.js";
 
@@ -24,6 +25,8 @@ const CONCURRENCY = [1, 64, 256] as const;
 const KEY_COUNT = 10_000;
 const TARGET_REMOTE_VS_ECHO = 0.8;
 const TARGET_LOCAL_RATE = 500_000;
+/** Issue 10: the local ask on the built package, plain node. */
+const TARGET_LOCAL_BUILT_RATE = 1_000_000;
 /** Asks per case for the retained-heap probe after the timed rounds. */
 const PROBE_ASKS = { quick: 10_000, full: 50_000 } as const;
 /** The same per-attempt deadline Keyhold's router uses by default. */
@@ -211,6 +214,27 @@ export async function askThroughput(ctx: BenchContext): Promise<void> {
       "asks/s",
     );
 
+    // The same local ask on the built package under plain node, in a child process of its own.
+    ctx.log("local ask on the built package (plain node, dist/)");
+    const built: number[] = [];
+    for (const conc of [64, 256] as const) {
+      const b = await localBuiltRates(server.url, plan.runMs, conc, plan.rounds);
+      const r = summarize(b.rates).median;
+      built.push(r);
+      ctx.figure(`ask.localBuilt[${conc}].rate`, r, "asks/s");
+      rows.push({ case: "(a') (a) on the built package, plain node", concurrency: conc, "per s": r });
+    }
+    const bestBuilt = Math.max(...built);
+    ctx.figure("ask.localBuilt.bestRate", bestBuilt, "asks/s");
+    ctx.target(
+      "local ask on the built package (plain node), best concurrency",
+      "ask.localBuilt.bestRate",
+      bestBuilt,
+      ">=",
+      TARGET_LOCAL_BUILT_RATE,
+      "asks/s",
+    );
+
     // What finished asks leave behind in the asking process: heap after a full GC, before and
     // after a fixed number of asks. Anything above noise is a leak that grows with traffic.
     const gc = fullGc();
@@ -259,6 +283,7 @@ export async function askThroughput(ctx: BenchContext): Promise<void> {
         `    client, so every ask is one NATS request/reply (msgpack, ${askBytes.length} B out, ${replyBytes.length} B back).`,
         "(c) plain nats.js: nc.request() in the bench process, msg.respond() in process A on its own connection,",
         "    same payload sizes, no encoding or decoding: the ceiling for (b).",
+        "(a') (a) again in a child running plain node on packages/actors/dist (npm run build first): no tsx.",
         "per s = median over rounds; x echo = median over rounds of rate / that round's echo rate (run just",
         "before it); p50/p99 over every ask of every round. CPU us = CPU time (user + system, all threads) per",
         "ask in the asking process and in process A, median over rounds (A is idle during (a)).",
