@@ -16,10 +16,14 @@ export async function localBuiltRates(
 ): Promise<{ rates: number[]; fastPathMissed: number }> {
   if (!existsSync(DIST)) throw new Error(`${DIST} is missing: run \`npm run build\` before the bench`);
   // No --import tsx and no --conditions=@keyhold/source: the exports map resolves to dist/.
-  const child = spawn(process.execPath, [CHILD, servers, String(runMs), String(concurrency), String(rounds)], {
-    stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, NODE_OPTIONS: "" },
-  });
+  const child = spawn(
+    process.execPath,
+    [CHILD, servers, String(runMs), String(concurrency), String(rounds)],
+    {
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, NODE_OPTIONS: "" },
+    },
+  );
   let out = "";
   let err = "";
   child.stdout.on("data", (d: Buffer) => {
