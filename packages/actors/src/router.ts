@@ -13,6 +13,7 @@ import {
 } from "@keyhold/core";
 import { v4 as uuidv4 } from "uuid";
 import { Backoff } from "./backoff.js";
+import type { Batcher } from "./batch.js";
 import type { LocalOutcome } from "./dispatch.js";
 import {
   AbortedError,
@@ -37,6 +38,8 @@ export interface RouterParams {
   readonly deadlines: Deadlines;
   readonly askTimeoutMs: number;
   readonly attemptTimeoutMs: number;
+  /** Sends asks and tells in batches per destination (batch.ts). */
+  readonly batcher: Batcher;
   /** Hands a message to this node's dispatcher, or undefined for a client that hosts nothing. */
   readonly local:
     | ((
@@ -218,12 +221,14 @@ export class Router {
           if (left <= 0) break;
           let data: Uint8Array | undefined;
           const gone = this.#whenGone(owner);
+          const subject = nodeSubject(this.#p.cluster, owner);
+          const attemptMs = Math.max(1, Math.min(this.#p.attemptTimeoutMs, left));
           try {
             data = await Promise.race([
-              this.#p.transport.request(nodeSubject(this.#p.cluster, owner), request, {
-                timeout: Math.max(1, Math.min(this.#p.attemptTimeoutMs, left)),
-                headers: opts.headers,
-              }),
+              // An ask with trace headers travels alone: headers belong to a NATS message.
+              opts.headers === undefined
+                ? this.#p.batcher.request(subject, request, attemptMs)
+                : this.#p.transport.request(subject, request, { timeout: attemptMs, headers: opts.headers }),
               gone.promise,
               stopped,
             ]);
@@ -274,7 +279,7 @@ export class Router {
       });
       return;
     }
-    this.#p.transport.publish(
+    this.#p.batcher.send(
       nodeSubject(this.#p.cluster, owner),
       encode({ v: 1, k: "tell", id: uuidv4(), t: type, key, h, a: args, hop: 0 }),
     );
@@ -284,7 +289,7 @@ export class Router {
   forward(type: string, key: string, h: string, args: readonly unknown[], id: string, hop: number): boolean {
     const owner = this.#p.node.place(key);
     if (owner === undefined || owner === this.#p.node.id) return false;
-    this.#p.transport.publish(
+    this.#p.batcher.send(
       nodeSubject(this.#p.cluster, owner),
       encode({ v: 1, k: "tell", id, t: type, key, h, a: args, hop }),
     );

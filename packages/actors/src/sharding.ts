@@ -19,6 +19,7 @@ import {
 import { v4 as uuidv4 } from "uuid";
 import { actorsAdmin } from "./admin.js";
 import { sleep } from "./backoff.js";
+import { Batcher, type BatchStats } from "./batch.js";
 import { nodeOptionsOf, openTransport } from "./connection.js";
 import { DedupeCache } from "./dedupe.js";
 import {
@@ -46,7 +47,7 @@ import { Router, type RouterStats } from "./router.js";
 import { validArgs } from "./schema.js";
 import type { StateStore } from "./store.js";
 import { Telemetry } from "./telemetry.js";
-import { nodeSubject } from "./wire.js";
+import { ACTOR_PROTOCOL, nodeSubject } from "./wire.js";
 
 /** How long a hand-off took, reported by `handoffs()`. */
 export interface HandoffInfo {
@@ -61,6 +62,8 @@ export interface HandoffInfo {
 
 export interface ShardingStats {
   readonly router: Readonly<RouterStats>;
+  /** Batching per destination (batch.ts): batches and entries sent, replies matched. */
+  readonly batches: Readonly<BatchStats>;
   readonly host: Readonly<HostStats> & { readonly active: number; readonly known: number };
   readonly handoff: Readonly<HandoffStats> & { readonly outbox: number };
   readonly replication: {
@@ -92,6 +95,7 @@ export class Sharding implements AsyncDisposable {
   readonly #clock: Clock;
   readonly #logger: Logger;
   readonly #router: Router;
+  readonly #batcher: Batcher;
   readonly #host: HostParts | undefined;
   readonly #hostStats = emptyHostStats();
   readonly #deadlines: Deadlines;
@@ -148,11 +152,19 @@ export class Sharding implements AsyncDisposable {
         dormant: args.store ? (at, now) => dormantCopyExpired(at, now, opts.idleMs) : undefined,
       });
     }
+    this.#batcher = new Batcher({
+      transport,
+      clock,
+      deadlines: this.#deadlines,
+      logger,
+      maxEntries: opts.batchMaxEntries,
+    });
     this.#router = new Router({
       node,
       transport,
       cluster,
       clock,
+      batcher: this.#batcher,
       deadlines: this.#deadlines,
       askTimeoutMs: opts.askTimeoutMs,
       attemptTimeoutMs: opts.attemptTimeoutMs,
@@ -223,6 +235,7 @@ export class Sharding implements AsyncDisposable {
       nodeId,
       transport,
       observer: client,
+      protocol: ACTOR_PROTOCOL,
     };
     const logger = options.logger ?? consoleLogger;
     // Requests that arrive before construction ends (replica refills among them) wait in the inbox.
@@ -261,6 +274,7 @@ export class Sharding implements AsyncDisposable {
         dispatcher: host?.dispatcher,
         replicator: sharding.#replicator,
         router: sharding.#router,
+        batcher: sharding.#batcher,
         dedupe: new DedupeCache(opts.dedupeWindowMs, opts.dedupeMaxEntries),
         ownerOf: (key) => node.place(key),
         telemetry,
@@ -396,6 +410,7 @@ export class Sharding implements AsyncDisposable {
     const h = this.#host;
     return {
       router: { ...this.#router.stats },
+      batches: { ...this.#batcher.stats },
       host: { ...this.#hostStats, active: h?.lifecycle.activeCount ?? 0, known: h?.slots.count ?? 0 },
       handoff: { ...(h?.handoff.stats ?? emptyHandoffStats()), outbox: h?.outbox.size ?? 0 },
       replication: {
@@ -437,6 +452,8 @@ export class Sharding implements AsyncDisposable {
       host?.reminders.close();
       this.#deadlines.close();
       this.#inbound.close();
+      this.#batcher.flush(); // replies already queued still leave
+      this.#batcher.close();
       await this.#store?.close().catch(() => {});
       if (this.#ownsTransport) await this.#transport.close();
     })();
