@@ -67,4 +67,4 @@ export type { HandoffInfo, ShardingStats } from "./sharding.js";
 export { Sharding } from "./sharding.js";
 export type { StateEntry, StateStore, StoredState, StoreFactory } from "./store.js";
 export { MemoryStore, memoryStore } from "./store.js";
-export { ACTOR_WIRE_VERSION, nodeSubject } from "./wire.js";
+export { ACTOR_PROTOCOL, ACTOR_WIRE_VERSION, BATCH_VERSION, nodeSubject } from "./wire.js";
