@@ -1,10 +1,20 @@
 // Running one message on a live entity: answer a retried ask from the applied asks it
 // remembers, else call the handler, bump the version, remember the ask, make the change
-// durable (durability.ts) and only then answer.
+// durable (durability.ts) and only then answer. A read-only handler (`static readOnly`) sees a
+// guarded view of the state (read-only.ts) and skips the version, the ask record and the
+// durable write: it changed nothing.
 import type { Clock } from "@keyhold/core";
 import type { EntityDefinition } from "./entity.js";
-import { ActorError, fromWireError, HandlerError, toWireError, type WireError } from "./errors.js";
+import {
+  ActorError,
+  fromWireError,
+  HandlerError,
+  ReadOnlyStateError,
+  toWireError,
+  type WireError,
+} from "./errors.js";
 import type { Envelope } from "./mailbox.js";
+import { ReadOnlyViews } from "./read-only.js";
 import { callWithValidArgs } from "./schema.js";
 import { assertSerializable } from "./serializable.js";
 import type { Slot } from "./slots.js";
@@ -41,8 +51,15 @@ export interface HandlerRunnerParams {
   readonly leaseHeld: (slot: Slot) => void;
 }
 
+/** The read-only handlers running on one instance, and its real state meanwhile. */
+interface Readers {
+  count: number;
+  readonly state: unknown;
+}
+
 export class HandlerRunner {
   readonly #p: HandlerRunnerParams;
+  readonly #readers = new WeakMap<object, Readers>();
 
   constructor(params: HandlerRunnerParams) {
     this.#p = params;
@@ -73,6 +90,8 @@ export class HandlerRunner {
         return undefined;
       }
     }
+    const readOnly = isReadOnly(slot, env);
+    if (readOnly) this.#beginRead(slot, inst, env.h);
     let result: unknown;
     try {
       if (env.run !== undefined) result = env.run(inst);
@@ -81,8 +100,9 @@ export class HandlerRunner {
         result = callWithValidArgs(slot.def, env.h, env.a, (a) => fn.apply(inst, a as unknown[]));
       }
     } catch (err) {
+      if (readOnly) this.#endRead(inst);
       this.#p.stats.handlerErrors++;
-      return this.#complete(slot, env, undefined, asHandlerError(err));
+      return this.#complete(slot, env, undefined, asHandlerError(err), readOnly);
     }
     if (
       result !== null &&
@@ -90,18 +110,65 @@ export class HandlerRunner {
       typeof (result as Promise<unknown>).then === "function"
     ) {
       return (result as Promise<unknown>).then(
-        (r) => this.#complete(slot, env, r, undefined),
+        (r) => {
+          if (readOnly) this.#endRead(inst);
+          return this.#complete(slot, env, r, undefined, readOnly);
+        },
         (err: unknown) => {
+          if (readOnly) this.#endRead(inst);
           this.#p.stats.handlerErrors++;
-          return this.#complete(slot, env, undefined, asHandlerError(err));
+          return this.#complete(slot, env, undefined, asHandlerError(err), readOnly);
         },
       );
     }
-    return this.#complete(slot, env, result, undefined);
+    if (readOnly) this.#endRead(inst);
+    return this.#complete(slot, env, result, undefined, readOnly);
+  }
+
+  /**
+   * From the first read-only handler on an instance until the last one ends, `this.state` is a
+   * guarded view and assigning it is refused (the mailbox runs no writer meanwhile).
+   */
+  #beginRead(slot: Slot, inst: object, handler: string): void {
+    const r = this.#readers.get(inst);
+    if (r) {
+      r.count++;
+      return;
+    }
+    const state = (inst as { state: unknown }).state;
+    this.#readers.set(inst, { count: 1, state });
+    const views = new ReadOnlyViews(slot.def.type, handler);
+    const view = views.view(state);
+    Object.defineProperty(inst, "state", {
+      configurable: true,
+      enumerable: true,
+      get: () => view,
+      set: () => {
+        throw new ReadOnlyStateError(slot.def.type, handler);
+      },
+    });
+  }
+
+  #endRead(inst: object): void {
+    const r = this.#readers.get(inst);
+    if (!r || --r.count > 0) return;
+    this.#readers.delete(inst);
+    Object.defineProperty(inst, "state", { configurable: true, enumerable: true, writable: true, value: r.state });
   }
 
   /** After the handler: version, remembered ask, durable write, then the answer. */
-  #complete(slot: Slot, env: Envelope, result: unknown, failure: unknown): Promise<void> | undefined {
+  #complete(
+    slot: Slot,
+    env: Envelope,
+    result: unknown,
+    failure: unknown,
+    readOnly = false,
+  ): Promise<void> | undefined {
+    if (readOnly) {
+      // Nothing changed (writes were refused): no version, no record, nothing to make durable.
+      this.#answer(slot, env, result, failure);
+      return undefined;
+    }
     // The handler may have changed state even when it threw.
     slot.version++;
     slot.acq = this.#p.stampOf(slot.partition);
@@ -147,4 +214,9 @@ export function asHandlerError(err: unknown): ActorError {
     return e;
   }
   return new HandlerError(`Handler threw a non-error: ${String(err).slice(0, 200)}`, "Error", err);
+}
+
+/** Whether `env` calls a handler its entity class declares read-only. */
+export function isReadOnly(slot: Slot, env: Envelope): boolean {
+  return env.run === undefined && slot.def.readOnly !== undefined && slot.def.readOnly.has(env.h);
 }

@@ -4,7 +4,7 @@
 import type { Logger } from "@keyhold/core";
 import type { Entity } from "./entity.js";
 import { MailboxFullError, UnknownHandlerError } from "./errors.js";
-import { asHandlerError, type HostStats } from "./handler.js";
+import { asHandlerError, type HostStats, isReadOnly } from "./handler.js";
 import type { Slot } from "./slots.js";
 
 /**
@@ -195,7 +195,14 @@ export class Mailbox {
    */
   #pump(slot: Slot, first: Envelope | undefined): void {
     let env = first;
+    // Read-only handlers still running: the ones that follow each other in the queue run
+    // together; the next writer (or the end of the queue) waits for all of them.
+    let readers: Promise<void>[] | undefined;
     for (;;) {
+      if (readers !== undefined && slot.dead) {
+        Promise.all(readers).then(() => this.#pump(slot, undefined));
+        return;
+      }
       if (slot.dead) {
         // Given up while a handler ran: what waits goes to the new owner, nothing runs here.
         env?.done(new SlotMoved(slot.def.type, slot.key));
@@ -227,15 +234,35 @@ export class Mailbox {
         return;
       }
       if (env === undefined) env = slot.queue?.shift();
+      if (env === undefined && readers !== undefined) {
+        Promise.all(readers).then(() => this.#pump(slot, undefined));
+        return;
+      }
       if (env === undefined) {
         this.#idle(slot);
         return;
       }
+      const reading = isReadOnly(slot, env);
       const wait = this.#p.run(slot, env);
       env = undefined;
+      if (wait !== undefined && reading) {
+        (readers ??= []).push(wait);
+        const next = slot.queue?.[0];
+        if (next !== undefined && !slot.dead && isReadOnly(slot, next)) continue;
+        Promise.all(readers).then(() => this.#pump(slot, undefined));
+        return;
+      }
       if (wait !== undefined) {
         wait.then(() => this.#pump(slot, undefined));
         return;
+      }
+      if (readers !== undefined) {
+        // A synchronous reader after asynchronous ones: the next message may be a writer.
+        const next = slot.queue?.[0];
+        if (next === undefined || !isReadOnly(slot, next)) {
+          Promise.all(readers).then(() => this.#pump(slot, undefined));
+          return;
+        }
       }
     }
   }
