@@ -153,7 +153,12 @@ export class HandlerRunner {
     const r = this.#readers.get(inst);
     if (!r || --r.count > 0) return;
     this.#readers.delete(inst);
-    Object.defineProperty(inst, "state", { configurable: true, enumerable: true, writable: true, value: r.state });
+    Object.defineProperty(inst, "state", {
+      configurable: true,
+      enumerable: true,
+      writable: true,
+      value: r.state,
+    });
   }
 
   /** After the handler: version, remembered ask, durable write, then the answer. */

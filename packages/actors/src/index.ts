@@ -18,6 +18,7 @@ export {
   NotOwnerError,
   NotSerializableError,
   QuorumError,
+  ReadOnlyStateError,
   ShardingClosedError,
   StoreConflictError,
   StoreError,

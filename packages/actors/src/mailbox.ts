@@ -52,6 +52,8 @@ export class Mailbox {
   readonly #waiting: Slot[] = [];
   #waitingHead = 0;
   #starting = false;
+  /** Slots whose read-only handlers are running now (see #joinReaders). */
+  readonly #readers = new WeakMap<Slot, { running: number; parked: boolean }>();
 
   constructor(params: MailboxParams) {
     this.#p = params;
@@ -70,6 +72,13 @@ export class Mailbox {
     }
     if (slot.dead) {
       env.done(new SlotMoved(slot.def.type, slot.key));
+      return;
+    }
+    const phase = this.#readers.get(slot);
+    if (phase && (slot.queue?.length ?? 0) === 0 && !slot.dead && slot.instance && isReadOnly(slot, env)) {
+      // Readers are running and no writer waits: this reader joins them now.
+      const wait = this.#p.run(slot, env);
+      if (wait !== undefined) this.#joinReaders(slot, wait);
       return;
     }
     const free = !slot.draining && !slot.passivating;
@@ -195,12 +204,10 @@ export class Mailbox {
    */
   #pump(slot: Slot, first: Envelope | undefined): void {
     let env = first;
-    // Read-only handlers still running: the ones that follow each other in the queue run
-    // together; the next writer (or the end of the queue) waits for all of them.
-    let readers: Promise<void>[] | undefined;
     for (;;) {
-      if (readers !== undefined && slot.dead) {
-        Promise.all(readers).then(() => this.#pump(slot, undefined));
+      const phase = this.#readers.get(slot);
+      if (phase && slot.dead) {
+        phase.parked = true; // the last reader to end resumes the pump
         return;
       }
       if (slot.dead) {
@@ -234,10 +241,6 @@ export class Mailbox {
         return;
       }
       if (env === undefined) env = slot.queue?.shift();
-      if (env === undefined && readers !== undefined) {
-        Promise.all(readers).then(() => this.#pump(slot, undefined));
-        return;
-      }
       if (env === undefined) {
         this.#idle(slot);
         return;
@@ -245,26 +248,37 @@ export class Mailbox {
       const reading = isReadOnly(slot, env);
       const wait = this.#p.run(slot, env);
       env = undefined;
-      if (wait !== undefined && reading) {
-        (readers ??= []).push(wait);
-        const next = slot.queue?.[0];
-        if (next !== undefined && !slot.dead && isReadOnly(slot, next)) continue;
-        Promise.all(readers).then(() => this.#pump(slot, undefined));
-        return;
-      }
-      if (wait !== undefined) {
+      if (wait !== undefined && !reading) {
         wait.then(() => this.#pump(slot, undefined));
         return;
       }
-      if (readers !== undefined) {
-        // A synchronous reader after asynchronous ones: the next message may be a writer.
+      if (wait !== undefined) this.#joinReaders(slot, wait);
+      const readers = this.#readers.get(slot);
+      if (readers) {
+        // Read-only handlers are running: the readers next in the queue join them; the next
+        // writer (or the end of the queue) waits until the last of them ends.
         const next = slot.queue?.[0];
-        if (next === undefined || !isReadOnly(slot, next)) {
-          Promise.all(readers).then(() => this.#pump(slot, undefined));
-          return;
-        }
+        if (next !== undefined && !slot.dead && isReadOnly(slot, next)) continue;
+        readers.parked = true;
+        return;
       }
     }
+  }
+
+  /** Counts a running read-only handler; when the last one ends, a parked pump goes on. */
+  #joinReaders(slot: Slot, wait: Promise<void>): void {
+    let phase = this.#readers.get(slot);
+    if (!phase) {
+      phase = { running: 0, parked: false };
+      this.#readers.set(slot, phase);
+    }
+    phase.running++;
+    const p = phase;
+    wait.then(() => {
+      if (--p.running > 0) return;
+      this.#readers.delete(slot);
+      if (p.parked) this.#pump(slot, undefined);
+    });
   }
 
   /** The mailbox is empty: let go of the slot and the turn, wake whoever waits for idleness. */
