@@ -51,15 +51,18 @@ export interface HandlerRunnerParams {
   readonly leaseHeld: (slot: Slot) => void;
 }
 
-/** The read-only handlers running on one instance, and its real state meanwhile. */
+/** The read-only handlers running on one instance, its real state and the view they see. */
 interface Readers {
   count: number;
   readonly state: unknown;
+  readonly view: unknown;
 }
 
 export class HandlerRunner {
   readonly #p: HandlerRunnerParams;
   readonly #readers = new WeakMap<object, Readers>();
+  /** The guarded views of each state object, kept while the object lives (read-only.ts). */
+  readonly #views = new WeakMap<object, ReadOnlyViews>();
 
   constructor(params: HandlerRunnerParams) {
     this.#p = params;
@@ -100,9 +103,9 @@ export class HandlerRunner {
         result = callWithValidArgs(slot.def, env.h, env.a, (a) => fn.apply(inst, a as unknown[]));
       }
     } catch (err) {
-      if (readOnly) this.#endRead(inst);
+      const assigned = readOnly && this.#endRead(inst);
       this.#p.stats.handlerErrors++;
-      return this.#complete(slot, env, undefined, asHandlerError(err), readOnly);
+      return this.#complete(slot, env, undefined, assigned ? assigned : asHandlerError(err), readOnly);
     }
     if (
       result !== null &&
@@ -111,23 +114,25 @@ export class HandlerRunner {
     ) {
       return (result as Promise<unknown>).then(
         (r) => {
-          if (readOnly) this.#endRead(inst);
-          return this.#complete(slot, env, r, undefined, readOnly);
+          const assigned = readOnly && this.#endRead(inst);
+          return this.#complete(slot, env, assigned ? undefined : r, assigned || undefined, readOnly);
         },
         (err: unknown) => {
-          if (readOnly) this.#endRead(inst);
+          const assigned = readOnly && this.#endRead(inst);
           this.#p.stats.handlerErrors++;
-          return this.#complete(slot, env, undefined, asHandlerError(err), readOnly);
+          return this.#complete(slot, env, undefined, assigned ? assigned : asHandlerError(err), readOnly);
         },
       );
     }
-    if (readOnly) this.#endRead(inst);
-    return this.#complete(slot, env, result, undefined, readOnly);
+    const assigned = readOnly && this.#endRead(inst);
+    return this.#complete(slot, env, assigned ? undefined : result, assigned || undefined, readOnly);
   }
 
   /**
-   * From the first read-only handler on an instance until the last one ends, `this.state` is a
-   * guarded view and assigning it is refused (the mailbox runs no writer meanwhile).
+   * From the first read-only handler on an instance until the last one ends, `this.state` is
+   * a guarded view (a plain assignment, so the instance keeps its shape; the mailbox runs no
+   * writer meanwhile). The views are cached per state object, so a read makes no new proxy
+   * for objects an earlier read reached.
    */
   #beginRead(slot: Slot, inst: object, handler: string): void {
     const r = this.#readers.get(inst);
@@ -135,30 +140,40 @@ export class HandlerRunner {
       r.count++;
       return;
     }
-    const state = (inst as { state: unknown }).state;
-    this.#readers.set(inst, { count: 1, state });
-    const views = new ReadOnlyViews(slot.def.type, handler);
-    const view = views.view(state);
-    Object.defineProperty(inst, "state", {
-      configurable: true,
-      enumerable: true,
-      get: () => view,
-      set: () => {
-        throw new ReadOnlyStateError(slot.def.type, handler);
-      },
-    });
+    const holder = inst as { state: unknown };
+    const state = holder.state;
+    let view = state;
+    if (state !== null && typeof state === "object") {
+      let views = this.#views.get(state);
+      if (!views) {
+        views = new ReadOnlyViews(slot.def.type);
+        this.#views.set(state, views);
+      }
+      views.handler = handler;
+      view = views.view(state);
+    }
+    holder.state = view;
+    this.#readers.set(inst, { count: 1, state, view });
   }
 
-  #endRead(inst: object): void {
+  /**
+   * One read-only handler ended. An assignment to `this.state` since it began is undone and
+   * returned as the ReadOnlyStateError that fails this handler's message.
+   */
+  #endRead(inst: object): ReadOnlyStateError | undefined {
     const r = this.#readers.get(inst);
-    if (!r || --r.count > 0) return;
-    this.#readers.delete(inst);
-    Object.defineProperty(inst, "state", {
-      configurable: true,
-      enumerable: true,
-      writable: true,
-      value: r.state,
-    });
+    if (!r) return undefined;
+    const holder = inst as { state: unknown; constructor: { type?: string } };
+    let refused: ReadOnlyStateError | undefined;
+    if (holder.state !== r.view) {
+      refused = new ReadOnlyStateError(holder.constructor.type ?? "entity", "a read-only handler");
+      holder.state = r.view;
+    }
+    if (--r.count === 0) {
+      this.#readers.delete(inst);
+      holder.state = r.state;
+    }
+    return refused;
   }
 
   /** After the handler: version, remembered ask, durable write, then the answer. */

@@ -1,8 +1,7 @@
 // The view of an entity's state a read-only handler sees: the same objects behind a proxy that
 // refuses every write (set, delete, defineProperty, Map/Set mutators) with ReadOnlyStateError
-// before it happens. Proxies are made lazily, one per object reached, cached per state
-// object: a read that touches k objects costs k proxy look-ups, a write costs nothing because
-// it never happens. Typed arrays and class instances with internal slots other than Map, Set and
+// before it happens. Proxies are made lazily, one per object reached, and kept (weakly) for the
+// next read: a read that touches k objects costs k trap calls, and no allocation once warm. Typed arrays and class instances with internal slots other than Map, Set and
 // Date are returned as they are (not guarded): docs/concepts/performance.md says so.
 import { ReadOnlyStateError } from "./errors.js";
 
@@ -13,16 +12,16 @@ const DATE_MUTATOR = /^set/;
 /** Read-only proxies of one entity type's handler, cached per underlying object. */
 export class ReadOnlyViews {
   readonly #type: string;
-  readonly #handler: string;
+  /** The read-only handler that began the current reading phase, named in the error. */
+  handler = "a read-only handler";
   readonly #cache = new WeakMap<object, object>();
 
-  constructor(type: string, handler: string) {
+  constructor(type: string) {
     this.#type = type;
-    this.#handler = handler;
   }
 
   #refuse(): never {
-    throw new ReadOnlyStateError(this.#type, this.#handler);
+    throw new ReadOnlyStateError(this.#type, this.handler);
   }
 
   /** `value` as a read-only handler may see it. */
