@@ -39,7 +39,13 @@ interface Pending {
   readonly subject: string;
   readonly deadline: Deadline;
   readonly resolve: (data: Uint8Array) => void;
-  readonly reject: (err: RequestFailedError) => void;
+  readonly reject: (err: Error) => void;
+}
+
+/** One ask's attempt in a batch: its reply, and a way to end it early (owner gone, ask stopped). */
+export interface BatchedAttempt {
+  readonly promise: Promise<Uint8Array>;
+  readonly cancel: (err: Error) => void;
 }
 
 interface Queue {
@@ -101,10 +107,16 @@ export class Batcher {
    * rejects with RequestFailedError("timeout") after `timeoutMs`.
    */
   request(subject: string, data: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
-    if (this.#closed) return Promise.reject(new RequestFailedError("disconnected", subject));
+    return this.start(subject, data, timeoutMs).promise;
+  }
+
+  /** As `request`, with `cancel` to reject the attempt early (a late reply is then ignored). */
+  start(subject: string, data: Uint8Array, timeoutMs: number): BatchedAttempt {
+    if (this.#closed)
+      return { promise: Promise.reject(new RequestFailedError("disconnected", subject)), cancel: () => {} };
     this.#ensureInbox();
     const q = ++this.#seq;
-    return new Promise<Uint8Array>((resolve, reject) => {
+    const promise = new Promise<Uint8Array>((resolve, reject) => {
       const deadline = this.#p.deadlines.add(this.#p.clock.now() + timeoutMs, () => {
         this.#pending.delete(q);
         reject(new RequestFailedError("timeout", subject));
@@ -112,6 +124,15 @@ export class Batcher {
       this.#pending.set(q, { subject, deadline, resolve, reject });
       this.#enqueue(this.#requests, subject, [q, data], q);
     });
+    return { promise, cancel: (err) => this.#cancel(q, err) };
+  }
+
+  #cancel(q: number, err: Error): void {
+    const p = this.#pending.get(q);
+    if (!p) return;
+    this.#pending.delete(q);
+    this.#p.deadlines.cancel(p.deadline);
+    p.reject(err);
   }
 
   /** Sends one encoded tell to `subject` in the next batch; nobody answers it. */

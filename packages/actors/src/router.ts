@@ -86,20 +86,22 @@ export class Router {
       reject = r;
     });
     promise.catch(() => {});
+    return { promise, dispose: this.#watchTarget(target, reject) };
+  }
+
+  /** Calls `onGone` when `target` drops out as #whenGone says; returns the undo. */
+  #watchTarget(target: string, onGone: (err: OwnerGone) => void): () => void {
     let set = this.#watch.get(target);
     if (!set) {
       set = new Set();
       this.#watch.set(target, set);
     }
-    set.add(reject);
+    set.add(onGone);
     this.#ensureWatching();
     const waiting = set;
-    return {
-      promise,
-      dispose: () => {
-        waiting.delete(reject);
-        if (waiting.size === 0 && this.#watch.get(target) === waiting) this.#watch.delete(target);
-      },
+    return () => {
+      waiting.delete(onGone);
+      if (waiting.size === 0 && this.#watch.get(target) === waiting) this.#watch.delete(target);
     };
   }
 
@@ -182,14 +184,33 @@ export class Router {
     const signal = opts.signal;
     if (signal?.aborted) throw new AbortedError(signal.reason);
 
-    let stop: ((err: ActorError) => void) | undefined;
-    const stopped = new Promise<never>((_, reject) => {
-      stop = reject;
-    });
-    stopped.catch(() => {});
-    const onAbort = () => stop?.(new AbortedError(signal?.reason));
+    // Why the ask was stopped (close, abort), made a promise only where it is raced (the
+    // local hand-over and the sleeps); a batched attempt under way is cancelled directly.
+    let stopReason: ActorError | undefined;
+    let rejectStopped: ((err: ActorError) => void) | undefined;
+    let stoppedPromise: Promise<never> | undefined;
+    let cancelAttempt: ((err: Error) => void) | undefined;
+    const stopped = (): Promise<never> => {
+      if (!stoppedPromise) {
+        stoppedPromise =
+          stopReason !== undefined
+            ? Promise.reject(stopReason)
+            : new Promise<never>((_, reject) => {
+                rejectStopped = reject;
+              });
+        stoppedPromise.catch(() => {});
+      }
+      return stoppedPromise;
+    };
+    const stop = (err: ActorError) => {
+      if (stopReason !== undefined) return;
+      stopReason = err;
+      rejectStopped?.(err);
+      cancelAttempt?.(err);
+    };
+    const onAbort = () => stop(new AbortedError(signal?.reason));
     signal?.addEventListener("abort", onAbort, { once: true });
-    this.#inflight.add(stop!);
+    this.#inflight.add(stop);
 
     const id = uuidv4();
     let request: Uint8Array | undefined;
@@ -208,7 +229,7 @@ export class Router {
                 reject(new DeadlineExceededError(target, timeout, "the local handler is still running")),
               );
             }),
-            stopped,
+            stopped(),
           ]).finally(() => {
             if (expiry) deadlines.cancel(expiry);
           });
@@ -220,24 +241,39 @@ export class Router {
           const left = deadline - clock.now();
           if (left <= 0) break;
           let data: Uint8Array | undefined;
-          const gone = this.#whenGone(owner);
           const subject = nodeSubject(this.#p.cluster, owner);
           const attemptMs = Math.max(1, Math.min(this.#p.attemptTimeoutMs, left));
+          if (stopReason !== undefined) throw stopReason;
           try {
-            data = await Promise.race([
+            if (opts.headers === undefined) {
+              // Batched (batch.ts): the owner's death or a stop cancels the attempt itself,
+              // with no race of promises per ask.
+              const attempt = this.#p.batcher.start(subject, request, attemptMs);
+              cancelAttempt = attempt.cancel;
+              const unwatch = this.#watchTarget(owner, () => attempt.cancel(new OwnerGone()));
+              try {
+                data = await attempt.promise;
+              } finally {
+                unwatch();
+                cancelAttempt = undefined;
+              }
+            } else {
               // An ask with trace headers travels alone: headers belong to a NATS message.
-              opts.headers === undefined
-                ? this.#p.batcher.request(subject, request, attemptMs)
-                : this.#p.transport.request(subject, request, { timeout: attemptMs, headers: opts.headers }),
-              gone.promise,
-              stopped,
-            ]);
+              const gone = this.#whenGone(owner);
+              try {
+                data = await Promise.race([
+                  this.#p.transport.request(subject, request, { timeout: attemptMs, headers: opts.headers }),
+                  gone.promise,
+                  stopped(),
+                ]);
+              } finally {
+                gone.dispose();
+              }
+            }
           } catch (err) {
             if (err instanceof OwnerGone) problem = `${owner} died`;
             else if (!(err instanceof RequestFailedError)) throw err;
             else problem = `${err.reason} from ${owner}`;
-          } finally {
-            gone.dispose();
           }
           if (data !== undefined) {
             const reply = decodeReply(data);
@@ -251,7 +287,7 @@ export class Router {
         const left = deadline - clock.now();
         if (left <= 0) break;
         this.stats.retries++;
-        await Promise.race([this.#sleep(backoff.next(left)), stopped]);
+        await Promise.race([this.#sleep(backoff.next(left)), stopped()]);
       }
       throw problem === "no live member"
         ? new NoLiveMemberError(target, timeout)
@@ -261,7 +297,7 @@ export class Router {
       throw err;
     } finally {
       signal?.removeEventListener("abort", onAbort);
-      this.#inflight.delete(stop!);
+      this.#inflight.delete(stop);
     }
   }
 
