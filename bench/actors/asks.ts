@@ -3,16 +3,18 @@
 // (one NATS request/reply, msgpack), and (c) a raw NATS request/reply echo between the same two
 // processes with payloads of the same size: the ceiling (b) is held to.
 import { randomUUID } from "node:crypto";
-import { fileURLToPath } from "node:url";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { Sharding } from "@keyhold/actors";
 import { silentLogger } from "@keyhold/core";
-import { NatsServer, type RunningChild, spawnTs, waitFor } from "@keyhold/testing";
+import { NatsServer, waitFor } from "@keyhold/testing";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { Packr } from "msgpackr";
 import { type BenchContext, type Row, summarize } from "../harness.js";
+import { RawRequester } from "../replication/echo.js";
+import { localBuiltRates } from "./built.js";
 import { Counter, entities } from "./entities.js";
+import { HostProcess } from "./host-process.js";
 import { closedLoop, type KeyedOp, type LoadRun, percentile, pooled } from "./load.js";
 
 const CONCURRENCY = [1, 64, 256] as const;
@@ -24,18 +26,24 @@ const CONCURRENCY = [1, 64, 256] as const;
 const KEY_COUNT = 10_000;
 const TARGET_REMOTE_VS_ECHO = 0.8;
 const TARGET_LOCAL_RATE = 500_000;
+/** Issue 10: the local ask on the built package, plain node. */
+const TARGET_LOCAL_BUILT_RATE = 1_000_000;
 /** Asks per case for the retained-heap probe after the timed rounds. */
 const PROBE_ASKS = { quick: 10_000, full: 50_000 } as const;
 /** The same per-attempt deadline Keyhold's router uses by default. */
 const REQUEST_TIMEOUT_MS = 3_000;
 
-type Case = "local" | "remote" | "echo";
-const CASES: readonly Case[] = ["echo", "remote", "local"];
+type Case = "local" | "remote" | "echo" | "lean";
+const CASES: readonly Case[] = ["echo", "lean", "remote", "local"];
 const LABEL: Record<Case, string> = {
   local: "(a) entity on this node",
   remote: "(b) entity on the other node",
-  echo: "(c) raw NATS echo",
+  echo: "(c) raw NATS echo, nc.request()",
+  lean: "(d) lean NATS echo",
 };
+/** Issue 10: remote asks at concurrency 256 against both echoes, in the same run. */
+const TARGET_REMOTE_VS_REQUEST_256 = 3;
+const TARGET_REMOTE_VS_LEAN_256 = 1.5;
 
 interface Plan {
   readonly rounds: number;
@@ -75,6 +83,7 @@ export async function askThroughput(ctx: BenchContext): Promise<void> {
   let client: Sharding | undefined;
   let local: Sharding | undefined;
   let nc: NatsConnection | undefined;
+  let leanRequester: RawRequester | undefined;
   try {
     ctx.log("starting process A (hosts the entities, answers the echo)");
     host = await HostProcess.spawn([
@@ -101,6 +110,8 @@ export async function askThroughput(ctx: BenchContext): Promise<void> {
     const c = client;
     const l = local;
     const n = nc;
+    const lean = new RawRequester(nc, REQUEST_TIMEOUT_MS);
+    leanRequester = lean;
     await waitFor(() => keys.every((k) => c.node.place(k) === hostId), {
       timeout: 15_000,
       message: "the client did not see process A own every key",
@@ -114,6 +125,7 @@ export async function askThroughput(ctx: BenchContext): Promise<void> {
       local: (k) => l.ask(Counter, k, "add", [1]),
       remote: (k) => c.ask(Counter, k, "add", [1]),
       echo: () => n.request(echoSubject, askBytes, { timeout: REQUEST_TIMEOUT_MS }),
+      lean: () => lean.request(echoSubject, askBytes),
     };
 
     // Activate every entity on both nodes, then warm each path up (JIT, buffers, connections).
@@ -154,8 +166,8 @@ export async function askThroughput(ctx: BenchContext): Promise<void> {
       summarize(runs.get(`${name}@${conc}`)!.map((x) => x.rate)).median;
     // Each round's rate over the echo's in the same round (run just before it, so under the same
     // load from whatever else this machine runs), summarised over rounds.
-    const paired = (name: Case, conc: number) => {
-      const echo = runs.get(`echo@${conc}`)!;
+    const paired = (name: Case, conc: number, base: Case = "echo") => {
+      const echo = runs.get(`${base}@${conc}`)!;
       return summarize(runs.get(`${name}@${conc}`)!.map((x, i) => x.rate / echo[i]!.rate));
     };
     for (const conc of CONCURRENCY) {
@@ -165,8 +177,9 @@ export async function askThroughput(ctx: BenchContext): Promise<void> {
         const asksPerSec = rate(name, conc);
         const p50 = percentile(lat, 50);
         const p99 = percentile(lat, 99);
-        const fig = name === "echo" ? `echo[${conc}]` : `ask.${name}[${conc}]`;
-        ctx.figure(`${fig}.rate`, asksPerSec, name === "echo" ? "req/s" : "asks/s");
+        const raw = name === "echo" || name === "lean";
+        const fig = raw ? `${name}[${conc}]` : `ask.${name}[${conc}]`;
+        ctx.figure(`${fig}.rate`, asksPerSec, raw ? "req/s" : "asks/s");
         ctx.figure(`${fig}.p50Ms`, p50, "ms");
         ctx.figure(`${fig}.p99Ms`, p99, "ms");
         const cpu = cpuPerAsk.get(`${name}@${conc}`)!;
@@ -182,6 +195,7 @@ export async function askThroughput(ctx: BenchContext): Promise<void> {
           "p50 ms": p50,
           "p99 ms": p99,
           "x echo": vsEcho,
+          "x lean": paired(name, conc, "lean").median,
           "asker CPU us": askerCpu,
           "A CPU us": hostCpu,
           samples: lat.length,
@@ -199,7 +213,28 @@ export async function askThroughput(ctx: BenchContext): Promise<void> {
         TARGET_REMOTE_VS_ECHO,
         "x",
       );
+      ctx.figure(`ask.remote.vsLean[${conc}]`, paired("remote", conc, "lean").median, "x");
     }
+    const vsRequest256 = paired("remote", 256).median;
+    const vsLean256 = paired("remote", 256, "lean").median;
+    ctx.target(
+      `remote ask >= ${TARGET_REMOTE_VS_REQUEST_256}x nc.request() echo, concurrency 256`,
+      "ask.remote.vsEcho[256]",
+      vsRequest256,
+      ">=",
+      TARGET_REMOTE_VS_REQUEST_256,
+      "x",
+    );
+    ctx.target(
+      `remote ask >= ${TARGET_REMOTE_VS_LEAN_256}x lean echo, concurrency 256`,
+      "ask.remote.vsLean[256]",
+      vsLean256,
+      ">=",
+      TARGET_REMOTE_VS_LEAN_256,
+      "x",
+    );
+    const remoteCpu = cpuPerAsk.get("remote@256")!;
+    ctx.figure("ask.remote[256].totalCpuUs", summarize(remoteCpu.map((x) => x.asker + x.host)).median, "us");
     const best = Math.max(...CONCURRENCY.map((conc) => rate("local", conc)));
     ctx.figure("ask.local.bestRate", best, "asks/s");
     ctx.target(
@@ -208,6 +243,27 @@ export async function askThroughput(ctx: BenchContext): Promise<void> {
       best,
       ">=",
       TARGET_LOCAL_RATE,
+      "asks/s",
+    );
+
+    // The same local ask on the built package under plain node, in a child process of its own.
+    ctx.log("local ask on the built package (plain node, dist/)");
+    const built: number[] = [];
+    for (const conc of [64, 256] as const) {
+      const b = await localBuiltRates(server.url, plan.runMs, conc, plan.rounds);
+      const r = summarize(b.rates).median;
+      built.push(r);
+      ctx.figure(`ask.localBuilt[${conc}].rate`, r, "asks/s");
+      rows.push({ case: "(a') (a) on the built package, plain node", concurrency: conc, "per s": r });
+    }
+    const bestBuilt = Math.max(...built);
+    ctx.figure("ask.localBuilt.bestRate", bestBuilt, "asks/s");
+    ctx.target(
+      "local ask on the built package (plain node), best concurrency",
+      "ask.localBuilt.bestRate",
+      bestBuilt,
+      ">=",
+      TARGET_LOCAL_BUILT_RATE,
       "asks/s",
     );
 
@@ -226,7 +282,7 @@ export async function askThroughput(ctx: BenchContext): Promise<void> {
       );
       gc();
       retained[name] = (process.memoryUsage().heapUsed - before) / probe;
-      const fig = name === "echo" ? "echo" : `ask.${name}`;
+      const fig = name === "echo" || name === "lean" ? name : `ask.${name}`;
       ctx.figure(`${fig}.retainedBytesPerAsk`, retained[name], "B");
     }
 
@@ -258,7 +314,11 @@ export async function askThroughput(ctx: BenchContext): Promise<void> {
         "(b) process A (a child) is the only member of a second ring; the bench process is a Sharding.connect",
         `    client, so every ask is one NATS request/reply (msgpack, ${askBytes.length} B out, ${replyBytes.length} B back).`,
         "(c) plain nats.js: nc.request() in the bench process, msg.respond() in process A on its own connection,",
-        "    same payload sizes, no encoding or decoding: the ceiling for (b).",
+        "    same payload sizes, no encoding or decoding.",
+        "(d) the same echo through one wildcard reply subscription and one timeout sweep (no per-request",
+        "    timer or deferred): the lean, unbatched ceiling for one message per ask. x lean = rate / (d).",
+        `Remote asks travel in batches per destination (batch.ts): client sent ${c.stats().batches.entries.toLocaleString("en-US")} asks in ${c.stats().batches.batches.toLocaleString("en-US")} NATS messages.`,
+        "(a') (a) again in a child running plain node on packages/actors/dist (npm run build first): no tsx.",
         "per s = median over rounds; x echo = median over rounds of rate / that round's echo rate (run just",
         "before it); p50/p99 over every ask of every round. CPU us = CPU time (user + system, all threads) per",
         "ask in the asking process and in process A, median over rounds (A is idle during (a)).",
@@ -272,6 +332,7 @@ export async function askThroughput(ctx: BenchContext): Promise<void> {
   } finally {
     await client?.close().catch(() => {});
     await local?.close().catch(() => {});
+    leanRequester?.close();
     await nc?.close().catch(() => {});
     await host?.close();
   }
@@ -286,79 +347,8 @@ async function cover(op: KeyedOp, keys: readonly string[], concurrency = 256): P
   await Promise.all(Array.from({ length: concurrency }, worker));
 }
 
-interface HostStats {
-  readonly stats: ReturnType<Sharding["stats"]>;
-  readonly heapUsed: number;
-}
-
 /** A full collection in this process, which runs without --expose-gc (V8 allows turning it on late). */
 function fullGc(): () => void {
   setFlagsFromString("--expose-gc");
   return runInNewContext("gc") as () => void;
-}
-
-/** Process A, driven over IPC. */
-class HostProcess {
-  readonly #child: RunningChild;
-  readonly #pending = new Map<number, (v: unknown) => void>();
-  #req = 0;
-  id = "";
-
-  private constructor(child: RunningChild) {
-    this.#child = child;
-  }
-
-  static async spawn(args: readonly string[]): Promise<HostProcess> {
-    const child = spawnTs(fileURLToPath(new URL("./host-child.ts", import.meta.url)), args);
-    const hp = new HostProcess(child);
-    await new Promise<void>((resolve, reject) => {
-      child.process.on("message", (m: { type: string; [k: string]: unknown }) => {
-        if (m.type === "ready") {
-          hp.id = m.id as string;
-          resolve();
-        } else if (m.type === "error") reject(new Error(`process A failed to start: ${String(m.message)}`));
-        else if (m.type === "reply") {
-          hp.#pending.get(m.req as number)?.(m.value);
-          hp.#pending.delete(m.req as number);
-        }
-      });
-      void child.exited.then((code) =>
-        reject(new Error(`process A exited with ${code} before ready:\n${child.logs().join("\n")}`)),
-      );
-    });
-    return hp;
-  }
-
-  #call<T>(cmd: string, timeout = 30_000): Promise<T> {
-    const req = ++this.#req;
-    return new Promise<T>((resolve, reject) => {
-      const t = setTimeout(() => {
-        this.#pending.delete(req);
-        reject(new Error(`process A did not answer ${cmd} within ${timeout} ms`));
-      }, timeout);
-      this.#pending.set(req, (v) => {
-        clearTimeout(t);
-        resolve(v as T);
-      });
-      this.#child.process.send({ cmd, req });
-    });
-  }
-
-  /** Process A's CPU time so far (user + system), microseconds. */
-  async cpuMicros(): Promise<number> {
-    const u = await this.#call<{ user: number; system: number }>("cpu");
-    return u.user + u.system;
-  }
-
-  stats(): Promise<HostStats> {
-    return this.#call<HostStats>("stats");
-  }
-
-  /** Graceful close; SIGKILL if that fails or hangs. */
-  async close(): Promise<void> {
-    if (this.#child.process.connected) await this.#call("close").catch(() => {});
-    if (this.#child.process.exitCode === null && this.#child.process.signalCode === null)
-      this.#child.process.kill("SIGKILL");
-    await this.#child.exited;
-  }
 }

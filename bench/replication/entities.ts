@@ -4,6 +4,8 @@
 import { Entity } from "@keyhold/actors";
 
 abstract class BenchCounter extends Entity<{ n: number }> {
+  /** `get` only reads: no version bump, no replica copies, no store write (issue 10). */
+  static readonly readOnly = ["get"] as const;
   initialState() {
     return { n: 0 };
   }

@@ -17,6 +17,7 @@ export function nodeOptionsOf(o: ShardingOptions): Omit<ShardNodeOptions, "clust
     askTimeoutMs: _a,
     attemptTimeoutMs: _t,
     mailboxSize: _m,
+    batchMaxEntries: _b,
     concurrency: _c,
     idleMs: _i,
     maxActive: _x,

@@ -67,6 +67,13 @@ export interface EntityClass<E extends Entity<unknown> = Entity<unknown>> {
    * parameters. @default none (arguments are only checked to be serializable)
    */
   readonly schemas?: EntitySchemas<E>;
+  /**
+   * Handlers that only read the state: they skip the version bump, replication and the store,
+   * run concurrently with each other (never with a writing handler), and see every write
+   * answered before them. Writing `this.state` in one fails with ReadOnlyStateError.
+   * `static readonly readOnly = ["balance"] as const`. @default none
+   */
+  readonly readOnly?: readonly string[];
 }
 
 /** The `static schemas` of an entity class: at most one schema per handler, fitting its parameters. */
@@ -136,6 +143,8 @@ export interface EntityDefinition {
   readonly replicas: number;
   /** Argument schemas by handler; undefined when the class gives none. */
   readonly schemas: SchemaTable | undefined;
+  /** The read-only handlers; undefined when the class declares none. */
+  readonly readOnly: ReadonlySet<string> | undefined;
 }
 
 /** An entity type known only by name (a type-only reference): its owner checks everything. */
@@ -219,7 +228,14 @@ export function defineEntity(cls: EntityClass): EntityDefinition {
     throw new InvalidEntityError(`Entity class ${cls.name} (${type}) must implement initialState()`);
   }
   const schemas = parseSchemas(cls.schemas, handlers, `Entity class ${cls.name} (${type})`);
-  return { type, cls, handlers, replicas, schemas };
+  const ro = cls.readOnly;
+  if (ro !== undefined && (!Array.isArray(ro) || ro.some((h) => typeof h !== "string" || !handlers.has(h)))) {
+    throw new InvalidEntityError(
+      `Entity class ${cls.name} (${type}): \`static readOnly\` must list handler names of the class, got ${JSON.stringify(ro)?.slice(0, 200)}`,
+    );
+  }
+  const readOnly = ro !== undefined && ro.length > 0 ? new Set<string>(ro) : undefined;
+  return { type, cls, handlers, replicas, schemas, readOnly };
 }
 
 /** Longest entity key, in UTF-16 units. */

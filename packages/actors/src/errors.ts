@@ -22,6 +22,7 @@ export const ActorErrorCode = {
   InvalidArguments: "KH_INVALID_ARGUMENTS",
   TelemetryUnavailable: "KH_TELEMETRY_UNAVAILABLE",
   NotOwner: "KH_NOT_OWNER",
+  ReadOnlyState: "KH_READ_ONLY_STATE",
 } as const;
 export type ActorErrorCode = (typeof ActorErrorCode)[keyof typeof ActorErrorCode];
 
@@ -260,6 +261,8 @@ export function fromWireError(e: WireError, target: ErrorTarget): ActorError {
       return new InvalidReminderError(e.message);
     case ActorErrorCode.NotOwner:
       return new NotOwnerError(target.type, target.key, e.message);
+    case ActorErrorCode.ReadOnlyState:
+      return new ReadOnlyStateError(target.type, target.handler, e.message);
     case ActorErrorCode.HandlerFailed:
       return new HandlerError(e.message, e.name ?? "Error", e.details);
     case ActorErrorCode.DeadlineExceeded:
@@ -333,5 +336,25 @@ export class NotOwnerError extends ActorError {
     });
     this.name = "NotOwnerError";
     this.mayHaveApplied = mayHaveApplied;
+  }
+}
+
+/**
+ * A handler declared read-only (`static readOnly`) tried to change `this.state`. Nothing was
+ * changed: the write was refused before it happened.
+ */
+export class ReadOnlyStateError extends ActorError {
+  readonly type: string;
+  readonly handler: string;
+  constructor(type: string, handler: string, message?: string) {
+    super(
+      ActorErrorCode.ReadOnlyState,
+      message ??
+        `${type}.${handler} is declared read-only (static readOnly) but tried to change this.state; ` +
+          "remove it from readOnly or do not write",
+    );
+    this.name = "ReadOnlyStateError";
+    this.type = type;
+    this.handler = handler;
   }
 }

@@ -1,10 +1,20 @@
 // Running one message on a live entity: answer a retried ask from the applied asks it
 // remembers, else call the handler, bump the version, remember the ask, make the change
-// durable (durability.ts) and only then answer.
+// durable (durability.ts) and only then answer. A read-only handler (`static readOnly`) sees a
+// guarded view of the state (read-only.ts) and skips the version, the ask record and the
+// durable write: it changed nothing.
 import type { Clock } from "@keyhold/core";
 import type { EntityDefinition } from "./entity.js";
-import { ActorError, fromWireError, HandlerError, toWireError, type WireError } from "./errors.js";
+import {
+  ActorError,
+  fromWireError,
+  HandlerError,
+  ReadOnlyStateError,
+  toWireError,
+  type WireError,
+} from "./errors.js";
 import type { Envelope } from "./mailbox.js";
+import { ReadOnlyViews } from "./read-only.js";
 import { callWithValidArgs } from "./schema.js";
 import { assertSerializable } from "./serializable.js";
 import type { Slot } from "./slots.js";
@@ -41,8 +51,18 @@ export interface HandlerRunnerParams {
   readonly leaseHeld: (slot: Slot) => void;
 }
 
+/** The read-only handlers running on one instance, its real state and the view they see. */
+interface Readers {
+  count: number;
+  readonly state: unknown;
+  readonly view: unknown;
+}
+
 export class HandlerRunner {
   readonly #p: HandlerRunnerParams;
+  readonly #readers = new WeakMap<object, Readers>();
+  /** The guarded views of each state object, kept while the object lives (read-only.ts). */
+  readonly #views = new WeakMap<object, ReadOnlyViews>();
 
   constructor(params: HandlerRunnerParams) {
     this.#p = params;
@@ -73,6 +93,8 @@ export class HandlerRunner {
         return undefined;
       }
     }
+    const readOnly = isReadOnly(slot, env);
+    if (readOnly) this.#beginRead(slot, inst, env.h);
     let result: unknown;
     try {
       if (env.run !== undefined) result = env.run(inst);
@@ -81,8 +103,9 @@ export class HandlerRunner {
         result = callWithValidArgs(slot.def, env.h, env.a, (a) => fn.apply(inst, a as unknown[]));
       }
     } catch (err) {
+      const assigned = readOnly && this.#endRead(inst);
       this.#p.stats.handlerErrors++;
-      return this.#complete(slot, env, undefined, asHandlerError(err));
+      return this.#complete(slot, env, undefined, assigned ? assigned : asHandlerError(err), readOnly);
     }
     if (
       result !== null &&
@@ -90,18 +113,82 @@ export class HandlerRunner {
       typeof (result as Promise<unknown>).then === "function"
     ) {
       return (result as Promise<unknown>).then(
-        (r) => this.#complete(slot, env, r, undefined),
+        (r) => {
+          const assigned = readOnly && this.#endRead(inst);
+          return this.#complete(slot, env, assigned ? undefined : r, assigned || undefined, readOnly);
+        },
         (err: unknown) => {
+          const assigned = readOnly && this.#endRead(inst);
           this.#p.stats.handlerErrors++;
-          return this.#complete(slot, env, undefined, asHandlerError(err));
+          return this.#complete(slot, env, undefined, assigned ? assigned : asHandlerError(err), readOnly);
         },
       );
     }
-    return this.#complete(slot, env, result, undefined);
+    const assigned = readOnly && this.#endRead(inst);
+    return this.#complete(slot, env, assigned ? undefined : result, assigned || undefined, readOnly);
+  }
+
+  /**
+   * From the first read-only handler on an instance until the last one ends, `this.state` is
+   * a guarded view (a plain assignment, so the instance keeps its shape; the mailbox runs no
+   * writer meanwhile). The views are cached per state object, so a read makes no new proxy
+   * for objects an earlier read reached.
+   */
+  #beginRead(slot: Slot, inst: object, handler: string): void {
+    const r = this.#readers.get(inst);
+    if (r) {
+      r.count++;
+      return;
+    }
+    const holder = inst as { state: unknown };
+    const state = holder.state;
+    let view = state;
+    if (state !== null && typeof state === "object") {
+      let views = this.#views.get(state);
+      if (!views) {
+        views = new ReadOnlyViews(slot.def.type);
+        this.#views.set(state, views);
+      }
+      views.handler = handler;
+      view = views.view(state);
+    }
+    holder.state = view;
+    this.#readers.set(inst, { count: 1, state, view });
+  }
+
+  /**
+   * One read-only handler ended. An assignment to `this.state` since it began is undone and
+   * returned as the ReadOnlyStateError that fails this handler's message.
+   */
+  #endRead(inst: object): ReadOnlyStateError | undefined {
+    const r = this.#readers.get(inst);
+    if (!r) return undefined;
+    const holder = inst as { state: unknown; constructor: { type?: string } };
+    let refused: ReadOnlyStateError | undefined;
+    if (holder.state !== r.view) {
+      refused = new ReadOnlyStateError(holder.constructor.type ?? "entity", "a read-only handler");
+      holder.state = r.view;
+    }
+    if (--r.count === 0) {
+      this.#readers.delete(inst);
+      holder.state = r.state;
+    }
+    return refused;
   }
 
   /** After the handler: version, remembered ask, durable write, then the answer. */
-  #complete(slot: Slot, env: Envelope, result: unknown, failure: unknown): Promise<void> | undefined {
+  #complete(
+    slot: Slot,
+    env: Envelope,
+    result: unknown,
+    failure: unknown,
+    readOnly = false,
+  ): Promise<void> | undefined {
+    if (readOnly) {
+      // Nothing changed (writes were refused): no version, no record, nothing to make durable.
+      this.#answer(slot, env, result, failure);
+      return undefined;
+    }
     // The handler may have changed state even when it threw.
     slot.version++;
     slot.acq = this.#p.stampOf(slot.partition);
@@ -147,4 +234,9 @@ export function asHandlerError(err: unknown): ActorError {
     return e;
   }
   return new HandlerError(`Handler threw a non-error: ${String(err).slice(0, 200)}`, "Error", err);
+}
+
+/** Whether `env` calls a handler its entity class declares read-only. */
+export function isReadOnly(slot: Slot, env: Envelope): boolean {
+  return env.run === undefined && slot.def.readOnly !== undefined && slot.def.readOnly.has(env.h);
 }

@@ -3,13 +3,22 @@
 // the dedupe cache) and tells through the dispatcher, pulls and acks of hand-offs, replica
 // copies. Replies leave through `#reply`, the one place an answer is published.
 import type { Clock, Logger, MessageHeaders, Transport, TransportSubscription } from "@keyhold/core";
+import type { Batcher } from "./batch.js";
 import type { DedupeCache } from "./dedupe.js";
 import type { Dispatcher } from "./dispatch.js";
 import { ActorErrorCode, toWireError } from "./errors.js";
 import type { Replicator } from "./replication.js";
 import type { Router } from "./router.js";
 import { errorType, type Telemetry } from "./telemetry.js";
-import { decodeRequest, encode, type HandlerMessage, isError, MAX_HOPS } from "./wire.js";
+import {
+  type BatchMessage,
+  decodeRequest,
+  encode,
+  type HandlerMessage,
+  isBatchEntry,
+  isError,
+  MAX_HOPS,
+} from "./wire.js";
 
 /** Requests kept while the node is being built; more are dropped (the senders retry). */
 export const EARLY_LIMIT = 100_000;
@@ -20,6 +29,9 @@ export interface InboundStats {
   deduplicated: number;
   malformed: number;
   tellsDropped: number;
+  /** Batches received, and their entries dropped as malformed (each counted in `malformed` too). */
+  batches: number;
+  malformedEntries: number;
   /** Requests dropped while the node started: over EARLY_LIMIT or startupBufferBytes. */
   earlyDropped: number;
 }
@@ -35,6 +47,8 @@ export interface InboundServices {
   /** The owner this node sees for a key, for "moved" replies. */
   readonly ownerOf: (key: string) => string | undefined;
   readonly telemetry: Telemetry;
+  /** Where replies to batched asks are queued (one reply batch per asker and turn). */
+  readonly batcher: Batcher;
 }
 
 export class Inbound {
@@ -51,6 +65,8 @@ export class Inbound {
     deduplicated: 0,
     malformed: 0,
     tellsDropped: 0,
+    batches: 0,
+    malformedEntries: 0,
     earlyDropped: 0,
   };
 
@@ -100,6 +116,8 @@ export class Inbound {
     };
     const dispatcher = svc.dispatcher;
     switch (msg.k) {
+      case "batch":
+        return this.#serveBatch(svc, msg);
       case "ask":
         if (!reply || !dispatcher) {
           this.stats.malformed++;
@@ -178,6 +196,51 @@ export class Inbound {
     }
   }
 
+  /** Serves each entry of a batch on its own: a malformed one is counted, logged and dropped. */
+  #serveBatch(svc: InboundServices, batch: BatchMessage): void {
+    this.stats.batches++;
+    const dispatcher = svc.dispatcher;
+    const limit = svc.batcher.limitBytes;
+    for (const entry of batch.m as unknown[]) {
+      const e = dispatcher ? entryOf(entry, batch.rs) : "this node hosts nothing";
+      if (typeof e === "string" || !dispatcher) {
+        this.stats.malformed++;
+        this.stats.malformedEntries++;
+        this.#logger.debug(`node ${svc.nodeId}: dropped a malformed batch entry: ${String(e)}`);
+        continue;
+      }
+      const { msg, q } = e;
+      if (msg.k === "tell") {
+        this.#serveTell(svc, dispatcher, msg);
+        continue;
+      }
+      const respond = (d: Uint8Array) =>
+        svc.batcher.reply(batch.rs, q, d.length <= limit ? d : this.#tooLarge(svc.nodeId, d.length));
+      if (svc.telemetry.on)
+        svc.telemetry.serverAsk(msg, undefined, (end) =>
+          this.#serveAsk(svc, dispatcher, msg, (d, error) => {
+            respond(d);
+            end(error);
+          }),
+        );
+      else this.#serveAsk(svc, dispatcher, msg, respond);
+    }
+  }
+
+  /** The error reply that replaces one too large to send. */
+  #tooLarge(nodeId: string, bytes: number): Uint8Array {
+    this.#logger.warn(`node ${nodeId}: reply of ${bytes} bytes is over max_payload, not sent`);
+    return encode({
+      v: 1,
+      k: "err",
+      e: {
+        code: ActorErrorCode.NotSerializable,
+        message: `The reply (${bytes} bytes) is larger than the server's max_payload`,
+        name: "NotSerializableError",
+      },
+    });
+  }
+
   #serveAsk(
     svc: InboundServices,
     dispatcher: Dispatcher,
@@ -241,4 +304,15 @@ export class Inbound {
     this.#sub?.unsubscribe();
     this.#early = undefined;
   }
+}
+
+/** One entry of a batch, validated: an ask with its correlation number, or a tell; else why not. */
+function entryOf(entry: unknown, rs: string): { msg: HandlerMessage; q: number } | string {
+  if (!isBatchEntry(entry)) return "not a [q, message] pair";
+  const msg = decodeRequest(entry[1]);
+  if (isError(msg)) return msg.error;
+  const q = entry[0];
+  if (msg.k === "ask") return q >= 1 && rs !== "" ? { msg, q } : "an ask without a reply subject";
+  if (msg.k === "tell") return q === 0 ? { msg, q } : "a tell with a correlation number";
+  return `a ${msg.k} inside a batch`;
 }

@@ -19,6 +19,7 @@ export {
   NotOwnerError,
   NotSerializableError,
   QuorumError,
+  ReadOnlyStateError,
   ShardingClosedError,
   StoreConflictError,
   StoreError,
@@ -69,4 +70,4 @@ export type { HandoffInfo, ShardingStats } from "./sharding.js";
 export { Sharding } from "./sharding.js";
 export type { StateEntry, StateStore, StoredState, StoreFactory } from "./store.js";
 export { MemoryStore, memoryStore } from "./store.js";
-export { ACTOR_WIRE_VERSION, nodeSubject } from "./wire.js";
+export { ACTOR_PROTOCOL, ACTOR_WIRE_VERSION, BATCH_VERSION, nodeSubject } from "./wire.js";

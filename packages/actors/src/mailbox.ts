@@ -4,7 +4,7 @@
 import type { Logger } from "@keyhold/core";
 import type { Entity } from "./entity.js";
 import { MailboxFullError, UnknownHandlerError } from "./errors.js";
-import { asHandlerError, type HostStats } from "./handler.js";
+import { asHandlerError, type HostStats, isReadOnly } from "./handler.js";
 import type { Slot } from "./slots.js";
 
 /**
@@ -52,6 +52,8 @@ export class Mailbox {
   readonly #waiting: Slot[] = [];
   #waitingHead = 0;
   #starting = false;
+  /** Slots whose read-only handlers are running now (see #joinReaders). */
+  readonly #readers = new WeakMap<Slot, { running: number; parked: boolean }>();
 
   constructor(params: MailboxParams) {
     this.#p = params;
@@ -70,6 +72,13 @@ export class Mailbox {
     }
     if (slot.dead) {
       env.done(new SlotMoved(slot.def.type, slot.key));
+      return;
+    }
+    const phase = this.#readers.get(slot);
+    if (phase && (slot.queue?.length ?? 0) === 0 && !slot.dead && slot.instance && isReadOnly(slot, env)) {
+      // Readers are running and no writer waits: this reader joins them now.
+      const wait = this.#p.run(slot, env);
+      if (wait !== undefined) this.#joinReaders(slot, wait);
       return;
     }
     const free = !slot.draining && !slot.passivating;
@@ -196,6 +205,11 @@ export class Mailbox {
   #pump(slot: Slot, first: Envelope | undefined): void {
     let env = first;
     for (;;) {
+      const phase = this.#readers.get(slot);
+      if (phase && slot.dead) {
+        phase.parked = true; // the last reader to end resumes the pump
+        return;
+      }
       if (slot.dead) {
         // Given up while a handler ran: what waits goes to the new owner, nothing runs here.
         env?.done(new SlotMoved(slot.def.type, slot.key));
@@ -231,13 +245,40 @@ export class Mailbox {
         this.#idle(slot);
         return;
       }
+      const reading = isReadOnly(slot, env);
       const wait = this.#p.run(slot, env);
       env = undefined;
-      if (wait !== undefined) {
+      if (wait !== undefined && !reading) {
         wait.then(() => this.#pump(slot, undefined));
         return;
       }
+      if (wait !== undefined) this.#joinReaders(slot, wait);
+      const readers = this.#readers.get(slot);
+      if (readers) {
+        // Read-only handlers are running: the readers next in the queue join them; the next
+        // writer (or the end of the queue) waits until the last of them ends.
+        const next = slot.queue?.[0];
+        if (next !== undefined && !slot.dead && isReadOnly(slot, next)) continue;
+        readers.parked = true;
+        return;
+      }
     }
+  }
+
+  /** Counts a running read-only handler; when the last one ends, a parked pump goes on. */
+  #joinReaders(slot: Slot, wait: Promise<void>): void {
+    let phase = this.#readers.get(slot);
+    if (!phase) {
+      phase = { running: 0, parked: false };
+      this.#readers.set(slot, phase);
+    }
+    phase.running++;
+    const p = phase;
+    wait.then(() => {
+      if (--p.running > 0) return;
+      this.#readers.delete(slot);
+      if (p.parked) this.#pump(slot, undefined);
+    });
   }
 
   /** The mailbox is empty: let go of the slot and the turn, wake whoever waits for idleness. */

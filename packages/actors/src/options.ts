@@ -3,6 +3,7 @@ import { InvalidOptionError, intOption as int, isObj, type ShardNodeOptions } fr
 import type { EntityClass } from "./entity.js";
 import type { WriteQuorum } from "./replication.js";
 import type { StoreFactory } from "./store.js";
+import { MAX_BATCH_ENTRIES } from "./wire.js";
 
 export const DEFAULT_ASK_TIMEOUT_MS = 10_000;
 export const DEFAULT_ATTEMPT_TIMEOUT_MS = 3_000;
@@ -15,9 +16,10 @@ export const DEFAULT_DEDUPE_WINDOW_MS = 60_000;
 export const DEFAULT_DEDUPE_MAX_ENTRIES = 100_000;
 export const DEFAULT_STARTUP_BUFFER_BYTES = 32 * 1024 * 1024;
 export const DEFAULT_BACKGROUND_CONCURRENCY = 64;
+export const DEFAULT_BATCH_MAX_ENTRIES = 512;
 
 /** Options of `Sharding.start` (a node that hosts entities) and `Sharding.connect` (a client). */
-export interface ShardingOptions extends Omit<ShardNodeOptions, "observer"> {
+export interface ShardingOptions extends Omit<ShardNodeOptions, "observer" | "protocol"> {
   /** OpenTelemetry spans and metrics (docs/how-to/observe.md). @default { enabled: false } */
   readonly telemetry?: TelemetryOptions;
   /** Entity classes this node hosts (or, for a client, may address). */
@@ -28,6 +30,12 @@ export interface ShardingOptions extends Omit<ShardNodeOptions, "observer"> {
   readonly attemptTimeoutMs?: number;
   /** Messages an entity may have queued; one more fails with MailboxFullError. @default 1000 */
   readonly mailboxSize?: number;
+  /**
+   * Most asks, tells or replies to one node sent as one NATS message (a batch: asks sent in the
+   * same turn of the event loop travel together, split below the server's max_payload).
+   * 1 sends each alone, still in the batch envelope. @default 512
+   */
+  readonly batchMaxEntries?: number;
   /** Entities running a handler at the same time on this node. @default 256 */
   readonly concurrency?: number;
   /** Passivate an entity after this many ms without a message. 0 disables. @default 300000 */
@@ -94,6 +102,7 @@ export interface ParsedShardingOptions {
   readonly askTimeoutMs: number;
   readonly attemptTimeoutMs: number;
   readonly mailboxSize: number;
+  readonly batchMaxEntries: number;
   readonly concurrency: number;
   readonly idleMs: number;
   readonly maxActive: number;
@@ -153,6 +162,13 @@ export function parseShardingOptions(o: ShardingOptions): ParsedShardingOptions 
       DEFAULT_BACKGROUND_CONCURRENCY,
       1,
       1024,
+    ),
+    batchMaxEntries: int(
+      "batchMaxEntries",
+      o.batchMaxEntries,
+      DEFAULT_BATCH_MAX_ENTRIES,
+      1,
+      MAX_BATCH_ENTRIES,
     ),
     idleMs: int("idleMs", o.idleMs, DEFAULT_IDLE_MS, 0, 86_400_000 * 30),
     maxActive: int("maxActive", o.maxActive, DEFAULT_MAX_ACTIVE, 1, 100_000_000),

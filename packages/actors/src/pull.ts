@@ -13,6 +13,8 @@ import { decodeReply, type EntityRecord, encode, isError, nodeSubject } from "./
  * handlers running then still need. Then the new owner serves without it.
  */
 export const BUSY_PATIENCE_FACTOR = 6;
+/** Longest pause between two pulls of one partition from one holder that answered "wait". */
+export const PULL_BACKOFF_MAX_MS = 50;
 
 export interface PullerParams {
   readonly node: ShardNode;
@@ -90,7 +92,10 @@ export class Puller {
     let cursor = 0;
     let installed = 0;
     let received = 0;
-    const backoff = new Backoff(5, 200);
+    // Capped at 50 ms: every message for the partition waits on this loop, so a holder that
+    // became ready just after a "wait" must not cost up to 200 ms more (the demo's dip at a
+    // graceful leave). At most 20 polls a second per holder while it answers "wait".
+    const backoff = new Backoff(5, PULL_BACKOFF_MAX_MS);
     let problem = "no answer";
     // A holder waiting for a handler that outlived its drain is waited for, up to a bound.
     let until = deadline;

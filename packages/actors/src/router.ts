@@ -13,6 +13,7 @@ import {
 } from "@keyhold/core";
 import { v4 as uuidv4 } from "uuid";
 import { Backoff } from "./backoff.js";
+import type { Batcher } from "./batch.js";
 import type { LocalOutcome } from "./dispatch.js";
 import {
   AbortedError,
@@ -37,6 +38,8 @@ export interface RouterParams {
   readonly deadlines: Deadlines;
   readonly askTimeoutMs: number;
   readonly attemptTimeoutMs: number;
+  /** Sends asks and tells in batches per destination (batch.ts). */
+  readonly batcher: Batcher;
   /** Hands a message to this node's dispatcher, or undefined for a client that hosts nothing. */
   readonly local:
     | ((
@@ -85,20 +88,22 @@ export class Router {
       reject = r;
     });
     promise.catch(() => {});
+    return { promise, dispose: this.#watchTarget(target, reject) };
+  }
+
+  /** Calls `onGone` when `target` drops out as #whenGone says; returns the undo. */
+  #watchTarget(target: string, onGone: (err: OwnerGone) => void): () => void {
     let set = this.#watch.get(target);
     if (!set) {
       set = new Set();
       this.#watch.set(target, set);
     }
-    set.add(reject);
+    set.add(onGone);
     this.#ensureWatching();
     const waiting = set;
-    return {
-      promise,
-      dispose: () => {
-        waiting.delete(reject);
-        if (waiting.size === 0 && this.#watch.get(target) === waiting) this.#watch.delete(target);
-      },
+    return () => {
+      waiting.delete(onGone);
+      if (waiting.size === 0 && this.#watch.get(target) === waiting) this.#watch.delete(target);
     };
   }
 
@@ -187,14 +192,33 @@ export class Router {
     const signal = opts.signal;
     if (signal?.aborted) throw new AbortedError(signal.reason);
 
-    let stop: ((err: ActorError) => void) | undefined;
-    const stopped = new Promise<never>((_, reject) => {
-      stop = reject;
-    });
-    stopped.catch(() => {});
-    const onAbort = () => stop?.(new AbortedError(signal?.reason));
+    // Why the ask was stopped (close, abort), made a promise only where it is raced (the
+    // local hand-over and the sleeps); a batched attempt under way is cancelled directly.
+    let stopReason: ActorError | undefined;
+    let rejectStopped: ((err: ActorError) => void) | undefined;
+    let stoppedPromise: Promise<never> | undefined;
+    let cancelAttempt: ((err: Error) => void) | undefined;
+    const stopped = (): Promise<never> => {
+      if (!stoppedPromise) {
+        stoppedPromise =
+          stopReason !== undefined
+            ? Promise.reject(stopReason)
+            : new Promise<never>((_, reject) => {
+                rejectStopped = reject;
+              });
+        stoppedPromise.catch(() => {});
+      }
+      return stoppedPromise;
+    };
+    const stop = (err: ActorError) => {
+      if (stopReason !== undefined) return;
+      stopReason = err;
+      rejectStopped?.(err);
+      cancelAttempt?.(err);
+    };
+    const onAbort = () => stop(new AbortedError(signal?.reason));
     signal?.addEventListener("abort", onAbort, { once: true });
-    this.#inflight.add(stop!);
+    this.#inflight.add(stop);
 
     const id = uuidv4();
     let request: Uint8Array | undefined;
@@ -213,7 +237,7 @@ export class Router {
                 reject(new DeadlineExceededError(target, timeout, "the local handler is still running")),
               );
             }),
-            stopped,
+            stopped(),
           ]).finally(() => {
             if (expiry) deadlines.cancel(expiry);
           });
@@ -225,22 +249,39 @@ export class Router {
           const left = deadline - clock.now();
           if (left <= 0) break;
           let data: Uint8Array | undefined;
-          const gone = this.#whenGone(owner);
+          const subject = nodeSubject(this.#p.cluster, owner);
+          const attemptMs = Math.max(1, Math.min(this.#p.attemptTimeoutMs, left));
+          if (stopReason !== undefined) throw stopReason;
           try {
-            data = await Promise.race([
-              this.#p.transport.request(nodeSubject(this.#p.cluster, owner), request, {
-                timeout: Math.max(1, Math.min(this.#p.attemptTimeoutMs, left)),
-                headers: opts.headers,
-              }),
-              gone.promise,
-              stopped,
-            ]);
+            if (opts.headers === undefined) {
+              // Batched (batch.ts): the owner's death or a stop cancels the attempt itself,
+              // with no race of promises per ask.
+              const attempt = this.#p.batcher.start(subject, request, attemptMs);
+              cancelAttempt = attempt.cancel;
+              const unwatch = this.#watchTarget(owner, () => attempt.cancel(new OwnerGone()));
+              try {
+                data = await attempt.promise;
+              } finally {
+                unwatch();
+                cancelAttempt = undefined;
+              }
+            } else {
+              // An ask with trace headers travels alone: headers belong to a NATS message.
+              const gone = this.#whenGone(owner);
+              try {
+                data = await Promise.race([
+                  this.#p.transport.request(subject, request, { timeout: attemptMs, headers: opts.headers }),
+                  gone.promise,
+                  stopped(),
+                ]);
+              } finally {
+                gone.dispose();
+              }
+            }
           } catch (err) {
             if (err instanceof OwnerGone) problem = `${owner} died`;
             else if (!(err instanceof RequestFailedError)) throw err;
             else problem = `${err.reason} from ${owner}`;
-          } finally {
-            gone.dispose();
           }
           if (data !== undefined) {
             const reply = decodeReply(data);
@@ -254,7 +295,7 @@ export class Router {
         const left = deadline - clock.now();
         if (left <= 0) break;
         this.stats.retries++;
-        await Promise.race([this.#sleep(backoff.next(left)), stopped]);
+        await Promise.race([this.#sleep(backoff.next(left)), stopped()]);
       }
       throw problem === "no live member"
         ? new NoLiveMemberError(target, timeout)
@@ -264,7 +305,7 @@ export class Router {
       throw err;
     } finally {
       signal?.removeEventListener("abort", onAbort);
-      this.#inflight.delete(stop!);
+      this.#inflight.delete(stop);
     }
   }
 
@@ -282,7 +323,7 @@ export class Router {
       });
       return;
     }
-    this.#p.transport.publish(
+    this.#p.batcher.send(
       nodeSubject(this.#p.cluster, owner),
       encode({ v: 1, k: "tell", id: uuidv4(), t: type, key, h, a: args, hop: 0 }),
     );
@@ -292,7 +333,7 @@ export class Router {
   forward(type: string, key: string, h: string, args: readonly unknown[], id: string, hop: number): boolean {
     const owner = this.#p.node.place(key);
     if (owner === undefined || owner === this.#p.node.id) return false;
-    this.#p.transport.publish(
+    this.#p.batcher.send(
       nodeSubject(this.#p.cluster, owner),
       encode({ v: 1, k: "tell", id, t: type, key, h, a: args, hop }),
     );

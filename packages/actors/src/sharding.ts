@@ -17,6 +17,7 @@ import {
 } from "@keyhold/core";
 import { v4 as uuidv4 } from "uuid";
 import { actorsAdmin } from "./admin.js";
+import { Batcher } from "./batch.js";
 import { nodeOptionsOf, openTransport } from "./connection.js";
 import { DedupeCache } from "./dedupe.js";
 import {
@@ -45,7 +46,7 @@ import { validArgs } from "./schema.js";
 import { type ShardingStats, shardingStats } from "./stats.js";
 import type { StateStore } from "./store.js";
 import { Telemetry } from "./telemetry.js";
-import { nodeSubject } from "./wire.js";
+import { ACTOR_PROTOCOL, nodeSubject } from "./wire.js";
 
 export type { HandoffInfo } from "./handoff-log.js";
 export type { ShardingStats } from "./stats.js";
@@ -62,6 +63,7 @@ export class Sharding implements AsyncDisposable {
   readonly #clock: Clock;
   readonly #logger: Logger;
   readonly #router: Router;
+  readonly #batcher: Batcher;
   readonly #host: HostParts | undefined;
   readonly #hostStats = emptyHostStats();
   readonly #deadlines: Deadlines;
@@ -118,11 +120,19 @@ export class Sharding implements AsyncDisposable {
         dormant: args.store ? (at, now) => dormantCopyExpired(at, now, opts.idleMs) : undefined,
       });
     }
+    this.#batcher = new Batcher({
+      transport,
+      clock,
+      deadlines: this.#deadlines,
+      logger,
+      maxEntries: opts.batchMaxEntries,
+    });
     this.#router = new Router({
       node,
       transport,
       cluster,
       clock,
+      batcher: this.#batcher,
       deadlines: this.#deadlines,
       askTimeoutMs: opts.askTimeoutMs,
       attemptTimeoutMs: opts.attemptTimeoutMs,
@@ -185,6 +195,7 @@ export class Sharding implements AsyncDisposable {
       nodeId,
       transport,
       observer: client,
+      protocol: ACTOR_PROTOCOL,
     };
     const logger = options.logger ?? consoleLogger;
     // Requests that arrive before construction ends (replica refills among them) wait in the inbox.
@@ -223,6 +234,7 @@ export class Sharding implements AsyncDisposable {
         dispatcher: host?.dispatcher,
         replicator: sharding.#replicator,
         router: sharding.#router,
+        batcher: sharding.#batcher,
         dedupe: new DedupeCache(opts.dedupeWindowMs, opts.dedupeMaxEntries),
         ownerOf: (key) => node.place(key),
         telemetry,
@@ -324,6 +336,7 @@ export class Sharding implements AsyncDisposable {
   stats(): ShardingStats {
     return shardingStats({
       router: this.#router.stats,
+      batches: this.#batcher.stats,
       hostStats: this.#hostStats,
       host: this.#host,
       replicator: this.#replicator,
@@ -376,6 +389,8 @@ export class Sharding implements AsyncDisposable {
       host?.reminders.close();
       this.#deadlines.close();
       this.#inbound.close();
+      this.#batcher.flush(); // replies already queued still leave
+      this.#batcher.close();
       await this.#store?.close().catch(() => {});
       if (this.#ownsTransport) await this.#transport.close();
     })();

@@ -2,6 +2,7 @@
 // replication, incoming requests and reminders, gathered from the parts that keep them.
 
 import { type BackgroundStats, emptyBackgroundStats } from "./background.js";
+import type { BatchStats } from "./batch.js";
 import type { HostStats } from "./handler.js";
 import { emptyHandoffStats, type HandoffStats } from "./handoff.js";
 import type { HostParts } from "./host.js";
@@ -12,6 +13,8 @@ import type { RouterStats } from "./router.js";
 
 export interface ShardingStats {
   readonly router: Readonly<RouterStats>;
+  /** Batching per destination (batch.ts): batches and entries sent, replies matched. */
+  readonly batches: Readonly<BatchStats>;
   readonly host: Readonly<HostStats> & { readonly active: number; readonly known: number };
   readonly handoff: Readonly<HandoffStats> & { readonly outbox: number };
   readonly replication: {
@@ -36,6 +39,7 @@ export interface ShardingStats {
 /** Copies every counter, so the snapshot does not change under the caller. */
 export function shardingStats(from: {
   readonly router: Readonly<RouterStats>;
+  readonly batches: Readonly<BatchStats>;
   readonly hostStats: Readonly<HostStats>;
   readonly host: HostParts | undefined;
   readonly replicator: Replicator | undefined;
@@ -44,6 +48,7 @@ export function shardingStats(from: {
   const { host: h, replicator } = from;
   return {
     router: { ...from.router },
+    batches: { ...from.batches },
     host: { ...from.hostStats, active: h?.lifecycle.activeCount ?? 0, known: h?.slots.count ?? 0 },
     handoff: { ...(h?.handoff.stats ?? emptyHandoffStats()), outbox: h?.outbox.size ?? 0 },
     replication: {

@@ -7,6 +7,15 @@ import type { WireError } from "./errors.js";
 import { decodeReminders, type WireReminder } from "./reminders.js";
 
 export const ACTOR_WIRE_VERSION = 1;
+/** Version of the batch envelope (`batch`, `replies`): docs/reference/wire.md. */
+export const BATCH_VERSION = 1;
+/**
+ * What this code speaks, compared at join (core's `protocol` option): a node that speaks
+ * another message or batch version is refused like a node with another ring size.
+ */
+export const ACTOR_PROTOCOL = `keyhold-actors/${ACTOR_WIRE_VERSION}+batch/${BATCH_VERSION}`;
+/** Most entries a batch may carry; more is malformed. */
+export const MAX_BATCH_ENTRIES = 65_536;
 /** Most hops a tell is forwarded between nodes that disagree about its owner. */
 export const MAX_HOPS = 4;
 
@@ -51,7 +60,24 @@ export interface ReplicateMessage {
   readonly recs: readonly EntityRecord[];
 }
 
-export type InboundRequest = HandlerMessage | PullMessage | AckMessage | ReplicateMessage;
+/**
+ * One entry of a batch: [q, one encoded message]. In a request batch `q` is the asker's
+ * correlation number of an ask (>= 1) or 0 for a tell; in a reply batch it names the ask the
+ * encoded Reply answers.
+ */
+export type BatchEntry = readonly [number, Uint8Array];
+
+/** Asks and tells to one node, sent in one turn of the event loop: each entry decoded alone. */
+export interface BatchMessage {
+  readonly v: 1;
+  readonly k: "batch";
+  readonly bv: typeof BATCH_VERSION;
+  /** Where the replies go (the asker's inbox); empty when the batch holds only tells. */
+  readonly rs: string;
+  readonly m: readonly BatchEntry[];
+}
+
+export type InboundRequest = HandlerMessage | PullMessage | AckMessage | ReplicateMessage | BatchMessage;
 
 /** One entity's state as it moves between nodes. */
 export interface EntityRecord {
@@ -164,6 +190,13 @@ export function decodeRequest(data: Uint8Array): Decoded<InboundRequest> {
       if (m.c !== undefined && !isNat(m.c, 100_000_000)) return { error: "bad cursor" };
       if (m.k === "pull" && m.c !== undefined) return { v: 1, k: "pull", p: m.p, from: m.from, c: m.c };
       return { v: 1, k: m.k, p: m.p, from: m.from };
+    case "batch":
+      if (m.bv !== BATCH_VERSION) return { error: "unknown batch version" };
+      if (typeof m.rs !== "string" || m.rs.length > 256 || /\s/.test(m.rs))
+        return { error: "bad reply subject" };
+      if (!Array.isArray(m.m) || m.m.length > MAX_BATCH_ENTRIES) return { error: "bad entries" };
+      // Entries are checked one by one where they are served: a bad one never fails the rest.
+      return { v: 1, k: "batch", bv: BATCH_VERSION, rs: m.rs, m: m.m as BatchEntry[] };
     case "rep": {
       if (!isNat(m.p, 65535)) return { error: "bad partition" };
       if (!isId(m.from)) return { error: "bad sender" };
@@ -251,6 +284,46 @@ export function decodeReply(data: Uint8Array): Decoded<Reply> {
     default:
       return { error: "unknown kind" };
   }
+}
+
+/** A request batch of `entries`, whose replies go to `rs`. */
+export function encodeBatch(entries: readonly BatchEntry[], rs: string): Uint8Array {
+  return packr.pack({ v: 1, k: "batch", bv: BATCH_VERSION, rs, m: entries });
+}
+
+/** A reply batch. */
+export function encodeReplyBatch(entries: readonly BatchEntry[]): Uint8Array {
+  return packr.pack({ v: 1, k: "replies", bv: BATCH_VERSION, r: entries });
+}
+
+/** Whether `e` is a well-formed batch entry; `ask` requires q >= 1 (a reply always names an ask). */
+export function isBatchEntry(e: unknown, ask = false): e is BatchEntry {
+  return (
+    Array.isArray(e) &&
+    e.length === 2 &&
+    isNat(e[0], Number.MAX_SAFE_INTEGER) &&
+    (!ask || e[0] >= 1) &&
+    e[1] instanceof Uint8Array
+  );
+}
+
+/**
+ * Decodes a reply batch, keeping the entries whose reply decodes; the others are counted in
+ * `malformed`. Never throws.
+ */
+export function decodeReplyBatch(data: Uint8Array): Decoded<{ entries: BatchEntry[]; malformed: number }> {
+  const m = unpackV1(data);
+  if (notUnpacked(m)) return { error: m.error };
+  if (m.k !== "replies") return { error: "not a reply batch" };
+  if (m.bv !== BATCH_VERSION) return { error: "unknown batch version" };
+  if (!Array.isArray(m.r) || m.r.length > MAX_BATCH_ENTRIES) return { error: "bad entries" };
+  const entries: BatchEntry[] = [];
+  let malformed = 0;
+  for (const e of m.r as unknown[]) {
+    if (isBatchEntry(e, true)) entries.push(e);
+    else malformed++;
+  }
+  return { entries, malformed };
 }
 
 export function isError<T>(d: Decoded<T>): d is { readonly error: string } {

@@ -128,6 +128,7 @@ describe("leaks", () => {
       dispatcher: undefined,
       replicator: undefined,
       router: undefined as never,
+      batcher: undefined as never,
       dedupe: new DedupeCache(0, 0),
       telemetry: Telemetry.off,
       ownerOf: () => undefined,

@@ -51,7 +51,7 @@ export class ConfigMismatchError extends KeyholdError {
     super(
       CoreErrorCode.ConfigMismatch,
       `Refusing to join: cluster member ${peer} runs a different config: ${list}. ` +
-        "ringSize, heartbeatMs, ttlMs, skewMs and the hash version must be identical on every node.",
+        "ringSize, heartbeatMs, ttlMs, skewMs, the hash version and the wire protocol must be identical on every node.",
     );
     this.name = "ConfigMismatchError";
     this.peer = peer;

@@ -57,6 +57,12 @@ export interface ShardNodeOptions {
   readonly nodeId?: string;
   /** Number of partitions. Identical on every node. @default 64 */
   readonly ringSize?: number;
+  /**
+   * The wire protocol of the layer above the ring (`@keyhold/actors` sets its own): compared at
+   * join like the ring size, so a node speaking another one is refused. 1-64 characters.
+   * @default none
+   */
+  readonly protocol?: string;
   /** Heartbeat period in ms. Identical on every node. @default 2000 */
   readonly heartbeatMs?: number;
   /**
@@ -98,6 +104,8 @@ export interface ClusterConfig {
   readonly ttlMs: number;
   readonly skewMs: number;
   readonly hash: string;
+  /** The layer above's wire protocol (ShardNodeOptions.protocol); absent when none is set. */
+  readonly protocol?: string;
 }
 
 export interface ParsedOptions {
@@ -198,7 +206,14 @@ export function parseOptions(options: ShardNodeOptions): ParsedOptions {
   if (o.natsOptions !== undefined && (typeof o.natsOptions !== "object" || o.natsOptions === null)) {
     throw new InvalidOptionError("natsOptions", "an object of nats.js ConnectionOptions", o.natsOptions);
   }
-  const config = parseClusterConfig(o);
+  if (
+    o.protocol !== undefined &&
+    (typeof o.protocol !== "string" || o.protocol.length < 1 || o.protocol.length > 64)
+  ) {
+    throw new InvalidOptionError("protocol", "a string of 1-64 characters", o.protocol);
+  }
+  const config: ClusterConfig =
+    o.protocol === undefined ? parseClusterConfig(o) : { ...parseClusterConfig(o), protocol: o.protocol };
   const tombstoneMs = int(
     "tombstoneMs",
     o.tombstoneMs,
@@ -249,7 +264,10 @@ export function parseOptions(options: ShardNodeOptions): ParsedOptions {
 /** The settings that differ between two cluster configs, for ConfigMismatchError. */
 export function diffConfig(ours: ClusterConfig, theirs: ClusterConfig) {
   const keys = ["ringSize", "heartbeatMs", "ttlMs", "skewMs", "hash"] as const;
-  return keys
+  const diff: { setting: string; ours: string | number; theirs: string | number }[] = keys
     .filter((k) => ours[k] !== theirs[k])
     .map((k) => ({ setting: k === "hash" ? "hash version" : k, ours: ours[k], theirs: theirs[k] }));
+  const [a, b] = [ours.protocol ?? "none", theirs.protocol ?? "none"];
+  if (a !== b) diff.push({ setting: "wire protocol", ours: a, theirs: b });
+  return diff;
 }

@@ -149,7 +149,10 @@ export async function adoptClusterConfig(p: AdoptParams): Promise<ClusterConfig>
 function decide(p: AdoptParams, peer: string, cfg: ClusterConfig): ClusterConfig {
   const theirs = acceptable(cfg)!;
   const refused = diffConfig(p.config, theirs).filter(
-    (d) => d.setting === "hash version" || p.given.has(d.setting as ClusterSetting),
+    (d) =>
+      d.setting === "hash version" ||
+      d.setting === "wire protocol" ||
+      p.given.has(d.setting as ClusterSetting),
   );
   if (refused.length > 0) throw new ConfigMismatchError(peer, refused);
   return theirs;
@@ -157,7 +160,8 @@ function decide(p: AdoptParams, peer: string, cfg: ClusterConfig): ClusterConfig
 
 function acceptable(cfg: ClusterConfig): ClusterConfig | undefined {
   try {
-    return { ...parseClusterConfig(cfg), hash: cfg.hash };
+    const parsed = { ...parseClusterConfig(cfg), hash: cfg.hash };
+    return cfg.protocol === undefined ? parsed : { ...parsed, protocol: cfg.protocol };
   } catch {
     return undefined;
   }

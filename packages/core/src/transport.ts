@@ -70,6 +70,10 @@ export interface Transport {
     data: Uint8Array,
     opts: { timeout: number; headers?: MessageHeaders | undefined },
   ): Promise<Uint8Array>;
+  /** A fresh subject only this connection should receive on (honours the NATS inbox prefix). */
+  inbox?(): string;
+  /** The server's max_payload: the most bytes one message may carry. */
+  maxPayload?(): number;
   /** Connection state changes; returns an unsubscribe function. */
   onStatus(listener: (status: TransportStatus) => void): () => void;
   /** Resolves when everything published so far reached the server. */
@@ -207,6 +211,14 @@ export class NatsTransport implements Transport {
         reject(new RequestFailedError(classify(err), subject, { cause: err }));
       }
     });
+  }
+
+  inbox(): string {
+    return createInbox((this.#nc as { options?: { inboxPrefix?: string } }).options?.inboxPrefix);
+  }
+
+  maxPayload(): number {
+    return this.#nc.info?.max_payload ?? 1024 * 1024;
   }
 
   onStatus(listener: (status: TransportStatus) => void): () => void {

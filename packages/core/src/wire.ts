@@ -72,7 +72,8 @@ function validConfig(x: unknown): x is ClusterConfig {
     isPosInt(x.ttlMs) &&
     isPosInt(x.skewMs) &&
     typeof x.hash === "string" &&
-    x.hash.length <= 64
+    x.hash.length <= 64 &&
+    (x.protocol === undefined || (typeof x.protocol === "string" && x.protocol.length <= 64))
   );
 }
 
@@ -133,7 +134,14 @@ export function decode(data: Uint8Array, maxBytes = 1_048_576): MembershipMessag
 
 // Copy only known fields, so extra keys from a peer never leak into our objects.
 function pickConfig(c: ClusterConfig): ClusterConfig {
-  return { ringSize: c.ringSize, heartbeatMs: c.heartbeatMs, ttlMs: c.ttlMs, skewMs: c.skewMs, hash: c.hash };
+  const picked = {
+    ringSize: c.ringSize,
+    heartbeatMs: c.heartbeatMs,
+    ttlMs: c.ttlMs,
+    skewMs: c.skewMs,
+    hash: c.hash,
+  };
+  return c.protocol === undefined ? picked : { ...picked, protocol: c.protocol };
 }
 
 export function isMalformed(x: MembershipMessage | Malformed): x is Malformed {

@@ -26,6 +26,8 @@ export interface SimBusOptions {
   readonly duplicate?: number;
   /** Deterministic randomness for jitter and duplicates. @default a fixed-seed generator */
   readonly random?: () => number;
+  /** Most bytes of one message; a larger publish throws, as nats.js does. @default 1048576 */
+  readonly maxPayload?: number;
 }
 
 function matches(pattern: string[], subject: string[]): boolean {
@@ -66,6 +68,7 @@ export class SimBus {
       jitterMs: opts.jitterMs ?? 0,
       duplicate: opts.duplicate ?? 0,
       random: opts.random ?? seededRandom(1),
+      maxPayload: opts.maxPayload ?? 1024 * 1024,
     };
   }
 
@@ -97,6 +100,11 @@ export class SimBus {
     return () => this.#subs.delete(sub);
   }
 
+  /** The most bytes of one message. */
+  get maxPayload(): number {
+    return this.#opts.maxPayload;
+  }
+
   /** @internal */
   newInbox(): string {
     return `_INBOX.sim.${++this.#inbox}`;
@@ -114,6 +122,8 @@ export class SimBus {
 
   /** @internal Routes one published message to current subscribers after the latency. */
   route(from: SimEndpoint, subject: string, data: Uint8Array, reply: string | undefined): void {
+    if (data.length > this.#opts.maxPayload)
+      throw new Error(`message of ${data.length} bytes exceeds max_payload ${this.#opts.maxPayload}`);
     if (!from.connected) return;
     const parts = subject.split(".");
     const plain: Sub[] = [];
@@ -220,6 +230,14 @@ export class SimEndpoint implements Transport {
       }, opts.timeout);
       this.#bus.route(this, subject, data, inbox);
     });
+  }
+
+  inbox(): string {
+    return this.#bus.newInbox();
+  }
+
+  maxPayload(): number {
+    return this.#bus.maxPayload;
   }
 
   onStatus(listener: (s: TransportStatus) => void): () => void {

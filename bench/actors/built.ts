@@ -1,0 +1,38 @@
+// The local ask measured on the built package with plain node (local-built.mjs), beside the tsx
+// figure of asks.ts: what a user running `node app.js` against the published package gets.
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+
+const DIST = fileURLToPath(new URL("../../packages/actors/dist/index.js", import.meta.url));
+const CHILD = fileURLToPath(new URL("./local-built.mjs", import.meta.url));
+
+/** Rates (asks/s) of each round at `concurrency`; throws when the package is not built. */
+export async function localBuiltRates(
+  servers: string,
+  runMs: number,
+  concurrency: number,
+  rounds: number,
+): Promise<{ rates: number[]; fastPathMissed: number }> {
+  if (!existsSync(DIST)) throw new Error(`${DIST} is missing: run \`npm run build\` before the bench`);
+  // No --import tsx and no --conditions=@keyhold/source: the exports map resolves to dist/.
+  const child = spawn(
+    process.execPath,
+    [CHILD, servers, String(runMs), String(concurrency), String(rounds)],
+    {
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, NODE_OPTIONS: "" },
+    },
+  );
+  let out = "";
+  let err = "";
+  child.stdout.on("data", (d: Buffer) => {
+    out += d.toString();
+  });
+  child.stderr.on("data", (d: Buffer) => {
+    err += d.toString();
+  });
+  const code = await new Promise<number | null>((resolve) => child.on("exit", resolve));
+  if (code !== 0) throw new Error(`the built-package bench exited with ${code}: ${err.slice(0, 2000)}`);
+  return JSON.parse(out.trim().split("\n").pop() ?? "{}") as { rates: number[]; fastPathMissed: number };
+}
