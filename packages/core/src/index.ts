@@ -1,15 +1,7 @@
 // @keyhold/core: hash, HRW partition ring, lease membership over NATS heartbeats, ownership events.
-export type {
-  AdminExtension,
-  AdminMalformed,
-  AdminOptions,
-  AdminReply,
-  AdminRequest,
-  AdminResponder,
-  AdminStats,
-  EntitiesReport,
-  NodeReport,
-} from "./admin.js";
+export type { AdminExtension, AdminOptions, AdminResponder, AdminStats } from "./admin.js";
+export { parseAdminOptions } from "./admin.js";
+export type { AdminMalformed, AdminReply, AdminRequest, EntitiesReport, NodeReport } from "./admin-wire.js";
 export {
   ADMIN_RECENT_HANDOFFS,
   ADMIN_WIRE_VERSION,
@@ -19,8 +11,7 @@ export {
   decodeAdminRequest,
   encodeAdmin,
   isAdminMalformed,
-  parseAdminOptions,
-} from "./admin.js";
+} from "./admin-wire.js";
 export { type Clock, systemClock } from "./clock.js";
 export { connectNats } from "./connection.js";
 export { DEADLINE_TICK_MS, type Deadline, Deadlines } from "./deadlines.js";
