@@ -22,6 +22,7 @@ export const ActorErrorCode = {
   InvalidArguments: "KH_INVALID_ARGUMENTS",
   TelemetryUnavailable: "KH_TELEMETRY_UNAVAILABLE",
   NotOwner: "KH_NOT_OWNER",
+  EpochUnavailable: "KH_EPOCH_UNAVAILABLE",
 } as const;
 export type ActorErrorCode = (typeof ActorErrorCode)[keyof typeof ActorErrorCode];
 
@@ -333,5 +334,17 @@ export class NotOwnerError extends ActorError {
     });
     this.name = "NotOwnerError";
     this.mayHaveApplied = mayHaveApplied;
+  }
+}
+
+/**
+ * No fencing token could be taken: `epochs: "jetstream"` where the NATS server has no
+ * JetStream (at start), or the epoch bucket cannot be written (a NATS partition without the
+ * bucket's quorum: the partition is not served until it can be).
+ */
+export class EpochError extends ActorError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(ActorErrorCode.EpochUnavailable, message, { retryable: true, ...options });
+    this.name = "EpochError";
   }
 }

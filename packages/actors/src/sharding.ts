@@ -33,6 +33,7 @@ import {
   type TypeName,
 } from "./entity.js";
 import { InvalidEntityError, InvalidRequestError, UnknownHandlerError } from "./errors.js";
+import { type EpochSource, localEpochs, openEpochs } from "./epochs.js";
 import { emptyHostStats, type HostStats } from "./handler.js";
 import { emptyHandoffStats, type HandoffStats } from "./handoff.js";
 import { buildHost, type HostParts } from "./host.js";
@@ -114,6 +115,7 @@ export class Sharding implements AsyncDisposable {
     clock: Clock;
     logger: Logger;
     store: StateStore | undefined;
+    epochs: EpochSource | undefined;
     inbound: Inbound;
     telemetry: Telemetry;
   }) {
@@ -174,6 +176,7 @@ export class Sharding implements AsyncDisposable {
         deadlines: this.#deadlines,
         telemetry: args.telemetry,
         reroute: (t, k, h, a, timeout) => this.#router.ask(t, k, h, a, { timeout }),
+        epochs: args.epochs ?? localEpochs(clock),
         onHandoff: (info) => {
           this.#handoffs.push({ ...info, at: clock.now() });
           if (this.#handoffs.length > 10_000) this.#handoffs.shift();
@@ -233,9 +236,23 @@ export class Sharding implements AsyncDisposable {
       const connection = transport instanceof NatsTransport ? transport.connection : undefined;
       store = client ? undefined : await opts.store?.open({ connection });
       if (store && telemetry.on) store = telemetry.store(store);
+      const clock = options.clock ?? systemClock;
+      const epochs = client
+        ? undefined
+        : await openEpochs({
+            ...opts,
+            mode: opts.epochs,
+            connection,
+            cluster: options.cluster,
+            nodeId,
+            clock,
+            logger,
+            timeoutMs: opts.attemptTimeoutMs,
+          });
       const node = await ShardNode.start(nodeOptions);
       const sharding = new Sharding({
         store,
+        epochs,
         node,
         client,
         opts,
