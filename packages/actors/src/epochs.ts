@@ -38,7 +38,8 @@ export interface EpochStats {
 
 /** Takes fencing tokens for partitions. */
 export interface EpochSource {
-  readonly kind: "jetstream" | "local";
+  /** "jetstream" (KV bucket), "local" (acquisition stamp) or "memory" (MemoryEpochs, tests). */
+  readonly kind: "jetstream" | "local" | "memory";
   readonly stats: EpochStats;
   /**
    * A new epoch for partition `p`, above every epoch of `p` ever taken (jetstream) or above
@@ -63,6 +64,39 @@ export function localEpochs(clock: Clock): EpochSource {
       return Math.max(seen + 1, Math.floor(clock.now()));
     },
   };
+}
+
+/**
+ * Epochs agreed among the nodes of one process: one counter shared by every partition, like a
+ * KV bucket's stream sequence. For tests on the simulated bus: `source(nodeId)` is the
+ * `epochs` option of one node; a node in `unreachable` cannot take epochs (the side of a NATS
+ * split without the bucket's quorum).
+ */
+export class MemoryEpochs {
+  #seq = 0;
+  /** Nodes that cannot reach the shared counter now (fault injection). */
+  readonly unreachable = new Set<string>();
+  /** The latest epoch of each partition. */
+  readonly latest = new Map<number, number>();
+
+  source(nodeId: string): EpochSource {
+    const stats = emptyEpochStats();
+    return {
+      kind: "memory",
+      stats,
+      take: async (p) => {
+        stats.kvOps++;
+        if (this.unreachable.has(nodeId)) {
+          stats.failures++;
+          throw new EpochError(`node ${nodeId} cannot reach the epoch counter (fault injection)`);
+        }
+        const e = ++this.#seq;
+        this.latest.set(p, e);
+        stats.taken++;
+        return e;
+      },
+    };
+  }
 }
 
 const packr = new Packr({ useRecords: false, mapsAsObjects: true });
@@ -132,11 +166,13 @@ function isConflict(err: unknown): boolean {
   return /wrong last sequence|key exists|10071|10164/i.test(text);
 }
 
-/** Validates `ShardingOptions.epochs`. */
-export function parseEpochMode(v: unknown): EpochMode {
+/** Validates `ShardingOptions.epochs`: a mode, or an EpochSource of your own. */
+export function parseEpochMode(v: unknown): EpochMode | EpochSource {
   if (v === undefined) return "auto";
   if (v === "auto" || v === "jetstream" || v === "local") return v;
-  throw new InvalidOptionError("epochs", '"auto", "jetstream" or "local"', v);
+  if (typeof v === "object" && v !== null && typeof (v as EpochSource).take === "function")
+    return v as EpochSource;
+  throw new InvalidOptionError("epochs", '"auto", "jetstream", "local" or an EpochSource', v);
 }
 
 /** The bucket holding the epochs of cluster `cluster`. */
@@ -149,7 +185,7 @@ export function epochBucket(cluster: string): string {
  * stamps otherwise (and always on the simulated bus, which has no connection).
  */
 export async function openEpochs(a: {
-  readonly mode: EpochMode;
+  readonly mode: EpochMode | EpochSource;
   readonly connection: NatsConnection | undefined;
   readonly cluster: string;
   readonly nodeId: string;
@@ -158,6 +194,7 @@ export async function openEpochs(a: {
   readonly timeoutMs: number;
 }): Promise<EpochSource> {
   const { mode, connection: nc } = a;
+  if (typeof mode === "object") return mode;
   if (mode === "local") return localEpochs(a.clock);
   if (nc === undefined) {
     if (mode === "jetstream")

@@ -1,7 +1,7 @@
 // Sharding options: defaults, and the one place they are validated.
 import { InvalidOptionError, intOption as int, isObj, type ShardNodeOptions } from "@keyhold/core";
 import type { EntityClass } from "./entity.js";
-import { type EpochMode, parseEpochMode } from "./epochs.js";
+import { type EpochMode, type EpochSource, parseEpochMode } from "./epochs.js";
 import type { WriteQuorum } from "./replication.js";
 import type { StoreFactory } from "./store.js";
 
@@ -62,10 +62,11 @@ export interface ShardingOptions extends Omit<ShardNodeOptions, "observer"> {
    * Where per-partition fencing tokens come from: "jetstream" = a conditional write to a
    * JetStream KV bucket per acquisition (fails at start without JetStream); "local" = the
    * acquisition stamp (no agreement: a NATS cluster split is not protected); "auto" =
-   * "jetstream" when the NATS server has JetStream, else "local". The same on every node.
+   * "jetstream" when the NATS server has JetStream, else "local". The same on every node. An
+   * EpochSource of your own (MemoryEpochs for tests on the simulated bus) is used as given.
    * @default "auto"
    */
-  readonly epochs?: EpochMode;
+  readonly epochs?: EpochMode | EpochSource;
   /**
    * Called synchronously right before this node answers an ask it ran as owner (after the
    * lease check of the answer), for node-side acknowledgement logs in fault tests (see
@@ -107,7 +108,7 @@ export interface ParsedShardingOptions {
   readonly store: StoreFactory | undefined;
   readonly writeQuorum: WriteQuorum;
   readonly replicationTimeoutMs: number;
-  readonly epochs: EpochMode;
+  readonly epochs: EpochMode | EpochSource;
   readonly onAck: ((ack: AckInfo) => void) | undefined;
 }
 
