@@ -73,6 +73,8 @@ export interface ShardingStats {
     readonly copiesRefused: number;
     /** Our writes a replica refused with `stale` (the entity was given up). */
     readonly writesRefused: number;
+    /** Of copiesRefused: those of an epoch below the highest this node knows for the partition. */
+    readonly epochRefused: number;
     readonly refills: number;
     readonly refillsFailed: number;
     readonly copies: number;

@@ -40,7 +40,11 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ op: fc.constant("crash" as const), i: fc.nat(7) }) },
   {
     weight: 4,
-    arbitrary: fc.record({ op: fc.constant("asks" as const), n: fc.integer({ min: 1, max: 20 }), from: fc.nat(7) }),
+    arbitrary: fc.record({
+      op: fc.constant("asks" as const),
+      n: fc.integer({ min: 1, max: 20 }),
+      from: fc.nat(7),
+    }),
   },
   {
     weight: 2,
@@ -50,7 +54,10 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
       count: fc.integer({ min: 1, max: 20 }),
     }),
   },
-  { weight: 1, arbitrary: fc.record({ op: fc.constant("wait" as const), ms: fc.integer({ min: 1, max: 300 }) }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({ op: fc.constant("wait" as const), ms: fc.integer({ min: 1, max: 300 }) }),
+  },
 );
 
 async function scenario(ops: readonly Op[], seed: number): Promise<void> {
@@ -59,7 +66,12 @@ async function scenario(ops: readonly Op[], seed: number): Promise<void> {
   let next = 0;
   const start = () => {
     const id = `n${next++}`;
-    return startOn(bus, id, { cluster: "f", entities: [Fenced], epochs: epochs.source(id), logger: silentLogger });
+    return startOn(bus, id, {
+      cluster: "f",
+      entities: [Fenced],
+      epochs: epochs.source(id),
+      logger: silentLogger,
+    });
   };
   const nodes: Sharding[] = [await start(), await start(), await start()];
   const client = await startOn(bus, "client", { cluster: "f", entities: [Fenced] }, true);
@@ -128,8 +140,10 @@ async function scenario(ops: readonly Op[], seed: number): Promise<void> {
 describe("epoch properties (simulated bus)", () => {
   it("no acknowledged write lost or doubled; writes of a key carry non-decreasing epochs", async () => {
     await fc.assert(
-      fc.asyncProperty(fc.array(opArb, { minLength: 1, maxLength: 10 }), fc.integer({ min: 1, max: 1e9 }), (ops, seed) =>
-        scenario(ops, seed),
+      fc.asyncProperty(
+        fc.array(opArb, { minLength: 1, maxLength: 10 }),
+        fc.integer({ min: 1, max: 1e9 }),
+        (ops, seed) => scenario(ops, seed),
       ),
       { numRuns: Number(process.env.KH_PROPERTY_RUNS ?? 100), verbose: 1 },
     );

@@ -2,7 +2,14 @@
 // that hears `stale` gives the partition up and serves it again only under a new epoch, only
 // replicas that validated the token count toward the quorum, and `fencingToken` grows with
 // every change of owner (shared MemoryEpochs standing in for the KV bucket, and local stamps).
-import { Entity, EpochError, MemoryEpochs, nodeSubject, type Sharding, type ShardingOptions } from "@keyhold/actors";
+import {
+  Entity,
+  EpochError,
+  MemoryEpochs,
+  nodeSubject,
+  type Sharding,
+  type ShardingOptions,
+} from "@keyhold/actors";
 import { SimBus, VirtualClock } from "@keyhold/testing";
 import { Packr } from "msgpackr";
 import { beforeEach, describe, expect, it } from "vitest";
@@ -31,7 +38,12 @@ class Plain extends Entity<{ n: number }> {
 }
 
 const packr = new Packr({ useRecords: false, mapsAsObjects: true });
-type Rep = { k: string; p: number; ep?: number; recs: { t: string; key: string; ver: number; acq?: number }[] };
+type Rep = {
+  k: string;
+  p: number;
+  ep?: number;
+  recs: { t: string; key: string; ver: number; acq?: number }[];
+};
 
 let bus: SimBus;
 let shared: MemoryEpochs;
@@ -55,7 +67,12 @@ function node(id: string, extra: Partial<ShardingOptions> = {}): Promise<Shardin
 
 /** When `s` last finished taking partition `p` (an acquisition or a re-acquisition). */
 function servedSince(s: Sharding, p: number): number {
-  return s.handoffs().filter((h) => h.partition === p).at(-1)?.at ?? Number.NaN;
+  return (
+    s
+      .handoffs()
+      .filter((h) => h.partition === p)
+      .at(-1)?.at ?? Number.NaN
+  );
 }
 
 async function request(to: string, msg: object): Promise<Record<string, unknown>> {
