@@ -14,6 +14,7 @@ const MODULES: Record<string, () => Promise<{ bench: BenchModule }>> = {
   replication: () => import("./replication.js"),
   reminders: () => import("./actors/reminders.js"),
   lease: () => import("./lease.js"),
+  epochs: () => import("./actors/epochs.js"),
 };
 
 interface ModuleResult {
