@@ -117,12 +117,24 @@ export class KvEpochs implements EpochSource {
     this.#timeoutMs = timeoutMs;
   }
 
+  /** The latest epoch of `p` (0: none yet), read through the stream's leader. */
+  async #latest(p: number, key: string): Promise<number> {
+    this.stats.kvOps++;
+    try {
+      return (await this.#kv.get(key))?.revision ?? 0;
+    } catch (e) {
+      this.stats.failures++;
+      throw new EpochError(`Reading the epoch of partition ${p} failed: ${String(e)}`, { cause: e });
+    }
+  }
+
   async take(p: number, seen: number): Promise<number> {
     const key = `p.${p}`;
     const value = packr.pack({ node: this.#nodeId, prev: seen });
-    // The epoch this node saw last is usually the latest one: one write. Otherwise read the
-    // latest through the stream's leader (the bucket does not allow direct reads) and retry.
-    let expected = seen;
+    // The epoch this node saw last is usually the latest one (it was a replica, or the previous
+    // owner's pull told it): one write. Knowing none (a joiner), or guessing wrong, it reads
+    // the latest through the stream's leader (the bucket allows no direct reads) and writes.
+    let expected = seen > 0 ? seen : await this.#latest(p, key);
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       try {
         this.stats.kvOps++;
@@ -146,14 +158,7 @@ export class KvEpochs implements EpochSource {
             : new EpochError(`Taking an epoch for partition ${p} failed: ${String(err)}`, { cause: err });
         }
         this.stats.conflicts++;
-        this.stats.kvOps++;
-        try {
-          const cur = await this.#kv.get(key);
-          expected = cur?.revision ?? 0;
-        } catch (e) {
-          this.stats.failures++;
-          throw new EpochError(`Reading the epoch of partition ${p} failed: ${String(e)}`, { cause: e });
-        }
+        expected = await this.#latest(p, key);
       }
     }
     this.stats.failures++;

@@ -51,9 +51,9 @@ export class Fencing {
       if (gone || node.closed || node.ring.ownerOfPartition(p) !== nodeId) return undefined;
       const seen = Math.max(partitions.seen(p), replicator?.floor(p) ?? 0);
       try {
-        const epoch = await this.#p.epochs.take(p, seen);
-        partitions.see(p, epoch);
-        return epoch;
+        // Not recorded as seen yet: begin() does, once the records are in (handoff.ts checks
+        // whether any of them carries an epoch at or above this one).
+        return await this.#p.epochs.take(p, seen);
       } catch (err) {
         if (attempt % 20 === 0) logger.warn(`node ${nodeId}: partition ${p} not served yet: ${String(err)}`);
         await Promise.race([sleep(clock, backoff.next()), lost]);

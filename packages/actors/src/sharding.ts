@@ -32,8 +32,8 @@ import {
   entityRef,
   type TypeName,
 } from "./entity.js";
-import { InvalidEntityError, InvalidRequestError, UnknownHandlerError } from "./errors.js";
 import { type EpochSource, localEpochs, openEpochs } from "./epochs.js";
+import { InvalidEntityError, InvalidRequestError, UnknownHandlerError } from "./errors.js";
 import { emptyHostStats, type HostStats } from "./handler.js";
 import { emptyHandoffStats, type HandoffStats } from "./handoff.js";
 import { buildHost, type HostParts } from "./host.js";
