@@ -148,6 +148,9 @@ async function askRate(ctx: BenchContext, url: string): Promise<void> {
       pairs.push(pair);
     }
     setMode("with");
+    // A refused copy would give a partition up and skew the "with" rounds: there must be none.
+    const refused = hosts.reduce((n, h) => n + h.stats().replication.copiesRefused, 0);
+    const yielded = hosts.reduce((n, h) => n + h.stats().handoff.partitionsYielded, 0);
     const w = median(pairs.map((p) => p[0]));
     const wo = median(pairs.map((p) => p[1]));
     const slowdown = median(pairs.map((p) => 1 - p[0] / p[1]));
@@ -161,6 +164,8 @@ async function askRate(ctx: BenchContext, url: string): Promise<void> {
           "asks/s with tokens": Math.round(w),
           "asks/s without": Math.round(wo),
           "slower by": `${(100 * slowdown).toFixed(2)}%`,
+          "copies refused": refused,
+          "partitions given up": yielded,
         },
       ],
       "All processes share one machine; negative = noise.",
