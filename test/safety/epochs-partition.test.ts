@@ -7,6 +7,8 @@
 // is lost (the minority's records carry older epochs and lose). The writes the minority
 // acknowledged on partitions it kept serving are printed: without leases acknowledged by
 // JetStream they are replaced by the majority's history at the heal.
+
+import { epochBucket } from "@keyhold/actors";
 import {
   type AckRecord,
   lostWrites,
@@ -14,6 +16,8 @@ import {
   sharedMonotonicNow,
   waitFor,
 } from "@keyhold/testing";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { connect } from "@nats-io/transport-node";
 import { afterEach, describe, expect, it } from "vitest";
 import { OpCounter, OpRegister } from "./entities.js";
 import { COUNTERS, connectClient, LEASE, REGISTERS, runLoad, sleep, spawnNodes } from "./support.js";
@@ -45,6 +49,11 @@ describe("fencing tokens: a NATS cluster split", () => {
     });
     const states = await Promise.all(nodes.map((n) => n.state()));
     expect(states.every((s) => s.stats.handoff.epochs.taken > 0)).toBe(true);
+    // The epoch bucket spans the three servers, so only a side with two of them can write it.
+    const nc = await connect({ servers: a });
+    cleanup.push(() => nc.close());
+    const info = await (await jetstreamManager(nc)).streams.info(`KV_${epochBucket("epsplit")}`);
+    expect(info.config.num_replicas).toBe(3);
     const loads = [runLoad(major, 8), runLoad(minor, 8)];
     await sleep(1500);
     // What each minority node serves right before the split.

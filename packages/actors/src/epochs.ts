@@ -19,6 +19,7 @@ import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { type KV, Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { Packr } from "msgpackr";
+import { sleep } from "./backoff.js";
 import { EpochError } from "./errors.js";
 
 /** Where fencing tokens come from (`ShardingOptions.epochs`). */
@@ -218,19 +219,27 @@ export async function openEpochs(a: {
     return localEpochs(a.clock);
   }
   const kvm = new Kvm(jetstream(nc, { timeout: a.timeoutMs }));
-  const info = nc.info;
-  const servers = info?.cluster ? Math.max(1, info.connect_urls?.length ?? 1) : 1;
+  // replicas = min(3, servers). The client cannot count the servers (a cluster may not advertise
+  // them), so a clustered server is asked for 3, then 2: JetStream refuses more replicas than it
+  // has servers. An existing bucket keeps the replicas it was created with.
+  const tries = nc.info?.cluster ? [3, 2, 1] : [1];
   const bucket = epochBucket(a.cluster);
   let lastErr: unknown;
-  for (const replicas of new Set([Math.min(3, servers), 1])) {
+  for (let i = 0, attempt = 0; i < tries.length; ) {
+    const replicas = tries[i]!;
     try {
       // allow_direct off: every read is answered by the stream's leader, never a lagging replica.
       const kv = await kvm.create(bucket, { replicas, history: 1, storage: "file", allow_direct: false });
-      if (replicas < Math.min(3, servers))
+      if (replicas < tries[0]!)
         a.logger.warn(`node ${a.nodeId}: epoch bucket ${bucket} has only ${replicas} replica(s)`);
       return new KvEpochs(kv, a.nodeId, a.timeoutMs);
     } catch (err) {
       lastErr = err;
+      // Fewer servers than replicas: try fewer. Anything else (a cluster still electing its
+      // meta leader at start) is tried again as it is, a few times.
+      if (/insufficient resources|not supported in non-clustered/i.test(String(err))) i++;
+      else if (++attempt >= 10) break;
+      else await sleep(a.clock, 500);
     }
   }
   throw new EpochError(`Cannot open the epoch bucket ${bucket}: ${String(lastErr)}`, { cause: lastErr });
