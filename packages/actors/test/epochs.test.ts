@@ -13,6 +13,7 @@ import {
 import { SimBus, VirtualClock } from "@keyhold/testing";
 import { Packr } from "msgpackr";
 import { beforeEach, describe, expect, it } from "vitest";
+import { decodeReply, decodeRequest } from "../src/wire.js";
 import { drive, HB, startOn, TTL } from "./support.js";
 
 class Tokened extends Entity<{ n: number }> {
@@ -244,5 +245,21 @@ describe("fencing tokens", () => {
     );
     expect(err).toBeInstanceOf(EpochError);
     expect(String(err)).toMatch(/jetstream/);
+  });
+
+  it("epochs on the wire are validated: a bad ep makes the message malformed, absent reads as 0", () => {
+    const pull = (ep: unknown) => packr.pack({ v: 1, k: "pull", p: 3, from: "n1", ep });
+    const rep = (ep: unknown) => packr.pack({ v: 1, k: "rep", p: 3, from: "n1", recs: [], ep });
+    for (const bad of [-1, 1.5, "7", Number.MAX_SAFE_INTEGER + 2, null, {}]) {
+      expect(decodeRequest(pull(bad)), String(bad)).toEqual({ error: "bad epoch" });
+      expect(decodeRequest(rep(bad)), String(bad)).toEqual({ error: "bad epoch" });
+      expect(
+        decodeReply(packr.pack({ v: 1, k: "stale", n: 1, primary: null, ep: bad })),
+        String(bad),
+      ).toEqual({ error: "bad epoch" });
+    }
+    expect(decodeRequest(pull(42))).toMatchObject({ k: "pull", ep: 42 });
+    expect(decodeRequest(packr.pack({ v: 1, k: "pull", p: 3, from: "n1" }))).not.toHaveProperty("ep");
+    expect(decodeRequest(rep(9))).toMatchObject({ k: "rep", ep: 9 });
   });
 });
