@@ -16,6 +16,7 @@ const MODULES: Record<string, () => Promise<{ bench: BenchModule }>> = {
   lease: () => import("./lease.js"),
   background: () => import("./background.js"),
   failover: () => import("./failover.js"),
+  epochs: () => import("./actors/epochs.js"),
 };
 
 interface ModuleResult {

@@ -262,12 +262,18 @@ export class Dispatcher {
    * while this node is in doubt (its lease lapsed and it has not fenced yet): it cannot tell
    * yet whether its records are still current, so the puller is told to wait and asks again.
    */
-  servePull(p: number, from: string, reply: (data: Uint8Array) => void, cursor?: number): Promise<void> {
+  servePull(
+    p: number,
+    from: string,
+    reply: (data: Uint8Array) => void,
+    cursor?: number,
+    ep?: number,
+  ): Promise<void> {
     if (this.#p.node.inDoubt) {
       reply(encode({ v: 1, k: "states", p, status: "wait", recs: [] }));
       return Promise.resolve();
     }
-    return this.#p.handoff.servePull(p, from, reply, cursor);
+    return this.#p.handoff.servePull(p, from, reply, cursor, ep);
   }
 
   /** The new owner acknowledged partition `p`'s records. */

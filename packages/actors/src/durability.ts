@@ -51,6 +51,7 @@ export class Durability {
       slot.state = stored.state;
       slot.version = stored.version;
       slot.recent = stored.recent ? [...stored.recent] : undefined;
+      slot.acq = stored.acq ?? 0;
       this.#p.reminders?.adopt(slot, stored.rem);
     }
     slot.revision = stored?.revision;
@@ -96,7 +97,7 @@ export class Durability {
       .save(
         slot.def.type,
         slot.key,
-        { state, version: slot.version, recent: slot.recent, rem: wireReminders(slot) },
+        { state, version: slot.version, recent: slot.recent, rem: wireReminders(slot), acq: slot.acq },
         slot.revision,
       )
       .then(

@@ -16,7 +16,11 @@ const RESERVED = new Set([
   "cancelReminder",
   "key",
   "state",
+  "fencingToken",
 ]);
+/** Where a live instance reads its partition's current epoch (bound on activation, host.ts). */
+export const FENCING_TOKEN = Symbol("keyhold.fencingToken");
+
 /** Names a typed reference uses itself; a handler with one of them could never be called through it. */
 const REF_MEMBERS = new Set(["ask", "tell", "type", "then"]);
 
@@ -30,6 +34,15 @@ export abstract class Entity<S = unknown> {
   key!: string;
   /** The entity's state: handed to the next owner when its partition moves. Keep it serializable. */
   state!: S;
+  /**
+   * The fencing token of this owner: the epoch of its tenure of the entity's partition
+   * (docs/concepts/safety.md, "Fencing tokens"). It is higher under every later owner, so an
+   * external service that remembers the highest token it has seen per key can refuse the call
+   * of an owner that has since been replaced. 0 outside a live entity (a unit test's `new`).
+   */
+  get fencingToken(): number {
+    return (this as unknown as { [FENCING_TOKEN]?: () => number })[FENCING_TOKEN]?.() ?? 0;
+  }
   /** The state of an entity seen for the first time. */
   abstract initialState(): S;
   /** Runs after the state is loaded and before the first message. */
@@ -96,6 +109,7 @@ type HandlerKeys<E> = {
     | "cancelReminder"
     | "key"
     | "state"
+    | "fencingToken"
     ? never
     : E[K] extends AnyFn
       ? K

@@ -23,6 +23,7 @@ export const ActorErrorCode = {
   TelemetryUnavailable: "KH_TELEMETRY_UNAVAILABLE",
   NotOwner: "KH_NOT_OWNER",
   ReadOnlyState: "KH_READ_ONLY_STATE",
+  EpochUnavailable: "KH_EPOCH_UNAVAILABLE",
 } as const;
 export type ActorErrorCode = (typeof ActorErrorCode)[keyof typeof ActorErrorCode];
 
@@ -356,5 +357,17 @@ export class ReadOnlyStateError extends ActorError {
     this.name = "ReadOnlyStateError";
     this.type = type;
     this.handler = handler;
+  }
+}
+
+/**
+ * No fencing token could be taken: `epochs: "jetstream"` where the NATS server has no
+ * JetStream (at start), or the epoch bucket cannot be written (a NATS partition without the
+ * bucket's quorum: the partition is not served until it can be).
+ */
+export class EpochError extends ActorError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(ActorErrorCode.EpochUnavailable, message, { retryable: true, ...options });
+    this.name = "EpochError";
   }
 }

@@ -5,16 +5,24 @@
 // that still owns the partition in its own view answers "wait"; one that is releasing it
 // answers once its queued messages are done ("busy" meanwhile); one holding released records
 // hands them over only to the node its view names as the owner, and forgets them on ack. The
-// new owner keeps the newest record of each entity (acquisition stamp, then version: isNewer)
+// new owner keeps the newest record of each entity (epoch, then version: isNewer)
 // and serves once everyone answered or handoffTimeoutMs passed (pull.ts). The ordering makes a
 // duplicate, late or reordered pull, reply or ack harmless, and since
 // records reach whoever the holders' views agree on, a chain of quick moves (A to B to C)
 // cannot strand them with an interim owner. Per-partition chains keep the steps of one
 // partition in order while different partitions move in parallel.
+//
+// Fencing: before it pulls, the new owner takes a new epoch for the partition (epochs.ts). The
+// pull carries it, and every holder that answers first raises its floor for the partition to
+// it, so a copy from the previous tenure that arrives later is refused with `stale`. A primary
+// that hears `stale` gives the whole partition up (`giveUp`) and takes it back, with a new
+// epoch, only if its view still names it the owner once views had time to converge.
 import type { Clock, Logger, ShardNode, Transport } from "@keyhold/core";
 import type { Background } from "./background.js";
 import { sleep } from "./backoff.js";
 import type { EntityDefinition } from "./entity.js";
+import type { EpochSource, EpochStats } from "./epochs.js";
+import { Fencing } from "./fencing.js";
 import type { Lifecycle } from "./lifecycle.js";
 import type { Mailbox } from "./mailbox.js";
 import type { Outbox } from "./outbox.js";
@@ -50,6 +58,8 @@ export interface HandoffStats {
   /** Messages buffered while a partition was pending. */
   buffered: number;
   malformed: number;
+  /** Partitions given up because a replica refused a copy as stale (a higher epoch exists). */
+  partitionsYielded: number;
 }
 
 export function emptyHandoffStats(): HandoffStats {
@@ -63,6 +73,7 @@ export function emptyHandoffStats(): HandoffStats {
     pullsAbandoned: 0,
     buffered: 0,
     malformed: 0,
+    partitionsYielded: 0,
   };
 }
 
@@ -82,6 +93,8 @@ export interface HandoffParams {
   /** Replica copies this node holds and refills (when some entity type is replicated). */
   readonly replicator?: Replicator | undefined;
   readonly refill?: Refill | undefined;
+  /** Where each tenure's fencing token comes from. */
+  readonly epochs: EpochSource;
   /** Loads stored entities that hold reminders before the partition serves (reminder-index.ts). */
   readonly recoverReminders?: ((p: number) => Promise<void>) | undefined;
   readonly clock: Clock;
@@ -104,11 +117,18 @@ export class Handoff {
   readonly #stats: Omit<HandoffStats, "buffered"> = emptyHandoffStats();
   // Between a `fenced` and an `unfenced` event: what is released now is pre-fence.
   #fenced = false;
+  readonly #fencing: Fencing;
+  #peers: PeerTracker | undefined;
 
   readonly #puller: Puller;
 
   constructor(params: HandoffParams) {
     this.#p = params;
+    this.#fencing = new Fencing({
+      ...params,
+      release: (p) => this.release(p, true),
+      acquire: (p) => this.acquire(p, this.#peers?.peers ?? []),
+    });
     this.#puller = new Puller({
       ...params,
       stats: this.#stats,
@@ -120,6 +140,11 @@ export class Handoff {
     return { ...this.#stats, buffered: this.#p.partitions.buffered };
   }
 
+  /** Fencing tokens taken, and what they cost (epochs.ts); `stats().epochs`. */
+  get epochStats(): EpochStats {
+    return { ...this.#p.epochs.stats };
+  }
+
   /** Turns this node's ownership events into hand-off steps until the node closes. */
   async follow(): Promise<void> {
     const { node, refill, replicator } = this.#p;
@@ -128,6 +153,7 @@ export class Handoff {
       clock: this.#p.clock,
       handoffTimeoutMs: this.#p.handoffTimeoutMs,
     });
+    this.#peers = peers;
     for await (const e of node.events()) {
       if (e.type === "members") {
         peers.update(e, node.departed());
@@ -149,9 +175,17 @@ export class Handoff {
   /** This node became the owner of `p`; `peers` are the other members that may hold its records. */
   acquire(p: number, peers: readonly Peer[]): void {
     const { partitions, node } = this.#p;
+    this.#fencing.acquiring(p);
     void partitions.chain(p, async () => {
       const started = this.#p.clock.now();
       const st = partitions.pending(p);
+      const lost = new Promise<"lost">((r) => this.#lost.set(p, () => r("lost")));
+      // The fencing token first: the pull carries it and fences every holder it reaches.
+      let epoch = await this.#fencing.take(p, lost);
+      if (epoch === undefined) {
+        this.#lost.delete(p);
+        return; // lost the partition meanwhile: its release follows
+      }
       const eager: Slot[] = [];
       // Records this node handed out earlier and nobody took: ours again, but only where
       // nothing newer turns up. Pre-fence ones (released while fenced) may be older than what
@@ -163,10 +197,9 @@ export class Handoff {
       const copies = this.#p.replicator?.takeCopies(p);
       if (copies && copies.length > 0) records += this.#installAll(p, copies, eager);
       const targets = peers.filter((m) => m.id !== this.#p.nodeId);
-      const lost = new Promise<"lost">((r) => this.#lost.set(p, () => r("lost")));
       const pulled =
         targets.length > 0
-          ? await this.#p.background.add("handoff", () => this.#puller.pull(p, targets, eager, lost), {
+          ? await this.#p.background.add("handoff", () => this.#puller.pull(p, targets, eager, lost, epoch), {
               dropped: { n: 0, complete: false },
               until: lost,
               partition: true,
@@ -191,8 +224,15 @@ export class Handoff {
         if (mine.preFence) this.#stats.preFenceSuperseded += mine.recs.length - n;
       }
       await this.#p.recoverReminders?.(p);
-      // Every record is in: this tenure's stamp goes above all of theirs.
-      partitions.begin(p, this.#p.clock.now());
+      // Every record is in. A record of an epoch at or above ours (a concurrent acquirer, or a
+      // local stamp behind a peer's clock) means ours no longer fences: take another.
+      if (partitions.seen(p) >= epoch) {
+        const again = await this.#fencing.take(p, lost);
+        if (again === undefined) return;
+        epoch = again;
+      }
+      partitions.begin(p, epoch);
+      this.#p.replicator?.fence(p, epoch);
       partitions.set(p, { s: "ready" });
       for (const slot of eager) this.#p.mailbox.wake(slot);
       for (const retry of st.buffer) retry();
@@ -207,10 +247,14 @@ export class Handoff {
     });
   }
 
+  /** A replica refused a copy of `p` as stale: give the partition up (fencing.ts). */
+  giveUp(p: number): void {
+    if (this.#fencing.giveUp(p)) this.#stats.partitionsYielded++;
+  }
+
   /** This node stopped owning `p`: drain, passivate, and keep the records for the new owner. */
-  release(p: number): void {
+  release(p: number, preFence = this.#fenced): void {
     const { partitions, slots, lifecycle, mailbox, clock } = this.#p;
-    const preFence = this.#fenced;
     this.#lost.get(p)?.();
     this.#lost.delete(p);
     let finish!: () => void;
@@ -311,9 +355,20 @@ export class Handoff {
    * Answers a new owner's pull: "wait" while this node still owns `p` or is draining it, else
    * the records it holds for `p` — only to the node its own view names as the owner.
    */
-  async servePull(p: number, from: string, reply: (data: Uint8Array) => void, cursor = 0): Promise<void> {
+  async servePull(
+    p: number,
+    from: string,
+    reply: (data: Uint8Array) => void,
+    cursor = 0,
+    ep = 0,
+  ): Promise<void> {
     const wait = () => reply(encode({ v: 1, k: "states", p, status: "wait", recs: [] }));
     const { partitions } = this.#p;
+    // The puller's epoch fences this node as a replica of `p` before anything is handed out.
+    if (ep > 0) {
+      partitions.see(p, ep);
+      this.#p.replicator?.fence(p, ep);
+    }
     const self = this.#p.nodeId;
     const ring = () => this.#p.node.ring;
     const st = partitions.get(p);

@@ -5,7 +5,8 @@ import type { Clock, Deadlines, Logger, ShardNode, Transport } from "@keyhold/co
 import { Background } from "./background.js";
 import { Dispatcher, type DispatchParams, leaseHeld } from "./dispatch.js";
 import { Durability } from "./durability.js";
-import type { EntityDefinition } from "./entity.js";
+import { type EntityDefinition, FENCING_TOKEN } from "./entity.js";
+import type { EpochSource } from "./epochs.js";
 import { HandlerRunner, type HostStats } from "./handler.js";
 import { Handoff, type HandoffParams } from "./handoff.js";
 import { Lifecycle } from "./lifecycle.js";
@@ -47,6 +48,7 @@ export function buildHost(a: {
   readonly telemetry: Telemetry;
   readonly reroute: DispatchParams["reroute"];
   readonly onHandoff: NonNullable<HandoffParams["onHandoff"]>;
+  readonly epochs: EpochSource;
 }): HostParts {
   const { node, opts, clock, logger, stats, store, replicator, telemetry } = a;
   const nodeId = node.id;
@@ -65,6 +67,8 @@ export function buildHost(a: {
     deliver: (slot, env) => dispatcher!.deliverOwned(slot, env),
   });
   const slots = new SlotTable(reminders);
+  const bufferLimit = opts.mailboxSize * 16;
+  const partitions = new PartitionStates({ bufferLimit, logger, nodeId });
   const index = ReminderIndex.supported(store)
     ? new ReminderIndex({ store: store!, defs: a.defs, slots, reminders, logger, nodeId })
     : undefined;
@@ -79,7 +83,10 @@ export function buildHost(a: {
     slots,
     load: store ? (slot): Promise<void> => durability.load(slot) : undefined,
     forgetDormant: store !== undefined,
-    bind: (inst, slot) => reminders.bind(inst, slot),
+    bind: (inst, slot) => {
+      reminders.bind(inst, slot);
+      Object.defineProperty(inst, FENCING_TOKEN, { value: () => partitions.stamp(slot.partition) });
+    },
     background,
   });
   const durability: Durability = new Durability({
@@ -92,8 +99,7 @@ export function buildHost(a: {
     index,
     leaseHeld: (slot) => leaseHeld(node, slot.def.type, slot.key),
   });
-  const bufferLimit = opts.mailboxSize * 16;
-  const partitions = new PartitionStates({ bufferLimit, logger, nodeId });
+
   const runner = new HandlerRunner({
     clock,
     stats,
@@ -150,6 +156,7 @@ export function buildHost(a: {
       ? (p) => background.add("handoff", () => index.recover(p), { dropped: undefined, partition: true })
       : undefined,
     background,
+    epochs: a.epochs,
     clock,
     logger,
     onHandoff: a.onHandoff,
@@ -167,6 +174,14 @@ export function buildHost(a: {
     bufferLimit,
     onAck: opts.onAck,
     reroute: a.reroute,
+  });
+  // A replica refused a copy as stale: stop acting for the whole partition (fencing.ts).
+  replicator?.attach({
+    epochOf: (p) => partitions.stamp(p),
+    onStale: (p, ep) => {
+      if (ep !== undefined) partitions.see(p, ep);
+      handoff!.giveUp(p);
+    },
   });
   return { slots, lifecycle, partitions, outbox, handoff, dispatcher, reminders, background };
 }

@@ -142,7 +142,7 @@ export class Inbound {
           this.stats.malformed++;
           return;
         }
-        dispatcher.servePull(msg.p, msg.from, respond, msg.c).catch((err: unknown) => {
+        dispatcher.servePull(msg.p, msg.from, respond, msg.c, msg.ep).catch((err: unknown) => {
           this.#logger.error(
             `node ${svc.nodeId}: answering a pull of partition ${msg.p} failed: ${String(err)}`,
           );
@@ -157,10 +157,10 @@ export class Inbound {
           return;
         }
         {
-          const v = svc.replicator.receive(msg.p, msg.recs, msg.from);
+          const v = svc.replicator.receive(msg.p, msg.recs, msg.from, msg.ep ?? 0);
           respond(
             v.refused > 0
-              ? encode({ v: 1, k: "stale", n: v.refused, primary: v.primary })
+              ? encode({ v: 1, k: "stale", n: v.refused, primary: v.primary, ...(v.ep ? { ep: v.ep } : {}) })
               : encode({ v: 1, k: "repok", n: msg.recs.length }),
           );
           return;

@@ -3,12 +3,15 @@
 export type { BackgroundStats } from "./background.js";
 export type { AskOptions, EntityClass, EntityRef, EntitySchemas, HandlerName } from "./entity.js";
 export { Entity, MAX_REPLICAS } from "./entity.js";
+export type { EpochMode, EpochSource, EpochStats } from "./epochs.js";
+export { epochBucket, MemoryEpochs } from "./epochs.js";
 export type { ArgumentIssue, WireError } from "./errors.js";
 export {
   AbortedError,
   ActorError,
   ActorErrorCode,
   DeadlineExceededError,
+  EpochError,
   HandlerError,
   InvalidArgumentsError,
   InvalidEntityError,

@@ -1,6 +1,9 @@
 // Durable entity state in a NATS JetStream key-value bucket. Each entity is one key,
-// `<type>.<base64url(key)>`; its value is msgpack { s, ver, ids } (ids: the last asks applied). Saves are `create` (first write)
-// or `update` at the last seen revision, so a stale owner's write is refused by the server.
+// `<type>.<base64url(key)>`; its value is msgpack { s, ver, ids, rem, acq } (ids: the last asks
+// applied; acq: the writer's epoch, its fencing token). Saves are `create` (first write) or
+// `update` at the last seen revision, so a stale owner's write is refused by the server. The
+// bucket allows no direct reads: a load is answered by the stream's leader, so a new owner
+// never activates from a replica that has not caught up with the last acknowledged write.
 
 import { InvalidOptionError } from "@keyhold/core";
 import { type KV, Kvm } from "@nats-io/kv";
@@ -47,7 +50,11 @@ export function natsKvStore(options: NatsKvStoreOptions): StoreFactory {
       if (!connection)
         throw new StoreError("natsKvStore needs Sharding to run over NATS (servers or connection)");
       try {
-        const kv = await new Kvm(connection).create(options.bucket, { replicas, history: 1 });
+        const kv = await new Kvm(connection).create(options.bucket, {
+          replicas,
+          history: 1,
+          allow_direct: false,
+        });
         return new NatsKvStore(kv, timeoutMs);
       } catch (err) {
         throw new StoreError(
@@ -82,20 +89,27 @@ class NatsKvStore implements StateStore {
       throw new StoreError(`Loading ${type}/${key} failed: ${String(err)}`, { cause: err });
     }
     if (entry?.operation !== "PUT" || entry.value.length === 0) return undefined;
-    let v: { s?: unknown; ver?: unknown; ids?: unknown; rem?: unknown };
+    let v: { s?: unknown; ver?: unknown; ids?: unknown; rem?: unknown; acq?: unknown };
     try {
-      v = packr.unpack(entry.value) as { s?: unknown; ver?: unknown; ids?: unknown; rem?: unknown };
+      v = packr.unpack(entry.value) as typeof v;
     } catch (err) {
       throw new StoreError(`Stored state of ${type}/${key} is not msgpack`, { cause: err });
     }
     const version = typeof v.ver === "number" && Number.isSafeInteger(v.ver) ? v.ver : 0;
     const recent = Array.isArray(v.ids) ? (v.ids as RecentAsk[]) : undefined;
     const rem = v.rem === undefined ? undefined : decodeReminders(v.rem);
-    return { state: v.s, version, revision: entry.revision, recent, rem };
+    const acq = typeof v.acq === "number" && Number.isSafeInteger(v.acq) && v.acq > 0 ? v.acq : undefined;
+    return { state: v.s, version, revision: entry.revision, recent, rem, acq };
   }
 
   async save(type: string, key: string, entry: StateEntry, expected: number | undefined): Promise<number> {
-    const data = packr.pack({ s: entry.state, ver: entry.version, ids: entry.recent, rem: entry.rem });
+    const data = packr.pack({
+      s: entry.state,
+      ver: entry.version,
+      ids: entry.recent,
+      rem: entry.rem,
+      ...(entry.acq ? { acq: entry.acq } : {}),
+    });
     return this.#put(kvKey(type, key), data, expected, type, key);
   }
 

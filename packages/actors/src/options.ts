@@ -1,6 +1,7 @@
 // Sharding options: defaults, and the one place they are validated.
 import { InvalidOptionError, intOption as int, isObj, type ShardNodeOptions } from "@keyhold/core";
 import type { EntityClass } from "./entity.js";
+import { type EpochMode, type EpochSource, parseEpochMode } from "./epochs.js";
 import type { WriteQuorum } from "./replication.js";
 import type { StoreFactory } from "./store.js";
 import { MAX_BATCH_ENTRIES } from "./wire.js";
@@ -67,6 +68,15 @@ export interface ShardingOptions extends Omit<ShardNodeOptions, "observer" | "pr
   /** How long a write waits for one replica's acknowledgement. @default attemptTimeoutMs */
   readonly replicationTimeoutMs?: number;
   /**
+   * Where per-partition fencing tokens come from: "jetstream" = a conditional write to a
+   * JetStream KV bucket per acquisition (fails at start without JetStream); "local" = the
+   * acquisition stamp (no agreement: a NATS cluster split is not protected); "auto" =
+   * "jetstream" when the NATS server has JetStream, else "local". The same on every node. An
+   * EpochSource of your own (MemoryEpochs for tests on the simulated bus) is used as given.
+   * @default "auto"
+   */
+  readonly epochs?: EpochMode | EpochSource;
+  /**
    * Called synchronously right before this node answers an ask it ran as owner (after the
    * lease check of the answer), for node-side acknowledgement logs in fault tests (see
    * `emitAck` in @keyhold/testing). Keep it cheap: it runs on every answered ask. @default none
@@ -113,6 +123,7 @@ export interface ParsedShardingOptions {
   readonly store: StoreFactory | undefined;
   readonly writeQuorum: WriteQuorum;
   readonly replicationTimeoutMs: number;
+  readonly epochs: EpochMode | EpochSource;
   readonly onAck: ((ack: AckInfo) => void) | undefined;
   readonly backgroundConcurrency: number;
 }
@@ -151,6 +162,7 @@ export function parseShardingOptions(o: ShardingOptions): ParsedShardingOptions 
     store: o.store,
     onAck: o.onAck,
     writeQuorum: o.writeQuorum ?? "all",
+    epochs: parseEpochMode(o.epochs),
     replicationTimeoutMs: int("replicationTimeoutMs", o.replicationTimeoutMs, attemptTimeoutMs, 1, 3_600_000),
     askTimeoutMs: int("askTimeoutMs", o.askTimeoutMs, DEFAULT_ASK_TIMEOUT_MS, 1, 3_600_000),
     attemptTimeoutMs,

@@ -1,8 +1,9 @@
 // What this node does with each partition it holds: pending (owned, records still arriving;
 // messages wait in a bounded buffer), ready (served), releasing (draining for the next owner).
 // Steps of one partition run in order on its own chain; different partitions move in parallel.
-// Each time this node starts serving a partition it stamps that tenure (see `begin`): the stamp
-// travels with every record written under it and orders records before versions do.
+// Each time this node starts serving a partition it takes a new epoch for that tenure (see
+// `begin` and epochs.ts): it travels with every record written under it and orders records
+// before versions do.
 import type { Logger } from "@keyhold/core";
 
 export type PartState =
@@ -18,7 +19,7 @@ export type PartState =
 export class PartitionStates {
   readonly #parts = new Map<number, PartState>();
   readonly #chains = new Map<number, Promise<void>>();
-  // Per partition: the highest acquisition stamp seen in any record, and the stamp of this
+  // Per partition: the highest epoch seen in any record, copy or pull, and the epoch of this
   // node's current (or last) tenure. One entry per partition ever held: bounded by the ring size.
   readonly #stamps = new Map<number, { seen: number; current: number }>();
   readonly #bufferLimit: number;
@@ -87,12 +88,17 @@ export class PartitionStates {
     return true;
   }
 
-  /** The stamp of this node's current (or last) tenure of `p`; 0 before its first. */
+  /** The epoch of this node's current (or last) tenure of `p`; 0 before its first. */
   stamp(p: number): number {
     return this.#stamps.get(p)?.current ?? 0;
   }
 
-  /** A record of `p` written under acquisition stamp `acq` reached this node. */
+  /** The highest epoch of `p` this node has seen (in records, copies, pulls, or its own). */
+  seen(p: number): number {
+    return this.#stamps.get(p)?.seen ?? 0;
+  }
+
+  /** A record, copy or pull of `p` carrying epoch `acq` reached this node. */
   see(p: number, acq: number): void {
     const st = this.#stamps.get(p);
     if (st === undefined) this.#stamps.set(p, { seen: acq, current: 0 });
@@ -100,16 +106,13 @@ export class PartitionStates {
   }
 
   /**
-   * Starts a tenure of `p` (after its records were collected): a stamp above every stamp seen
-   * for `p` and not below `now`, the wall clock. The wall clock is what orders the tenure of an
-   * interim owner that saw nothing of the previous one (it could not pull from a paused node)
-   * after that one: see docs/concepts/entities.md, "Re-acquiring after a pause".
+   * Starts a tenure of `p` under `epoch`, taken from the epoch source (epochs.ts) above every
+   * epoch seen for `p`. Records written from now on carry it.
    */
-  begin(p: number, now: number): number {
+  begin(p: number, epoch: number): number {
     const st = this.#stamps.get(p) ?? { seen: 0, current: 0 };
-    const stamp = Math.max(st.seen + 1, st.current + 1, Math.floor(now));
-    this.#stamps.set(p, { seen: stamp, current: stamp });
-    return stamp;
+    this.#stamps.set(p, { seen: Math.max(st.seen, epoch), current: epoch });
+    return epoch;
   }
 
   /** Runs `step` after every earlier step of partition `p`; a failing step is logged. */

@@ -37,12 +37,16 @@ export class Puller {
     this.#p = params;
   }
 
-  /** Pulls `p` from every target; `complete` when every one of them answered. */
+  /**
+   * Pulls `p` from every target; `complete` when every one of them answered. Each request
+   * carries `epoch`, the token this node took for `p`, which fences the holder (handoff.ts).
+   */
   async pull(
     p: number,
     targets: readonly Peer[],
     eager: Slot[],
     lost: Promise<"lost">,
+    epoch = 0,
   ): Promise<{ n: number; complete: boolean }> {
     const { clock, node } = this.#p;
     const deadline = clock.now() + this.#p.handoffTimeoutMs;
@@ -52,7 +56,7 @@ export class Puller {
     // Each holder is polled on its own, so a slow or vanished one never delays the others.
     const results = await Promise.all(
       targets.map((t) =>
-        this.#from(p, t, deadline, eager, lost).then(
+        this.#from(p, t, deadline, eager, lost, epoch).then(
           (r) => {
             installed += r.n;
             if (!r.answered) complete = false;
@@ -85,6 +89,7 @@ export class Puller {
     deadline: number,
     eager: Slot[],
     lost: Promise<"lost">,
+    epoch: number,
   ): Promise<{ n: number; answered: boolean }> {
     const { clock, transport, node } = this.#p;
     const target = peer.id;
@@ -101,7 +106,14 @@ export class Puller {
     let until = deadline;
     const patience = deadline + this.#p.handoffTimeoutMs * (BUSY_PATIENCE_FACTOR - 1);
     while (clock.now() < until) {
-      const req = encode({ v: 1, k: "pull", p, from: this.#p.nodeId, ...(cursor > 0 ? { c: cursor } : {}) });
+      const req = encode({
+        v: 1,
+        k: "pull",
+        p,
+        from: this.#p.nodeId,
+        ...(cursor > 0 ? { c: cursor } : {}),
+        ...(epoch > 0 ? { ep: epoch } : {}),
+      });
       // Lost the partition meanwhile: stop asking. What arrived so far moves on with our
       // release; the rest stays with its holder for the next owner.
       if (node.ring.ownerOfPartition(p) !== this.#p.nodeId) return { n: installed, answered: false };

@@ -7,7 +7,7 @@ import { Backoff, sleep } from "./backoff.js";
 import type { PartitionStates } from "./partitions.js";
 import { LEASE_LAPSED, type Replicator } from "./replication.js";
 import type { SlotTable } from "./slots.js";
-import { type EntityRecord, encode, pageRecords } from "./wire.js";
+import { type EntityRecord, pageRecords } from "./wire.js";
 
 /** Resends of a refill page that got no acknowledgement. */
 const REFILL_RESENDS = 3;
@@ -74,8 +74,8 @@ export class Refill {
         // refill that is simply lost would leave keys short of N copies until the next change.
         for (let from: number | undefined = 0; from !== undefined; ) {
           const { page, next } = pageRecords(list, from);
-          const msg = encode({ v: 1, k: "rep", p, from: this.#p.nodeId, recs: page });
-          let outcome = await replicator.send(t, msg);
+          const msg = replicator.message(p, page);
+          let outcome = await replicator.send(t, msg, p);
           const backoff = new Backoff(200, 800);
           // Resending cannot help when the replica judged us stale or our lease lapsed.
           const final = (o: string) =>
@@ -83,7 +83,7 @@ export class Refill {
           for (let i = 0; !final(outcome) && i < REFILL_RESENDS; i++) {
             await sleep(this.#p.clock, backoff.next());
             if (!replicator.targets(p, replicator.replicasOf(page[0]?.t ?? "")).includes(t)) return;
-            outcome = await replicator.send(t, msg);
+            outcome = await replicator.send(t, msg, p);
           }
           if (outcome !== "ok") {
             replicator.stats.refillsFailed++;

@@ -13,6 +13,12 @@
 // primary that hears `stale` learns it may no longer act for the entity (a peer took over
 // while it was paused or cut off): its write fails with NotOwnerError and durability.ts gives
 // the entity up.
+//
+// Fencing tokens: every `rep` carries the sender's epoch for the partition (epochs.ts). A
+// replica keeps the highest epoch it has seen per partition (from copies, and from the pulls
+// of a new owner, which `fence` it) and refuses a lower one with `stale`; the primary that
+// hears `stale` gives the whole partition up (`onStale`, handoff.ts giveUp). So only replicas
+// that validated the token count toward the quorum.
 import { type Clock, type Logger, RequestFailedError, type ShardNode, type Transport } from "@keyhold/core";
 import { entityId } from "./entity.js";
 import { NotOwnerError, QuorumError } from "./errors.js";
@@ -39,6 +45,14 @@ export interface ReplicatorParams {
   readonly dormant?: ((at: number, now: number) => boolean) | undefined;
 }
 
+/** What the host tells the replicator once it is built (host.ts). */
+export interface ReplicatorHooks {
+  /** This node's epoch for a partition it serves: the token its copies carry (partitions.ts). */
+  readonly epochOf: (p: number) => number;
+  /** A replica refused a copy of partition `p` as stale; `ep` its epoch when it named one. */
+  readonly onStale: (p: number, ep: number | undefined) => void;
+}
+
 export interface ReplicationStats {
   /** Writes sent to replicas. */
   writes: number;
@@ -52,6 +66,8 @@ export interface ReplicationStats {
   copiesRefused: number;
   /** Writes of ours a replica refused with `stale` (the entity was given up). */
   writesRefused: number;
+  /** Of copiesRefused: those whose epoch was below the highest this node knows for the partition. */
+  epochRefused: number;
   /** Refills: bulk copies sent to bring a partition back to N copies (refill.ts). */
   refills: number;
   /** Refills a replica never acknowledged, after retries. */
@@ -66,6 +82,7 @@ export function emptyReplicationStats(): ReplicationStats {
     copiesStale: 0,
     copiesRefused: 0,
     writesRefused: 0,
+    epochRefused: 0,
     refills: 0,
     refillsFailed: 0,
   };
@@ -89,15 +106,40 @@ export function majorityReplicas(n: number): number {
 export class Replicator {
   readonly #p: ReplicatorParams;
   readonly #copies = new Map<string, Copy>();
+  // Per partition, the highest epoch seen: copies below it are refused. Bounded by the ring size.
+  readonly #floors = new Map<number, number>();
   readonly stats: ReplicationStats = emptyReplicationStats();
+
+  #hooks: ReplicatorHooks | undefined;
 
   constructor(params: ReplicatorParams) {
     this.#p = params;
   }
 
+  /** Connects the host's partitions (late: the replicator is built first). */
+  attach(hooks: ReplicatorHooks): void {
+    this.#hooks = hooks;
+  }
+
   /** Copies wanted for an entity type (1 = not replicated). */
   replicasOf(type: string): number {
     return this.#p.replicasOf(type);
+  }
+
+  /** The highest epoch of partition `p` this node has seen as a replica (0: none). */
+  floor(p: number): number {
+    return this.#floors.get(p) ?? 0;
+  }
+
+  /** Raises the floor of `p` to `ep` (a new owner's pull, or this node's own tenure). */
+  fence(p: number, ep: number): void {
+    if (ep > (this.#floors.get(p) ?? 0)) this.#floors.set(p, ep);
+  }
+
+  /** The `rep` message carrying `recs` of partition `p` with this node's token for `p`. */
+  message(p: number, recs: readonly EntityRecord[]): Uint8Array {
+    const ep = this.#hooks?.epochOf(p) ?? 0;
+    return encode({ v: 1, k: "rep", p, from: this.#p.nodeId, recs, ...(ep > 0 ? { ep } : {}) });
   }
 
   /** Number of passive copies this node holds. */
@@ -132,9 +174,9 @@ export class Replicator {
     // Sending a copy is an act as owner: only with a valid lease (dispatch.ts).
     if (!this.#p.node.leaseValid()) throw new NotOwnerError(rec.t, rec.key, "its lease is not valid");
     this.stats.writes++;
-    const msg = encode({ v: 1, k: "rep", p, from: this.#p.nodeId, recs: [rec] });
-    if (this.#p.quorum === "majority") return this.#writeMajority(rec, targets, msg, majority);
-    const outcomes = await Promise.all(targets.map((t) => this.send(t, msg)));
+    const msg = this.message(p, [rec]);
+    if (this.#p.quorum === "majority") return this.#writeMajority(rec, p, targets, msg, majority);
+    const outcomes = await Promise.all(targets.map((t) => this.send(t, msg, p)));
     if (outcomes.includes("stale")) throw this.#refused(rec, outcomes);
     const acks = outcomes.filter((o) => o === "ok").length;
     // A replica that vanished (no responders, or dropped from the ring while we waited) is no
@@ -155,6 +197,7 @@ export class Replicator {
   /** Resolves as soon as a majority of copies acknowledged; the rest finish on their own. */
   #writeMajority(
     rec: EntityRecord,
+    p: number,
     targets: readonly string[],
     msg: Uint8Array,
     majority: number,
@@ -164,7 +207,7 @@ export class Replicator {
       let acks = 0;
       let answered = 0;
       targets.forEach((t, i) => {
-        void this.send(t, msg).then((o) => {
+        void this.send(t, msg, p).then((o) => {
           outcomes[i] = o;
           answered++;
           if (o === "ok") acks++;
@@ -191,12 +234,15 @@ export class Replicator {
     return new NotOwnerError(
       rec.t,
       rec.key,
-      `a replica refused its copy as stale (${outcomes.join(", ")}); another node is primary or holds a newer version`,
+      `a replica refused its copy as stale (${outcomes.join(", ")}); another node is primary, or holds a newer epoch or version`,
     );
   }
 
-  /** Sends one `rep` message to a replica: "ok", "stale", or why it was not acknowledged. */
-  async send(target: string, msg: Uint8Array): Promise<string> {
+  /**
+   * Sends one `rep` message (of partition `p`) to a replica: "ok", "stale", or why it was not
+   * acknowledged. A `stale` answer gives the partition up (onStale).
+   */
+  async send(target: string, msg: Uint8Array, p: number): Promise<string> {
     // Every copy leaves as an act as owner (writes and refills): only with a valid lease.
     if (!this.#p.node.leaseValid()) return LEASE_LAPSED;
     try {
@@ -205,32 +251,47 @@ export class Replicator {
       });
       const reply = decodeReply(data);
       if (isError(reply)) return "bad reply";
-      return reply.k === "repok" ? "ok" : reply.k === "stale" ? "stale" : "bad reply";
+      if (reply.k === "stale") {
+        this.#hooks?.onStale(p, reply.ep);
+        return "stale";
+      }
+      return reply.k === "repok" ? "ok" : "bad reply";
     } catch (err) {
       return err instanceof RequestFailedError ? err.reason : "error";
     }
   }
 
   /**
-   * Replica side: judges each copy sent by `from`. Refused (counted in `refused`): a copy from
-   * a node this view does not name the key's primary, or older than the one held. Kept: a copy
-   * newer than the one held. Neither: the same version again (a duplicate).
+   * Replica side: judges copies of partition `p` sent by `from` under epoch `ep`. All refused
+   * when `ep` is below the highest epoch this node knows for `p` (the answer names that one).
+   * Refused one by one (counted in `refused`): a copy from a node this view does not name the
+   * key's primary, older than the one held, or of another partition. Kept: a copy newer than
+   * the one held. Neither: the same version again (a duplicate).
    */
   receive(
     p: number,
     recs: readonly EntityRecord[],
     from: string,
-  ): { kept: number; refused: number; primary: string | null } {
+    ep = 0,
+  ): { kept: number; refused: number; primary: string | null; ep?: number } {
     let kept = 0;
     let refused = 0;
     const ring = this.#p.node.ring;
     let primary: string | null = null;
+    const floor = this.#floors.get(p) ?? 0;
+    if (ep < floor) {
+      this.stats.copiesRefused += recs.length;
+      this.stats.epochRefused += recs.length;
+      return { kept: 0, refused: recs.length, primary: ring.ownerOfPartition(p) ?? null, ep: floor };
+    }
+    if (ep > floor) this.#floors.set(p, ep);
     for (const rec of recs) {
       const id = entityId(rec.t, rec.key);
       const cur = this.#copies.get(id);
       // The partition is derived from the key here, never taken from the sender.
-      const owner = ring.ownerOfPartition(ring.partition(rec.key)) ?? null;
-      if (owner !== from || (cur && isNewer(cur.rec, rec))) {
+      const kp = ring.partition(rec.key);
+      const owner = ring.ownerOfPartition(kp) ?? null;
+      if (kp !== p || owner !== from || (cur && isNewer(cur.rec, rec))) {
         primary = owner;
         refused++;
         this.stats.copiesRefused++;

@@ -30,6 +30,7 @@ import {
   entityRef,
   type TypeName,
 } from "./entity.js";
+import { type EpochSource, localEpochs, openEpochs } from "./epochs.js";
 import { UnknownHandlerError } from "./errors.js";
 import { emptyHostStats } from "./handler.js";
 import { type HandoffInfo, HandoffLog } from "./handoff-log.js";
@@ -86,6 +87,7 @@ export class Sharding implements AsyncDisposable {
     clock: Clock;
     logger: Logger;
     store: StateStore | undefined;
+    epochs: EpochSource | undefined;
     inbound: Inbound;
     telemetry: Telemetry;
   }) {
@@ -154,6 +156,7 @@ export class Sharding implements AsyncDisposable {
         deadlines: this.#deadlines,
         telemetry: args.telemetry,
         reroute: (t, k, h, a, timeout) => this.#router.ask(t, k, h, a, { timeout, accepted: true }),
+        epochs: args.epochs ?? localEpochs(clock),
         onHandoff: (info) => {
           this.#handoffs.record(info);
           if (args.telemetry.on) args.telemetry.handoff(info);
@@ -206,9 +209,23 @@ export class Sharding implements AsyncDisposable {
       const connection = transport instanceof NatsTransport ? transport.connection : undefined;
       store = client ? undefined : await opts.store?.open({ connection });
       if (store && telemetry.on) store = telemetry.store(store);
+      const clock = options.clock ?? systemClock;
+      const epochs = client
+        ? undefined
+        : await openEpochs({
+            ...opts,
+            mode: opts.epochs,
+            connection,
+            cluster: options.cluster,
+            nodeId,
+            clock,
+            logger,
+            timeoutMs: opts.attemptTimeoutMs,
+          });
       const node = await ShardNode.start(nodeOptions);
       const sharding = new Sharding({
         store,
+        epochs,
         node,
         client,
         opts,

@@ -3,6 +3,7 @@
 
 import { type BackgroundStats, emptyBackgroundStats } from "./background.js";
 import type { BatchStats } from "./batch.js";
+import { type EpochStats, emptyEpochStats } from "./epochs.js";
 import type { HostStats } from "./handler.js";
 import { emptyHandoffStats, type HandoffStats } from "./handoff.js";
 import type { HostParts } from "./host.js";
@@ -17,6 +18,8 @@ export interface ShardingStats {
   readonly batches: Readonly<BatchStats>;
   readonly host: Readonly<HostStats> & { readonly active: number; readonly known: number };
   readonly handoff: Readonly<HandoffStats> & { readonly outbox: number };
+  /** Fencing tokens taken, and what they cost (epochs.ts). */
+  readonly epochs: Readonly<EpochStats>;
   readonly replication: {
     readonly writes: number;
     readonly quorumFailures: number;
@@ -26,6 +29,8 @@ export interface ShardingStats {
     readonly copiesRefused: number;
     /** Our writes a replica refused with `stale` (the entity was given up). */
     readonly writesRefused: number;
+    /** Of copiesRefused: those of an epoch below the highest this node knows for the partition. */
+    readonly epochRefused: number;
     readonly refills: number;
     readonly refillsFailed: number;
     readonly copies: number;
@@ -51,6 +56,7 @@ export function shardingStats(from: {
     batches: { ...from.batches },
     host: { ...from.hostStats, active: h?.lifecycle.activeCount ?? 0, known: h?.slots.count ?? 0 },
     handoff: { ...(h?.handoff.stats ?? emptyHandoffStats()), outbox: h?.outbox.size ?? 0 },
+    epochs: h?.handoff.epochStats ?? emptyEpochStats(),
     replication: {
       ...(replicator?.stats ?? emptyReplicationStats()),
       copies: replicator?.copyCount ?? 0,

@@ -17,12 +17,16 @@ export interface StoredState {
   readonly recent?: readonly RecentAsk[] | undefined;
   /** Its pending reminders (reminders.ts). */
   readonly rem?: readonly WireReminder[] | undefined;
+  /** The epoch (fencing token) of the tenure that wrote it; absent from older entries. */
+  readonly acq?: number | undefined;
 }
 
 /** What is saved for one entity. */
 export interface StateEntry {
   readonly state: unknown;
   readonly version: number;
+  /** The writer's epoch (fencing token) for the entity's partition. */
+  readonly acq?: number | undefined;
   readonly recent?: readonly RecentAsk[] | undefined;
   readonly rem?: readonly WireReminder[] | undefined;
 }
@@ -75,6 +79,7 @@ interface Entry {
   revision: number;
   recent: readonly RecentAsk[] | undefined;
   rem: readonly WireReminder[] | undefined;
+  acq: number | undefined;
 }
 
 /**
@@ -98,6 +103,7 @@ export class MemoryStore implements StateStore {
           revision: e.revision,
           recent: structuredClone(e.recent),
           rem: structuredClone(e.rem),
+          acq: e.acq,
         }
       : undefined;
   }
@@ -114,6 +120,7 @@ export class MemoryStore implements StateStore {
       revision,
       recent: structuredClone(entry.recent),
       rem: structuredClone(entry.rem),
+      acq: entry.acq,
     });
     return revision;
   }

@@ -42,6 +42,12 @@ export interface PullMessage {
   readonly from: string;
   /** Where to continue in a partition whose records span several replies. */
   readonly c?: number | undefined;
+  /**
+   * The epoch (fencing token) the puller took for `p`. The holder raises its own floor for
+   * `p` to it before answering, so copies of an older tenure arriving later are refused.
+   * Absent from senders before epochs (read as 0: no fence).
+   */
+  readonly ep?: number | undefined;
 }
 
 export interface AckMessage {
@@ -58,6 +64,11 @@ export interface ReplicateMessage {
   readonly p: number;
   readonly from: string;
   readonly recs: readonly EntityRecord[];
+  /**
+   * The sender's epoch (fencing token) for `p`: its current tenure. A replica that has seen a
+   * higher epoch for `p` refuses the copies with `stale`. Absent: 0 (a sender before epochs).
+   */
+  readonly ep?: number | undefined;
 }
 
 /**
@@ -87,8 +98,8 @@ export interface EntityRecord {
   /** Bumped on every handled message; a lower version never overwrites a higher one. */
   readonly ver: number;
   /**
-   * The acquisition stamp of the partition tenure that wrote this version (absent: 0). It
-   * orders records before `ver` does: see `isNewer` in slots.ts.
+   * The epoch (fencing token) of the partition tenure that wrote this version (absent: 0, a
+   * pre-fence record). It orders records before `ver` does: see `isNewer` in slots.ts.
    */
   readonly acq?: number | undefined;
   /** Whether the entity was live on the old owner (so the new owner activates it eagerly). */
@@ -118,7 +129,14 @@ export type Reply =
    * A replica refused `n` copies: the sender is not the primary its view names (`primary`, or
    * null when it sees none), or it holds a newer version. Never counts toward a quorum.
    */
-  | { readonly v: 1; readonly k: "stale"; readonly n: number; readonly primary: string | null }
+  | {
+      readonly v: 1;
+      readonly k: "stale";
+      readonly n: number;
+      readonly primary: string | null;
+      /** The replica's highest epoch for the partition, when above the sender's. */
+      readonly ep?: number | undefined;
+    }
   /** Answer to a pull: `wait` while the old owner still owns or is draining the partition. */
   | {
       readonly v: 1;
@@ -188,7 +206,16 @@ export function decodeRequest(data: Uint8Array): Decoded<InboundRequest> {
       if (!isNat(m.p, 65535)) return { error: "bad partition" };
       if (!isId(m.from)) return { error: "bad sender" };
       if (m.c !== undefined && !isNat(m.c, 100_000_000)) return { error: "bad cursor" };
-      if (m.k === "pull" && m.c !== undefined) return { v: 1, k: "pull", p: m.p, from: m.from, c: m.c };
+      if (m.ep !== undefined && !isNat(m.ep, Number.MAX_SAFE_INTEGER)) return { error: "bad epoch" };
+      if (m.k === "pull")
+        return {
+          v: 1,
+          k: "pull",
+          p: m.p,
+          from: m.from,
+          ...(m.c !== undefined ? { c: m.c } : {}),
+          ...(m.ep !== undefined ? { ep: m.ep } : {}),
+        };
       return { v: 1, k: m.k, p: m.p, from: m.from };
     case "batch":
       if (m.bv !== BATCH_VERSION) return { error: "unknown batch version" };
@@ -200,9 +227,10 @@ export function decodeRequest(data: Uint8Array): Decoded<InboundRequest> {
     case "rep": {
       if (!isNat(m.p, 65535)) return { error: "bad partition" };
       if (!isId(m.from)) return { error: "bad sender" };
+      if (m.ep !== undefined && !isNat(m.ep, Number.MAX_SAFE_INTEGER)) return { error: "bad epoch" };
       const recs = decodeRecords(m.recs);
       if (recs === undefined) return { error: "bad records" };
-      return { v: 1, k: "rep", p: m.p, from: m.from, recs };
+      return { v: 1, k: "rep", p: m.p, from: m.from, recs, ...(m.ep !== undefined ? { ep: m.ep } : {}) };
     }
     default:
       return { error: "unknown kind" };
@@ -280,7 +308,8 @@ export function decodeReply(data: Uint8Array): Decoded<Reply> {
     case "stale":
       if (!isNat(m.n, 1_000_000) || m.n < 1) return { error: "bad stale" };
       if (m.primary !== null && !isId(m.primary)) return { error: "bad primary" };
-      return { v: 1, k: "stale", n: m.n, primary: m.primary };
+      if (m.ep !== undefined && !isNat(m.ep, Number.MAX_SAFE_INTEGER)) return { error: "bad epoch" };
+      return { v: 1, k: "stale", n: m.n, primary: m.primary, ...(m.ep !== undefined ? { ep: m.ep } : {}) };
     default:
       return { error: "unknown kind" };
   }

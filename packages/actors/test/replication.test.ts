@@ -121,10 +121,16 @@ describe("replication", () => {
     const other = a!.node.owners("judged", 3)[2]!;
     const raw = bus.connect("x");
     const packr = new Packr({ useRecords: false, mapsAsObjects: true });
-    // The copies the primary sends the replica, to replay one exactly (its acquisition stamp too).
-    let last: { recs: { acq?: number; ver: number }[] } | undefined;
+    // The copies the primary sends the replica, to replay one exactly (its partition, epoch
+    // and the record's epoch too).
+    let last: { p: number; ep?: number; recs: { acq?: number; ver: number }[] } | undefined;
     raw.subscribe(nodeSubject("r", replica!), (m) => {
-      const msg = packr.unpack(m.data) as { k?: string; recs: { acq?: number; ver: number }[] };
+      const msg = packr.unpack(m.data) as {
+        k?: string;
+        p: number;
+        ep?: number;
+        recs: { acq?: number; ver: number }[];
+      };
       if (msg.k === "rep") last = msg;
     });
     for (let i = 1; i <= 3; i++) expect(await drive(bus, a!.ref(Account, "judged").deposit(1))).toBe(i);
@@ -139,7 +145,8 @@ describe("replication", () => {
             packr.pack({
               v: 1,
               k: "rep",
-              p: 0,
+              p: last!.p,
+              ...(last?.ep ? { ep: last.ep } : {}),
               from,
               recs: [
                 { t: "account", key: "judged", s: { balance: 999 }, ver, act: true, ...(acq ? { acq } : {}) },

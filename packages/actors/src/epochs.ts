@@ -1,0 +1,246 @@
+// Per-partition fencing tokens. Each time a node starts serving a partition it takes a new
+// epoch for it; the epoch travels on every replica copy, pull, hand-off record and store
+// write, replicas refuse anything older with `stale`, and records order by (epoch, version).
+//
+// Two sources, chosen once at start by the `epochs` option:
+// - "jetstream": a conditional write (expected last revision) of key `p.<partition>` in a
+//   JetStream KV bucket (file storage, replicas = min(3, servers)); the stream sequence the
+//   write got is the epoch. Sequences only grow, so every acquisition of a partition, by
+//   anyone, gets a higher epoch than all before it, and only the side of a NATS partition
+//   that reaches the bucket's quorum can take one at all.
+// - "local": no JetStream (one plain server, the simulated bus): the acquisition stamp of
+//   issue 8, max(highest seen + 1, wall clock). It orders tenures that saw each other's
+//   records, and the wall clock orders the rest, as well as the clocks agree. It cannot
+//   protect a NATS cluster split (docs/concepts/safety.md).
+// Modes must not mix in one cluster (stamps are wall-clock sized and would beat every KV epoch).
+import type { Clock, Logger } from "@keyhold/core";
+import { InvalidOptionError } from "@keyhold/core";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { type KV, Kvm } from "@nats-io/kv";
+import type { NatsConnection } from "@nats-io/nats-core";
+import { Packr } from "msgpackr";
+import { sleep } from "./backoff.js";
+import { EpochError } from "./errors.js";
+
+/** Where fencing tokens come from (`ShardingOptions.epochs`). */
+export type EpochMode = "auto" | "jetstream" | "local";
+
+/** Counters of one node's epoch source (part of `stats().handoff`). */
+export interface EpochStats {
+  /** Epochs taken (acquisitions of a partition that completed the take). */
+  taken: number;
+  /** KV operations spent on them (writes and reads; 0 in local mode). */
+  kvOps: number;
+  /** Conditional writes that lost to another writer and were tried again. */
+  conflicts: number;
+  /** Takes that failed (no JetStream quorum, timeout); the partition waits and tries again. */
+  failures: number;
+}
+
+/** Takes fencing tokens for partitions. */
+export interface EpochSource {
+  /** "jetstream" (KV bucket), "local" (acquisition stamp) or "memory" (MemoryEpochs, tests). */
+  readonly kind: "jetstream" | "local" | "memory";
+  readonly stats: EpochStats;
+  /**
+   * A new epoch for partition `p`, above every epoch of `p` ever taken (jetstream) or above
+   * `seen`, the highest this node knows of (local). Rejects with EpochError when none can be
+   * taken now.
+   */
+  take(p: number, seen: number): Promise<number>;
+}
+
+export function emptyEpochStats(): EpochStats {
+  return { taken: 0, kvOps: 0, conflicts: 0, failures: 0 };
+}
+
+/** The acquisition-stamp fallback: no agreement, ordered by what was seen and the wall clock. */
+export function localEpochs(clock: Clock): EpochSource {
+  const stats = emptyEpochStats();
+  return {
+    kind: "local",
+    stats,
+    take: async (_p, seen) => {
+      stats.taken++;
+      return Math.max(seen + 1, Math.floor(clock.now()));
+    },
+  };
+}
+
+/**
+ * Epochs agreed among the nodes of one process: one counter shared by every partition, like a
+ * KV bucket's stream sequence. For tests on the simulated bus: `source(nodeId)` is the
+ * `epochs` option of one node; a node in `unreachable` cannot take epochs (the side of a NATS
+ * split without the bucket's quorum).
+ */
+export class MemoryEpochs {
+  #seq = 0;
+  /** Nodes that cannot reach the shared counter now (fault injection). */
+  readonly unreachable = new Set<string>();
+  /** The latest epoch of each partition. */
+  readonly latest = new Map<number, number>();
+
+  source(nodeId: string): EpochSource {
+    const stats = emptyEpochStats();
+    return {
+      kind: "memory",
+      stats,
+      take: async (p) => {
+        stats.kvOps++;
+        if (this.unreachable.has(nodeId)) {
+          stats.failures++;
+          throw new EpochError(`node ${nodeId} cannot reach the epoch counter (fault injection)`);
+        }
+        const e = ++this.#seq;
+        this.latest.set(p, e);
+        stats.taken++;
+        return e;
+      },
+    };
+  }
+}
+
+const packr = new Packr({ useRecords: false, mapsAsObjects: true });
+/** Conditional writes tried per take before it fails (each loss means another acquirer won). */
+const MAX_ATTEMPTS = 5;
+
+/** Epochs from a JetStream KV bucket (see the top of this file). */
+export class KvEpochs implements EpochSource {
+  readonly kind = "jetstream";
+  readonly stats = emptyEpochStats();
+  readonly #kv: KV;
+  readonly #nodeId: string;
+  readonly #timeoutMs: number;
+
+  constructor(kv: KV, nodeId: string, timeoutMs: number) {
+    this.#kv = kv;
+    this.#nodeId = nodeId;
+    this.#timeoutMs = timeoutMs;
+  }
+
+  /** The latest epoch of `p` (0: none yet), read through the stream's leader. */
+  async #latest(p: number, key: string): Promise<number> {
+    this.stats.kvOps++;
+    try {
+      return (await this.#kv.get(key))?.revision ?? 0;
+    } catch (e) {
+      this.stats.failures++;
+      throw new EpochError(`Reading the epoch of partition ${p} failed: ${String(e)}`, { cause: e });
+    }
+  }
+
+  async take(p: number, seen: number): Promise<number> {
+    const key = `p.${p}`;
+    const value = packr.pack({ node: this.#nodeId, prev: seen });
+    // The epoch this node saw last is usually the latest one (it was a replica, or the previous
+    // owner's pull told it): one write. Knowing none (a joiner), or guessing wrong, it reads
+    // the latest through the stream's leader (the bucket allows no direct reads) and writes.
+    let expected = seen > 0 ? seen : await this.#latest(p, key);
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      try {
+        this.stats.kvOps++;
+        const rev =
+          expected > 0
+            ? await this.#kv.update(key, value, expected, this.#timeoutMs)
+            : await this.#kv.create(key, value);
+        if (rev <= seen) {
+          // Only a bucket deleted and re-created (its sequences restart) gives this.
+          throw new EpochError(
+            `The epoch bucket gave ${rev} for partition ${p}, not above ${seen} already seen: was it deleted? Records of older epochs would win`,
+          );
+        }
+        this.stats.taken++;
+        return rev;
+      } catch (err) {
+        if (err instanceof EpochError || !isConflict(err)) {
+          this.stats.failures++;
+          throw err instanceof EpochError
+            ? err
+            : new EpochError(`Taking an epoch for partition ${p} failed: ${String(err)}`, { cause: err });
+        }
+        this.stats.conflicts++;
+        expected = await this.#latest(p, key);
+      }
+    }
+    this.stats.failures++;
+    throw new EpochError(`Partition ${p}: ${MAX_ATTEMPTS} conditional epoch writes lost to other writers`);
+  }
+}
+
+function isConflict(err: unknown): boolean {
+  const text = String((err as Error)?.message ?? err);
+  return /wrong last sequence|key exists|10071|10164/i.test(text);
+}
+
+/** Validates `ShardingOptions.epochs`: a mode, or an EpochSource of your own. */
+export function parseEpochMode(v: unknown): EpochMode | EpochSource {
+  if (v === undefined) return "auto";
+  if (v === "auto" || v === "jetstream" || v === "local") return v;
+  if (typeof v === "object" && v !== null && typeof (v as EpochSource).take === "function")
+    return v as EpochSource;
+  throw new InvalidOptionError("epochs", '"auto", "jetstream", "local" or an EpochSource', v);
+}
+
+/** The bucket holding the epochs of cluster `cluster`. */
+export function epochBucket(cluster: string): string {
+  return `keyhold_epochs_${cluster}`;
+}
+
+/**
+ * Opens the epoch source of `mode`: "auto" takes JetStream when the connection has it, local
+ * stamps otherwise (and always on the simulated bus, which has no connection).
+ */
+export async function openEpochs(a: {
+  readonly mode: EpochMode | EpochSource;
+  readonly connection: NatsConnection | undefined;
+  readonly cluster: string;
+  readonly nodeId: string;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly timeoutMs: number;
+}): Promise<EpochSource> {
+  const { mode, connection: nc } = a;
+  if (typeof mode === "object") return mode;
+  if (mode === "local") return localEpochs(a.clock);
+  if (nc === undefined) {
+    if (mode === "jetstream")
+      throw new EpochError('epochs: "jetstream" needs Sharding to run over NATS (servers or connection)');
+    return localEpochs(a.clock);
+  }
+  try {
+    await (await jetstreamManager(nc, { timeout: a.timeoutMs })).getAccountInfo();
+  } catch (err) {
+    if (mode === "jetstream")
+      throw new EpochError(
+        `epochs: "jetstream" but the NATS server offers no JetStream (${String(err)}); start nats-server with -js, or use epochs: "local" and accept that a NATS cluster split is not protected`,
+        { cause: err },
+      );
+    a.logger.info(`node ${a.nodeId}: no JetStream on this NATS; fencing tokens are local acquisition stamps`);
+    return localEpochs(a.clock);
+  }
+  const kvm = new Kvm(jetstream(nc, { timeout: a.timeoutMs }));
+  // replicas = min(3, servers). The client cannot count the servers (a cluster may not advertise
+  // them), so a clustered server is asked for 3, then 2: JetStream refuses more replicas than it
+  // has servers. An existing bucket keeps the replicas it was created with.
+  const tries = nc.info?.cluster ? [3, 2, 1] : [1];
+  const bucket = epochBucket(a.cluster);
+  let lastErr: unknown;
+  for (let i = 0, attempt = 0; i < tries.length; ) {
+    const replicas = tries[i]!;
+    try {
+      // allow_direct off: every read is answered by the stream's leader, never a lagging replica.
+      const kv = await kvm.create(bucket, { replicas, history: 1, storage: "file", allow_direct: false });
+      if (replicas < tries[0]!)
+        a.logger.warn(`node ${a.nodeId}: epoch bucket ${bucket} has only ${replicas} replica(s)`);
+      return new KvEpochs(kv, a.nodeId, a.timeoutMs);
+    } catch (err) {
+      lastErr = err;
+      // Fewer servers than replicas: try fewer. Anything else (a cluster still electing its
+      // meta leader at start) is tried again as it is, a few times.
+      if (/insufficient resources|not supported in non-clustered/i.test(String(err))) i++;
+      else if (++attempt >= 10) break;
+      else await sleep(a.clock, 500);
+    }
+  }
+  throw new EpochError(`Cannot open the epoch bucket ${bucket}: ${String(lastErr)}`, { cause: lastErr });
+}

@@ -1,0 +1,84 @@
+// The owner's side of fencing tokens: taking a partition's epoch before it is served (retried
+// while the epoch source cannot answer, e.g. on the side of a NATS split without the bucket's
+// quorum, which therefore serves nothing), and giving a partition up when a replica answers
+// `stale` (someone holds a newer epoch, or the replica's view names another primary).
+import type { Clock, Logger, ShardNode } from "@keyhold/core";
+import { Backoff, sleep } from "./backoff.js";
+import type { EpochSource } from "./epochs.js";
+import type { PartitionStates } from "./partitions.js";
+import type { Replicator } from "./replication.js";
+
+export interface FencingParams {
+  readonly node: ShardNode;
+  readonly partitions: PartitionStates;
+  readonly replicator?: Replicator | undefined;
+  readonly epochs: EpochSource;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly nodeId: string;
+  /** Stops serving `p`: its records go to the outbox, marked pre-fence (handoff.ts). */
+  readonly release: (p: number) => void;
+  /** Takes `p` back through a normal acquisition (new epoch, pull). */
+  readonly acquire: (p: number) => void;
+}
+
+export class Fencing {
+  readonly #p: FencingParams;
+  // Partitions given up on `stale`, waiting to be taken back.
+  readonly #yielded = new Set<number>();
+
+  constructor(params: FencingParams) {
+    this.#p = params;
+  }
+
+  /** An acquisition of `p` starts (an ownership event, or taking it back after giveUp). */
+  acquiring(p: number): void {
+    this.#yielded.delete(p);
+  }
+
+  /**
+   * A new epoch for `p` above everything this node has seen of it; retried until taken, or
+   * undefined once the partition is lost (its release follows on the partition's chain).
+   */
+  async take(p: number, lost: Promise<"lost">): Promise<number | undefined> {
+    const { node, partitions, replicator, clock, logger, nodeId } = this.#p;
+    const backoff = new Backoff(50, 2000);
+    let gone = false;
+    void lost.then(() => {
+      gone = true;
+    });
+    for (let attempt = 0; ; attempt++) {
+      if (gone || node.closed || node.ring.ownerOfPartition(p) !== nodeId) return undefined;
+      const seen = Math.max(partitions.seen(p), replicator?.floor(p) ?? 0);
+      try {
+        // Not recorded as seen yet: begin() does, once the records are in (handoff.ts checks
+        // whether any of them carries an epoch at or above this one).
+        return await this.#p.epochs.take(p, seen);
+      } catch (err) {
+        if (attempt % 20 === 0) logger.warn(`node ${nodeId}: partition ${p} not served yet: ${String(err)}`);
+        await Promise.race([sleep(clock, backoff.next()), lost]);
+      }
+    }
+  }
+
+  /**
+   * Stops acting for `p` at once; takes it back, with a new epoch, if this node's view still
+   * names it the owner after two heartbeats, by when views have converged. False when `p` was
+   * not being served (already given up or moving).
+   */
+  giveUp(p: number): boolean {
+    const { partitions, node, clock, nodeId } = this.#p;
+    if (partitions.state(p) !== "ready") return false;
+    this.#p.logger.warn(`node ${nodeId}: a replica refused a copy of partition ${p} as stale; giving it up`);
+    this.#p.release(p);
+    this.#yielded.add(p);
+    clock.setTimeout(() => {
+      if (!this.#yielded.has(p) || node.closed) return;
+      this.#yielded.delete(p);
+      const st = partitions.state(p);
+      if (node.ring.ownerOfPartition(p) === nodeId && (st === undefined || st === "pending"))
+        this.#p.acquire(p);
+    }, 2 * node.config.heartbeatMs);
+    return true;
+  }
+}
