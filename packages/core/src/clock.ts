@@ -45,3 +45,34 @@ export async function withTimeout<T>(
     clock.clearTimeout(timer);
   }
 }
+
+/** One timer re-armed for the earliest moment something must be re-checked (monotonic `at`). */
+export class WakeTimer {
+  readonly #clock: Clock;
+  readonly #fire: () => void;
+  #timer: unknown;
+  #at: number | undefined;
+
+  constructor(clock: Clock, fire: () => void) {
+    this.#clock = clock;
+    this.#fire = fire;
+  }
+
+  /** Fires at monotonic `at` (or never, when undefined); re-arming for the same moment is free. */
+  arm(at: number | undefined): void {
+    if (at === this.#at) return;
+    this.#clock.clearTimeout(this.#timer);
+    this.#at = at;
+    if (at === undefined) return;
+    const wait = Math.max(0, at - this.#clock.monoNow());
+    this.#timer = this.#clock.setTimeout(() => {
+      this.#at = undefined;
+      this.#fire();
+    }, wait);
+  }
+
+  stop(): void {
+    this.#clock.clearTimeout(this.#timer);
+    this.#at = undefined;
+  }
+}

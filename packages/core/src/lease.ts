@@ -62,6 +62,16 @@ export class LeaseTable {
     return this.#leases.delete(id);
   }
 
+  /**
+   * A heartbeat of `id` emitted at `at` is known to exist (read from the heartbeat stream,
+   * takeover.ts): if newer than the one held, it renews the lease as received at `mono`,
+   * whatever its age by the wall clock. Only a lease still in the table is renewed.
+   */
+  refresh(id: string, at: number, mono: number): void {
+    const current = this.#leases.get(id);
+    if (current !== undefined && at > current[0]) this.#leases.set(id, [at, mono]);
+  }
+
   /** Whether `id` holds a lease that has not expired at monotonic time `mono`. */
   isLive(id: string, mono: number): boolean {
     const l = this.#leases.get(id);

@@ -1,5 +1,6 @@
 // What Membership is given and what it counts.
 import type { Clock } from "./clock.js";
+import type { HeartbeatStream } from "./heartbeat-stream.js";
 import type { Logger } from "./logger.js";
 import type { ClusterConfig } from "./options.js";
 import type { Transport } from "./transport.js";
@@ -19,6 +20,30 @@ export interface MembershipStats {
   leavesSeen: number;
   syncsServed: number;
   syncsMerged: number;
+}
+
+/** Counters of the jetstream lease mode (all 0 in echo mode). */
+export interface LeaseStats {
+  /** own heartbeats the stream acknowledged. */
+  heartbeatsAcked: number;
+  /** own heartbeats not acknowledged (an error or no answer within the lease). */
+  heartbeatAckFailures: number;
+  /** leader reads of a silent peer's newest stored heartbeat before a take-over. */
+  takeoverReads: number;
+  /** such reads that got no answer (no stream leader); the peer is kept. */
+  takeoverReadFailures: number;
+  /** such reads that found a newer heartbeat than this node heard; the peer is kept. */
+  takeoverRefused: number;
+}
+
+export function emptyLeaseStats(): LeaseStats {
+  return {
+    heartbeatsAcked: 0,
+    heartbeatAckFailures: 0,
+    takeoverReads: 0,
+    takeoverReadFailures: 0,
+    takeoverRefused: 0,
+  };
 }
 
 export function emptyStats(): MembershipStats {
@@ -45,6 +70,11 @@ export interface MembershipParams {
   readonly tombstoneMs?: number | undefined;
   readonly clock: Clock;
   readonly logger: Logger;
+  /**
+   * jetstream mode (config.leases "jetstream"): the heartbeat stream. Our lease is renewed by
+   * its acknowledgements, and silent peers are dropped only after a leader read (takeover.ts).
+   */
+  readonly stream?: HeartbeatStream | undefined;
   /** Called synchronously whenever the live set or the fenced flag changes. */
   readonly onChange: (members: readonly string[], fenced: boolean) => void;
 }

@@ -1,15 +1,23 @@
 // Lease membership over a transport: heartbeats out, heartbeats/leaves/syncs in, and the live
 // member set recomputed whenever a lease is added, expires or is given up. Knows nothing of
 // partitions; ShardNode turns member sets into rings.
-import { withTimeout } from "./clock.js";
-import { ConfigMismatchError, DuplicateNodeIdError, StartTimeoutError } from "./errors.js";
+import { WakeTimer } from "./clock.js";
+import { ConfigMismatchError, DuplicateNodeIdError } from "./errors.js";
 import { doubtfulPeers, Rejoin } from "./fencing.js";
 import { Heartbeats } from "./heartbeats.js";
 import { LeaseTable } from "./lease.js";
-import { emptyStats, type MembershipParams, type MembershipStats } from "./membership-types.js";
+import { OnceWarner } from "./logger.js";
+import {
+  emptyLeaseStats,
+  emptyStats,
+  type LeaseStats,
+  type MembershipParams,
+  type MembershipStats,
+} from "./membership-types.js";
 import { diffConfig } from "./options.js";
 import type { OwnLease } from "./own-lease.js";
 import { requestSync, type SyncContext, serveSync } from "./sync.js";
+import { holdUnconfirmed, type TakeoverCheck, takeoverCheck } from "./takeover.js";
 import type { TransportSubscription } from "./transport.js";
 import {
   decode,
@@ -20,16 +28,15 @@ import {
   subjects,
 } from "./wire.js";
 
-const MAX_WARNED_PEERS = 1000;
-
-export type { MembershipParams, MembershipStats } from "./membership-types.js";
+export type { LeaseStats, MembershipParams, MembershipStats } from "./membership-types.js";
 
 export class Membership {
   readonly #p: MembershipParams;
   readonly #subjects: ReturnType<typeof subjects>;
   readonly #table: LeaseTable;
   readonly #subs: TransportSubscription[] = [];
-  readonly #warned = new Set<string>();
+  readonly #warn: OnceWarner;
+  readonly #wake: WakeTimer;
   #members: readonly string[] = [];
   /** Expired peers kept as members until this node can tell their silence from its own. */
   #held: ReadonlySet<string> = new Set();
@@ -44,26 +51,37 @@ export class Membership {
   #started = false;
   #closed = false;
   #left = false;
-  #expiryTimer: unknown;
-  #expiryAt: number | undefined;
-  #selfSeen: (() => void) | undefined;
+  /** jetstream mode: confirms a silent peer's silence with the stream leader before a drop. */
+  #takeover: TakeoverCheck | undefined;
   #startMismatch: ConfigMismatchError | undefined;
   #offStatus: (() => void) | undefined;
   readonly stats: MembershipStats = emptyStats();
+  readonly leaseStats: LeaseStats = emptyLeaseStats();
   readonly #syncContext: SyncContext;
 
   constructor(params: MembershipParams) {
     this.#p = params;
+    this.#warn = new OnceWarner(params.logger, `node ${params.id}: `);
+    this.#wake = new WakeTimer(params.clock, () => this.#recompute());
     this.#subjects = subjects(params.cluster);
     this.#table = new LeaseTable(params.config.ttlMs, params.config.skewMs, params.tombstoneMs);
-    this.#hb = new Heartbeats(params, this.#subjects.heartbeat, this.stats, () => this.#beat());
+    this.#hb = new Heartbeats(
+      params,
+      this.#subjects.heartbeat,
+      this.stats,
+      this.leaseStats,
+      () => this.#beat(),
+      (at) => this.#renew(at),
+    );
+    const changed = () => this.#started && this.#recompute();
+    this.#takeover = params.stream && takeoverCheck(params, params.stream, this, this.#table, changed);
     this.#lease = this.#hb.lease;
     this.#syncContext = {
       ...params,
       subject: this.#subjects.sync,
       table: this.#table,
       stats: this.stats,
-      warnOnce: (peer, message) => this.#warnOnce(peer, message),
+      warnOnce: (peer, message) => this.#warn.warn(peer, message),
     };
   }
 
@@ -83,7 +101,8 @@ export class Membership {
   /** Members that left gracefully and are still remembered (tombstoned), sorted. */
   departed(): string[] {
     const now = this.#p.clock.now();
-    this.#table.sweep(now, undefined, this.#p.clock.monoNow());
+    // Held peers stay: only #recompute decides when they go.
+    this.#table.sweep(now, this.#held, this.#p.clock.monoNow());
     const live = new Set(this.#members);
     return this.#table
       .tombstones()
@@ -98,8 +117,10 @@ export class Membership {
    */
   async start(timeoutMs: number): Promise<void> {
     const t = this.#p.transport;
-    this.#subs.push(t.subscribe(this.#subjects.heartbeat, (m) => this.#onMessage(m.data)));
-    this.#subs.push(t.subscribe(this.#subjects.leave, (m) => this.#onMessage(m.data)));
+    // Both heartbeat subjects in either mode, so that a member of the other mode is refused.
+    const { heartbeat, memberHeartbeats, leave } = this.#subjects;
+    for (const s of [heartbeat, memberHeartbeats, leave])
+      this.#subs.push(t.subscribe(s, (m) => this.#onMessage(m.data)));
     this.#offStatus = t.onStatus((s) => {
       if (s === "reconnected" && !this.#closed) {
         this.#p.logger.info(`node ${this.#p.id}: NATS reconnected, resyncing membership`);
@@ -129,20 +150,7 @@ export class Membership {
     );
 
     if (!this.#p.observer) {
-      const seen = new Promise<void>((resolve) => {
-        this.#selfSeen = resolve;
-      });
-      this.#beat();
-      const id = this.#p.id;
-      const late = () =>
-        new StartTimeoutError(
-          `Node ${id} did not see its own heartbeat come back through NATS within ${timeoutMs} ms`,
-        );
-      try {
-        await withTimeout(this.#p.clock, seen, timeoutMs, late);
-      } finally {
-        this.#selfSeen = undefined;
-      }
+      await this.#hb.firstBeat(timeoutMs);
       if (this.#startMismatch) throw this.#startMismatch;
     }
     this.#started = true;
@@ -172,9 +180,8 @@ export class Membership {
     if (this.#closed) return;
     await this.leave();
     this.#closed = true;
-    const p = this.#p;
     this.#hb.stop();
-    p.clock.clearTimeout(this.#expiryTimer);
+    this.#wake.stop();
     this.#offStatus?.();
     for (const s of this.#subs) s.unsubscribe();
     this.#subs.length = 0;
@@ -248,7 +255,7 @@ export class Membership {
         this.stats.configMismatch++;
         const err = new ConfigMismatchError(msg.id, diff);
         if (!this.#started && !this.#startMismatch) this.#startMismatch = err;
-        this.#warnOnce(msg.id, `ignoring heartbeats of ${msg.id}: ${err.message}`);
+        this.#warn.warn(msg.id, `ignoring heartbeats of ${msg.id}: ${err.message}`);
         return;
       }
       const mono = p.clock.monoNow();
@@ -258,12 +265,9 @@ export class Membership {
       else {
         this.stats.heartbeatsAccepted++;
         if (msg.id === p.id) {
-          // A live lease is extended; a lapsed one waits for the rejoin (#recompute).
-          this.#lease.echoed(
-            msg.at,
-            !this.#started || (this.#rejoin === undefined && this.#lease.live(mono)),
-          );
-          this.#selfSeen?.();
+          // In jetstream mode only the stream's acknowledgement renews (#renew).
+          if (!p.stream) this.#lease.echoed(msg.at, this.#mayExtend(mono));
+          this.#hb.echoed();
         }
         if (!this.#started) return;
         // Our own echo is what settles held peers (and ends fencing); a held peer's heartbeat
@@ -281,6 +285,20 @@ export class Membership {
       // sync requests and replies do not arrive on the heartbeat or leave subjects.
       this.stats.malformed++;
     }
+  }
+
+  /** A live lease is extended; a lapsed one waits for the rejoin (#recompute). */
+  #mayExtend(mono: number): boolean {
+    return !this.#started || (this.#rejoin === undefined && this.#lease.live(mono));
+  }
+
+  /** jetstream mode: the stream acknowledged our heartbeat emitted at `at`. */
+  #renew(at: number): void {
+    if (this.#closed) return;
+    this.#lease.echoed(at, this.#mayExtend(this.#p.clock.monoNow()));
+    if (!this.#started) return;
+    if (this.#fenced || this.#held.size > 0) this.#recompute();
+    else this.#scheduleExpiry();
   }
 
   /** Sweeps, recomputes the live set and the fenced flag, reports a change, re-arms expiry. */
@@ -330,7 +348,9 @@ export class Membership {
   #doubtful(mono: number, fenced: boolean): ReadonlySet<string> {
     const p = this.#p;
     if (p.observer || this.#left || fenced || !this.#lease.live(mono)) return new Set();
-    return doubtfulPeers(this.#table, p.id, this.#lease.sentAt, mono, p.config.heartbeatMs);
+    const held = doubtfulPeers(this.#table, p.id, this.#lease.sentAt, mono, p.config.heartbeatMs);
+    // jetstream mode: an expired peer goes only once the stream leader confirmed its silence.
+    return this.#takeover ? holdUnconfirmed(this.#takeover, this.#table, p.id, mono, held) : held;
   }
 
   /** Whether a fenced node may take partitions back (fencing.ts); our echoes re-run it. */
@@ -356,23 +376,7 @@ export class Membership {
       const own = this.#lease.until + 1;
       if (at === undefined || own < at) at = own;
     }
-    if (at === this.#expiryAt) return;
-    p.clock.clearTimeout(this.#expiryTimer);
-    this.#expiryAt = at;
-    if (at === undefined) return;
-    this.#expiryTimer = p.clock.setTimeout(
-      () => {
-        this.#expiryAt = undefined;
-        this.#recompute();
-      },
-      Math.max(0, at - p.clock.monoNow()),
-    );
-  }
-
-  #warnOnce(peer: string, message: string): void {
-    if (this.#warned.has(peer) || this.#warned.size >= MAX_WARNED_PEERS) return;
-    this.#warned.add(peer);
-    this.#p.logger.warn(`node ${this.#p.id}: ${message}`);
+    this.#wake.arm(at);
   }
 }
 
