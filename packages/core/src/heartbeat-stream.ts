@@ -5,7 +5,6 @@
 // leader. Both need the stream's quorum, which is what the side of a NATS split without it lacks.
 import {
   type JetStreamClient,
-  JetStreamError,
   type JetStreamManager,
   jetstream,
   jetstreamManager,
@@ -122,7 +121,7 @@ export class NatsHeartbeatStream implements HeartbeatStream {
       this.replicas = info.config.num_replicas;
       return;
     } catch (err) {
-      if (!(err instanceof JetStreamError) || !/not found/i.test(err.message)) throw err;
+      if (!(err instanceof Error) || !/stream not found/i.test(err.message)) throw err;
     }
     let last: unknown;
     for (const replicas of clustered ? [3, 2, 1] : [1]) {
@@ -144,7 +143,7 @@ export class NatsHeartbeatStream implements HeartbeatStream {
       } catch (err) {
         last = err;
         // Created meanwhile by another member: use it.
-        if (err instanceof JetStreamError && /already in use/i.test(err.message)) return;
+        if (err instanceof Error && /already in use/i.test(err.message)) return;
       }
     }
     throw last;
@@ -164,7 +163,11 @@ export class NatsHeartbeatStream implements HeartbeatStream {
       await this.#js.publish(subject, data, { timeout: timeoutMs, expect: { streamName: this.#name } });
     } catch (err) {
       // No stream answered: look for it again before the next beat.
-      if (!(err instanceof JetStreamError) || /no stream|not found|timeout/i.test(err.message)) {
+      if (
+        !(err instanceof Error) ||
+        /no stream|not found|timeout/i.test(err.message) ||
+        err.name === "TimeoutError"
+      ) {
         this.#ensured = undefined;
       }
       throw err;
