@@ -52,7 +52,7 @@ describe("leases acknowledged by JetStream, one server", () => {
     // Seal the stream: publishes are refused, core subscribers still hear every heartbeat.
     const acceptedBefore = a.stats().heartbeatsAccepted;
     const sealedAt = performance.now();
-    await jsm.streams.update(info.config.name, { ...info.config, sealed: true });
+    await jsm.streams.update(info.config.name, { ...info.config, sealed: true } as never);
     await waitFor(() => a.fenced && b.fenced, { timeout: 5000, interval: 5 });
     const fencedAfter = performance.now() - sealedAt;
     expect(a.stats().heartbeatsAccepted, "echoes kept coming").toBeGreaterThan(acceptedBefore);
