@@ -64,12 +64,11 @@ export class LeaseTable {
 
   /**
    * A heartbeat of `id` emitted at `at` is known to exist (read from the heartbeat stream,
-   * takeover.ts): if newer than the one held, it renews the lease as received at `mono`,
-   * whatever its age by the wall clock. Only a lease still in the table is renewed.
+   * takeover.ts) that is not the one held: it renews the lease as received at `mono`, whatever
+   * its stamp (a sender's clock may have been stepped back). Only a lease in the table is renewed.
    */
   refresh(id: string, at: number, mono: number): void {
-    const current = this.#leases.get(id);
-    if (current !== undefined && at > current[0]) this.#leases.set(id, [at, mono]);
+    if (this.#leases.has(id)) this.#leases.set(id, [at, mono]);
   }
 
   /** Whether `id` holds a lease that has not expired at monotonic time `mono`. */

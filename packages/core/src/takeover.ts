@@ -5,8 +5,9 @@
 // only with an acknowledgement that arrives while the lease is still live. If, when the leader
 // answers, nothing newer than the heartbeat we timed out is stored, then any later
 // acknowledgement comes after the read, when the lease we timed (sent before we received it,
-// L < T) has lapsed: it cannot extend it. If something newer is stored, we take it as received
-// when the answer came (it was sent before), and wait T again.
+// L < T) has lapsed: it cannot extend it. If another heartbeat is stored (newer, or stamped
+// earlier by a wall clock stepped back), we take it as received when the answer came (it was
+// sent before), and wait T again.
 import type { HeartbeatStream } from "./heartbeat-stream.js";
 import type { LeaseTable } from "./lease.js";
 import type { LeaseStats, MembershipParams, MembershipStats } from "./membership-types.js";
@@ -14,9 +15,9 @@ import { decode, isMalformed, MAX_SMALL_MESSAGE_BYTES, memberHeartbeatSubject } 
 
 /** What the confirming read found. */
 export type TakeoverVerdict =
-  /** Nothing newer than `at` is stored: the peer may be dropped. */
+  /** The newest stored heartbeat is the one we timed out, or none is stored: drop the peer. */
   | { readonly kind: "gone" }
-  /** The peer stored a heartbeat emitted at `at`, newer than ours: treat as received now. */
+  /** The peer stored another heartbeat, emitted at `at`: treat it as received now. */
   | { readonly kind: "newer"; readonly at: number };
 
 export interface TakeoverParams {
@@ -80,7 +81,9 @@ export class TakeoverCheck {
       p.stats.malformed++;
       return;
     }
-    if (msg.at <= at) {
+    // Only the very heartbeat we timed out proves silence. Any other one (newer, or stamped
+    // earlier by a clock stepped back) was stored without our timing it: take it as heard now.
+    if (msg.at === at) {
       this.#confirmed.set(id, at);
       p.onVerdict(id, { kind: "gone" });
     } else {

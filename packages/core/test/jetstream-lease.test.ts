@@ -3,7 +3,7 @@
 // one-way break (the stream still hears the cut-off side). At every virtual millisecond no
 // partition may have two members that both hold a valid lease and own it. The same split in echo
 // mode does produce such overlaps, which shows the check can fail.
-import { type ClusterConfig, HASH_VERSION, Ring, silentLogger } from "@keyhold/core";
+import { type Clock, type ClusterConfig, HASH_VERSION, Ring, silentLogger } from "@keyhold/core";
 import { SimBus, type SimEndpoint, VirtualClock } from "@keyhold/testing";
 import { describe, expect, it } from "vitest";
 import type { HeartbeatStream } from "../src/heartbeat-stream.js";
@@ -49,7 +49,20 @@ interface Member {
   owned: Set<number>;
 }
 
+/** Per-node wall-clock offsets (ms), applied to `now()` only: a clock stepped while running. */
+const offsets = new Map<string, number>();
+
+function nodeClock(clock: VirtualClock, id: string): Clock {
+  return {
+    now: () => clock.now() + (offsets.get(id) ?? 0),
+    monoNow: () => clock.monoNow(),
+    setTimeout: (fn, ms) => clock.setTimeout(fn, ms),
+    clearTimeout: (h) => clock.clearTimeout(h),
+  };
+}
+
 async function cluster(mode: "jetstream" | "echo", ids: readonly string[]) {
+  offsets.clear();
   const clock = new VirtualClock();
   const bus = new SimBus(clock);
   const stream = new SimStream(clock);
@@ -71,7 +84,7 @@ async function cluster(mode: "jetstream" | "echo", ids: readonly string[]) {
       id,
       config,
       observer: false,
-      clock,
+      clock: nodeClock(clock, id),
       logger: silentLogger,
       stream: mode === "jetstream" ? stream.for(ep) : undefined,
       onChange: (list, fenced) => {
@@ -152,6 +165,21 @@ describe("leases acknowledged by the heartbeat stream (simulated)", () => {
     stream.reaches = () => true;
     await watch(clock, members, 4 * TTL);
     expect(members.map((x) => [...x.m.members])).toEqual(before);
+  });
+
+  it("a wall clock stepped back past ttl: echo mode overlaps, jetstream mode does not", async () => {
+    for (const mode of ["echo", "jetstream"] as const) {
+      const { clock, members } = await cluster(mode, IDS);
+      // d's clock jumps back 3 x ttl: its peers reject its heartbeats as expired on arrival,
+      // while d still accepts its own echoes (and, in jetstream mode, gets acknowledgements).
+      offsets.set("d", -3 * TTL);
+      const overlap = await watch(clock, members, 6 * TTL);
+      if (mode === "echo") expect(overlap.size, "echo mode: two owners").toBeGreaterThan(0);
+      else {
+        expect([...overlap]).toEqual([]);
+        expect(members[0]!.m.leaseStats.takeoverRefused).toBeGreaterThan(0);
+      }
+    }
   });
 
   it("echo mode under the same split overlaps (the property above can fail)", async () => {
