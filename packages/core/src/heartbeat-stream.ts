@@ -95,6 +95,7 @@ export class NatsHeartbeatStream implements HeartbeatStream {
     }
     const s = new NatsHeartbeatStream(jsm, jetstream(nc, { timeout: 5000 }), cluster, subjects, logger);
     const clustered = typeof nc.info?.cluster === "string" && nc.info.cluster.length > 0;
+    s.#clustered = clustered;
     try {
       await s.#ensure(clustered);
     } catch (err) {
@@ -104,7 +105,6 @@ export class NatsHeartbeatStream implements HeartbeatStream {
       );
     }
     s.#ensured = Promise.resolve();
-    s.#clustered = clustered;
     return s;
   }
 
@@ -123,30 +123,47 @@ export class NatsHeartbeatStream implements HeartbeatStream {
     } catch (err) {
       if (!(err instanceof Error) || !/stream not found/i.test(err.message)) throw err;
     }
-    let last: unknown;
+    // A cluster still forming (or with a server down) refuses 3 replicas for a while: keep
+    // asking for 3 for a few seconds before settling for fewer (a 2-server NATS cluster).
+    const deadline = Date.now() + 4000;
     for (const replicas of clustered ? [3, 2, 1] : [1]) {
-      try {
-        await this.#jsm.streams.add({
-          name: this.#name,
-          subjects: [this.#subjects],
-          storage: StorageType.Memory,
-          retention: RetentionPolicy.Limits,
-          max_msgs_per_subject: 1,
-          num_replicas: replicas,
-          allow_direct: false,
-          // Heartbeats of members long gone age out; any live member rewrites its own every beat.
-          max_age: 3_600_000_000_000,
-        });
-        this.replicas = replicas;
-        this.#logger.info(`created heartbeat stream ${this.#name} with ${replicas} replica(s)`);
-        return;
-      } catch (err) {
-        last = err;
-        // Created meanwhile by another member: use it.
-        if (err instanceof Error && /already in use/i.test(err.message)) return;
+      for (;;) {
+        const err = await this.#add(replicas);
+        if (err === undefined) return;
+        const short = /insufficient resources|no suitable peers/i.test(err.message);
+        if (replicas === 3 && short && Date.now() < deadline) {
+          await new Promise((r) => setTimeout(r, 250));
+          continue;
+        }
+        if (!short || replicas === 1) throw err;
+        break;
       }
     }
-    throw last;
+  }
+
+  /** Adds the stream with `replicas`; the error when refused (undefined: made, or it exists). */
+  async #add(replicas: number): Promise<Error | undefined> {
+    try {
+      await this.#jsm.streams.add({
+        name: this.#name,
+        subjects: [this.#subjects],
+        storage: StorageType.Memory,
+        retention: RetentionPolicy.Limits,
+        max_msgs_per_subject: 1,
+        num_replicas: replicas,
+        allow_direct: false,
+        // Heartbeats of members long gone age out; any live member rewrites its own every beat.
+        max_age: 3_600_000_000_000,
+      });
+      this.replicas = replicas;
+      const level = replicas === 3 || !this.#clustered ? "info" : "warn";
+      this.#logger[level](`created heartbeat stream ${this.#name} with ${replicas} replica(s)`);
+      return undefined;
+    } catch (err) {
+      // Created meanwhile by another member: use it.
+      if (err instanceof Error && /already in use/i.test(err.message)) return undefined;
+      return err instanceof Error ? err : new Error(String(err));
+    }
   }
 
   async publish(subject: string, data: Uint8Array, timeoutMs: number): Promise<void> {
