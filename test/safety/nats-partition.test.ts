@@ -11,6 +11,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import {
   availability,
   judgeOwners,
+  now,
   type PartitionRig,
   snapshot,
   startRig,
@@ -33,11 +34,13 @@ async function run(label: string, rig: PartitionRig, fault: () => Promise<void>,
   const before = [snapshot(maj), snapshot(min)] as const;
   const minorityNodes: ShardingProcess[] = rig.nodes.slice(0, 2);
   const watch = watchFenced(rig.nodes);
+  const faultAt = now();
   await fault();
   await sleep(FAULT_MS);
   const during = [snapshot(maj), snapshot(min)] as const;
   const leaderDuring = await rig.streamLeader();
   await heal();
+  const healAt = now();
   const fenced = await watch.stop();
   await waitFor(() => rig.majorityClient.node.members().length === 5, { timeout: 30_000 });
   await sleep(3 * LEASE.ttlMs);
@@ -54,6 +57,7 @@ async function run(label: string, rig: PartitionRig, fault: () => Promise<void>,
     rig.majorityClient,
     [maj, min],
     rig.nodes.flatMap((n) => n.acks),
+    { faultAt, healAt },
   );
   return { fenced, minorityNodes };
 }

@@ -9,6 +9,7 @@ import type { Sharding } from "@keyhold/actors";
 import { heartbeatStreamName, membershipSubjects, NatsHeartbeatStream, silentLogger } from "@keyhold/core";
 import {
   type AckRecord,
+  ackClock,
   analyzeAcks,
   checkLinearizable,
   lostWrites,
@@ -124,6 +125,7 @@ export async function judgeOwners(
   c: Sharding,
   loads: readonly ReturnType<typeof runLoad>[],
   acks: readonly AckRecord[],
+  window?: { readonly faultAt: number; readonly healAt: number },
 ): Promise<void> {
   const applied = new Map<string, Set<string>>();
   for (const k of COUNTERS) applied.set(`opcounter/${k}`, new Set(await c.ref(OpCounter, k).ops()));
@@ -144,5 +146,20 @@ export async function judgeOwners(
       `${nodeLost.lost.length} of ${nodeLost.acked} (node logs); register keys not linearizable ${bad} of ` +
       `${lin.keys.length} (verdict ${lin.verdict})`,
   );
+  if (nodeLost.lost.length > 0 && window) {
+    // Where the lost writes come from, for whoever works on the heal (per-partition epochs).
+    const phase = (t: number) => (t < window.faultAt ? "before" : t < window.healAt ? "during" : "after");
+    const by = new Map<string, number>();
+    for (const r of nodeLost.lost) {
+      const k = `${r.node} acked ${phase(r.t1)} the fault`;
+      by.set(k, (by.get(k) ?? 0) + 1);
+    }
+    console.log(
+      `[nats-partition] ${label}: lost writes by node and phase: ${[...by].map(([k, n]) => `${k}: ${n}`).join("; ")}`,
+    );
+  }
   expect(overlaps.keysWithOverlap, "keys acknowledged by two nodes at overlapping times").toEqual([]);
 }
+
+/** The time base of ack records, to place lost writes before, during or after a fault. */
+export const now = () => ackClock();
