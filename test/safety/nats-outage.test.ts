@@ -4,8 +4,8 @@
 // acknowledged writes and linearizability as figures. A stream-leader election in jetstream
 // mode fences every node in the same way (nats-partition.test.ts, case c).
 import { NatsServer, type ShardingProcess, waitFor } from "@keyhold/testing";
-import { afterEach, describe, it } from "vitest";
-import { judgeOwners, now } from "./partition-support.js";
+import { afterEach, describe, expect, it } from "vitest";
+import { judgeOwners, now, watchFenced } from "./partition-support.js";
 import { connectClient, LEASE, runLoad, sleep, spawnNodes } from "./support.js";
 
 const cleanup: (() => Promise<unknown>)[] = [];
@@ -26,11 +26,14 @@ describe("safety: every node fenced at once (the only NATS server paused)", () =
       await waitFor(() => c.node.members().length === 4, { timeout: 20_000 });
       const load = runLoad(c);
       await sleep(1500);
+      const watch = watchFenced(nodes);
       const faultAt = now();
       process.kill(server.pid, "SIGSTOP");
       await sleep(3 * LEASE.ttlMs);
       process.kill(server.pid, "SIGCONT");
       const healAt = now();
+      const fenced = await watch.stop();
+      expect([...fenced].sort(), "every node fenced").toEqual(nodes.map((n) => n.id).sort());
       await waitFor(() => c.node.members().length === 4, { timeout: 30_000 });
       await sleep(3 * LEASE.ttlMs);
       await load.stop();
