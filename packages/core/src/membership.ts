@@ -117,10 +117,13 @@ export class Membership {
    */
   async start(timeoutMs: number): Promise<void> {
     const t = this.#p.transport;
-    // Both heartbeat subjects in either mode, so that a member of the other mode is refused.
+    // A member hears both heartbeat subjects, so a member of the other lease mode is refused
+    // even when neither answered the other's sync; an observer, often a client with narrow
+    // permissions, only its cluster's mode.
     const { heartbeat, memberHeartbeats, leave } = this.#subjects;
-    for (const s of [heartbeat, memberHeartbeats, leave])
-      this.#subs.push(t.subscribe(s, (m) => this.#onMessage(m.data)));
+    const js = this.#p.config.leases === "jetstream";
+    const hbs = this.#p.observer ? [js ? memberHeartbeats : heartbeat] : [heartbeat, memberHeartbeats];
+    for (const s of [...hbs, leave]) this.#subs.push(t.subscribe(s, (m) => this.#onMessage(m.data)));
     this.#offStatus = t.onStatus((s) => {
       if (s === "reconnected" && !this.#closed) {
         this.#p.logger.info(`node ${this.#p.id}: NATS reconnected, resyncing membership`);
