@@ -117,13 +117,11 @@ export class Membership {
    */
   async start(timeoutMs: number): Promise<void> {
     const t = this.#p.transport;
-    // A member hears both heartbeat subjects, so a member of the other lease mode is refused
-    // even when neither answered the other's sync; an observer, often a client with narrow
-    // permissions, only its cluster's mode.
+    // Only the heartbeat subject of our lease mode (users' permissions name it); a node of the
+    // other mode is refused by the config in the sync reply it gets at start.
     const { heartbeat, memberHeartbeats, leave } = this.#subjects;
-    const js = this.#p.config.leases === "jetstream";
-    const hbs = this.#p.observer ? [js ? memberHeartbeats : heartbeat] : [heartbeat, memberHeartbeats];
-    for (const s of [...hbs, leave]) this.#subs.push(t.subscribe(s, (m) => this.#onMessage(m.data)));
+    const hb = this.#p.config.leases === "jetstream" ? memberHeartbeats : heartbeat;
+    for (const s of [hb, leave]) this.#subs.push(t.subscribe(s, (m) => this.#onMessage(m.data)));
     this.#offStatus = t.onStatus((s) => {
       if (s === "reconnected" && !this.#closed) {
         this.#p.logger.info(`node ${this.#p.id}: NATS reconnected, resyncing membership`);

@@ -309,7 +309,10 @@ async function resolveLeases(
       '`leases: "jetstream"` needs a NATS connection (`servers` or `connection`), not a custom `transport`',
     );
   }
-  if (opts.leases === "auto" && !(await hasJetStream(nc))) return { leases: "echo", stream: undefined };
+  // A server without JetStream says so in its INFO: no request (nor permission violation) needed.
+  const serverHasJs = (nc.info as { jetstream?: boolean } | undefined)?.jetstream === true;
+  if (opts.leases === "auto" && !(serverHasJs && (await hasJetStream(nc))))
+    return { leases: "echo", stream: undefined };
   if (opts.observer) {
     if (opts.leases === "jetstream" && !(await hasJetStream(nc))) {
       throw new JetStreamUnavailableError('`leases: "jetstream"` needs JetStream on the NATS account');
