@@ -129,12 +129,9 @@ async function askRate(ctx: BenchContext, url: string): Promise<void> {
   const setMode = (m: "with" | "without") => Object.assign(proto, m === "with" ? real : without);
   try {
     await waitFor(() => client.node.members().length === 3, { timeout: 15_000 });
-    await waitFor(
-      () => hosts.every((h) => h.stats().epochs.taken >= h.node.ownedPartitions().length),
-      {
-        timeout: 30_000,
-      },
-    );
+    await waitFor(() => hosts.every((h) => h.stats().epochs.taken >= h.node.ownedPartitions().length), {
+      timeout: 30_000,
+    });
     const op = (k: string) => client.ask(RCounter, k, "add", [1]);
     await closedLoop(op, keys, 64, plan.warmupMs);
     const pairs: [number, number][] = [];

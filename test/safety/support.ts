@@ -26,7 +26,12 @@ export const REGISTERS = Array.from({ length: 24 }, (_, i) => `r${i}`);
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Node `i` connects to `servers[i % servers.length]`. */
-export function spawnNodes(servers: string | readonly string[], cluster: string, n: number) {
+export function spawnNodes(
+  servers: string | readonly string[],
+  cluster: string,
+  n: number,
+  extra: Partial<ShardingProcessOptions> = {},
+) {
   const list = Array.isArray(servers) ? servers : [servers as string];
   return Promise.all(
     Array.from({ length: n }, (_, i) => {
@@ -38,6 +43,7 @@ export function spawnNodes(servers: string | readonly string[], cluster: string,
         handoffTimeoutMs: 5000,
         // Back quickly once a cut link heals.
         natsOptions: { reconnectTimeWait: 100, maxReconnectAttempts: -1, pingInterval: 1000 },
+        ...extra,
       };
       return ShardingProcess.spawn(o, ENTITIES);
     }),
@@ -61,7 +67,7 @@ export function connectClient(
 }
 
 /** `workers` clients, each one op at a time, until stop(): adds, register writes and reads. */
-export function runLoad(c: Sharding, workers = 16) {
+export function runLoad(c: Sharding, workers = 16, prefix = "") {
   const history = new HistoryRecorder();
   /** [key, op id] of every write acknowledged to a client. */
   const acked: [string, string][] = [];
@@ -70,9 +76,9 @@ export function runLoad(c: Sharding, workers = 16) {
   let failed = 0;
   let total = 0;
   const worker = async (w: number) => {
-    const name = `client-${w}`;
+    const name = `${prefix}client-${w}`;
     while (!stop) {
-      const op = `w${w}-${seq++}`;
+      const op = `${prefix}w${w}-${seq++}`;
       const pick = seq % 3;
       total++;
       if (pick === 0) {

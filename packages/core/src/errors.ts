@@ -8,6 +8,7 @@ export const CoreErrorCode = {
   StartTimeout: "KH_START_TIMEOUT",
   Closed: "KH_CLOSED",
   InvalidArgument: "KH_INVALID_ARGUMENT",
+  JetStreamUnavailable: "KH_JETSTREAM_UNAVAILABLE",
 } as const;
 export type CoreErrorCode = (typeof CoreErrorCode)[keyof typeof CoreErrorCode];
 
@@ -51,7 +52,7 @@ export class ConfigMismatchError extends KeyholdError {
     super(
       CoreErrorCode.ConfigMismatch,
       `Refusing to join: cluster member ${peer} runs a different config: ${list}. ` +
-        "ringSize, heartbeatMs, ttlMs, skewMs, the hash version and the wire protocol must be identical on every node.",
+        "ringSize, heartbeatMs, ttlMs, skewMs, the lease mode (`leases`), the hash version and the wire protocol must be identical on every node.",
     );
     this.name = "ConfigMismatchError";
     this.peer = peer;
@@ -78,6 +79,14 @@ export class StartTimeoutError extends KeyholdError {
   constructor(message: string, options?: { cause?: unknown }) {
     super(CoreErrorCode.StartTimeout, message, options);
     this.name = "StartTimeoutError";
+  }
+}
+
+/** `leases: "jetstream"` was asked for, but the NATS account offers no JetStream (or the stream could not be made). */
+export class JetStreamUnavailableError extends KeyholdError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(CoreErrorCode.JetStreamUnavailable, message, options);
+    this.name = "JetStreamUnavailableError";
   }
 }
 

@@ -22,6 +22,7 @@ export {
   CoreErrorCode,
   InvalidArgumentError,
   InvalidOptionError,
+  JetStreamUnavailableError,
   KeyholdError,
   StartTimeoutError,
   show,
@@ -37,14 +38,17 @@ export type {
 export { EventHub } from "./events.js";
 export type { Key } from "./hash.js";
 export { HASH_VERSION, hashKey, murmur3Bytes, murmur3String } from "./hash.js";
+export type { HeartbeatStream } from "./heartbeat-stream.js";
+export { hasJetStream, heartbeatStreamName, NatsHeartbeatStream } from "./heartbeat-stream.js";
 export type { LeaseVerdict } from "./lease.js";
 export { LeaseTable } from "./lease.js";
 export type { Logger } from "./logger.js";
 export { consoleLogger, silentLogger } from "./logger.js";
-export type { MembershipStats } from "./membership.js";
-export type { ClusterConfig, ShardNodeOptions } from "./options.js";
+export type { LeaseStats, MembershipStats } from "./membership.js";
+export type { ClusterConfig, LeaseMode, LeasesOption, ShardNodeOptions } from "./options.js";
 export {
   DEFAULT_HEARTBEAT_MS,
+  DEFAULT_LEASES,
   DEFAULT_RING_SIZE,
   DEFAULT_SKEW_MS,
   DEFAULT_START_TIMEOUT_MS,
@@ -55,6 +59,7 @@ export {
   MAX_RING_SIZE,
   MIN_EFFECT_BUDGET_MS,
   parseClusterConfig,
+  parseLeases,
   parseOptions as parseShardNodeOptions,
 } from "./options.js";
 export {
@@ -85,4 +90,9 @@ export type {
   SyncReplyMessage,
   SyncRequestMessage,
 } from "./wire.js";
-export { decode as decodeMembershipMessage, subjects as membershipSubjects, WIRE_VERSION } from "./wire.js";
+export {
+  decode as decodeMembershipMessage,
+  memberHeartbeatSubject,
+  subjects as membershipSubjects,
+  WIRE_VERSION,
+} from "./wire.js";

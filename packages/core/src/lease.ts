@@ -62,6 +62,15 @@ export class LeaseTable {
     return this.#leases.delete(id);
   }
 
+  /**
+   * A heartbeat of `id` emitted at `at` is known to exist (read from the heartbeat stream,
+   * takeover.ts) that is not the one held: it renews the lease as received at `mono`, whatever
+   * its stamp (a sender's clock may have been stepped back). Only a lease in the table is renewed.
+   */
+  refresh(id: string, at: number, mono: number): void {
+    if (this.#leases.has(id)) this.#leases.set(id, [at, mono]);
+  }
+
   /** Whether `id` holds a lease that has not expired at monotonic time `mono`. */
   isLive(id: string, mono: number): boolean {
     const l = this.#leases.get(id);

@@ -1,14 +1,24 @@
 // Lease membership over a transport: heartbeats out, heartbeats/leaves/syncs in, and the live
 // member set recomputed whenever a lease is added, expires or is given up. Knows nothing of
 // partitions; ShardNode turns member sets into rings.
-import type { Clock } from "./clock.js";
-import { ConfigMismatchError, DuplicateNodeIdError, StartTimeoutError } from "./errors.js";
+import { WakeTimer } from "./clock.js";
+import { ConfigMismatchError, DuplicateNodeIdError } from "./errors.js";
+import { doubtfulPeers, Rejoin } from "./fencing.js";
+import { Heartbeats } from "./heartbeats.js";
 import { LeaseTable } from "./lease.js";
-import type { Logger } from "./logger.js";
-import { type ClusterConfig, diffConfig, leaseMs } from "./options.js";
-import { OwnLease } from "./own-lease.js";
-import { mergeSyncReply, syncAnswer, syncRequest } from "./sync.js";
-import type { Transport, TransportSubscription } from "./transport.js";
+import { OnceWarner } from "./logger.js";
+import {
+  emptyLeaseStats,
+  emptyStats,
+  type LeaseStats,
+  type MembershipParams,
+  type MembershipStats,
+} from "./membership-types.js";
+import { diffConfig } from "./options.js";
+import type { OwnLease } from "./own-lease.js";
+import { requestSync, type SyncContext, serveSync } from "./sync.js";
+import { holdUnconfirmed, type TakeoverCheck, takeoverCheck } from "./takeover.js";
+import type { TransportSubscription } from "./transport.js";
 import {
   decode,
   encode,
@@ -18,54 +28,22 @@ import {
   subjects,
 } from "./wire.js";
 
-/** Counters of what membership saw and did. */
-export interface MembershipStats {
-  heartbeatsSent: number;
-  heartbeatsAccepted: number;
-  /** Dropped: not msgpack, wrong shape, bad id or time. */
-  malformed: number;
-  /** Dropped: emitted more than skewMs in the future. */
-  rejectedFuture: number;
-  /** Dropped: older than the newest heartbeat, already expired, or from before a leave. */
-  rejectedStale: number;
-  /** Dropped: sent by a node whose cluster config differs from ours. */
-  configMismatch: number;
-  leavesSeen: number;
-  syncsServed: number;
-  syncsMerged: number;
-}
-
-export interface MembershipParams {
-  readonly transport: Transport;
-  readonly cluster: string;
-  readonly id: string;
-  readonly config: ClusterConfig;
-  readonly observer: boolean;
-  /** How long graceful leaves are remembered (at least ttlMs + skewMs). */
-  readonly tombstoneMs?: number | undefined;
-  readonly clock: Clock;
-  readonly logger: Logger;
-  /** Called synchronously whenever the live set or the fenced flag changes. */
-  readonly onChange: (members: readonly string[], fenced: boolean) => void;
-}
-
-const MAX_WARNED_PEERS = 1000;
+export type { LeaseStats, MembershipParams, MembershipStats } from "./membership-types.js";
 
 export class Membership {
   readonly #p: MembershipParams;
   readonly #subjects: ReturnType<typeof subjects>;
   readonly #table: LeaseTable;
   readonly #subs: TransportSubscription[] = [];
-  readonly #warned = new Set<string>();
+  readonly #warn: OnceWarner;
+  readonly #wake: WakeTimer;
   #members: readonly string[] = [];
   /** Expired peers kept as members until this node can tell their silence from its own. */
   #held: ReadonlySet<string> = new Set();
-  /**
-   * Set while fenced; `since` is when (monotonic) our own heartbeat first came back (see
-   * #rejoined).
-   */
-  #rejoin: { since: number | undefined } | undefined;
-  /** This node's own lease (own-lease.ts); renewed after a lapse only by rejoining. */
+  /** Set from the lapse of our lease until we may take partitions back (fencing.ts). */
+  #rejoin: Rejoin | undefined;
+  /** Sends our heartbeats; holds our own lease (own-lease.ts), renewed after a lapse only by rejoining. */
+  readonly #hb: Heartbeats;
   readonly #lease: OwnLease;
   /** When a lease table from a peer was last merged. */
   #syncedAt = Number.NEGATIVE_INFINITY;
@@ -73,29 +51,38 @@ export class Membership {
   #started = false;
   #closed = false;
   #left = false;
-  #hbTimer: unknown;
-  #expiryTimer: unknown;
-  #expiryAt: number | undefined;
-  #selfSeen: (() => void) | undefined;
+  /** jetstream mode: confirms a silent peer's silence with the stream leader before a drop. */
+  #takeover: TakeoverCheck | undefined;
   #startMismatch: ConfigMismatchError | undefined;
   #offStatus: (() => void) | undefined;
-  readonly stats: MembershipStats = {
-    heartbeatsSent: 0,
-    heartbeatsAccepted: 0,
-    malformed: 0,
-    rejectedFuture: 0,
-    rejectedStale: 0,
-    configMismatch: 0,
-    leavesSeen: 0,
-    syncsServed: 0,
-    syncsMerged: 0,
-  };
+  readonly stats: MembershipStats = emptyStats();
+  readonly leaseStats: LeaseStats = emptyLeaseStats();
+  readonly #syncContext: SyncContext;
 
   constructor(params: MembershipParams) {
     this.#p = params;
+    this.#warn = new OnceWarner(params.logger, `node ${params.id}: `);
+    this.#wake = new WakeTimer(params.clock, () => this.#recompute());
     this.#subjects = subjects(params.cluster);
     this.#table = new LeaseTable(params.config.ttlMs, params.config.skewMs, params.tombstoneMs);
-    this.#lease = new OwnLease(leaseMs(params.config));
+    this.#hb = new Heartbeats(
+      params,
+      this.#subjects.heartbeat,
+      this.stats,
+      this.leaseStats,
+      () => this.#beat(),
+      (at) => this.#renew(at),
+    );
+    const changed = () => this.#started && this.#recompute();
+    this.#takeover = params.stream && takeoverCheck(params, params.stream, this, this.#table, changed);
+    this.#lease = this.#hb.lease;
+    this.#syncContext = {
+      ...params,
+      subject: this.#subjects.sync,
+      table: this.#table,
+      stats: this.stats,
+      warnOnce: (peer, message) => this.#warn.warn(peer, message),
+    };
   }
 
   get members(): readonly string[] {
@@ -114,7 +101,8 @@ export class Membership {
   /** Members that left gracefully and are still remembered (tombstoned), sorted. */
   departed(): string[] {
     const now = this.#p.clock.now();
-    this.#table.sweep(now, undefined, this.#p.clock.monoNow());
+    // Held peers stay: only #recompute decides when they go.
+    this.#table.sweep(now, this.#held, this.#p.clock.monoNow());
     const live = new Set(this.#members);
     return this.#table
       .tombstones()
@@ -129,8 +117,11 @@ export class Membership {
    */
   async start(timeoutMs: number): Promise<void> {
     const t = this.#p.transport;
-    this.#subs.push(t.subscribe(this.#subjects.heartbeat, (m) => this.#onMessage(m.data)));
-    this.#subs.push(t.subscribe(this.#subjects.leave, (m) => this.#onMessage(m.data)));
+    // Only the heartbeat subject of our lease mode (users' permissions name it); a node of the
+    // other mode is refused by the config in the sync reply it gets at start.
+    const { heartbeat, memberHeartbeats, leave } = this.#subjects;
+    const hb = this.#p.config.leases === "jetstream" ? memberHeartbeats : heartbeat;
+    for (const s of [hb, leave]) this.#subs.push(t.subscribe(s, (m) => this.#onMessage(m.data)));
     this.#offStatus = t.onStatus((s) => {
       if (s === "reconnected" && !this.#closed) {
         this.#p.logger.info(`node ${this.#p.id}: NATS reconnected, resyncing membership`);
@@ -155,33 +146,12 @@ export class Membership {
     // responder and turn "nobody here yet" into a wait for the sync timeout.
     this.#subs.push(
       t.subscribe(this.#subjects.sync, (m) => {
-        if (m.reply) this.#serveSync(m.data, m.reply);
+        if (m.reply) serveSync(this.#syncContext, this.#held, m.data, m.reply);
       }),
     );
 
     if (!this.#p.observer) {
-      const seen = new Promise<void>((resolve) => {
-        this.#selfSeen = resolve;
-      });
-      this.#beat();
-      let timer: unknown;
-      const timeout = new Promise<never>((_, reject) => {
-        timer = this.#p.clock.setTimeout(
-          () =>
-            reject(
-              new StartTimeoutError(
-                `Node ${this.#p.id} did not see its own heartbeat come back through NATS within ${timeoutMs} ms`,
-              ),
-            ),
-          timeoutMs,
-        );
-      });
-      try {
-        await Promise.race([seen, timeout]);
-      } finally {
-        this.#p.clock.clearTimeout(timer);
-        this.#selfSeen = undefined;
-      }
+      await this.#hb.firstBeat(timeoutMs);
       if (this.#startMismatch) throw this.#startMismatch;
     }
     this.#started = true;
@@ -197,7 +167,7 @@ export class Membership {
     if (this.#left || this.#closed) return;
     this.#left = true;
     const p = this.#p;
-    p.clock.clearTimeout(this.#hbTimer);
+    this.#hb.stop();
     if (p.observer || !this.#started) return;
     const at = p.clock.now();
     this.#table.leave(p.id, at, at);
@@ -211,9 +181,8 @@ export class Membership {
     if (this.#closed) return;
     await this.leave();
     this.#closed = true;
-    const p = this.#p;
-    p.clock.clearTimeout(this.#hbTimer);
-    p.clock.clearTimeout(this.#expiryTimer);
+    this.#hb.stop();
+    this.#wake.stop();
     this.#offStatus?.();
     for (const s of this.#subs) s.unsubscribe();
     this.#subs.length = 0;
@@ -251,56 +220,19 @@ export class Membership {
     );
   }
 
-  /** Publishes one heartbeat now and schedules the next. */
+  /** Publishes one heartbeat now and schedules the next (heartbeats.ts). */
   #beat(): void {
     if (this.#closed || this.#left) return;
-    const p = this.#p;
-    p.clock.clearTimeout(this.#hbTimer);
-    const at = p.clock.now();
-    this.#lease.sent(at, p.clock.monoNow());
-    p.transport.publish(this.#subjects.heartbeat, encode({ v: 1, k: "hb", id: p.id, at, cfg: p.config }));
-    this.stats.heartbeatsSent++;
-    this.#hbTimer = p.clock.setTimeout(() => this.#beat(), p.config.heartbeatMs);
+    this.#hb.beat();
     // A beat is also a safe moment to re-check expiry, should a timer have been lost.
     if (this.#started) this.#recompute();
   }
 
   async #sync(timeout: number, atStart = false): Promise<void> {
-    const p = this.#p;
-    const data = await p.transport.request(this.#subjects.sync, syncRequest(p.id, p.config), { timeout });
-    const now = p.clock.now();
-    const mono = p.clock.monoNow();
-    const merged = mergeSyncReply(this.#table, data, p.id, p.config, now, mono);
-    if (merged.kind === "malformed") {
-      this.stats.malformed++;
-      return;
-    }
-    if (merged.kind === "mismatch") {
-      if (atStart) throw merged.error;
-      this.stats.configMismatch++;
-      this.#warnOnce(merged.error.peer, merged.error.message);
-      return;
-    }
-    this.stats.syncsMerged++;
-    if (merged.knowsLivePeer) this.#syncedAt = mono;
+    const knowsLivePeer = await requestSync(this.#syncContext, timeout, atStart);
+    if (knowsLivePeer === undefined) return;
+    if (knowsLivePeer) this.#syncedAt = this.#p.clock.monoNow();
     if (this.#started) this.#recompute();
-  }
-
-  #serveSync(data: Uint8Array, reply: string): void {
-    const p = this.#p;
-    const answer = syncAnswer(
-      this.#table,
-      data,
-      p.id,
-      p.config,
-      this.#held,
-      p.clock.now(),
-      p.clock.monoNow(),
-    );
-    if (answer === "malformed") this.stats.malformed++;
-    if (answer === undefined || answer === "malformed") return;
-    p.transport.publish(reply, answer);
-    this.stats.syncsServed++;
   }
 
   #onMessage(data: Uint8Array): void {
@@ -324,7 +256,7 @@ export class Membership {
         this.stats.configMismatch++;
         const err = new ConfigMismatchError(msg.id, diff);
         if (!this.#started && !this.#startMismatch) this.#startMismatch = err;
-        this.#warnOnce(msg.id, `ignoring heartbeats of ${msg.id}: ${err.message}`);
+        this.#warn.warn(msg.id, `ignoring heartbeats of ${msg.id}: ${err.message}`);
         return;
       }
       const mono = p.clock.monoNow();
@@ -334,12 +266,9 @@ export class Membership {
       else {
         this.stats.heartbeatsAccepted++;
         if (msg.id === p.id) {
-          // A live lease is extended; a lapsed one waits for the rejoin (#recompute).
-          this.#lease.echoed(
-            msg.at,
-            !this.#started || (this.#rejoin === undefined && this.#lease.live(mono)),
-          );
-          this.#selfSeen?.();
+          // In jetstream mode only the stream's acknowledgement renews (#renew).
+          if (!p.stream) this.#lease.echoed(msg.at, this.#mayExtend(mono));
+          this.#hb.echoed();
         }
         if (!this.#started) return;
         // Our own echo is what settles held peers (and ends fencing); a held peer's heartbeat
@@ -359,6 +288,20 @@ export class Membership {
     }
   }
 
+  /** A live lease is extended; a lapsed one waits for the rejoin (#recompute). */
+  #mayExtend(mono: number): boolean {
+    return !this.#started || (this.#rejoin === undefined && this.#lease.live(mono));
+  }
+
+  /** jetstream mode: the stream acknowledged our heartbeat emitted at `at`. */
+  #renew(at: number): void {
+    if (this.#closed) return;
+    this.#lease.echoed(at, this.#mayExtend(this.#p.clock.monoNow()));
+    if (!this.#started) return;
+    if (this.#fenced || this.#held.size > 0) this.#recompute();
+    else this.#scheduleExpiry();
+  }
+
   /** Sweeps, recomputes the live set and the fenced flag, reports a change, re-arms expiry. */
   #recompute(): void {
     if (this.#closed) return;
@@ -368,7 +311,7 @@ export class Membership {
     const member = !p.observer && !this.#left;
     // Our own lease, not our entry in the table, says whether we may place keys on ourselves.
     if (member && this.#rejoin === undefined && !this.#lease.live(mono)) {
-      this.#rejoin = { since: undefined };
+      this.#rejoin = new Rejoin();
     }
     let fenced = false;
     if (member && this.#rejoin !== undefined) {
@@ -402,54 +345,27 @@ export class Membership {
     if (changed) p.onChange(members, fenced);
   }
 
-  /**
-   * Peers whose lease ran out, but whose silence this node cannot yet tell from its own.
-   * An expired peer is dropped only once our own heartbeat has come back emitted more than two
-   * beats after the peer's last one: proof that our path through NATS worked when the peer
-   * should have beaten again. Cut off from NATS, our last echo and every peer's last heartbeat
-   * date from just before the cut, so all peers are held until our own lease runs out and we
-   * fence; otherwise whichever node happened to beat last would outlive its peers' leases and
-   * briefly own the whole ring. Held peers are judged again at our next echo. When a peer
-   * really dies this costs nothing once ttlMs exceeds 3 beats, at most a round trip at 3 beats
-   * (the advised ratio), and with a shorter TTL the drop waits for that echo. Observers own
-   * nothing, so they never hold.
-   */
+  /** Expired peers this node may not drop yet (fencing.ts); observers own nothing, never hold. */
   #doubtful(mono: number, fenced: boolean): ReadonlySet<string> {
     const p = this.#p;
-    const held = new Set<string>();
-    if (p.observer || this.#left || fenced || !this.#lease.live(mono)) return held;
-    // The send time of our newest echoed heartbeat, on our monotonic clock.
-    const self = this.#lease.sentAt;
-    const proof = 2 * p.config.heartbeatMs;
-    for (const [id] of this.#table.leases()) {
-      const rx = this.#table.receivedAt(id);
-      if (id !== p.id && rx !== undefined && mono - rx > p.config.ttlMs && self <= rx + proof) held.add(id);
-    }
-    return held;
+    if (p.observer || this.#left || fenced || !this.#lease.live(mono)) return new Set();
+    const held = doubtfulPeers(this.#table, p.id, this.#lease.sentAt, mono, p.config.heartbeatMs);
+    // jetstream mode: an expired peer goes only once the stream leader confirmed its silence.
+    return this.#takeover ? holdUnconfirmed(this.#takeover, this.#table, p.id, mono, held) : held;
   }
 
-  /**
-   * Whether a fenced node whose own heartbeats come back again may take partitions back. Not
-   * at once: its peers' leases were swept while it was cut off, so until it hears from them it
-   * is alone in its table and would own the whole ring next to the peers that already own it.
-   * It waits for a lease table from a peer (asked for here; a reconnect asks too), or, when
-   * nobody answers (its server's routes may not be back yet), for one TTL with its path
-   * working: by the lease rules, a peer silent that long is gone. Heartbeats heard meanwhile
-   * are in the table when it does unfence. Our own echoes and beats re-run this check, so no
-   * timer is needed.
-   */
+  /** Whether a fenced node may take partitions back (fencing.ts); our echoes re-run it. */
   #rejoined(mono: number): boolean {
     const r = this.#rejoin;
     if (r === undefined) return true;
-    if (r.since === undefined) {
-      r.since = mono;
-      void this.#sync(1000).catch(() => {});
-    }
-    if (this.#syncedAt >= r.since || mono - r.since >= this.#p.config.ttlMs) {
-      this.#rejoin = undefined;
-      return true;
-    }
-    return false;
+    const ok = r.done(
+      mono,
+      this.#syncedAt,
+      this.#p.config.ttlMs,
+      () => void this.#sync(1000).catch(() => {}),
+    );
+    if (ok) this.#rejoin = undefined;
+    return ok;
   }
 
   #scheduleExpiry(): void {
@@ -461,23 +377,7 @@ export class Membership {
       const own = this.#lease.until + 1;
       if (at === undefined || own < at) at = own;
     }
-    if (at === this.#expiryAt) return;
-    p.clock.clearTimeout(this.#expiryTimer);
-    this.#expiryAt = at;
-    if (at === undefined) return;
-    this.#expiryTimer = p.clock.setTimeout(
-      () => {
-        this.#expiryAt = undefined;
-        this.#recompute();
-      },
-      Math.max(0, at - p.clock.monoNow()),
-    );
-  }
-
-  #warnOnce(peer: string, message: string): void {
-    if (this.#warned.has(peer) || this.#warned.size >= MAX_WARNED_PEERS) return;
-    this.#warned.add(peer);
-    this.#p.logger.warn(`node ${this.#p.id}: ${message}`);
+    this.#wake.arm(at);
   }
 }
 

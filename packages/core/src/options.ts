@@ -40,6 +40,19 @@ export function effectBudgetMs(config: { readonly heartbeatMs: number; readonly 
   return config.ttlMs * (1 - MAX_CLOCK_DRIFT) - leaseMs(config) * (1 + MAX_CLOCK_DRIFT);
 }
 
+/** How a member's own lease is renewed (see docs/concepts/safety.md). */
+export type LeaseMode = "jetstream" | "echo";
+/** The `leases` option: a mode, or "auto" (jetstream when the account has JetStream, else echo). */
+export type LeasesOption = "auto" | LeaseMode;
+export const DEFAULT_LEASES: LeasesOption = "auto";
+
+/** Validates the `leases` option. */
+export function parseLeases(value: unknown): LeasesOption {
+  if (value === undefined) return DEFAULT_LEASES;
+  if (value === "auto" || value === "jetstream" || value === "echo") return value;
+  throw new InvalidOptionError("leases", '"auto", "jetstream" or "echo"', value);
+}
+
 export interface ShardNodeOptions {
   /** Answering `keyhold` admin requests, and whether `drain` is allowed. @default { enabled: true, allowDrain: false } */
   readonly admin?: AdminOptions;
@@ -74,6 +87,14 @@ export interface ShardNodeOptions {
   /** Heartbeats emitted more than this many ms in the future are rejected. @default 5000 */
   readonly skewMs?: number;
   /**
+   * What renews this node's own lease: `"echo"`, its heartbeat coming back through NATS;
+   * `"jetstream"`, a stream's acknowledgement of its heartbeat, so that the side of a NATS
+   * cluster split without the stream's quorum fences (start fails with
+   * JetStreamUnavailableError without JetStream); `"auto"`, jetstream when the account has
+   * JetStream, else echo. The effective mode must be identical on every node. @default "auto"
+   */
+  readonly leases?: LeasesOption;
+  /**
    * How long a graceful leave is remembered (and shared with joining nodes), in ms. Layers
    * that hand state off after a leave need it to cover their hand-off time.
    * @default ttlMs + skewMs
@@ -106,6 +127,11 @@ export interface ClusterConfig {
   readonly hash: string;
   /** The layer above's wire protocol (ShardNodeOptions.protocol); absent when none is set. */
   readonly protocol?: string;
+  /**
+   * The effective lease mode (`leases: "auto"` is resolved at start); absent means "echo"
+   * (a report or peer that predates the option).
+   */
+  readonly leases?: LeaseMode;
 }
 
 export interface ParsedOptions {
@@ -115,7 +141,10 @@ export interface ParsedOptions {
   readonly transport: Transport | undefined;
   readonly cluster: string;
   readonly nodeId: string | undefined;
+  /** The cluster settings; `config.leases` is provisional until start resolves `leases`. */
   readonly config: ClusterConfig;
+  /** The `leases` option as given. */
+  readonly leases: LeasesOption;
   /**
    * The cluster settings given explicitly. An observer adopts the others from the running
    * cluster; a given one that differs is a ConfigMismatchError.
@@ -142,6 +171,7 @@ export function parseClusterConfig(o: {
   heartbeatMs?: unknown;
   ttlMs?: unknown;
   skewMs?: unknown;
+  leases?: unknown;
 }): ClusterConfig {
   const ringSize = int("ringSize", o.ringSize, DEFAULT_RING_SIZE, 1, MAX_RING_SIZE);
   const heartbeatMs = int("heartbeatMs", o.heartbeatMs, DEFAULT_HEARTBEAT_MS, 10, 3_600_000);
@@ -167,7 +197,9 @@ export function parseClusterConfig(o: {
     );
   }
   const skewMs = int("skewMs", o.skewMs, DEFAULT_SKEW_MS, 0, 86_400_000);
-  return { ringSize, heartbeatMs, ttlMs, skewMs, hash: HASH_VERSION };
+  // "auto" is resolved at start (ShardNode); until then the config says echo.
+  const leases: LeaseMode = parseLeases(o.leases) === "jetstream" ? "jetstream" : "echo";
+  return { ringSize, heartbeatMs, ttlMs, skewMs, hash: HASH_VERSION, leases };
 }
 
 export function parseOptions(options: ShardNodeOptions): ParsedOptions {
@@ -251,6 +283,7 @@ export function parseOptions(options: ShardNodeOptions): ParsedOptions {
     cluster,
     nodeId,
     config,
+    leases: parseLeases(o.leases),
     given: new Set(CLUSTER_SETTINGS.filter((k) => o[k] !== undefined)),
     observer: o.observer ?? false,
     tombstoneMs,
@@ -263,10 +296,16 @@ export function parseOptions(options: ShardNodeOptions): ParsedOptions {
 
 /** The settings that differ between two cluster configs, for ConfigMismatchError. */
 export function diffConfig(ours: ClusterConfig, theirs: ClusterConfig) {
-  const keys = ["ringSize", "heartbeatMs", "ttlMs", "skewMs", "hash"] as const;
+  const keys = ["ringSize", "heartbeatMs", "ttlMs", "skewMs", "hash", "leases"] as const;
+  const value = (c: ClusterConfig, k: (typeof keys)[number]) =>
+    k === "leases" ? (c.leases ?? "echo") : c[k];
   const diff: { setting: string; ours: string | number; theirs: string | number }[] = keys
-    .filter((k) => ours[k] !== theirs[k])
-    .map((k) => ({ setting: k === "hash" ? "hash version" : k, ours: ours[k], theirs: theirs[k] }));
+    .filter((k) => value(ours, k) !== value(theirs, k))
+    .map((k) => ({
+      setting: k === "hash" ? "hash version" : k,
+      ours: value(ours, k),
+      theirs: value(theirs, k),
+    }));
   const [a, b] = [ours.protocol ?? "none", theirs.protocol ?? "none"];
   if (a !== b) diff.push({ setting: "wire protocol", ours: a, theirs: b });
   return diff;

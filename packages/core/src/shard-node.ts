@@ -4,15 +4,24 @@ import { v4 as uuidv4 } from "uuid";
 import { type AdminResponder, startAdmin } from "./admin.js";
 import type { Clock } from "./clock.js";
 import { connectNats } from "./connection.js";
-import { ClosedError, InvalidArgumentError } from "./errors.js";
+import { ClosedError, InvalidArgumentError, JetStreamUnavailableError } from "./errors.js";
 import { EventHub, type ShardEvent } from "./events.js";
 import type { Key } from "./hash.js";
-import { Membership, type MembershipStats } from "./membership.js";
-import { CLUSTER_SETTINGS, type ClusterConfig, parseOptions, type ShardNodeOptions } from "./options.js";
+import { type HeartbeatStream, hasJetStream, NatsHeartbeatStream } from "./heartbeat-stream.js";
+import { type LeaseStats, Membership, type MembershipStats } from "./membership.js";
+import {
+  CLUSTER_SETTINGS,
+  type ClusterConfig,
+  type LeaseMode,
+  type ParsedOptions,
+  parseOptions,
+  type ShardNodeOptions,
+} from "./options.js";
 import { Ring } from "./ring.js";
 import { adoptClusterConfig } from "./sync.js";
 import { NatsTransport, type Transport } from "./transport.js";
 import { checkPlacementKey } from "./validate.js";
+import { subjects } from "./wire.js";
 
 export class ShardNode implements AsyncDisposable {
   /** This member's id. */
@@ -42,7 +51,12 @@ export class ShardNode implements AsyncDisposable {
   #closed: Promise<void> | undefined;
   #admin: AdminResponder | undefined;
 
-  private constructor(id: string, transport: Transport, opts: ReturnType<typeof parseOptions>) {
+  private constructor(
+    id: string,
+    transport: Transport,
+    opts: ReturnType<typeof parseOptions>,
+    stream: HeartbeatStream | undefined,
+  ) {
     this.id = id;
     this.cluster = opts.cluster;
     this.config = opts.config;
@@ -57,6 +71,7 @@ export class ShardNode implements AsyncDisposable {
       id,
       config: opts.config,
       observer: opts.observer,
+      stream,
       tombstoneMs: opts.tombstoneMs,
       clock: opts.clock,
       logger: opts.logger,
@@ -90,11 +105,17 @@ export class ShardNode implements AsyncDisposable {
     try {
       // An observer learns the settings it was not given from the running cluster.
       const adopt = opts.observer && opts.given.size < CLUSTER_SETTINGS.length;
-      const config = adopt
-        ? await adoptClusterConfig({ ...opts, transport, self: id, timeoutMs: opts.startTimeoutMs })
-        : opts.config;
+      let config: ClusterConfig;
+      let stream: HeartbeatStream | undefined;
+      if (adopt)
+        config = await adoptClusterConfig({ ...opts, transport, self: id, timeoutMs: opts.startTimeoutMs });
+      else {
+        const resolved = await resolveLeases(opts, transport);
+        config = { ...opts.config, leases: resolved.leases };
+        stream = resolved.stream;
+      }
       const tombstoneMs = Math.max(opts.tombstoneMs, config.ttlMs + config.skewMs);
-      node = new ShardNode(id, transport, { ...opts, config, tombstoneMs });
+      node = new ShardNode(id, transport, { ...opts, config, tombstoneMs }, stream);
       await node.#membership.start(opts.startTimeoutMs);
     } catch (err) {
       if (node) await node.#membership.close().catch(() => {});
@@ -206,6 +227,16 @@ export class ShardNode implements AsyncDisposable {
     return this.#admin;
   }
 
+  /** How this node's own lease is renewed: "jetstream" (stream acknowledgements) or "echo". */
+  get leaseMode(): LeaseMode {
+    return this.config.leases ?? "echo";
+  }
+
+  /** Counters of the jetstream lease mode: acknowledgements, and leader reads before take-overs. */
+  leaseStats(): Readonly<LeaseStats> {
+    return { ...this.#membership.leaseStats };
+  }
+
   /** Counters of membership traffic, including dropped input. */
   stats(): Readonly<MembershipStats> {
     return { ...this.#membership.stats };
@@ -294,4 +325,40 @@ export class ShardNode implements AsyncDisposable {
   assertOpen(): void {
     if (this.#closed) throw new ClosedError(`Node ${this.id} is closed`);
   }
+}
+
+/**
+ * The effective lease mode, and the heartbeat stream in jetstream mode. "auto" picks jetstream
+ * when the account has JetStream; "jetstream" without it fails. Observers only track the ring:
+ * they need the mode (the config check compares it) but never the stream.
+ */
+async function resolveLeases(
+  opts: ParsedOptions,
+  transport: Transport,
+): Promise<{ leases: LeaseMode; stream: HeartbeatStream | undefined }> {
+  if (opts.leases === "echo") return { leases: "echo", stream: undefined };
+  const nc = transport instanceof NatsTransport ? transport.connection : undefined;
+  if (nc === undefined) {
+    if (opts.leases === "auto") return { leases: "echo", stream: undefined };
+    throw new JetStreamUnavailableError(
+      '`leases: "jetstream"` needs a NATS connection (`servers` or `connection`), not a custom `transport`',
+    );
+  }
+  // A server without JetStream says so in its INFO: no request (nor permission violation) needed.
+  const serverHasJs = (nc.info as { jetstream?: boolean } | undefined)?.jetstream === true;
+  if (opts.leases === "auto" && !(serverHasJs && (await hasJetStream(nc))))
+    return { leases: "echo", stream: undefined };
+  if (opts.observer) {
+    if (opts.leases === "jetstream" && !(await hasJetStream(nc))) {
+      throw new JetStreamUnavailableError('`leases: "jetstream"` needs JetStream on the NATS account');
+    }
+    return { leases: "jetstream", stream: undefined };
+  }
+  const stream = await NatsHeartbeatStream.open(
+    nc,
+    opts.cluster,
+    subjects(opts.cluster).memberHeartbeats,
+    opts.logger,
+  );
+  return { leases: "jetstream", stream };
 }

@@ -5,6 +5,7 @@
 import type { Clock } from "./clock.js";
 import { ConfigMismatchError, StartTimeoutError } from "./errors.js";
 import type { LeaseTable } from "./lease.js";
+import type { MembershipStats } from "./membership-types.js";
 import { type ClusterConfig, type ClusterSetting, diffConfig, parseClusterConfig } from "./options.js";
 import type { Transport } from "./transport.js";
 import { decode, encode, isMalformed, MAX_SMALL_MESSAGE_BYTES, subjects } from "./wire.js";
@@ -75,6 +76,53 @@ export function syncAnswer(
     leases: table.leases(),
     left: table.tombstones(),
   });
+}
+
+/** What a member's sync exchange works on (Membership builds it once). */
+export interface SyncContext {
+  readonly transport: Transport;
+  readonly subject: string;
+  readonly table: LeaseTable;
+  readonly id: string;
+  readonly config: ClusterConfig;
+  readonly clock: Clock;
+  readonly stats: MembershipStats;
+  readonly warnOnce: (peer: string, message: string) => void;
+}
+
+/**
+ * Asks a peer for its lease table and merges it. Resolves whether the table knew a live peer,
+ * or undefined when the reply was dropped (malformed, or another config: at start that rejects
+ * with the ConfigMismatchError instead). Rejects when nobody answers in `timeout`.
+ */
+export async function requestSync(
+  c: SyncContext,
+  timeout: number,
+  atStart: boolean,
+): Promise<boolean | undefined> {
+  const data = await c.transport.request(c.subject, syncRequest(c.id, c.config), { timeout });
+  const merged = mergeSyncReply(c.table, data, c.id, c.config, c.clock.now(), c.clock.monoNow());
+  if (merged.kind === "malformed") {
+    c.stats.malformed++;
+    return undefined;
+  }
+  if (merged.kind === "mismatch") {
+    if (atStart) throw merged.error;
+    c.stats.configMismatch++;
+    c.warnOnce(merged.error.peer, merged.error.message);
+    return undefined;
+  }
+  c.stats.syncsMerged++;
+  return merged.knowsLivePeer;
+}
+
+/** Answers a peer's sync request on `reply` (see syncAnswer); `held` peers stay in the table. */
+export function serveSync(c: SyncContext, held: ReadonlySet<string>, data: Uint8Array, reply: string): void {
+  const answer = syncAnswer(c.table, data, c.id, c.config, held, c.clock.now(), c.clock.monoNow());
+  if (answer === "malformed") c.stats.malformed++;
+  if (answer === undefined || answer === "malformed") return;
+  c.transport.publish(reply, answer);
+  c.stats.syncsServed++;
 }
 
 /** What an observer needs to learn the running cluster's settings. */

@@ -73,7 +73,8 @@ function validConfig(x: unknown): x is ClusterConfig {
     isPosInt(x.skewMs) &&
     typeof x.hash === "string" &&
     x.hash.length <= 64 &&
-    (x.protocol === undefined || (typeof x.protocol === "string" && x.protocol.length <= 64))
+    (x.protocol === undefined || (typeof x.protocol === "string" && x.protocol.length <= 64)) &&
+    (x.leases === undefined || x.leases === "jetstream" || x.leases === "echo")
   );
 }
 
@@ -132,7 +133,8 @@ export function decode(data: Uint8Array, maxBytes = 1_048_576): MembershipMessag
   }
 }
 
-// Copy only known fields, so extra keys from a peer never leak into our objects.
+// Copy only known fields, so extra keys from a peer never leak into our objects. A peer that
+// sends no lease mode predates the option and renews by echo.
 function pickConfig(c: ClusterConfig): ClusterConfig {
   const picked = {
     ringSize: c.ringSize,
@@ -140,6 +142,7 @@ function pickConfig(c: ClusterConfig): ClusterConfig {
     ttlMs: c.ttlMs,
     skewMs: c.skewMs,
     hash: c.hash,
+    leases: c.leases ?? "echo",
   };
   return c.protocol === undefined ? picked : { ...picked, protocol: c.protocol };
 }
@@ -148,11 +151,19 @@ export function isMalformed(x: MembershipMessage | Malformed): x is Malformed {
   return "error" in x;
 }
 
+/** The heartbeat subject of one member in jetstream mode (a token of `memberHeartbeats`). */
+export function memberHeartbeatSubject(cluster: string, id: string): string {
+  return `keyhold.${cluster}.hb.${id}`;
+}
+
 /** Subjects of one cluster. */
 export function subjects(cluster: string) {
   const base = `keyhold.${cluster}`;
   return {
+    /** Heartbeats in echo mode. */
     heartbeat: `${base}.hb`,
+    /** Heartbeats in jetstream mode: one subject per member, each stored once in the stream. */
+    memberHeartbeats: `${base}.hb.*`,
     leave: `${base}.leave`,
     sync: `${base}.sync`,
   } as const;

@@ -37,6 +37,19 @@ describe("lease options", () => {
     );
   });
 
+  it("validates `leases`, naming the option and the value; auto is the default", () => {
+    expect(parseShardNodeOptions({ cluster: "c", servers: "nats://x" }).leases).toBe("auto");
+    for (const v of ["auto", "jetstream", "echo"] as const) {
+      expect(parseShardNodeOptions({ cluster: "c", servers: "nats://x", leases: v }).leases).toBe(v);
+    }
+    const bad = () => parseShardNodeOptions({ cluster: "c", servers: "nats://x", leases: "raft" as never });
+    expect(bad).toThrow(InvalidOptionError);
+    expect(bad).toThrow(/`leases`.*"auto", "jetstream" or "echo".*"raft"/);
+    // The config carries the mode; "auto" stays provisional ("echo") until start resolves it.
+    expect(parseClusterConfig({ leases: "jetstream" }).leases).toBe("jetstream");
+    expect(parseClusterConfig({ leases: "auto" }).leases).toBe("echo");
+  });
+
   it("refuses a clock without monoNow, naming clock", () => {
     const clock = { now: () => 0, setTimeout: () => 0, clearTimeout: () => {} };
     expect(() =>
