@@ -1,7 +1,7 @@
 // The node and client users of the how-to's NATS configuration, against a real nats-server:
 // the server refuses a client's forged membership messages, and the users' permissions are
 // enough for nodes and clients to do all their work.
-import { Sharding } from "@keyhold/actors";
+import { ACTOR_PROTOCOL, Sharding } from "@keyhold/actors";
 import { HASH_VERSION, membershipSubjects, silentLogger } from "@keyhold/core";
 import { NatsServer, waitFor } from "@keyhold/testing";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
@@ -21,7 +21,8 @@ import {
 
 const packr = new Packr({ useRecords: false });
 const subjects = membershipSubjects("orders");
-const CFG = { ringSize: 64, ...LEASE, hash: HASH_VERSION };
+// A node's whole config, as a member would announce it (the actors wire protocol included).
+const CFG = { ringSize: 64, ...LEASE, hash: HASH_VERSION, protocol: ACTOR_PROTOCOL };
 const sorted = (ids: readonly string[]) => [...ids].sort();
 
 describe("the client user", () => {

@@ -186,7 +186,15 @@ export class Batcher {
   #publish(requests: boolean, subject: string, queue: Queue): void {
     try {
       if (requests) {
-        this.#p.transport.publish(subject, encodeBatch(queue.entries, this.#inbox ?? ""));
+        // The inbox goes in the envelope and as the NATS reply subject: a node whose user may
+        // publish only through allow_responses can answer there (secure-a-cluster.md).
+        const inbox = this.#inbox ?? "";
+        this.#p.transport.publish(
+          subject,
+          encodeBatch(queue.entries, inbox),
+          undefined,
+          inbox === "" ? undefined : inbox,
+        );
         this.stats.batches++;
         this.stats.entries += queue.entries.length;
       } else {

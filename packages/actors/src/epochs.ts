@@ -207,6 +207,12 @@ export async function openEpochs(a: {
       throw new EpochError('epochs: "jetstream" needs Sharding to run over NATS (servers or connection)');
     return localEpochs(a.clock);
   }
+  // A server without JetStream says so in its INFO: "auto" then needs no request, and a node user
+  // without JetStream permissions (secure-a-cluster.md) is never refused (as the lease mode does).
+  if (mode === "auto" && (nc.info as { jetstream?: boolean } | undefined)?.jetstream !== true) {
+    a.logger.info(`node ${a.nodeId}: no JetStream on this NATS; fencing tokens are local acquisition stamps`);
+    return localEpochs(a.clock);
+  }
   try {
     await (await jetstreamManager(nc, { timeout: a.timeoutMs })).getAccountInfo();
   } catch (err) {

@@ -117,7 +117,7 @@ export class Inbound {
     const dispatcher = svc.dispatcher;
     switch (msg.k) {
       case "batch":
-        return this.#serveBatch(svc, msg);
+        return this.#serveBatch(svc, msg, reply);
       case "ask":
         if (!reply || !dispatcher) {
           this.stats.malformed++;
@@ -197,12 +197,15 @@ export class Inbound {
   }
 
   /** Serves each entry of a batch on its own: a malformed one is counted, logged and dropped. */
-  #serveBatch(svc: InboundServices, batch: BatchMessage): void {
+  #serveBatch(svc: InboundServices, batch: BatchMessage, reply: string | undefined): void {
     this.stats.batches++;
+    // Answer on the message's NATS reply subject when it has one (the sender sets it to the same
+    // inbox as `rs`), so a node user limited to allow_responses can answer.
+    const rs = reply || batch.rs;
     const dispatcher = svc.dispatcher;
     const limit = svc.batcher.limitBytes;
     for (const entry of batch.m as unknown[]) {
-      const e = dispatcher ? entryOf(entry, batch.rs) : "this node hosts nothing";
+      const e = dispatcher ? entryOf(entry, rs) : "this node hosts nothing";
       if (typeof e === "string" || !dispatcher) {
         this.stats.malformed++;
         this.stats.malformedEntries++;
@@ -215,7 +218,7 @@ export class Inbound {
         continue;
       }
       const respond = (d: Uint8Array) =>
-        svc.batcher.reply(batch.rs, q, d.length <= limit ? d : this.#tooLarge(svc.nodeId, d.length));
+        svc.batcher.reply(rs, q, d.length <= limit ? d : this.#tooLarge(svc.nodeId, d.length));
       if (svc.telemetry.on)
         svc.telemetry.serverAsk(msg, undefined, (end) =>
           this.#serveAsk(svc, dispatcher, msg, (d, error) => {

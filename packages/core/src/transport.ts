@@ -57,7 +57,11 @@ export interface TransportSubscription {
 export type TransportStatus = "disconnected" | "reconnected";
 
 export interface Transport {
-  publish(subject: string, data: Uint8Array, headers?: MessageHeaders): void;
+  /**
+   * Publishes without waiting. `reply` sets the message's NATS reply subject, so that a receiver
+   * limited to `allow_responses` may answer there.
+   */
+  publish(subject: string, data: Uint8Array, headers?: MessageHeaders, reply?: string): void;
   /** Handlers are called synchronously per message, in order. With `queue`, one member of the group gets each message. */
   subscribe(
     subject: string,
@@ -139,10 +143,14 @@ export class NatsTransport implements Transport {
     }
   }
 
-  publish(subject: string, data: Uint8Array, headers?: MessageHeaders): void {
+  publish(subject: string, data: Uint8Array, headers?: MessageHeaders, reply?: string): void {
     if (this.#nc.isClosed()) return;
-    if (headers === undefined) this.#nc.publish(subject, data);
-    else this.#nc.publish(subject, data, { headers: toNats(headers) });
+    if (headers === undefined && reply === undefined) this.#nc.publish(subject, data);
+    else
+      this.#nc.publish(subject, data, {
+        ...(reply === undefined ? {} : { reply }),
+        ...(headers === undefined ? {} : { headers: toNats(headers) }),
+      });
   }
 
   subscribe(
