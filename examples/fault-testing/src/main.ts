@@ -23,7 +23,7 @@ await using cluster = await ProxiedNatsCluster.start();
 const nodes = await Promise.all(
   cluster.urls.map((url) =>
     ShardingProcess.spawn(
-      { servers: url, cluster: `faults-${process.pid}`, heartbeatMs: 100, ttlMs: 500, skewMs: 300 },
+      { servers: url, cluster: `faults-${process.pid}`, heartbeatMs: 200, ttlMs: 1000, skewMs: 500 },
       ENTITIES,
     ),
   ),
@@ -72,13 +72,13 @@ try {
   await sleep(1_500);
   const paused = nodes[2] as ShardingProcess;
   paused.pause();
-  console.log("node 2 paused (SIGSTOP) for 2 s, four times its lease");
-  await sleep(2_000);
+  console.log("node 2 paused (SIGSTOP) for 3.2 s, four times its lease");
+  await sleep(3_200);
   paused.resume();
   await sleep(1_500);
   cluster.clientLink(1).blackhole();
-  console.log("node 1's client link blackholed for 2 s");
-  await sleep(2_000);
+  console.log("node 1's client link blackholed for 3 s");
+  await sleep(3_000);
   cluster.heal();
   await sleep(1_500);
   stop = true;
@@ -100,7 +100,7 @@ try {
         if (w.ok) writers.set(key, (w.result as string | null) ?? undefined);
         return w.ok;
       },
-      { timeout: 20_000 },
+      { timeout: 40_000 },
     );
   }
 
