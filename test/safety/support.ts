@@ -53,7 +53,7 @@ export function spawnNodes(
 export function connectClient(
   servers: string | string[],
   cluster: string,
-  timeouts: { askTimeoutMs?: number; attemptTimeoutMs?: number } = {},
+  timeouts: { askTimeoutMs?: number; attemptTimeoutMs?: number; leases?: "echo" | "jetstream" } = {},
 ) {
   return Sharding.connect({
     servers,
