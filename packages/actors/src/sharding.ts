@@ -1,25 +1,8 @@
 // Sharding: the public facade of @keyhold/actors. Starts a node that hosts entity types (or a
-// client that hosts nothing), builds the node's parts and wires them one way — inbound request
-// → dispatch (the ownership check) → mailbox → handler → durability → reply — and offers ref,
-// ask, tell, stats and close. Where each part lives: docs/concepts/entities.md.
-import {
-  type Clock,
-  consoleLogger,
-  Deadlines,
-  type Logger,
-  type MessageHeaders,
-  NatsTransport,
-  parseClusterConfig,
-  ShardNode,
-  type ShardNodeOptions,
-  systemClock,
-  type Transport,
-} from "@keyhold/core";
-import { v4 as uuidv4 } from "uuid";
-import { actorsAdmin } from "./admin.js";
-import { Batcher } from "./batch.js";
-import { nodeOptionsOf, openTransport } from "./connection.js";
-import { DedupeCache } from "./dedupe.js";
+// client that hosts nothing; the parts are opened and wired in startup.ts) and offers ref, ask,
+// tell, stats, handoffs and close. Where each part lives: docs/concepts/entities.md.
+import type { Clock, Deadlines, Logger, MessageHeaders, ShardNode, Transport } from "@keyhold/core";
+import type { Batcher } from "./batch.js";
 import {
   type AskOptions,
   checkEntityKey,
@@ -30,24 +13,22 @@ import {
   entityRef,
   type TypeName,
 } from "./entity.js";
-import { type EpochSource, localEpochs, openEpochs } from "./epochs.js";
 import { UnknownHandlerError } from "./errors.js";
-import { emptyHostStats } from "./handler.js";
-import { type HandoffInfo, HandoffLog } from "./handoff-log.js";
-import { buildHost, type HostParts } from "./host.js";
-import { Housekeeping } from "./housekeeping.js";
-import { Inbound } from "./inbound.js";
+import type { HostStats } from "./handler.js";
+import type { HandoffInfo, HandoffLog } from "./handoff-log.js";
+import type { HostParts } from "./host.js";
+import type { Housekeeping } from "./housekeeping.js";
+import type { Inbound } from "./inbound.js";
 import { awaitHandover } from "./leave.js";
-import { dormantCopyExpired } from "./lifecycle.js";
-import { type ParsedShardingOptions, parseShardingOptions, type ShardingOptions } from "./options.js";
-import { EntityRegistry } from "./registry.js";
-import { Replicator } from "./replication.js";
-import { Router } from "./router.js";
+import type { ParsedShardingOptions, ShardingOptions } from "./options.js";
+import type { EntityRegistry } from "./registry.js";
+import type { Replicator } from "./replication.js";
+import type { Router } from "./router.js";
 import { validArgs } from "./schema.js";
+import { type ShardingParts, startSharding } from "./startup.js";
 import { type ShardingStats, shardingStats } from "./stats.js";
 import type { StateStore } from "./store.js";
-import { Telemetry } from "./telemetry.js";
-import { ACTOR_PROTOCOL, nodeSubject } from "./wire.js";
+import type { Telemetry } from "./telemetry.js";
 
 export type { HandoffInfo } from "./handoff-log.js";
 export type { ShardingStats } from "./stats.js";
@@ -66,203 +47,48 @@ export class Sharding implements AsyncDisposable {
   readonly #router: Router;
   readonly #batcher: Batcher;
   readonly #host: HostParts | undefined;
-  readonly #hostStats = emptyHostStats();
+  readonly #hostStats: HostStats;
   readonly #deadlines: Deadlines;
   readonly #inbound: Inbound;
   readonly #store: StateStore | undefined;
   readonly #replicator: Replicator | undefined;
   readonly #handoffs: HandoffLog;
   readonly #telemetry: Telemetry;
-  #events: Promise<void> | undefined;
+  readonly #events: Promise<void> | undefined;
   readonly #housekeeping: Housekeeping | undefined;
   #closing: Promise<void> | undefined;
 
-  private constructor(args: {
-    node: ShardNode;
-    client: boolean;
-    opts: ParsedShardingOptions;
-    registry: EntityRegistry;
-    transport: Transport;
-    ownsTransport: boolean;
-    clock: Clock;
-    logger: Logger;
-    store: StateStore | undefined;
-    epochs: EpochSource | undefined;
-    inbound: Inbound;
-    telemetry: Telemetry;
-  }) {
-    const { node, opts, registry, clock, logger, transport } = args;
-    this.node = node;
-    this.#store = args.store;
-    this.client = args.client;
-    this.#opts = opts;
-    this.#registry = registry;
-    this.#transport = transport;
-    this.#ownsTransport = args.ownsTransport;
-    this.#clock = clock;
-    this.#logger = logger;
-    this.#inbound = args.inbound;
-    this.#telemetry = args.telemetry;
-    this.#deadlines = new Deadlines(clock);
-    this.#handoffs = new HandoffLog(clock);
-    const cluster = node.cluster;
-    const nodeId = node.id;
-    if (!args.client && registry.replicated) {
-      this.#replicator = new Replicator({
-        node,
-        transport,
-        cluster,
-        nodeId,
-        clock,
-        logger,
-        timeoutMs: opts.replicationTimeoutMs,
-        quorum: opts.writeQuorum,
-        replicasOf: (t) => registry.replicasOf(t),
-        orphanGraceMs: opts.handoffTimeoutMs * 2,
-        dormant: args.store ? (at, now) => dormantCopyExpired(at, now, opts.idleMs) : undefined,
-      });
-    }
-    this.#batcher = new Batcher({
-      transport,
-      clock,
-      deadlines: this.#deadlines,
-      logger,
-      maxEntries: opts.batchMaxEntries,
-    });
-    this.#router = new Router({
-      node,
-      transport,
-      cluster,
-      clock,
-      batcher: this.#batcher,
-      deadlines: this.#deadlines,
-      askTimeoutMs: opts.askTimeoutMs,
-      attemptTimeoutMs: opts.attemptTimeoutMs,
-      local: args.client
-        ? undefined
-        : (t, k, h, a, done) => this.#host!.dispatcher.dispatch(t, k, h, a, done),
-    });
-    if (!args.client) {
-      this.#host = buildHost({
-        node,
-        opts,
-        defs: registry.types,
-        transport,
-        clock,
-        logger,
-        stats: this.#hostStats,
-        store: args.store,
-        replicator: this.#replicator,
-        deadlines: this.#deadlines,
-        telemetry: args.telemetry,
-        reroute: (t, k, h, a, timeout) => this.#router.ask(t, k, h, a, { timeout, accepted: true }),
-        epochs: args.epochs ?? localEpochs(clock),
-        onHandoff: (info) => {
-          this.#handoffs.record(info);
-          if (args.telemetry.on) args.telemetry.handoff(info);
-        },
-      });
-      const { outbox } = this.#host;
-      this.#housekeeping = new Housekeeping({
-        clock,
-        everyMs: opts.handoffTimeoutMs,
-        outbox,
-        replicator: this.#replicator,
-        background: this.#host.background,
-      });
-    }
+  private constructor(p: ShardingParts) {
+    this.node = p.node;
+    this.client = p.client;
+    this.#opts = p.opts;
+    this.#registry = p.registry;
+    this.#transport = p.transport;
+    this.#ownsTransport = p.ownsTransport;
+    this.#clock = p.clock;
+    this.#logger = p.logger;
+    this.#router = p.router;
+    this.#batcher = p.batcher;
+    this.#host = p.host;
+    this.#hostStats = p.hostStats;
+    this.#deadlines = p.deadlines;
+    this.#inbound = p.inbound;
+    this.#store = p.store;
+    this.#replicator = p.replicator;
+    this.#handoffs = p.handoffs;
+    this.#telemetry = p.telemetry;
+    this.#events = p.events;
+    this.#housekeeping = p.housekeeping;
   }
 
   /** Starts a node that hosts `entities`, joins the ring and takes over its partitions. */
   static start(options: ShardingOptions): Promise<Sharding> {
-    return Sharding.#create(options, false);
+    return startSharding(options, false, (p) => new Sharding(p));
   }
 
   /** Connects a client that sends to entities by key and hosts nothing (an observer of the ring). */
   static connect(options: ShardingOptions): Promise<Sharding> {
-    return Sharding.#create(options, true);
-  }
-
-  static async #create(options: ShardingOptions, client: boolean): Promise<Sharding> {
-    const opts = parseShardingOptions(options);
-    const telemetry = await Telemetry.create(options.telemetry);
-    // Validate the node options early, before connecting, so a bad option fails fast.
-    const config = parseClusterConfig(options);
-    const registry = EntityRegistry.of(opts.entities, client);
-    const nodeId = options.nodeId ?? uuidv4().replaceAll("-", "");
-    const { transport, owned } = await openTransport(options, nodeId, client);
-    const nodeOptions: ShardNodeOptions = {
-      ...nodeOptionsOf(options),
-      // A leaver answers pulls for up to handoffTimeoutMs; joiners must learn of it that long.
-      tombstoneMs: Math.max(options.tombstoneMs ?? 0, config.ttlMs + config.skewMs + opts.handoffTimeoutMs),
-      nodeId,
-      transport,
-      observer: client,
-      protocol: ACTOR_PROTOCOL,
-    };
-    const logger = options.logger ?? consoleLogger;
-    // Requests that arrive before construction ends (replica refills among them) wait in the inbox.
-    const inbound = new Inbound(transport, logger, opts.startupBufferBytes);
-    let store: StateStore | undefined;
-    try {
-      if (!client) await inbound.listen(nodeSubject(options.cluster, nodeId));
-      const connection = transport instanceof NatsTransport ? transport.connection : undefined;
-      store = client ? undefined : await opts.store?.open({ connection });
-      if (store && telemetry.on) store = telemetry.store(store);
-      const clock = options.clock ?? systemClock;
-      const epochs = client
-        ? undefined
-        : await openEpochs({
-            ...opts,
-            mode: opts.epochs,
-            connection,
-            cluster: options.cluster,
-            nodeId,
-            clock,
-            logger,
-            timeoutMs: opts.attemptTimeoutMs,
-          });
-      const node = await ShardNode.start(nodeOptions);
-      const sharding = new Sharding({
-        store,
-        epochs,
-        node,
-        client,
-        opts,
-        registry,
-        transport,
-        ownsTransport: owned,
-        clock: options.clock ?? systemClock,
-        logger,
-        inbound,
-        telemetry,
-      });
-      const host = sharding.#host;
-      if (host) {
-        sharding.#events = host.handoff.follow();
-        sharding.#housekeeping?.start();
-        node.admin?.extend(actorsAdmin(sharding, host));
-      }
-      if (telemetry.on)
-        telemetry.observe({ node, stats: () => sharding.stats(), census: () => host?.slots.census() });
-      inbound.serve({
-        nodeId,
-        clock: sharding.#clock,
-        dispatcher: host?.dispatcher,
-        replicator: sharding.#replicator,
-        router: sharding.#router,
-        batcher: sharding.#batcher,
-        dedupe: new DedupeCache(opts.dedupeWindowMs, opts.dedupeMaxEntries),
-        ownerOf: (key) => node.place(key),
-        telemetry,
-      });
-      return sharding;
-    } catch (err) {
-      inbound.close();
-      await store?.close().catch(() => {});
-      if (owned) await transport.close().catch(() => {});
-      throw err;
-    }
+    return startSharding(options, true, (p) => new Sharding(p));
   }
 
   /**

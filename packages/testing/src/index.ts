@@ -68,16 +68,15 @@ export {
   type ShardingState,
 } from "./sharding-process.js";
 export { SimBus, type SimBusOptions, SimEndpoint, seededRandom } from "./sim-bus.js";
+export { TestCluster } from "./test-cluster.js";
 export {
   DEFAULT_TEST_DRIVE_LIMIT_MS,
   DEFAULT_TEST_HEARTBEAT_MS,
   DEFAULT_TEST_NATS_HEARTBEAT_MS,
-  TestCluster,
   type TestClusterOptions,
-  TestNode,
   type TestNodeOptions,
-  type TestNodeState,
-} from "./test-cluster.js";
+} from "./test-cluster-options.js";
+export { TestNode, type TestNodeState } from "./test-node.js";
 export { flushMicrotasks, VirtualClock } from "./virtual-clock.js";
 export type { WaitForOptions } from "./wait-for.js";
 export { waitFor } from "./wait-for.js";

@@ -1,232 +1,21 @@
 // TestCluster: a whole Keyhold cluster inside one test process, for testing users' entities.
 // On the simulated bus with a virtual clock (deterministic) or on an embedded nats-server.
-import {
-  type Entity,
-  type EntityClass,
-  type EntityRef,
-  Sharding,
-  type ShardingOptions,
-} from "@keyhold/actors";
-import {
-  type Clock,
-  InvalidArgumentError,
-  InvalidOptionError,
-  type Logger,
-  NatsTransport,
-  silentLogger,
-  systemClock,
-  type Transport,
-  type TransportStatus,
-  type TransportSubscription,
-} from "@keyhold/core";
-import { connect } from "@nats-io/transport-node";
+// Options: test-cluster-options.ts; backends: test-backend.ts; a node's gate: gate.ts.
+import { type Entity, type EntityClass, type EntityRef, Sharding } from "@keyhold/actors";
+import { type Clock, InvalidArgumentError, type Transport } from "@keyhold/core";
+import { ClockDriver } from "./clock-driver.js";
 import { TestClusterTimeoutError } from "./errors.js";
-import { NatsServer } from "./nats-server.js";
-import { SimBus, type SimEndpoint, seededRandom } from "./sim-bus.js";
+import { Gate, GatedClock, GatedTransport } from "./gate.js";
+import { SimBus, seededRandom } from "./sim-bus.js";
+import { type Backend, natsBackend, simBackend } from "./test-backend.js";
+import {
+  parseSimBusOptions,
+  parseTestClusterOptions,
+  type TestClusterOptions,
+  testShardingOptions,
+} from "./test-cluster-options.js";
+import { TestNode, type TestNodeState } from "./test-node.js";
 import { VirtualClock } from "./virtual-clock.js";
-
-/** Heartbeat period of a TestCluster on the simulated bus, in virtual ms. */
-export const DEFAULT_TEST_HEARTBEAT_MS = 100;
-/** Heartbeat period of a TestCluster on nats-server, in real ms: short, so tests stay quick. */
-export const DEFAULT_TEST_NATS_HEARTBEAT_MS = 200;
-/** Longest a TestCluster drives virtual time for one call before giving up, in virtual ms. */
-export const DEFAULT_TEST_DRIVE_LIMIT_MS = 600_000;
-
-/** Sharding options a TestCluster passes to every node; the connection and identity are its own. */
-export type TestNodeOptions = Omit<
-  ShardingOptions,
-  | "servers"
-  | "connection"
-  | "natsOptions"
-  | "transport"
-  | "clock"
-  | "cluster"
-  | "nodeId"
-  | "entities"
-  | "heartbeatMs"
-  | "ttlMs"
-  | "ringSize"
-  | "logger"
->;
-
-export interface TestClusterOptions {
-  /** Entity classes every node hosts. */
-  readonly entities: readonly EntityClass[];
-  /** Nodes started by `start()`, named `node-1` … `node-N`. @default 3 */
-  readonly nodes?: number;
-  /**
-   * Run on NATS instead of the simulated bus: `true` starts an embedded nats-server (needs
-   * `nats-server` on PATH), `{ url }` uses a running one. Time is then real. @default false
-   */
-  readonly nats?: boolean | { readonly url: string };
-  /** Heartbeat period. @default 100 on the simulated bus, 200 on NATS */
-  readonly heartbeatMs?: number;
-  /** Lease time-to-live. @default 3 × heartbeatMs */
-  readonly ttlMs?: number;
-  /** Partitions. @default 64 */
-  readonly ringSize?: number;
-  /** Simulated bus: delivery delay in virtual ms. @default 1 */
-  readonly latencyMs?: number;
-  /** Simulated bus: seed of its randomness (queue-group picks, jitter). @default 1 */
-  readonly seed?: number;
-  /** Further Sharding options for every node, e.g. `{ store: memoryStore(), idleMs: 1000 }`. @default {} */
-  readonly node?: TestNodeOptions;
-  /** Where the nodes log. @default silent */
-  readonly logger?: Logger;
-  /**
-   * Simulated bus: a call through `ref()`/`run()` fails with TestClusterTimeoutError after
-   * this much virtual time without settling. @default 600000
-   */
-  readonly driveLimitMs?: number;
-}
-
-export type TestNodeState = "running" | "paused" | "crashed" | "left";
-
-/**
- * Runs or holds back everything that reaches one node's code (timers, messages, replies), so
- * the cluster can pause a node like SIGSTOP or freeze it for good like SIGKILL.
- */
-class Gate {
-  state: TestNodeState = "running";
-  readonly #held: (() => void)[] = [];
-
-  run(fn: () => void): void {
-    if (this.state === "crashed") return;
-    if (this.state === "paused") this.#held.push(fn);
-    else fn();
-  }
-
-  resume(): void {
-    this.state = "running";
-    for (const fn of this.#held.splice(0)) fn();
-  }
-
-  drop(): void {
-    this.#held.length = 0;
-  }
-}
-
-class GatedClock implements Clock {
-  readonly #base: Clock;
-  readonly #gate: Gate;
-  constructor(base: Clock, gate: Gate) {
-    this.#base = base;
-    this.#gate = gate;
-  }
-  now(): number {
-    return this.#base.now();
-  }
-  monoNow(): number {
-    return this.#base.monoNow();
-  }
-  setTimeout(fn: () => void, ms: number): unknown {
-    return this.#base.setTimeout(() => this.#gate.run(fn), ms);
-  }
-  clearTimeout(handle: unknown): void {
-    this.#base.clearTimeout(handle);
-  }
-}
-
-class GatedTransport implements Transport {
-  readonly #inner: Transport;
-  readonly #gate: Gate;
-  constructor(inner: Transport, gate: Gate) {
-    this.#inner = inner;
-    this.#gate = gate;
-  }
-  publish(subject: string, data: Uint8Array): void {
-    this.#gate.run(() => this.#inner.publish(subject, data));
-  }
-  subscribe(
-    subject: string,
-    handler: (msg: { subject: string; data: Uint8Array; reply?: string | undefined }) => void,
-    opts?: { queue?: string },
-  ): TransportSubscription {
-    return this.#inner.subscribe(subject, (m) => this.#gate.run(() => handler(m)), opts);
-  }
-  request(subject: string, data: Uint8Array, opts: { timeout: number }): Promise<Uint8Array> {
-    return new Promise((resolve, reject) => {
-      this.#gate.run(() => {
-        this.#inner.request(subject, data, opts).then(
-          (v) => this.#gate.run(() => resolve(v)),
-          (e: unknown) => this.#gate.run(() => reject(e)),
-        );
-      });
-    });
-  }
-  onStatus(listener: (status: TransportStatus) => void): () => void {
-    return this.#inner.onStatus((s) => this.#gate.run(() => listener(s)));
-  }
-  flush(): Promise<void> {
-    return this.#inner.flush();
-  }
-  close(): Promise<void> {
-    return this.#inner.close();
-  }
-}
-
-/** One node of a TestCluster. */
-export class TestNode {
-  readonly id: string;
-  /** The node's Sharding: `stats()`, `handoffs()`, `node.ownedPartitions()`, `ref()`… */
-  readonly sharding: Sharding;
-  /** @internal */
-  readonly gate: Gate;
-  /** @internal */
-  readonly transport: Transport;
-
-  /** @internal */
-  constructor(id: string, sharding: Sharding, gate: Gate, transport: Transport) {
-    this.id = id;
-    this.sharding = sharding;
-    this.gate = gate;
-    this.transport = transport;
-  }
-
-  get state(): TestNodeState {
-    return this.gate.state;
-  }
-}
-
-interface Backend {
-  readonly clock: Clock;
-  connect(name: string): Promise<Transport>;
-  /** Cuts a crashed node's connection the way a dead process's socket closes. */
-  kill(transport: Transport): Promise<void>;
-  close(): Promise<void>;
-}
-
-function simBackend(bus: SimBus): Backend {
-  return {
-    clock: bus.clock,
-    connect: async (name) => bus.connect(name),
-    kill: (t) => (t as SimEndpoint).close(),
-    close: async () => {},
-  };
-}
-
-async function natsBackend(url: string | undefined): Promise<Backend> {
-  const server = url === undefined ? await NatsServer.start() : undefined;
-  const servers = url ?? (server as NatsServer).url;
-  return {
-    clock: systemClock,
-    connect: async (name) => new NatsTransport(await connect({ servers, name }), { owned: true }),
-    kill: async (t) => {
-      await (t as NatsTransport).connection.close();
-    },
-    close: async () => {
-      await server?.close();
-    },
-  };
-}
-
-function positiveInt(name: string, value: unknown, def: number, min = 1): number {
-  if (value === undefined) return def;
-  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < min) {
-    throw new InvalidOptionError(name, `an integer >= ${min}`, value);
-  }
-  return value;
-}
 
 /**
  * A cluster of Keyhold nodes in this process, plus a client, for tests of entities. On the
@@ -243,18 +32,13 @@ export class TestCluster implements AsyncDisposable {
   readonly heartbeatMs: number;
   readonly ttlMs: number;
   readonly #driveLimitMs: number;
+  readonly #driver: ClockDriver | undefined;
   readonly #backend: Backend;
   readonly #opts: TestClusterOptions;
   readonly #nodes = new Map<string, TestNode>();
-  /** Calls being driven, each with the way to fail it when the drive limit is reached. */
-  readonly #inflight = new Map<
-    Promise<unknown>,
-    { readonly until: number; readonly limitMs: number; readonly fail: (err: unknown) => void }
-  >();
   #groups: readonly (readonly string[])[] = [];
   #client: Sharding | undefined;
   #clientTransport: Transport | undefined;
-  #driving = false;
   #seq = 0;
   #closed: Promise<void> | undefined;
 
@@ -262,59 +46,35 @@ export class TestCluster implements AsyncDisposable {
     opts: TestClusterOptions,
     backend: Backend,
     bus: SimBus | undefined,
-    hb: number,
-    ttl: number,
+    parsed: { readonly heartbeatMs: number; readonly ttlMs: number; readonly driveLimitMs: number },
   ) {
     this.#opts = opts;
     this.#backend = backend;
     this.bus = bus;
     this.clock = bus?.clock;
+    this.#driver = bus ? new ClockDriver(bus.clock) : undefined;
     this.mode = bus ? "sim" : "nats";
-    this.heartbeatMs = hb;
-    this.ttlMs = ttl;
-    this.#driveLimitMs = opts.driveLimitMs ?? DEFAULT_TEST_DRIVE_LIMIT_MS;
+    this.heartbeatMs = parsed.heartbeatMs;
+    this.ttlMs = parsed.ttlMs;
+    this.#driveLimitMs = parsed.driveLimitMs;
   }
 
   /** Starts `nodes` nodes and a client, and waits until every one sees all the nodes. */
   static async start(options: TestClusterOptions): Promise<TestCluster> {
-    if (options === null || typeof options !== "object") {
-      throw new InvalidOptionError("options", "an object", options);
-    }
-    if (!Array.isArray(options.entities) || options.entities.length === 0) {
-      throw new InvalidOptionError("entities", "a non-empty array of entity classes", options.entities);
-    }
-    const nodes = positiveInt("nodes", options.nodes, 3, 0);
-    const nats = options.nats ?? false;
-    if (
-      typeof nats !== "boolean" &&
-      (typeof nats !== "object" || nats === null || typeof nats.url !== "string")
-    ) {
-      throw new InvalidOptionError("nats", "true, false or { url: string }", nats);
-    }
-    const hb = positiveInt(
-      "heartbeatMs",
-      options.heartbeatMs,
-      nats ? DEFAULT_TEST_NATS_HEARTBEAT_MS : DEFAULT_TEST_HEARTBEAT_MS,
-      10,
-    );
-    const ttl = positiveInt("ttlMs", options.ttlMs, 3 * hb, hb + 1);
-    positiveInt("driveLimitMs", options.driveLimitMs, DEFAULT_TEST_DRIVE_LIMIT_MS);
-    if (options.node !== undefined && (typeof options.node !== "object" || options.node === null)) {
-      throw new InvalidOptionError("node", "an object of Sharding options", options.node);
-    }
+    const parsed = parseTestClusterOptions(options);
+    const { nats } = parsed;
     let bus: SimBus | undefined;
     let backend: Backend;
     if (nats) {
       backend = await natsBackend(typeof nats === "object" ? nats.url : undefined);
     } else {
-      const latencyMs = positiveInt("latencyMs", options.latencyMs, 1, 0);
-      const seed = positiveInt("seed", options.seed, 1, 0);
+      const { latencyMs, seed } = parseSimBusOptions(options);
       bus = new SimBus(new VirtualClock(), { latencyMs, random: seededRandom(seed) });
       backend = simBackend(bus);
     }
-    const cluster = new TestCluster(options, backend, bus, hb, ttl);
+    const cluster = new TestCluster(options, backend, bus, parsed);
     try {
-      for (let i = 0; i < nodes; i++) await cluster.#join(undefined);
+      for (let i = 0; i < parsed.nodes; i++) await cluster.#join(undefined);
       cluster.#clientTransport = await backend.connect("client");
       cluster.#client = await cluster.run(
         Sharding.connect(cluster.#shardingOptions("client", cluster.#clientTransport, backend.clock)),
@@ -327,22 +87,8 @@ export class TestCluster implements AsyncDisposable {
     return cluster;
   }
 
-  #shardingOptions(id: string, transport: Transport, clock: Clock): ShardingOptions {
-    const o = this.#opts;
-    return {
-      skewMs: Math.max(this.ttlMs, 200),
-      handoffTimeoutMs: Math.max(20 * this.heartbeatMs, 2_000),
-      ...o.node,
-      transport,
-      clock,
-      cluster: "test",
-      nodeId: id,
-      entities: o.entities,
-      heartbeatMs: this.heartbeatMs,
-      ttlMs: this.ttlMs,
-      ...(o.ringSize === undefined ? {} : { ringSize: o.ringSize }),
-      logger: o.logger ?? silentLogger,
-    };
+  #shardingOptions(id: string, transport: Transport, clock: Clock) {
+    return testShardingOptions(this.#opts, this, id, transport, clock);
   }
 
   /** The client every `ref()` goes through (an observer: routes, owns nothing). */
@@ -406,39 +152,7 @@ export class TestCluster implements AsyncDisposable {
   }
 
   #run<T>(promise: Promise<T>, limitMs: number): Promise<T> {
-    if (!this.clock) return promise;
-    let fail: (err: unknown) => void = () => {};
-    const limit = new Promise<never>((_, reject) => {
-      fail = reject;
-    });
-    const tracked: Promise<T> = Promise.race([promise, limit]).finally(() => this.#inflight.delete(tracked));
-    tracked.catch(() => {});
-    this.#inflight.set(tracked, { until: this.clock.now() + limitMs, limitMs, fail });
-    void this.#drive();
-    return tracked;
-  }
-
-  async #drive(): Promise<void> {
-    const clock = this.clock;
-    if (this.#driving || !clock) return;
-    this.#driving = true;
-    try {
-      while (this.#inflight.size > 0) {
-        for (const [p, { until, limitMs, fail }] of this.#inflight) {
-          if (clock.now() < until) continue;
-          // A call that never settles: a handler that never returns, with its deadline raised.
-          this.#inflight.delete(p);
-          fail(
-            new TestClusterTimeoutError(
-              `TestCluster: a call still pending after ${limitMs} virtual ms (driveLimitMs)`,
-            ),
-          );
-        }
-        await clock.advance(1);
-      }
-    } finally {
-      this.#driving = false;
-    }
+    return this.#driver ? this.#driver.run(promise, limitMs) : promise;
   }
 
   /** Lets `ms` pass: virtual time on the simulated bus (timers fire in order), real time on NATS. */
