@@ -10,6 +10,7 @@ export default defineConfig({
     // Integration files spawn nats-server clusters and node processes and measure lease
     // timing; running them one at a time keeps a 2-core machine from skewing those timings.
     fileParallelism: false,
+    setupFiles: ["./test/setup/properties.ts"],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     projects: [

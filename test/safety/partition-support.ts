@@ -128,8 +128,26 @@ export async function judgeOwners(
   window?: { readonly faultAt: number; readonly healAt: number },
 ): Promise<void> {
   const applied = new Map<string, Set<string>>();
-  for (const k of COUNTERS) applied.set(`opcounter/${k}`, new Set(await c.ref(OpCounter, k).ops()));
-  for (const k of REGISTERS) applied.set(`opregister/${k}`, new Set(await c.ref(OpRegister, k).ops()));
+  // The final reads wait for the cluster to serve every key again (liveness after the heal is
+  // measured and printed, not asserted beyond this bound; the safety claims follow).
+  const t0 = Date.now();
+  const settledRead = async (read: () => Promise<string[]>): Promise<string[]> => {
+    for (;;) {
+      try {
+        return await read();
+      } catch (err) {
+        if (Date.now() - t0 > 60_000) throw err;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+  };
+  for (const k of COUNTERS)
+    applied.set(`opcounter/${k}`, new Set(await settledRead(() => c.ref(OpCounter, k).ops())));
+  for (const k of REGISTERS)
+    applied.set(`opregister/${k}`, new Set(await settledRead(() => c.ref(OpRegister, k).ops())));
+  console.log(
+    `[nats-partition] ${label}: every key served again ${Date.now() - t0} ms after the final reads began`,
+  );
   const clientAcked = loads.flatMap((l) => l.acked);
   const clientLost = clientAcked.filter(([key, op]) => !applied.get(key)?.has(op));
   const nodeLost = lostWrites(acks, (key) => applied.get(key));
