@@ -62,20 +62,24 @@ async function run(label: string, rig: PartitionRig, fault: () => Promise<void>,
   return { fenced, minorityNodes };
 }
 
+async function isolateMinority(rig: PartitionRig): Promise<void> {
+  rig.nats.isolate(rig.minority);
+  await rig.nats.waitForIsolated(rig.minority);
+}
+
+async function healRoutes(rig: PartitionRig): Promise<void> {
+  rig.nats.heal();
+  await rig.nats.waitForRoutes({ timeout: 30_000 });
+}
+
 describe("safety: the NATS cluster itself splits (leases acknowledged by JetStream)", () => {
   it("(b) the server with 2 nodes cut off for 5 x ttl, stream leader on the majority side", async () => {
     const rig = await startRig("split1", false, cleanup);
     const { fenced, minorityNodes } = await run(
       "minority cut off, leader on the majority side",
       rig,
-      async () => {
-        rig.nats.isolate(rig.minority);
-        await rig.nats.waitForIsolated(rig.minority);
-      },
-      async () => {
-        rig.nats.heal();
-        await rig.nats.waitForRoutes({ timeout: 30_000 });
-      },
+      () => isolateMinority(rig),
+      () => healRoutes(rig),
     );
     // The minority side could not get acknowledgements: both of its nodes fenced.
     for (const n of minorityNodes) expect(fenced.has(n.id), `${n.id} fenced`).toBe(true);
@@ -87,14 +91,8 @@ describe("safety: the NATS cluster itself splits (leases acknowledged by JetStre
     const { fenced, minorityNodes } = await run(
       "minority cut off, leader on the minority side",
       rig,
-      async () => {
-        rig.nats.isolate(rig.minority);
-        await rig.nats.waitForIsolated(rig.minority);
-      },
-      async () => {
-        rig.nats.heal();
-        await rig.nats.waitForRoutes({ timeout: 30_000 });
-      },
+      () => isolateMinority(rig),
+      () => healRoutes(rig),
     );
     for (const n of minorityNodes) expect(fenced.has(n.id), `${n.id} fenced`).toBe(true);
   });
@@ -111,10 +109,7 @@ describe("safety: the NATS cluster itself splits (leases acknowledged by JetStre
           rig.nats.routeLink(j, m).blackhole(j < m ? "backward" : "forward");
         }
       },
-      async () => {
-        rig.nats.heal();
-        await rig.nats.waitForRoutes({ timeout: 30_000 });
-      },
+      () => healRoutes(rig),
     );
   });
 

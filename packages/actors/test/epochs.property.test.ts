@@ -4,27 +4,13 @@
 // duplicates deliveries: no acknowledged increment is lost or applied twice, and the writes of
 // each key, in history order, carry non-decreasing tokens (a later write never runs under an
 // older owner's epoch). Replayed old copies are refused, never installed.
-import { Entity, MemoryEpochs, type Sharding } from "@keyhold/actors";
+import { MemoryEpochs, type Sharding } from "@keyhold/actors";
 import { silentLogger } from "@keyhold/core";
 import { SimBus, seededRandom, VirtualClock } from "@keyhold/testing";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { Tokened } from "./fixtures/tokened.js";
 import { drive, HB, startOn, TTL } from "./support.js";
-
-class Fenced extends Entity<{ n: number }> {
-  static readonly type = "fenced";
-  static readonly replicas = 3;
-  initialState() {
-    return { n: 0 };
-  }
-  add(): [number, number] {
-    this.state.n++;
-    return [this.state.n, this.fencingToken];
-  }
-  get(): number {
-    return this.state.n;
-  }
-}
 
 type Op =
   | { op: "join" }
@@ -68,13 +54,13 @@ async function scenario(ops: readonly Op[], seed: number): Promise<void> {
     const id = `n${next++}`;
     return startOn(bus, id, {
       cluster: "f",
-      entities: [Fenced],
+      entities: [Tokened],
       epochs: epochs.source(id),
       logger: silentLogger,
     });
   };
   const nodes: Sharding[] = [await start(), await start(), await start()];
-  const client = await startOn(bus, "client", { cluster: "f", entities: [Fenced] }, true);
+  const client = await startOn(bus, "client", { cluster: "f", entities: [Tokened] }, true);
   // Every request between nodes, kept to be replayed late (a delayed duplicate).
   const seen: { subject: string; data: Uint8Array }[] = [];
   const spy = bus.connect("spy");
@@ -102,7 +88,7 @@ async function scenario(ops: readonly Op[], seed: number): Promise<void> {
         const k = keys[(o.from * 5 + i) % keys.length]!;
         inflight.push(
           client
-            .ref(Fenced, k)
+            .ref(Tokened, k)
             .add()
             .then((r) => acked.set(k, [...(acked.get(k) ?? []), r]))
             .catch(() => {
@@ -132,7 +118,7 @@ async function scenario(ops: readonly Op[], seed: number): Promise<void> {
       expect(writes[i]![1], `${k}: write ${writes[i]![0]} ran under an older epoch`).toBeGreaterThanOrEqual(
         writes[i - 1]![1],
       );
-    expect(await drive(bus, client.ref(Fenced, k).get()), k).toBe(writes.length);
+    expect(await drive(bus, client.ref(Tokened, k).get()), k).toBe(writes.length);
   }
   for (const n of [...nodes, client]) await drive(bus, n.close());
 }

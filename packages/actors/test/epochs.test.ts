@@ -14,19 +14,8 @@ import { SimBus, VirtualClock } from "@keyhold/testing";
 import { Packr } from "msgpackr";
 import { beforeEach, describe, expect, it } from "vitest";
 import { decodeReply, decodeRequest } from "../src/wire.js";
+import { Tokened } from "./fixtures/tokened.js";
 import { drive, HB, startOn, TTL } from "./support.js";
-
-class Tokened extends Entity<{ n: number }> {
-  static readonly type = "tokened";
-  static readonly replicas = 3;
-  initialState() {
-    return { n: 0 };
-  }
-  add(): [number, number] {
-    this.state.n++;
-    return [this.state.n, this.fencingToken];
-  }
-}
 
 class Plain extends Entity<{ n: number }> {
   static readonly type = "plain";
