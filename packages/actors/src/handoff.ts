@@ -28,8 +28,9 @@ import type { Mailbox } from "./mailbox.js";
 import type { Outbox } from "./outbox.js";
 import type { PartitionStates } from "./partitions.js";
 import { type Peer, PeerTracker } from "./peers.js";
-import { BUSY_PATIENCE_FACTOR, Puller } from "./pull.js";
+import { Puller } from "./pull.js";
 import type { Refill } from "./refill.js";
+import { drainPartition } from "./release.js";
 import type { Replicator } from "./replication.js";
 import type { Slot, SlotTable } from "./slots.js";
 import { type EntityRecord, encode, pageRecords } from "./wire.js";
@@ -114,6 +115,9 @@ export class Handoff {
   readonly #p: HandoffParams;
   // Resolved when a partition being pulled is released again, so its pulls stop at once.
   readonly #lost = new Map<number, () => void>();
+  // Per partition, how many times this node released it (one entry per partition ever held):
+  // an acquisition is superseded once the count moved since it was asked for (see acquire).
+  readonly #releases = new Map<number, number>();
   readonly #stats: Omit<HandoffStats, "buffered"> = emptyHandoffStats();
   // Between a `fenced` and an `unfenced` event: what is released now is pre-fence.
   #fenced = false;
@@ -172,78 +176,103 @@ export class Handoff {
     }
   }
 
-  /** This node became the owner of `p`; `peers` are the other members that may hold its records. */
+  /**
+   * This node became the owner of `p`; `peers` are the other members that may hold its records.
+   *
+   * One acquisition is one tenure, and it serves only if it is still the current one when its
+   * records are in: a release of `p` on this node after `acquire` was called (a fence, a
+   * give-up, a newer view) supersedes it, whatever happens after. Without this, a node paused
+   * in the middle of an acquisition that rejoins (new lease, same view) before the stalled step
+   * resumes would serve `p` under the epoch it took before the pause, below the epoch an interim
+   * owner took meanwhile: its lease check passes (it holds a new lease), so it acknowledges
+   * writes that the next hand-off orders below the interim owner's records and drops (issue 8).
+   */
   acquire(p: number, peers: readonly Peer[]): void {
     const { partitions, node } = this.#p;
     this.#fencing.acquiring(p);
+    const tenure = this.#releases.get(p) ?? 0;
+    const superseded = () =>
+      (this.#releases.get(p) ?? 0) !== tenure || node.ring.ownerOfPartition(p) !== this.#p.nodeId;
     void partitions.chain(p, async () => {
+      // Released before this step ran: the release's own step follows, and a later acquisition.
+      if (superseded()) return;
       const started = this.#p.clock.now();
       const st = partitions.pending(p);
       const lost = new Promise<"lost">((r) => this.#lost.set(p, () => r("lost")));
-      // The fencing token first: the pull carries it and fences every holder it reaches.
-      let epoch = await this.#fencing.take(p, lost);
-      if (epoch === undefined) {
+      try {
+        // The fencing token first: the pull carries it and fences every holder it reaches.
+        let epoch = await this.#fencing.take(p, lost);
+        if (epoch === undefined) return; // lost the partition meanwhile: its release follows
+        const eager: Slot[] = [];
+        // Records this node handed out earlier and nobody took: ours again, but only where
+        // nothing newer turns up. Pre-fence ones (released while fenced) may be older than what
+        // an interim owner served meanwhile, so they go in last, after the pull, and lose to
+        // any record of a later acquisition whatever the versions say (isNewer).
+        const mine = this.#p.outbox.take(p);
+        let records = 0;
+        // Copies this node kept as a replica: the warm standby becomes the primary.
+        const copies = this.#p.replicator?.takeCopies(p);
+        if (copies && copies.length > 0) records += this.#installAll(p, copies, eager);
+        const targets = peers.filter((m) => m.id !== this.#p.nodeId);
+        const pulled =
+          targets.length > 0
+            ? await this.#p.background.add(
+                "handoff",
+                () => this.#puller.pull(p, targets, eager, lost, epoch),
+                {
+                  dropped: { n: 0, complete: false },
+                  until: lost,
+                  partition: true,
+                },
+              )
+            : { n: 0, complete: true };
+        records += pulled.n;
+        if (superseded()) {
+          // Lost the partition again meanwhile: our records wait for its next owner (or our next
+          // tenure), and what the pull installed leaves with the release that follows.
+          if (mine) this.#p.outbox.put(p, mine.recs, mine.preFence);
+          return;
+        }
+        if (mine?.preFence && !pulled.complete) {
+          // Someone that may have served the partition while we were fenced did not answer: its
+          // state (restarted from initialState()) is out of reach, and ours is older. Serving ours
+          // would roll back what that owner acknowledged; the entities restart instead.
+          this.#stats.preFenceDropped += mine.recs.length;
+          this.#p.logger.warn(
+            `node ${this.#p.nodeId}: dropping ${mine.recs.length} pre-fence records of partition ${p}: not every member that may have served it meanwhile answered`,
+          );
+        } else if (mine) {
+          const n = this.#installAll(p, mine.recs, eager);
+          records += n;
+          if (mine.preFence) this.#stats.preFenceSuperseded += mine.recs.length - n;
+        }
+        await this.#p.recoverReminders?.(p);
+        // Every record is in. A record of an epoch at or above ours (a concurrent acquirer, or a
+        // local stamp behind a peer's clock) means ours no longer fences: take another.
+        if (partitions.seen(p) >= epoch) {
+          const again = await this.#fencing.take(p, lost);
+          if (again === undefined) return;
+          epoch = again;
+        }
+        // The last check before serving: nothing below awaits, so no release can come between it
+        // and the first message handled under `epoch`.
+        if (superseded()) return;
+        partitions.begin(p, epoch);
+        this.#p.replicator?.fence(p, epoch);
+        partitions.set(p, { s: "ready" });
+        for (const slot of eager) this.#p.mailbox.wake(slot);
+        for (const retry of st.buffer) retry();
+        // Back to N copies: the replicas of this partition may be new to it.
+        void this.#p.refill?.refill(p);
+        this.#p.onHandoff?.({
+          partition: p,
+          from: targets.map((t) => t.id),
+          ms: this.#p.clock.now() - started,
+          records,
+        });
+      } finally {
         this.#lost.delete(p);
-        return; // lost the partition meanwhile: its release follows
       }
-      const eager: Slot[] = [];
-      // Records this node handed out earlier and nobody took: ours again, but only where
-      // nothing newer turns up. Pre-fence ones (released while fenced) may be older than what
-      // an interim owner served meanwhile, so they go in last, after the pull, and lose to
-      // any record of a later acquisition whatever the versions say (isNewer).
-      const mine = this.#p.outbox.take(p);
-      let records = 0;
-      // Copies this node kept as a replica: the warm standby becomes the primary.
-      const copies = this.#p.replicator?.takeCopies(p);
-      if (copies && copies.length > 0) records += this.#installAll(p, copies, eager);
-      const targets = peers.filter((m) => m.id !== this.#p.nodeId);
-      const pulled =
-        targets.length > 0
-          ? await this.#p.background.add("handoff", () => this.#puller.pull(p, targets, eager, lost, epoch), {
-              dropped: { n: 0, complete: false },
-              until: lost,
-              partition: true,
-            })
-          : { n: 0, complete: true };
-      records += pulled.n;
-      this.#lost.delete(p);
-      if (mine && node.ring.ownerOfPartition(p) !== this.#p.nodeId) {
-        // Lost the partition again meanwhile: our records wait for its next owner.
-        this.#p.outbox.put(p, mine.recs, mine.preFence);
-      } else if (mine?.preFence && !pulled.complete) {
-        // Someone that may have served the partition while we were fenced did not answer: its
-        // state (restarted from initialState()) is out of reach, and ours is older. Serving ours
-        // would roll back what that owner acknowledged; the entities restart instead.
-        this.#stats.preFenceDropped += mine.recs.length;
-        this.#p.logger.warn(
-          `node ${this.#p.nodeId}: dropping ${mine.recs.length} pre-fence records of partition ${p}: not every member that may have served it meanwhile answered`,
-        );
-      } else if (mine) {
-        const n = this.#installAll(p, mine.recs, eager);
-        records += n;
-        if (mine.preFence) this.#stats.preFenceSuperseded += mine.recs.length - n;
-      }
-      await this.#p.recoverReminders?.(p);
-      // Every record is in. A record of an epoch at or above ours (a concurrent acquirer, or a
-      // local stamp behind a peer's clock) means ours no longer fences: take another.
-      if (partitions.seen(p) >= epoch) {
-        const again = await this.#fencing.take(p, lost);
-        if (again === undefined) return;
-        epoch = again;
-      }
-      partitions.begin(p, epoch);
-      this.#p.replicator?.fence(p, epoch);
-      partitions.set(p, { s: "ready" });
-      for (const slot of eager) this.#p.mailbox.wake(slot);
-      for (const retry of st.buffer) retry();
-      // Back to N copies: the replicas of this partition may be new to it.
-      void this.#p.refill?.refill(p);
-      this.#p.onHandoff?.({
-        partition: p,
-        from: targets.map((t) => t.id),
-        ms: this.#p.clock.now() - started,
-        records,
-      });
     });
   }
 
@@ -254,7 +283,8 @@ export class Handoff {
 
   /** This node stopped owning `p`: drain, passivate, and keep the records for the new owner. */
   release(p: number, preFence = this.#fenced): void {
-    const { partitions, slots, lifecycle, mailbox, clock } = this.#p;
+    const { partitions } = this.#p;
+    this.#releases.set(p, (this.#releases.get(p) ?? 0) + 1);
     this.#lost.get(p)?.();
     this.#lost.delete(p);
     let finish!: () => void;
@@ -268,54 +298,7 @@ export class Handoff {
         partitions.set(p, { s: "releasing", done });
         // Buffered messages go back through routing, which now redirects them.
         if (st.s === "pending") for (const retry of st.buffer) retry();
-        const held = slots.slotsOf(p);
-        // Queued messages finish first; a handler that never returns must not hold the
-        // partition hostage, so the wait is bounded and what state there is moves on.
-        const idle = Promise.all(held.map((s) => mailbox.whenIdle(s)));
-        let timer: unknown;
-        const drained = await Promise.race([
-          idle.then(() => true),
-          new Promise<boolean>((r) => {
-            timer = clock.setTimeout(() => r(false), this.#p.handoffTimeoutMs);
-          }),
-        ]);
-        clock.clearTimeout(timer);
-        if (!drained) {
-          // A handler still runs: what is queued behind it goes to the new owner (SlotMoved,
-          // answered "moved"), nothing more runs here, and the state is handed over once the
-          // running handlers are done, so there is never a second live instance and
-          // onPassivate runs after the handler. Pulls meanwhile are answered "busy".
-          this.#p.logger.warn(
-            `node ${this.#p.nodeId}: handlers of partition ${p} still running after ${this.#p.handoffTimeoutMs} ms; their queued messages go to the new owner, the state once they end`,
-          );
-          for (const s of held) if (!mailbox.isIdle(s)) mailbox.kill(s);
-          partitions.set(p, { s: "releasing", done, busy: true });
-          // Bounded too, so that a handler that never returns holds nobody hostage: past it,
-          // the state moves on as it is and onPassivate is skipped (never run beside a handler).
-          const ended = await Promise.race([
-            idle.then(() => true),
-            new Promise<boolean>((r) => {
-              timer = clock.setTimeout(() => r(false), this.#p.handoffTimeoutMs * (BUSY_PATIENCE_FACTOR - 2));
-            }),
-          ]);
-          clock.clearTimeout(timer);
-          if (!ended)
-            this.#p.logger.warn(
-              `node ${this.#p.nodeId}: handlers of partition ${p} still running; handing over their current state without onPassivate`,
-            );
-        }
-        const recs: EntityRecord[] = [];
-        for (const s of held) {
-          const wasActive = s.instance !== undefined;
-          if (s.dead && !mailbox.isIdle(s)) {
-            recs.push({ ...slots.record(s), act: wasActive });
-            lifecycle.discard(s);
-          } else {
-            await lifecycle.passivate(s);
-            recs.push({ ...slots.record(s), act: wasActive });
-          }
-          lifecycle.drop(s);
-        }
+        const recs = await drainPartition(this.#p, p, done);
         this.#p.outbox.put(p, recs, preFence);
         partitions.delete(p);
       } finally {

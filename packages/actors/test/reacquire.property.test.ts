@@ -25,7 +25,7 @@ class Tally extends Entity<{ n: number; born: number; ops: string[] }> {
   add(op: string) {
     this.state.n++;
     this.state.ops.push(op);
-    return { born: this.state.born, n: this.state.n };
+    return { born: this.state.born, n: this.state.n, ep: this.fencingToken };
   }
   read() {
     return this.state;
@@ -76,7 +76,7 @@ export async function scenario(
   const pausable = ["n0", "n1", "n2"].map((id) => new Pausable(bus, id, { resume }));
   // Every acknowledgement as owner, in the order the nodes made them (one process, one order).
   // With the lease it held then, read on the virtual clock (not through the check under test).
-  const owned: { key: string; node: string; born: number; leaseLeft: number }[] = [];
+  const owned: { key: string; node: string; born: number; ep: number; leaseLeft: number }[] = [];
   const nodes: Sharding[] = [];
   for (const [i, p] of pausable.entries())
     nodes.push(
@@ -89,6 +89,7 @@ export async function scenario(
             key: a.key,
             node: `n${i}`,
             born: (a.result as { born: number }).born,
+            ep: (a.result as { ep: number }).ep,
             leaseLeft: nodes[i]?.node.leaseRemainingMs() ?? 0,
           }),
       }),
@@ -133,9 +134,20 @@ export async function scenario(
   await bus.clock.advance(TTL + HB * 3 + 3000);
   // No second acknowledging owner. Every acknowledgement is made under a lease (peers take a
   // key over only after its owner's lease lapsed: lease.property.test.ts), and per key, once a
-  // lineage acknowledged, no older one does (a stale owner answering from its old state).
+  // lineage acknowledged, no older one does (a stale owner answering from its old state), and
+  // no tenure older than one that acknowledged does: the fencing token (the partition's epoch)
+  // a handler sees never goes down from one acknowledgement of a key to the next. (Lineages are
+  // numbered in the order entities start, tenures in the order they were taken: a stale tenure
+  // may start its entity after the interim owner did, and only the epoch shows it is stale.)
   const newest = new Map<string, number>();
+  const tenure = new Map<string, number>();
   for (const a of owned) {
+    const last = tenure.get(a.key) ?? 0;
+    expect(
+      a.ep,
+      `key ${a.key}: ${a.node} acknowledged under epoch ${a.ep} after epoch ${last}`,
+    ).toBeGreaterThanOrEqual(last);
+    tenure.set(a.key, Math.max(last, a.ep));
     expect(a.leaseLeft, `key ${a.key}: ${a.node} acknowledged without a lease`).toBeGreaterThan(0);
     const seen = newest.get(a.key) ?? 0;
     expect(
@@ -160,6 +172,29 @@ export async function scenario(
   for (const n of [...nodes, client]) await drive(bus, n.close());
 }
 
+// Counterexamples found by random search, replayed on every run (issue 8). Both were one bug:
+// an acquisition of a partition stalled across a pause of its node (its pull waited on a peer
+// paused too) and finished after the node had fenced, released the partition and rejoined, so
+// it served as if nothing had happened, with a valid new lease. In the first, it served under
+// the epoch it took before the pause, below the one an interim owner took meanwhile, and
+// acknowledged an add that the next hand-off then ordered below the interim owner's record;
+// in the second, a record it had seen made it take a fresh epoch, so it served a state older
+// than the interim owner's under an epoch above it: acknowledged for lineage 3 after lineage 4
+// had acknowledged, and its pre-fence record then won over the interim owner's on re-acquire.
+type Example = [Op[], number];
+const pause = (i: number, ms: number): Op => ({ op: "pause", i, ms, during: 0 });
+const asks = (n: number, from: number): Op => ({ op: "asks", n, from });
+// CI seed 20261202 of the io-first property: "key k8: an older state came back".
+const ioFirstRollback: Example = [
+  [pause(0, 165), asks(2, 3), pause(1, 514), pause(0, 788), asks(1, 0)],
+  765491329,
+];
+// Seed 810431090 of the timers-first property: "n0 acknowledged for lineage 3 after lineage 4".
+const timersFirstStale: Example = [
+  [asks(3, 11), pause(0, 773), pause(1, 509), pause(0, 904), asks(2, 0), asks(1, 0)],
+  423659968,
+];
+
 describe("re-acquire properties (simulated bus)", () => {
   it("random pauses, duplicated, delayed and reordered hand-off steps: nothing acknowledged lost or rolled back beyond the restart", async () => {
     await fc.assert(
@@ -168,27 +203,26 @@ describe("re-acquire properties (simulated bus)", () => {
         fc.integer({ min: 1, max: 1e9 }),
         (ops, seed) => scenario(ops, seed, "timers-first"),
       ),
-      { numRuns: Number(process.env.KH_PROPERTY_RUNS ?? 60), verbose: 1 },
+      {
+        numRuns: Number(process.env.KH_PROPERTY_RUNS ?? 60),
+        verbose: 1,
+        examples: [timersFirstStale, ioFirstRollback],
+      },
     );
   }, 120_000);
 
-  // Open bug (issue 8): this property finds rollbacks of plain entities after repeated pauses,
-  // e.g. CI seed 20261202: [pause n0 165 ms, asks 2 from 3, pause n1 514 ms, pause n0 788 ms,
-  // asks 1 from 0], bus seed 765491329: "key k8: an older state came back". It runs on every
-  // local run (random seeds, where it fails now and then) and is skipped in CI, which replays a
-  // fixed seed (test/setup/properties.ts), until the bug is fixed.
-  it.skipIf(process.env.CI !== undefined)(
-    "resumed io-first (the socket backlog before any timer, as libuv after a SIGCONT): no second acknowledging owner",
-    async () => {
-      await fc.assert(
-        fc.asyncProperty(
-          fc.array(opArb, { minLength: 1, maxLength: 12 }),
-          fc.integer({ min: 1, max: 1e9 }),
-          (ops, seed) => scenario(ops, seed, "io-first"),
-        ),
-        { numRuns: Number(process.env.KH_PROPERTY_RUNS ?? 60), verbose: 1 },
-      );
-    },
-    120_000,
-  );
+  it("resumed io-first (the socket backlog before any timer, as libuv after a SIGCONT): no second acknowledging owner", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(opArb, { minLength: 1, maxLength: 12 }),
+        fc.integer({ min: 1, max: 1e9 }),
+        (ops, seed) => scenario(ops, seed, "io-first"),
+      ),
+      {
+        numRuns: Number(process.env.KH_PROPERTY_RUNS ?? 60),
+        verbose: 1,
+        examples: [ioFirstRollback, timersFirstStale],
+      },
+    );
+  }, 120_000);
 });
