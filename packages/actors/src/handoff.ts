@@ -17,6 +17,13 @@
 // it, so a copy from the previous tenure that arrives later is refused with `stale`. A primary
 // that hears `stale` gives the whole partition up (`giveUp`) and takes it back, with a new
 // epoch, only if its view still names it the owner once views had time to converge.
+//
+// The ordering rule (docs/concepts/safety.md, "one acquisition, one tenure"): records of one
+// entity order by (acq, ver) (isNewer), acq being the epoch of the tenure that wrote the
+// version; a tenure uses its epoch only from `begin`, with every record in and its epoch above
+// every epoch among them, until the next release of the partition here; and an acquisition a
+// release overtook never begins (acquire). So a tenure that lost its lease never writes again,
+// and the partition comes back only through an acquisition that pulled whoever served it since.
 import type { Clock, Logger, ShardNode, Transport } from "@keyhold/core";
 import type { Background } from "./background.js";
 import { sleep } from "./backoff.js";
