@@ -276,8 +276,8 @@ export class Dispatcher {
     return this.#p.handoff.servePull(p, from, reply, cursor, ep);
   }
 
-  /** The new owner acknowledged partition `p`'s records. */
-  ack(p: number): void {
-    this.#p.handoff.ack(p);
+  /** The new owner `from` acknowledged partition `p`'s records, pulled with epoch `ep`. */
+  ack(p: number, from: string, ep: number): void {
+    this.#p.handoff.ack(p, from, ep);
   }
 }

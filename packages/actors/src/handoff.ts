@@ -378,11 +378,12 @@ export class Handoff {
     if (held && held.length > 0 && ring().ownerOfPartition(p) !== from) return wait();
     const all = held ? [...held, ...copies] : copies;
     const { page, next } = pageRecords(all, cursor);
+    if (held && held.length > 0) this.#p.outbox.served(p, from, ep, cursor);
     reply(encode({ v: 1, k: "states", p, status: "ok", recs: page, next }));
   }
 
-  /** The new owner installed `p`'s records: forget them. */
-  ack(p: number): void {
-    if (this.#p.outbox.ack(p)) this.#stats.handedOff++;
+  /** The new owner `from` installed the records of `p` its pull of epoch `ep` got: forget them. */
+  ack(p: number, from: string, ep: number): void {
+    if (this.#p.outbox.ack(p, from, ep)) this.#stats.handedOff++;
   }
 }

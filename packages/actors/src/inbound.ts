@@ -149,7 +149,7 @@ export class Inbound {
         });
         return;
       case "ack":
-        dispatcher?.ack(msg.p);
+        dispatcher?.ack(msg.p, msg.from, msg.ep ?? 0);
         return;
       case "rep":
         if (!svc.replicator) {

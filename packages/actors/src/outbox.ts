@@ -2,6 +2,12 @@
 // them or they expire (its taker died). Per entity the newer record wins (isNewer: acquisition
 // stamp, then version). Records released while this node was fenced are marked pre-fence:
 // someone else may have served the partition since, so they are this node's last resort.
+//
+// An ack removes only what it acknowledges: the entry as it was served, every page of it, to
+// the pull (puller and epoch) that sends the ack. Records put after that serve stay. Without
+// this, a late or duplicated ack of an earlier pull arriving after this node had released the
+// partition again (having served it meanwhile) dropped the newer records, acknowledged writes
+// included, and the next owner started over from older ones (issue 8).
 import type { Clock, Logger } from "@keyhold/core";
 import { entityId } from "./entity.js";
 import { isNewer } from "./slots.js";
@@ -12,6 +18,8 @@ export const OUTBOX_RETENTION_FACTOR = 6;
 
 interface Entry {
   readonly recs: EntityRecord[];
+  /** The pull this entry was served to, every page of it (set by `served`; a put makes a new entry). */
+  served?: { readonly to: string; readonly ep: number } | undefined;
   readonly at: number;
   /** Released while this node was fenced (it may have been paused past its lease). */
   readonly preFence: boolean;
@@ -65,8 +73,26 @@ export class Outbox {
       });
   }
 
-  /** The new owner installed `p`'s records: forget them. True when something was held. */
-  ack(p: number): boolean {
+  /**
+   * A page (from `cursor`) of the records held for `p` went to the pull of `to` with epoch
+   * `ep`. The first page names the pull; a later page to another pull means the entry is no
+   * longer known to be wholly with either, and no ack removes it (it expires or moves on).
+   */
+  served(p: number, to: string, ep: number, cursor: number): void {
+    const e = this.#entries.get(p);
+    if (!e) return;
+    if (cursor === 0) e.served = { to, ep };
+    else if (e.served?.to !== to || e.served.ep !== ep) e.served = undefined;
+  }
+
+  /**
+   * The pull of `from` with epoch `ep` installed the records it was served for `p`: forget
+   * them, unless the entry changed since it was served (a put makes a new entry). True when
+   * something was forgotten.
+   */
+  ack(p: number, from: string, ep: number): boolean {
+    const e = this.#entries.get(p);
+    if (!e || e.served?.to !== from || e.served.ep !== ep) return false;
     return this.#entries.delete(p);
   }
 

@@ -140,7 +140,11 @@ export class Puller {
           // Ack whatever was received, installed or not (we may hold the same versions as
           // replica copies already): the holder waits for the ack to let go of its outbox.
           if (received > 0) {
-            transport.publish(subject, encode({ v: 1, k: "ack", p, from: this.#p.nodeId }));
+            // It names this pull (its epoch): the holder forgets only what it served to it.
+            transport.publish(
+              subject,
+              encode({ v: 1, k: "ack", p, from: this.#p.nodeId, ...(epoch > 0 ? { ep: epoch } : {}) }),
+            );
             this.#p.stats.pulled++;
           }
           return { n: installed, answered: true };

@@ -55,6 +55,8 @@ export interface AckMessage {
   readonly k: "ack";
   readonly p: number;
   readonly from: string;
+  /** The epoch of the pull whose records it acknowledges (the holder forgets only those). */
+  readonly ep?: number | undefined;
 }
 
 /** Copies of entity records, from a primary to a replica (one write, or a refill). */
@@ -216,7 +218,7 @@ export function decodeRequest(data: Uint8Array): Decoded<InboundRequest> {
           ...(m.c !== undefined ? { c: m.c } : {}),
           ...(m.ep !== undefined ? { ep: m.ep } : {}),
         };
-      return { v: 1, k: m.k, p: m.p, from: m.from };
+      return { v: 1, k: m.k, p: m.p, from: m.from, ...(m.ep !== undefined ? { ep: m.ep } : {}) };
     case "batch":
       if (m.bv !== BATCH_VERSION) return { error: "unknown batch version" };
       if (typeof m.rs !== "string" || m.rs.length > 256 || /\s/.test(m.rs))

@@ -181,6 +181,12 @@ export async function scenario(
 // in the second, a record it had seen made it take a fresh epoch, so it served a state older
 // than the interim owner's under an epoch above it: acknowledged for lineage 3 after lineage 4
 // had acknowledged, and its pre-fence record then won over the interim owner's on re-acquire.
+//
+// A third, found by the random runs after that fix, was another bug: a late duplicate of a
+// hand-off ack, from a pull of an earlier tenure, reached the interim owner after it had served
+// the partition and released it again, and made it forget its newer records (an acknowledged
+// add among them), so the next owner started from the older ones: "acknowledged op7 lost".
+// An ack now removes only the records served to the pull it names (outbox.ts).
 type Example = [Op[], number];
 const pause = (i: number, ms: number): Op => ({ op: "pause", i, ms, during: 0 });
 const asks = (n: number, from: number): Op => ({ op: "asks", n, from });
@@ -195,6 +201,21 @@ const timersFirstStale: Example = [
   423659968,
 ];
 
+// Random search (seed 846480006) of the io-first property: "key k6: acknowledged op7 lost".
+const lateAck: Example = [
+  [
+    asks(2, 17),
+    { op: "wait", ms: 2 },
+    pause(0, 188),
+    pause(2, 305),
+    pause(1, 50),
+    { op: "pause", i: 1, ms: 74, during: 2 },
+    { op: "pause", i: 2, ms: 905, during: 3 },
+    asks(1, 38),
+  ],
+  999999980,
+];
+
 describe("re-acquire properties (simulated bus)", () => {
   it("random pauses, duplicated, delayed and reordered hand-off steps: nothing acknowledged lost or rolled back beyond the restart", async () => {
     await fc.assert(
@@ -206,7 +227,7 @@ describe("re-acquire properties (simulated bus)", () => {
       {
         numRuns: Number(process.env.KH_PROPERTY_RUNS ?? 60),
         verbose: 1,
-        examples: [timersFirstStale, ioFirstRollback],
+        examples: [timersFirstStale, ioFirstRollback, lateAck],
       },
     );
   }, 120_000);
@@ -221,7 +242,7 @@ describe("re-acquire properties (simulated bus)", () => {
       {
         numRuns: Number(process.env.KH_PROPERTY_RUNS ?? 60),
         verbose: 1,
-        examples: [ioFirstRollback, timersFirstStale],
+        examples: [ioFirstRollback, timersFirstStale, lateAck],
       },
     );
   }, 120_000);
