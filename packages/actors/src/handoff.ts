@@ -243,8 +243,14 @@ export class Handoff {
         if (mine?.preFence && !pulled.complete) {
           // Someone that may have served the partition while we were fenced did not answer: its
           // state (restarted from initialState()) is out of reach, and ours is older. Serving ours
-          // would roll back what that owner acknowledged; the entities restart instead.
+          // would roll back what that owner acknowledged; the entities restart instead, and the
+          // restart is a record of our epoch (slots.ts restart), so no record older than ours,
+          // wherever it waits (another node's pre-fence outbox), comes back later either.
           this.#stats.preFenceDropped += mine.recs.length;
+          for (const rec of mine.recs) {
+            const def = this.#p.defs.get(rec.t);
+            if (def && node.ring.partition(rec.key) === p) this.#p.slots.restart(def, rec, p, epoch);
+          }
           this.#p.logger.warn(
             `node ${this.#p.nodeId}: dropping ${mine.recs.length} pre-fence records of partition ${p}: not every member that may have served it meanwhile answered`,
           );

@@ -151,6 +151,13 @@ export class SlotTable {
     };
   }
 
+  /** Restarts the entity of `dropped` under `acq` unless a newer record is held (restartRecord). */
+  restart(def: EntityDefinition, dropped: EntityRecord, partition: number, acq: number): Slot | undefined {
+    const slot = this.slot(def, dropped.key, partition);
+    if (!isNewer(dropped, { acq: slot.acq, ver: slot.version })) return undefined;
+    return this.install(def, restartRecord(dropped, acq), partition);
+  }
+
   /**
    * Installs a handed-over record unless this node already holds the same or a newer one of
    * that entity (by acquisition stamp, then version: see `isNewer`), which makes duplicate
@@ -159,14 +166,27 @@ export class SlotTable {
   install(def: EntityDefinition, rec: EntityRecord, partition: number): Slot | undefined {
     const slot = this.slot(def, rec.key, partition);
     if (!isNewer(rec, { acq: slot.acq, ver: slot.version })) return undefined;
-    if (slot.instance) slot.instance.state = rec.s;
-    else slot.state = rec.s;
+    // Version 0 is a restart (see `restart`): no state, initialState() at activation.
+    const s = rec.ver === 0 ? undefined : rec.s;
+    if (slot.instance) slot.instance.state = s;
+    else slot.state = s;
     slot.version = rec.ver;
     slot.acq = rec.acq ?? 0;
     if (rec.recent) slot.recent = [...rec.recent];
     this.#hooks?.adopt(slot, rec.rem);
     return slot;
   }
+}
+
+/**
+ * A record of this entity, `dropped`, may not be served (its node cannot tell whether it is
+ * older than what an unreachable member acknowledged): unless this node holds a newer one, the
+ * entity restarts from initialState() under `acq`, the epoch of the tenure starting now. The
+ * restart is a record like any other (version 0, no state), so it travels with the partition
+ * and beats every record of an older tenure, `dropped` included, wherever one still waits.
+ */
+export function restartRecord(dropped: EntityRecord, acq: number): EntityRecord {
+  return { t: dropped.t, key: dropped.key, s: undefined, ver: 0, acq, act: false };
 }
 
 /**

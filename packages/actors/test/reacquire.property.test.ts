@@ -187,6 +187,10 @@ export async function scenario(
 // the partition and released it again, and made it forget its newer records (an acknowledged
 // add among them), so the next owner started from the older ones: "acknowledged op7 lost".
 // An ack now removes only the records served to the pull it names (outbox.ts).
+// A fourth, the same search later: a node re-acquiring with a member unreachable dropped its
+// pre-fence records, the newest acknowledged state among them, and so forgot that anything
+// newer than the previous owner's pre-fence record existed; that older record came back next.
+// A dropped record now leaves a restart of the entity under the new epoch (slots.ts).
 type Example = [Op[], number];
 const pause = (i: number, ms: number): Op => ({ op: "pause", i, ms, during: 0 });
 const asks = (n: number, from: number): Op => ({ op: "asks", n, from });
@@ -216,6 +220,20 @@ const lateAck: Example = [
   999999980,
 ];
 
+// The same search (seed 846480006), io-first: "key k6: an older state came back".
+const droppedForgotten: Example = [
+  [
+    asks(2, 17),
+    { op: "wait", ms: 2 },
+    { op: "pause", i: 2, ms: 272, during: 1 },
+    pause(2, 803),
+    pause(1, 105),
+    pause(2, 802),
+    asks(1, 0),
+  ],
+  999999742,
+];
+
 describe("re-acquire properties (simulated bus)", () => {
   it("random pauses, duplicated, delayed and reordered hand-off steps: nothing acknowledged lost or rolled back beyond the restart", async () => {
     await fc.assert(
@@ -227,7 +245,7 @@ describe("re-acquire properties (simulated bus)", () => {
       {
         numRuns: Number(process.env.KH_PROPERTY_RUNS ?? 60),
         verbose: 1,
-        examples: [timersFirstStale, ioFirstRollback, lateAck],
+        examples: [timersFirstStale, ioFirstRollback, lateAck, droppedForgotten],
       },
     );
   }, 120_000);
@@ -242,7 +260,7 @@ describe("re-acquire properties (simulated bus)", () => {
       {
         numRuns: Number(process.env.KH_PROPERTY_RUNS ?? 60),
         verbose: 1,
-        examples: [ioFirstRollback, timersFirstStale, lateAck],
+        examples: [ioFirstRollback, timersFirstStale, lateAck, droppedForgotten],
       },
     );
   }, 120_000);
