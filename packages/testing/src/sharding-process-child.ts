@@ -23,7 +23,16 @@ try {
   };
   const toRecord = mod.ackRecord;
   const sharding = await Sharding.start({
-    logger: silentLogger,
+    // KEYHOLD_CHILD_LOG=1: info, warnings and errors to stderr (ShardingProcess.logs()), each
+    // stamped with the ack-log clock (ackClock), to line them up with a test's ack records.
+    logger: process.env.KEYHOLD_CHILD_LOG
+      ? {
+          debug: () => {},
+          info: (m: string) => console.error(`${performance.timeOrigin + performance.now()} I ${m}`),
+          warn: (m: string) => console.error(`${performance.timeOrigin + performance.now()} W ${m}`),
+          error: (m: string) => console.error(`${performance.timeOrigin + performance.now()} E ${m}`),
+        }
+      : silentLogger,
     ...options,
     ...(toRecord
       ? {
