@@ -10,6 +10,7 @@ import {
   type Sharding,
   type ShardingOptions,
 } from "@keyhold/actors";
+import { ConfigMismatchError } from "@keyhold/core";
 import { SimBus, VirtualClock } from "@keyhold/testing";
 import { Packr } from "msgpackr";
 import { beforeEach, describe, expect, it } from "vitest";
@@ -250,5 +251,29 @@ describe("fencing tokens", () => {
     expect(decodeRequest(pull(42))).toMatchObject({ k: "pull", ep: 42 });
     expect(decodeRequest(packr.pack({ v: 1, k: "pull", p: 3, from: "n1" }))).not.toHaveProperty("ep");
     expect(decodeRequest(rep(9))).toMatchObject({ k: "rep", ep: 9 });
+  });
+});
+
+describe("the epoch mode in the join-time config check", () => {
+  it("a node whose fencing tokens come from another source is refused, naming both", async () => {
+    await node("a", { epochs: "local" });
+    const err = await startOn(bus, "b", {
+      cluster: "e",
+      entities: [Tokened, Plain],
+      epochs: shared.source("b"),
+    }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ConfigMismatchError);
+    const d = (err as ConfigMismatchError).differences;
+    expect(d).toEqual([{ setting: "fencing tokens (epochs)", ours: "memory", theirs: "local" }]);
+    expect((err as Error).message).toContain('fencing tokens (epochs) is "memory" here but "local"');
+  });
+
+  it("nodes of one mode join, and a client (which takes no tokens) joins any", async () => {
+    const [a, b] = [await node("a", { epochs: "local" }), await node("b", { epochs: "local" })];
+    const client = await startOn(bus, "cl", { cluster: "e", entities: [Tokened, Plain] }, true);
+    await bus.clock.advance(HB * 3);
+    expect(a.node.members()).toEqual(["a", "b"]);
+    expect(b.node.config.fencingTokens).toBe("local");
+    expect(client.node.members()).toEqual(["a", "b"]);
   });
 });

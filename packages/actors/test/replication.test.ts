@@ -376,7 +376,9 @@ describe("write quorum", () => {
     const far = nodes[0]!.node.owners(key, 3)[2]!;
     // Across a split the primary's server loses the far side's subscriptions at once: requests
     // to it fail with no-responders, while its lease still runs in the primary's view.
-    const t = nodes[0]!.node.transport as { request: (s: string, d: Uint8Array, o: unknown) => Promise<Uint8Array> };
+    const t = nodes[0]!.node.transport as {
+      request: (s: string, d: Uint8Array, o: unknown) => Promise<Uint8Array>;
+    };
     const request = t.request.bind(t);
     t.request = (subject, data, o) =>
       subject === nodeSubject("r", far)
@@ -391,7 +393,9 @@ describe("write quorum", () => {
     await nodes.find((s) => s.node.id === far)!.node.transport.close();
     await bus.clock.advance(TTL + HB * 3);
     expect(nodes[0]!.node.members()).not.toContain(far);
-    const key2 = Array.from({ length: 200 }, (_, i) => `s2-${i}`).find((k) => nodes[0]!.node.place(k) === "a")!;
+    const key2 = Array.from({ length: 200 }, (_, i) => `s2-${i}`).find(
+      (k) => nodes[0]!.node.place(k) === "a",
+    )!;
     expect(await drive(bus, nodes[0]!.ref(Account, key2).deposit(2))).toBe(2);
   });
 
