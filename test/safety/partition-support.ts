@@ -16,12 +16,13 @@ import {
   ProxiedNatsCluster,
   registerModel,
   type ShardingProcess,
+  type ShardingProcessOptions,
   waitFor,
 } from "@keyhold/testing";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { expect } from "vitest";
-import { OpCounter, OpRegister } from "./entities.js";
+import { type LoadTypes, REPLICATED } from "./entities.js";
 import { COUNTERS, connectClient, REGISTERS, type runLoad, spawnNodes } from "./support.js";
 
 export interface PartitionRig {
@@ -40,6 +41,7 @@ export async function startRig(
   name: string,
   leaderOnMinority: boolean,
   cleanup: (() => Promise<unknown>)[],
+  extra: Partial<ShardingProcessOptions> = {},
 ): Promise<PartitionRig> {
   const nats = await ProxiedNatsCluster.start({ size: 3, jetstream: true });
   cleanup.push(() => nats.close());
@@ -66,7 +68,7 @@ export async function startRig(
   const minority = leaderOnMinority ? leader : leader === 2 ? 1 : 2;
   const [m1, m2] = [0, 1, 2].filter((i) => i !== minority) as [number, number];
   const urls = [minority, minority, m1, m2, m1].map((i) => nats.urls[i]!);
-  const nodes = await spawnNodes(urls, name, 5, { leases: "jetstream" });
+  const nodes = await spawnNodes(urls, name, 5, { leases: "jetstream", ...extra });
   for (const n of nodes) cleanup.push(() => n.kill());
   const majorityClient = await connectClient(nats.urls[m1]!, name);
   cleanup.push(() => majorityClient.close());
@@ -121,7 +123,10 @@ export function watchFenced(nodes: readonly ShardingProcess[]) {
  * serve every key again (up to 60 s: liveness after a heal is measured and printed, not
  * asserted; the safety claims follow).
  */
-export async function appliedOps(c: Sharding): Promise<{ applied: Map<string, Set<string>>; ms: number }> {
+export async function appliedOps(
+  c: Sharding,
+  types: LoadTypes = REPLICATED,
+): Promise<{ applied: Map<string, Set<string>>; ms: number }> {
   const applied = new Map<string, Set<string>>();
   const t0 = Date.now();
   const settledRead = async (read: () => Promise<string[]>): Promise<string[]> => {
@@ -135,9 +140,15 @@ export async function appliedOps(c: Sharding): Promise<{ applied: Map<string, Se
     }
   };
   for (const k of COUNTERS)
-    applied.set(`opcounter/${k}`, new Set(await settledRead(() => c.ref(OpCounter, k).ops())));
+    applied.set(
+      `${types.counter.type}/${k}`,
+      new Set(await settledRead(() => c.ref(types.counter, k).ops())),
+    );
   for (const k of REGISTERS)
-    applied.set(`opregister/${k}`, new Set(await settledRead(() => c.ref(OpRegister, k).ops())));
+    applied.set(
+      `${types.register.type}/${k}`,
+      new Set(await settledRead(() => c.ref(types.register, k).ops())),
+    );
   return { applied, ms: Date.now() - t0 };
 }
 
@@ -151,8 +162,9 @@ export async function judgeOwners(
   loads: readonly ReturnType<typeof runLoad>[],
   acks: readonly AckRecord[],
   window?: { readonly faultAt: number; readonly healAt: number },
+  types: LoadTypes = REPLICATED,
 ): Promise<void> {
-  const { applied, ms } = await appliedOps(c);
+  const { applied, ms } = await appliedOps(c, types);
   console.log(`[nats-partition] ${label}: every key served again ${ms} ms after the final reads began`);
   const clientAcked = loads.flatMap((l) => l.acked);
   const clientLost = clientAcked.filter(([key, op]) => !applied.get(key)?.has(op));
@@ -160,7 +172,7 @@ export async function judgeOwners(
   const overlaps = analyzeAcks(acks);
   const registers = loads
     .flatMap((l) => l.history.operations())
-    .filter((o) => o.key.startsWith("opregister/"));
+    .filter((o) => o.key.startsWith(`${types.register.type}/`));
   const lin = checkLinearizable(registers, registerModel(), { timeoutMs: 60_000 });
   const bad = lin.keys.filter((k) => k.verdict === "not-linearizable").length;
   console.log(

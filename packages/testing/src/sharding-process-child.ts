@@ -10,8 +10,9 @@ type Command =
   | { cmd: "close"; req: number };
 
 const send = (m: unknown) => process.send?.(m);
-const { storeBucket, ...options } = JSON.parse(process.argv[2] ?? "{}") as ShardingOptions & {
+const { storeBucket, storeReplicas, ...options } = JSON.parse(process.argv[2] ?? "{}") as ShardingOptions & {
   storeBucket?: string;
+  storeReplicas?: number;
 };
 const entitiesModule = process.argv[3] ?? "";
 
@@ -42,7 +43,9 @@ try {
           },
         }
       : {}),
-    ...(storeBucket ? { store: natsKvStore({ bucket: storeBucket }) } : {}),
+    ...(storeBucket
+      ? { store: natsKvStore({ bucket: storeBucket, ...(storeReplicas ? { replicas: storeReplicas } : {}) }) }
+      : {}),
     entities: mod.entities ?? [],
   });
   const byType = new Map((mod.entities ?? []).map((c) => [c.type, c]));
