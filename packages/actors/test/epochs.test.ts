@@ -277,3 +277,46 @@ describe("the epoch mode in the join-time config check", () => {
     expect(client.node.members()).toEqual(["a", "b"]);
   });
 });
+
+describe("an epoch taken for a partition lost meanwhile", () => {
+  it("is spent: the node neither pulls with it nor serves the partition", async () => {
+    let gate: Promise<void> | undefined;
+    let open!: () => void;
+    const inner = shared.source("a");
+    const held = {
+      kind: "memory" as const,
+      stats: inner.stats,
+      take: async (p: number, seen: number) => {
+        if (gate) await gate;
+        return inner.take(p, seen);
+      },
+    };
+    const a = await node("a", { epochs: held });
+    const b = await node("b");
+    await bus.clock.advance(HB * 3);
+    const bs = range(a).filter((p) => a.node.ring.ownerOfPartition(p) === "b");
+    expect(bs.length).toBeGreaterThan(0);
+    // b leaves: a acquires b's partitions, but its takes wait at the gate.
+    gate = new Promise<void>((r) => {
+      open = r;
+    });
+    const since = bus.clock.now();
+    await drive(bus, b.close());
+    await bus.clock.advance(HB * 2);
+    expect(bs.every((p) => a.node.ring.ownerOfPartition(p) === "a")).toBe(true);
+    // b comes back and wins them again before a's takes return.
+    const b2 = await node("b");
+    await bus.clock.advance(HB * 3);
+    expect(bs.every((p) => a.node.ring.ownerOfPartition(p) === "b")).toBe(true);
+    open();
+    await bus.clock.advance(HB * 10);
+    const servedByA = a.handoffs().filter((h) => h.at >= since && bs.includes(h.partition));
+    expect(servedByA).toEqual([]);
+    // b serves them again, above the epochs a spent.
+    for (const p of bs) expect(b2.handoffs().some((h) => h.partition === p && h.at >= since)).toBe(true);
+  });
+});
+
+function range(s: Sharding): number[] {
+  return Array.from({ length: s.node.ring.ringSize }, (_, i) => i);
+}
