@@ -48,6 +48,12 @@ export interface EpochSource {
    * taken now.
    */
   take(p: number, seen: number): Promise<number>;
+  /**
+   * Optional, for sources that agree (jetstream, memory): the epoch of `p` that this node's
+   * latest successful take of `p` replaced (0: there was none). When it is the epoch of this
+   * node's own previous tenure, nobody took `p` in between, so nobody else served it.
+   */
+  previous?(p: number): number | undefined;
 }
 
 export function emptyEpochStats(): EpochStats {
@@ -82,6 +88,7 @@ export class MemoryEpochs {
 
   source(nodeId: string): EpochSource {
     const stats = emptyEpochStats();
+    const previous = new Map<number, number>();
     return {
       kind: "memory",
       stats,
@@ -92,10 +99,12 @@ export class MemoryEpochs {
           throw new EpochError(`node ${nodeId} cannot reach the epoch counter (fault injection)`);
         }
         const e = ++this.#seq;
+        previous.set(p, this.latest.get(p) ?? 0);
         this.latest.set(p, e);
         stats.taken++;
         return e;
       },
+      previous: (p) => previous.get(p),
     };
   }
 }
@@ -111,6 +120,8 @@ export class KvEpochs implements EpochSource {
   readonly #kv: KV;
   readonly #nodeId: string;
   readonly #timeoutMs: number;
+  // Per partition, the revision the latest successful conditional write replaced.
+  readonly #previous = new Map<number, number>();
 
   constructor(kv: KV, nodeId: string, timeoutMs: number) {
     this.#kv = kv;
@@ -127,6 +138,10 @@ export class KvEpochs implements EpochSource {
       this.stats.failures++;
       throw new EpochError(`Reading the epoch of partition ${p} failed: ${String(e)}`, { cause: e });
     }
+  }
+
+  previous(p: number): number | undefined {
+    return this.#previous.get(p);
   }
 
   async take(p: number, seen: number): Promise<number> {
@@ -150,6 +165,8 @@ export class KvEpochs implements EpochSource {
           );
         }
         this.stats.taken++;
+        // The write was conditional on `expected` being the key's latest revision.
+        this.#previous.set(p, expected);
         return rev;
       } catch (err) {
         if (err instanceof EpochError || !isConflict(err)) {

@@ -67,6 +67,18 @@ export class Fencing {
   }
 
   /**
+   * Whether the epoch just taken for `p` directly follows this node's own previous tenure of it
+   * (call before partitions.begin): the conditional write replaced that very epoch, so no other
+   * node took `p`, and none served it, in between. Then this node's pre-fence records of `p`
+   * are its latest state even if a member did not answer the pull (handoff.ts). Only sources
+   * that agree know (jetstream, memory); local stamps never claim it.
+   */
+  unbroken(p: number): boolean {
+    const own = this.#p.partitions.stamp(p);
+    return own > 0 && this.#p.epochs.previous?.(p) === own;
+  }
+
+  /**
    * Stops acting for `p` at once; takes it back, with a new epoch, if this node's view still
    * names it the owner after two heartbeats, by when views have converged. False when `p` was
    * not being served (already given up or moving).
