@@ -320,3 +320,44 @@ describe("an epoch taken for a partition lost meanwhile", () => {
 function range(s: Sharding): number[] {
   return Array.from({ length: s.node.ring.ringSize }, (_, i) => i);
 }
+
+class Count extends Entity<{ n: number }> {
+  static readonly type = "count";
+  initialState() {
+    return { n: 0 };
+  }
+  add(): number {
+    return ++this.state.n;
+  }
+}
+
+describe("re-acquiring after a fence, with a member that cannot answer", () => {
+  for (const usurped of [false, true])
+    it(
+      usurped
+        ? "drops them when another node took an epoch for it meanwhile"
+        : "keeps the node's own records when the epochs show nobody took the partition since",
+      async () => {
+        const a = await node("a", { entities: [Count] });
+        const b = await node("b", { entities: [Count] });
+        await bus.clock.advance(HB * 3);
+        const key = Array.from({ length: 100 }, (_, i) => `k${i}`).find((k) => a.node.place(k) === "a")!;
+        for (let i = 1; i <= 5; i++) expect(await drive(bus, a.ref(Count, key).add())).toBe(i);
+        // b dies, and a loses NATS for longer than its lease but shorter than ttlMs: a fences and
+        // releases its partitions as pre-fence; nobody can have taken them (b is gone).
+        await b.node.transport.close();
+        const link = a.node.transport as unknown as { disconnect(): void; reconnect(): void };
+        link.disconnect();
+        await bus.clock.advance(TTL - HB / 2);
+        expect(a.node.fenced).toBe(true);
+        // Another node took the partition meanwhile (and may have served it): a cannot tell what.
+        if (usurped) await shared.source("usurper").take(a.node.ring.partition(key), 0);
+        link.reconnect();
+        // a rejoins and re-acquires; its pull to b gets no responders (incomplete).
+        await bus.clock.advance(TTL * 3);
+        expect(a.node.fenced).toBe(false);
+        expect(await drive(bus, a.ref(Count, key).add())).toBe(usurped ? 1 : 6);
+        expect(a.stats().handoff.preFenceDropped > 0).toBe(usurped);
+      },
+    );
+});
