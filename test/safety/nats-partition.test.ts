@@ -60,14 +60,23 @@ async function run(
       `availability during the fault: majority side ${availability(before[0], during[0])}, minority side ` +
       `${availability(before[1], during[1])}`,
   );
-  await judgeOwners(
-    label,
-    rig.majorityClient,
-    [maj, min],
-    rig.nodes.flatMap((n) => n.acks),
-    { faultAt, healAt },
-    types,
-  );
+  try {
+    await judgeOwners(
+      label,
+      rig.majorityClient,
+      [maj, min],
+      rig.nodes.flatMap((n) => n.acks),
+      { faultAt, healAt },
+      types,
+    );
+  } catch (err) {
+    // KEYHOLD_CHILD_LOG=1: the nodes' logs (ack-clock stamps; fault at faultAt, heal at healAt).
+    if (process.env.KEYHOLD_CHILD_LOG) {
+      console.log(`[nats-partition] ${label}: fault at ${faultAt}, heal at ${healAt}`);
+      for (const n of rig.nodes) console.log(`[nats-partition] ${n.id} logs:\n${n.logs().join("\n")}`);
+    }
+    throw err;
+  }
   return { fenced, minorityNodes };
 }
 

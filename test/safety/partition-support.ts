@@ -193,6 +193,13 @@ export async function judgeOwners(
     console.log(
       `[nats-partition] ${label}: lost writes by node and phase: ${[...by].map(([k, n]) => `${k}: ${n}`).join("; ")}`,
     );
+    for (const r of nodeLost.lost.slice(0, 12)) {
+      const tl = acks
+        .filter((x) => x.key === r.key && x.kind === "write")
+        .sort((x, y) => x.t1 - y.t1)
+        .map((x) => `${x.node}@${((x.t1 - window.faultAt) / 1000).toFixed(2)}s${x.op === r.op ? "*" : ""}`);
+      console.log(`[nats-partition] ${label}: lost ${r.key} ${r.op}; the key's writes (s from the fault): ${tl.join(" ")}`);
+    }
   }
   expect(overlaps.keysWithOverlap, "keys acknowledged by two nodes at overlapping times").toEqual([]);
   expect(
