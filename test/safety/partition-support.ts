@@ -198,7 +198,9 @@ export async function judgeOwners(
         .filter((x) => x.key === r.key && x.kind === "write")
         .sort((x, y) => x.t1 - y.t1)
         .map((x) => `${x.node}@${((x.t1 - window.faultAt) / 1000).toFixed(2)}s${x.op === r.op ? "*" : ""}`);
-      console.log(`[nats-partition] ${label}: lost ${r.key} ${r.op}; the key's writes (s from the fault): ${tl.join(" ")}`);
+      console.log(
+        `[nats-partition] ${label}: lost ${r.key} ${r.op}; the key's writes (s from the fault): ${tl.join(" ")}`,
+      );
     }
   }
   expect(overlaps.keysWithOverlap, "keys acknowledged by two nodes at overlapping times").toEqual([]);
