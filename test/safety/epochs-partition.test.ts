@@ -19,8 +19,8 @@ import {
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { afterEach, describe, expect, it } from "vitest";
-import { OpCounter, OpRegister } from "./entities.js";
-import { COUNTERS, connectClient, LEASE, REGISTERS, runLoad, sleep, spawnNodes } from "./support.js";
+import { appliedOps } from "./partition-support.js";
+import { connectClient, LEASE, runLoad, sleep, spawnNodes } from "./support.js";
 
 const cleanup: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
@@ -28,12 +28,12 @@ afterEach(async () => {
 });
 const now = sharedMonotonicNow;
 
-describe("fencing tokens: a NATS cluster split", () => {
-  // Skipped (issue 9, open): after the merge with batching, background work and JetStream
-  // leases, this run (echo leases, tokens alone) lost 75 of 990 majority-acknowledged writes on
-  // 2026-12-02; it passed on the epoch branch alone. The guarantee does not hold yet, so the
-  // test stays written as the guarantee and is skipped until the cause is found.
-  it.skip("server C cut off for 3 x ttl: the minority serves nothing it took over, no majority write lost", async () => {
+describe("fencing tokens: a NATS cluster split", { timeout: 180_000 }, () => {
+  // Skipped until 2026-12-02 for one run that lost 75 of 990 majority-acknowledged writes after
+  // the merges; not reproduced since in 9 runs of the same code (some with a core held busy),
+  // the cause not found. When a majority write is lost, the test prints each one's key,
+  // partition and write timeline (KEYHOLD_CHILD_LOG=1 adds the nodes' logs) to find it.
+  it("server C cut off for 3 x ttl: the minority serves nothing it took over, no majority write lost", async () => {
     const nats = await ProxiedNatsCluster.start({ size: 3, jetstream: true });
     cleanup.push(() => nats.close());
     await nats.waitForRoutes();
@@ -92,9 +92,8 @@ describe("fencing tokens: a NATS cluster split", () => {
     );
     const takeFailures = minorityState.reduce((s, st) => s + st.stats.epochs.failures, 0);
     // (2) No write acknowledged by a majority node is lost.
-    const applied = new Map<string, Set<string>>();
-    for (const k of COUNTERS) applied.set(`opcounter/${k}`, new Set(await major.ref(OpCounter, k).ops()));
-    for (const k of REGISTERS) applied.set(`opregister/${k}`, new Set(await major.ref(OpRegister, k).ops()));
+    const { applied, ms } = await appliedOps(major);
+    console.log(`[epochs split] every key served again ${ms} ms after the final reads began`);
     const majorityLost = lostWrites(
       acks.filter((r) => !minority.has(r.node)),
       (k) => applied.get(k),
@@ -103,6 +102,23 @@ describe("fencing tokens: a NATS cluster split", () => {
       acks.filter((r) => minority.has(r.node)),
       (k) => applied.get(k),
     );
+    if (majorityLost.lost.length > 0) {
+      // Where the lost writes come from: each one's key, partition and the key's write timeline
+      // (node@seconds from the cut; * the lost one). KEYHOLD_CHILD_LOG=1 adds the nodes' logs.
+      console.log(`[diag] cutAt ${cutAt} healAt ${healAt}`);
+      const rel = (t: number) => `${((t - cutAt) / 1000).toFixed(2)}s`;
+      for (const r of majorityLost.lost.slice(0, 15)) {
+        const tl = acks
+          .filter((x) => x.key === r.key && x.kind === "write")
+          .sort((x, y) => x.t1 - y.t1)
+          .map((x) => `${x.node}@${rel(x.t1)}${x.op === r.op ? "*" : ""}`);
+        console.log(
+          `[diag] lost ${r.key} ${r.op} by ${r.node} at ${rel(r.t1)} (heal at ${rel(healAt)}); p=${partitionOf(r.key)} timeline ${tl.join(" ")}`,
+        );
+      }
+      if (process.env.KEYHOLD_CHILD_LOG)
+        for (const n of nodes) console.log(`[diag] ${n.id} logs:\n${n.logs().join("\n")}`);
+    }
     const [lm, ln] = loads as [ReturnType<typeof runLoad>, ReturnType<typeof runLoad>];
     console.log(
       `[epochs split] majority client: ${lm.total} asks, ${lm.failed} failed; minority client: ${ln.total} asks, ${ln.failed} failed; ` +

@@ -3,11 +3,13 @@
 // `replicas: 3` counters and registers under load from a client on each side. Faults: the
 // minority server cut off for 5 x ttl then healed, (b) with the stream leader on the majority
 // side, (c) on the minority side; (d) a one-way break (the minority hears the majority, not the
-// reverse); (e) a NATS server killed under load and restarted. Each asserts 0 keys acknowledged
-// by two nodes at overlapping times and prints availability per side, lost acknowledged writes
-// and linearizability as figures (no lost writes also needs the per-partition epochs).
+// reverse); (e) a NATS server killed under load and restarted; (f) (b) with store-backed types
+// (unreplicated, in a 3-replica JetStream KV bucket). Each asserts 0 keys acknowledged
+// by two nodes at overlapping times, prints availability per side and the lost acknowledged writes
+// and linearizability, and asserts 0 lost acknowledged writes and 0 non-linearizable register keys.
 import { type ShardingProcess, waitFor } from "@keyhold/testing";
 import { afterEach, describe, expect, it } from "vitest";
+import { type LoadTypes, REPLICATED, STORED } from "./entities.js";
 import {
   availability,
   judgeOwners,
@@ -27,9 +29,15 @@ afterEach(async () => {
 const FAULT_MS = 5 * LEASE.ttlMs;
 
 /** Runs load on both sides, applies `fault` for FAULT_MS, heals, judges. */
-async function run(label: string, rig: PartitionRig, fault: () => Promise<void>, heal: () => Promise<void>) {
-  const maj = runLoad(rig.majorityClient, 8, "maj-");
-  const min = runLoad(rig.minorityClient, 8, "min-");
+async function run(
+  label: string,
+  rig: PartitionRig,
+  fault: () => Promise<void>,
+  heal: () => Promise<void>,
+  types: LoadTypes = REPLICATED,
+) {
+  const maj = runLoad(rig.majorityClient, 8, "maj-", types);
+  const min = runLoad(rig.minorityClient, 8, "min-", types);
   await sleep(1500);
   const before = [snapshot(maj), snapshot(min)] as const;
   const minorityNodes: ShardingProcess[] = rig.nodes.slice(0, 2);
@@ -52,13 +60,23 @@ async function run(label: string, rig: PartitionRig, fault: () => Promise<void>,
       `availability during the fault: majority side ${availability(before[0], during[0])}, minority side ` +
       `${availability(before[1], during[1])}`,
   );
-  await judgeOwners(
-    label,
-    rig.majorityClient,
-    [maj, min],
-    rig.nodes.flatMap((n) => n.acks),
-    { faultAt, healAt },
-  );
+  try {
+    await judgeOwners(
+      label,
+      rig.majorityClient,
+      [maj, min],
+      rig.nodes.flatMap((n) => n.acks),
+      { faultAt, healAt },
+      types,
+    );
+  } catch (err) {
+    // KEYHOLD_CHILD_LOG=1: the nodes' logs (ack-clock stamps; fault at faultAt, heal at healAt).
+    if (process.env.KEYHOLD_CHILD_LOG) {
+      console.log(`[nats-partition] ${label}: fault at ${faultAt}, heal at ${healAt}`);
+      for (const n of rig.nodes) console.log(`[nats-partition] ${n.id} logs:\n${n.logs().join("\n")}`);
+    }
+    throw err;
+  }
   return { fenced, minorityNodes };
 }
 
@@ -72,7 +90,10 @@ async function healRoutes(rig: PartitionRig): Promise<void> {
   await rig.nats.waitForRoutes({ timeout: 30_000 });
 }
 
-describe("safety: the NATS cluster itself splits (leases acknowledged by JetStream)", () => {
+// Up to 60 s of final reads waiting for every key to be served again come on top of the run.
+describe("safety: the NATS cluster itself splits (leases acknowledged by JetStream)", {
+  timeout: 180_000,
+}, () => {
   it("(b) the server with 2 nodes cut off for 5 x ttl, stream leader on the majority side", async () => {
     const rig = await startRig("split1", false, cleanup);
     const { fenced, minorityNodes } = await run(
@@ -124,6 +145,21 @@ describe("safety: the NATS cluster itself splits (leases acknowledged by JetStre
         await server.restart();
         await rig.nats.waitForRoutes({ timeout: 30_000 });
       },
+    );
+    for (const n of minorityNodes) expect(fenced.has(n.id), `${n.id} fenced`).toBe(true);
+  });
+
+  it("(f) issue test (5): a store-backed type (JetStream KV, 3 replicas) through (b)", async () => {
+    // Unreplicated counters and registers whose state lives in a KV bucket spanning the three
+    // servers: every write is a conditional store write, so the side without the bucket's
+    // quorum cannot acknowledge one, and a new owner loads through the bucket's leader.
+    const rig = await startRig("split5", false, cleanup, { storeBucket: "split5_state", storeReplicas: 3 });
+    const { fenced, minorityNodes } = await run(
+      "store-backed types, minority cut off, leader on the majority side",
+      rig,
+      () => isolateMinority(rig),
+      () => healRoutes(rig),
+      STORED,
     );
     for (const n of minorityNodes) expect(fenced.has(n.id), `${n.id} fenced`).toBe(true);
   });

@@ -1,9 +1,9 @@
 // The NATS-partition safety tests' harness: a 3-server JetStream cluster whose routes run
 // through fault proxies, the heartbeat stream made first (so the test knows which server leads
 // it), 5 node processes in `leases: "jetstream"` mode (2 on the server that will be cut off),
-// one client on each side, and the verdicts: keys acknowledged by two nodes at overlapping
-// times (asserted 0: what leases acknowledged by JetStream guarantee), and the lost-write and
-// linearizability figures (printed; per-partition fencing tokens are separate work).
+// one client on each side, and the verdicts, each asserted 0 (issue 9): keys acknowledged by two
+// nodes at overlapping times, acknowledged writes lost (by op id, client- and node-side), and
+// register keys whose history is not linearizable.
 
 import type { Sharding } from "@keyhold/actors";
 import { heartbeatStreamName, membershipSubjects, NatsHeartbeatStream, silentLogger } from "@keyhold/core";
@@ -16,12 +16,13 @@ import {
   ProxiedNatsCluster,
   registerModel,
   type ShardingProcess,
+  type ShardingProcessOptions,
   waitFor,
 } from "@keyhold/testing";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { expect } from "vitest";
-import { OpCounter, OpRegister } from "./entities.js";
+import { type LoadTypes, REPLICATED } from "./entities.js";
 import { COUNTERS, connectClient, REGISTERS, type runLoad, spawnNodes } from "./support.js";
 
 export interface PartitionRig {
@@ -40,6 +41,7 @@ export async function startRig(
   name: string,
   leaderOnMinority: boolean,
   cleanup: (() => Promise<unknown>)[],
+  extra: Partial<ShardingProcessOptions> = {},
 ): Promise<PartitionRig> {
   const nats = await ProxiedNatsCluster.start({ size: 3, jetstream: true });
   cleanup.push(() => nats.close());
@@ -66,7 +68,7 @@ export async function startRig(
   const minority = leaderOnMinority ? leader : leader === 2 ? 1 : 2;
   const [m1, m2] = [0, 1, 2].filter((i) => i !== minority) as [number, number];
   const urls = [minority, minority, m1, m2, m1].map((i) => nats.urls[i]!);
-  const nodes = await spawnNodes(urls, name, 5, { leases: "jetstream" });
+  const nodes = await spawnNodes(urls, name, 5, { leases: "jetstream", ...extra });
   for (const n of nodes) cleanup.push(() => n.kill());
   const majorityClient = await connectClient(nats.urls[m1]!, name);
   cleanup.push(() => majorityClient.close());
@@ -117,19 +119,15 @@ export function watchFenced(nodes: readonly ShardingProcess[]) {
 }
 
 /**
- * Asserts no key was acknowledged by two nodes at overlapping times; prints that, the lost
- * writes (by op id, client- and node-side) and the linearizability verdicts as figures.
+ * The op ids each key holds in the end, read through `c`. The reads wait for the cluster to
+ * serve every key again (up to 60 s: liveness after a heal is measured and printed, not
+ * asserted; the safety claims follow).
  */
-export async function judgeOwners(
-  label: string,
+export async function appliedOps(
   c: Sharding,
-  loads: readonly ReturnType<typeof runLoad>[],
-  acks: readonly AckRecord[],
-  window?: { readonly faultAt: number; readonly healAt: number },
-): Promise<void> {
+  types: LoadTypes = REPLICATED,
+): Promise<{ applied: Map<string, Set<string>>; ms: number }> {
   const applied = new Map<string, Set<string>>();
-  // The final reads wait for the cluster to serve every key again (liveness after the heal is
-  // measured and printed, not asserted beyond this bound; the safety claims follow).
   const t0 = Date.now();
   const settledRead = async (read: () => Promise<string[]>): Promise<string[]> => {
     for (;;) {
@@ -142,19 +140,39 @@ export async function judgeOwners(
     }
   };
   for (const k of COUNTERS)
-    applied.set(`opcounter/${k}`, new Set(await settledRead(() => c.ref(OpCounter, k).ops())));
+    applied.set(
+      `${types.counter.type}/${k}`,
+      new Set(await settledRead(() => c.ref(types.counter, k).ops())),
+    );
   for (const k of REGISTERS)
-    applied.set(`opregister/${k}`, new Set(await settledRead(() => c.ref(OpRegister, k).ops())));
-  console.log(
-    `[nats-partition] ${label}: every key served again ${Date.now() - t0} ms after the final reads began`,
-  );
+    applied.set(
+      `${types.register.type}/${k}`,
+      new Set(await settledRead(() => c.ref(types.register, k).ops())),
+    );
+  return { applied, ms: Date.now() - t0 };
+}
+
+/**
+ * Prints and asserts the verdicts: no key acknowledged by two nodes at overlapping times, no
+ * acknowledged write lost (by op id, client- and node-side), every register key linearizable.
+ */
+export async function judgeOwners(
+  label: string,
+  c: Sharding,
+  loads: readonly ReturnType<typeof runLoad>[],
+  acks: readonly AckRecord[],
+  window?: { readonly faultAt: number; readonly healAt: number },
+  types: LoadTypes = REPLICATED,
+): Promise<void> {
+  const { applied, ms } = await appliedOps(c, types);
+  console.log(`[nats-partition] ${label}: every key served again ${ms} ms after the final reads began`);
   const clientAcked = loads.flatMap((l) => l.acked);
   const clientLost = clientAcked.filter(([key, op]) => !applied.get(key)?.has(op));
   const nodeLost = lostWrites(acks, (key) => applied.get(key));
   const overlaps = analyzeAcks(acks);
   const registers = loads
     .flatMap((l) => l.history.operations())
-    .filter((o) => o.key.startsWith("opregister/"));
+    .filter((o) => o.key.startsWith(`${types.register.type}/`));
   const lin = checkLinearizable(registers, registerModel(), { timeoutMs: 60_000 });
   const bad = lin.keys.filter((k) => k.verdict === "not-linearizable").length;
   console.log(
@@ -175,8 +193,31 @@ export async function judgeOwners(
     console.log(
       `[nats-partition] ${label}: lost writes by node and phase: ${[...by].map(([k, n]) => `${k}: ${n}`).join("; ")}`,
     );
+    for (const r of nodeLost.lost.slice(0, 12)) {
+      const tl = acks
+        .filter((x) => x.key === r.key && x.kind === "write")
+        .sort((x, y) => x.t1 - y.t1)
+        .map((x) => `${x.node}@${((x.t1 - window.faultAt) / 1000).toFixed(2)}s${x.op === r.op ? "*" : ""}`);
+      console.log(
+        `[nats-partition] ${label}: lost ${r.key} ${r.op}; the key's writes (s from the fault): ${tl.join(" ")}`,
+      );
+    }
   }
   expect(overlaps.keysWithOverlap, "keys acknowledged by two nodes at overlapping times").toEqual([]);
+  expect(
+    clientLost.map(([k, op]) => `${k} ${op}`),
+    "writes acknowledged to clients, lost",
+  ).toEqual([]);
+  expect(
+    nodeLost.lost.map((r) => `${r.key} ${r.op} (${r.node})`),
+    "writes acknowledged by nodes, lost",
+  ).toEqual([]);
+  expect(
+    lin.keys.filter((k) => k.verdict === "not-linearizable").map((k) => k.key),
+    "non-linearizable register keys",
+  ).toEqual([]);
+  // "unknown" (the checker's time budget ran out) would prove nothing either way.
+  expect(lin.verdict).toBe("linearizable");
 }
 
 /** The time base of ack records, to place lost writes before, during or after a fault. */

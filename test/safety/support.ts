@@ -15,7 +15,14 @@ import {
   type ShardingProcessOptions,
 } from "@keyhold/testing";
 import { expect } from "vitest";
-import { OpCounter, OpRegister } from "./entities.js";
+import {
+  type LoadTypes,
+  OpCounter,
+  OpRegister,
+  REPLICATED,
+  StoredOpCounter,
+  StoredOpRegister,
+} from "./entities.js";
 
 export const ENTITIES = fileURLToPath(new URL("./entities.ts", import.meta.url));
 /** Short leases keep the tests quick: lease L = 800 ms, take-over after 1000 ms. */
@@ -59,15 +66,19 @@ export function connectClient(
     servers,
     cluster,
     ...LEASE,
-    entities: [OpCounter, OpRegister],
+    entities: [OpCounter, OpRegister, StoredOpCounter, StoredOpRegister],
     logger: silentLogger,
     askTimeoutMs: 4000,
     ...timeouts,
   });
 }
 
-/** `workers` clients, each one op at a time, until stop(): adds, register writes and reads. */
-export function runLoad(c: Sharding, workers = 16, prefix = "") {
+/**
+ * `workers` clients, each one op at a time, until stop(): adds, register writes and reads, on
+ * the counter and register types of `types` (replicated ones by default).
+ */
+export function runLoad(c: Sharding, workers = 16, prefix = "", types: LoadTypes = REPLICATED) {
+  const [C, R] = [types.counter, types.register];
   const history = new HistoryRecorder();
   /** [key, op id] of every write acknowledged to a client. */
   const acked: [string, string][] = [];
@@ -83,11 +94,11 @@ export function runLoad(c: Sharding, workers = 16, prefix = "") {
       total++;
       if (pick === 0) {
         const key = COUNTERS[(seq * 7 + w) % COUNTERS.length]!;
-        const h = history.invoke(name, `opcounter/${key}`, "add", 1);
+        const h = history.invoke(name, `${C.type}/${key}`, "add", 1);
         try {
-          await c.ref(OpCounter, key).add(op, 1);
+          await c.ref(C, key).add(op, 1);
           h.ok();
-          acked.push([`opcounter/${key}`, op]);
+          acked.push([`${C.type}/${key}`, op]);
         } catch {
           failed++;
           h.info();
@@ -95,19 +106,19 @@ export function runLoad(c: Sharding, workers = 16, prefix = "") {
       } else {
         const key = REGISTERS[(seq * 5 + w) % REGISTERS.length]!;
         if (pick === 1) {
-          const h = history.invoke(name, `opregister/${key}`, "write", seq);
+          const h = history.invoke(name, `${R.type}/${key}`, "write", seq);
           try {
-            await c.ref(OpRegister, key).write(op, seq);
+            await c.ref(R, key).write(op, seq);
             h.ok();
-            acked.push([`opregister/${key}`, op]);
+            acked.push([`${R.type}/${key}`, op]);
           } catch {
             failed++;
             h.info();
           }
         } else {
-          const h = history.invoke(name, `opregister/${key}`, "read");
+          const h = history.invoke(name, `${R.type}/${key}`, "read");
           try {
-            h.ok(await c.ref(OpRegister, key).read());
+            h.ok(await c.ref(R, key).read());
           } catch {
             failed++;
             h.info();

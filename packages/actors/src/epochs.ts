@@ -48,6 +48,12 @@ export interface EpochSource {
    * taken now.
    */
   take(p: number, seen: number): Promise<number>;
+  /**
+   * Optional, for sources that agree (jetstream, memory): the epoch of `p` that this node's
+   * latest successful take of `p` replaced (0: there was none). When it is the epoch of this
+   * node's own previous tenure, nobody took `p` in between, so nobody else served it.
+   */
+  previous?(p: number): number | undefined;
 }
 
 export function emptyEpochStats(): EpochStats {
@@ -82,6 +88,7 @@ export class MemoryEpochs {
 
   source(nodeId: string): EpochSource {
     const stats = emptyEpochStats();
+    const previous = new Map<number, number>();
     return {
       kind: "memory",
       stats,
@@ -92,10 +99,12 @@ export class MemoryEpochs {
           throw new EpochError(`node ${nodeId} cannot reach the epoch counter (fault injection)`);
         }
         const e = ++this.#seq;
+        previous.set(p, this.latest.get(p) ?? 0);
         this.latest.set(p, e);
         stats.taken++;
         return e;
       },
+      previous: (p) => previous.get(p),
     };
   }
 }
@@ -111,6 +120,8 @@ export class KvEpochs implements EpochSource {
   readonly #kv: KV;
   readonly #nodeId: string;
   readonly #timeoutMs: number;
+  // Per partition, the revision the latest successful conditional write replaced.
+  readonly #previous = new Map<number, number>();
 
   constructor(kv: KV, nodeId: string, timeoutMs: number) {
     this.#kv = kv;
@@ -118,25 +129,48 @@ export class KvEpochs implements EpochSource {
     this.#timeoutMs = timeoutMs;
   }
 
-  /** The latest epoch of `p` (0: none yet), read through the stream's leader. */
-  async #latest(p: number, key: string): Promise<number> {
+  /**
+   * The latest epoch of `p` (0: none yet), read through the stream's leader, with who wrote it
+   * and the revision its writer's chain of takes started from (`base` below).
+   */
+  async #latest(p: number, key: string): Promise<{ rev: number; node?: string; base?: number }> {
     this.stats.kvOps++;
     try {
-      return (await this.#kv.get(key))?.revision ?? 0;
+      const e = await this.#kv.get(key);
+      if (!e) return { rev: 0 };
+      let v: { node?: unknown; prev?: unknown } = {};
+      try {
+        v = packr.unpack(e.value) as typeof v;
+      } catch {
+        // Not ours to read: treated as a foreign writer's.
+      }
+      return {
+        rev: e.revision,
+        ...(typeof v.node === "string" ? { node: v.node } : {}),
+        ...(typeof v.prev === "number" ? { base: v.prev } : {}),
+      };
     } catch (e) {
       this.stats.failures++;
       throw new EpochError(`Reading the epoch of partition ${p} failed: ${String(e)}`, { cause: e });
     }
   }
 
+  previous(p: number): number | undefined {
+    return this.#previous.get(p);
+  }
+
   async take(p: number, seen: number): Promise<number> {
     const key = `p.${p}`;
-    const value = packr.pack({ node: this.#nodeId, prev: seen });
     // The epoch this node saw last is usually the latest one (it was a replica, or the previous
     // owner's pull told it): one write. Knowing none (a joiner), or guessing wrong, it reads
     // the latest through the stream's leader (the bucket allows no direct reads) and writes.
-    let expected = seen > 0 ? seen : await this.#latest(p, key);
+    let expected = seen > 0 ? seen : (await this.#latest(p, key)).rev;
+    // `base`: the revision this chain of writes started from. A write of ours that timed out
+    // but was stored anyway (a leader election) is found on the next conflict, written by us
+    // from the same base: the chain goes on from it, and previous(p) still names the base.
+    let base = expected;
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      const value = packr.pack({ node: this.#nodeId, prev: base });
       try {
         this.stats.kvOps++;
         const rev =
@@ -150,6 +184,9 @@ export class KvEpochs implements EpochSource {
           );
         }
         this.stats.taken++;
+        // The write was conditional on `expected` being the key's latest revision, and every
+        // revision from `base` to `expected` was ours.
+        this.#previous.set(p, base);
         return rev;
       } catch (err) {
         if (err instanceof EpochError || !isConflict(err)) {
@@ -159,7 +196,9 @@ export class KvEpochs implements EpochSource {
             : new EpochError(`Taking an epoch for partition ${p} failed: ${String(err)}`, { cause: err });
         }
         this.stats.conflicts++;
-        expected = await this.#latest(p, key);
+        const latest = await this.#latest(p, key);
+        expected = latest.rev;
+        if (latest.node !== this.#nodeId || latest.base !== base) base = latest.rev;
       }
     }
     this.stats.failures++;

@@ -53,12 +53,29 @@ export class Fencing {
       try {
         // Not recorded as seen yet: begin() does, once the records are in (handoff.ts checks
         // whether any of them carries an epoch at or above this one).
-        return await this.#p.epochs.take(p, seen);
+        const epoch = await this.#p.epochs.take(p, seen);
+        // Lost while the take was in flight (say, a stale view at the heal of a NATS split whose
+        // take went through once the bucket was reachable again): never go on to pull, fence
+        // replicas with it or serve. The epoch is simply spent; the next owner takes a higher one.
+        if (gone || node.closed || node.ring.ownerOfPartition(p) !== nodeId) return undefined;
+        return epoch;
       } catch (err) {
         if (attempt % 20 === 0) logger.warn(`node ${nodeId}: partition ${p} not served yet: ${String(err)}`);
         await Promise.race([sleep(clock, backoff.next()), lost]);
       }
     }
+  }
+
+  /**
+   * Whether the epoch just taken for `p` directly follows this node's own previous tenure of it
+   * (call before partitions.begin): the conditional write replaced that very epoch, so no other
+   * node took `p`, and none served it, in between. Then this node's pre-fence records of `p`
+   * are its latest state even if a member did not answer the pull (handoff.ts). Only sources
+   * that agree know (jetstream, memory); local stamps never claim it.
+   */
+  unbroken(p: number): boolean {
+    const own = this.#p.partitions.stamp(p);
+    return own > 0 && this.#p.epochs.previous?.(p) === own;
   }
 
   /**

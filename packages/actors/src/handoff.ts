@@ -240,7 +240,8 @@ export class Handoff {
           if (mine) this.#p.outbox.put(p, mine.recs, mine.preFence);
           return;
         }
-        if (mine?.preFence && !pulled.complete) {
+        if (mine?.preFence && !pulled.complete && !this.#fencing.unbroken(p)) {
+          // (Not when the epoch bucket shows nobody took it since our tenure: fencing.ts unbroken.)
           // Someone that may have served the partition while we were fenced did not answer: its
           // state (restarted from initialState()) is out of reach, and ours is older. Serving ours
           // would roll back what that owner acknowledged; the entities restart instead, and the

@@ -20,7 +20,7 @@ export const DEFAULT_BACKGROUND_CONCURRENCY = 64;
 export const DEFAULT_BATCH_MAX_ENTRIES = 512;
 
 /** Options of `Sharding.start` (a node that hosts entities) and `Sharding.connect` (a client). */
-export interface ShardingOptions extends Omit<ShardNodeOptions, "observer" | "protocol"> {
+export interface ShardingOptions extends Omit<ShardNodeOptions, "observer" | "protocol" | "fencingTokens"> {
   /** OpenTelemetry spans and metrics (docs/how-to/observe.md). @default { enabled: false } */
   readonly telemetry?: TelemetryOptions;
   /** Entity classes this node hosts (or, for a client, may address). */

@@ -179,12 +179,15 @@ export class Replicator {
     const outcomes = await Promise.all(targets.map((t) => this.send(t, msg, p)));
     if (outcomes.includes("stale")) throw this.#refused(rec, outcomes);
     const acks = outcomes.filter((o) => o === "ok").length;
-    // A replica that vanished (no responders, or dropped from the ring while we waited) is no
-    // longer live; one that is merely slow still counts against the quorum.
+    // Safety (issue 9): a replica that did not acknowledge is excused only once this node's view
+    // dropped it (its lease expired here, or it left). "no-responders" alone proves nothing:
+    // across a NATS split the other side's subscriptions vanish from our server at once, so a
+    // primary on the minority side, in the lease it still holds, would excuse its replicas on
+    // the majority side and acknowledge with copies only the minority holds, which the
+    // majority's next owner never sees. Its lease lapses (L) before its view drops them (T), so
+    // it acknowledges nothing more. A crashed replica counts against the quorum until dropped.
     const live = new Set(this.#p.node.members());
-    const gone = outcomes.filter(
-      (o, i) => o === "no-responders" || (o !== "ok" && !live.has(targets[i]!)),
-    ).length;
+    const gone = outcomes.filter((o, i) => o !== "ok" && !live.has(targets[i]!)).length;
     const needed = Math.max(majority, targets.length - gone);
     if (acks < needed) {
       this.stats.quorumFailures++;

@@ -190,7 +190,11 @@ export async function startSharding(
           logger,
           timeoutMs: opts.attemptTimeoutMs,
         });
-    const node = await ShardNode.start(nodeOptions);
+    // The join-time config check compares the epoch source too: KV revisions and local stamps
+    // (wall-clock sized) cannot be compared, so a node of the other mode is refused.
+    const node = await ShardNode.start(
+      epochs ? { ...nodeOptions, fencingTokens: String(epochs.kind).slice(0, 64) || "custom" } : nodeOptions,
+    );
     const connected = { node, client, opts, registry, transport, clock, logger, store, epochs, telemetry };
     const built = buildParts(connected);
     const { host } = built;

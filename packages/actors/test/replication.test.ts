@@ -12,6 +12,7 @@ import {
   StoreConflictError,
   StoreError,
 } from "@keyhold/actors";
+import { RequestFailedError } from "@keyhold/core";
 import { SimBus, seededRandom, VirtualClock } from "@keyhold/testing";
 import fc from "fast-check";
 import { Packr } from "msgpackr";
@@ -367,6 +368,35 @@ describe("write quorum", () => {
     const { out, ms } = await withSilentReplica("majority");
     expect(out).toBe(5);
     expect(ms).toBeLessThan(100);
+  });
+
+  it('"all" does not excuse a live replica that answers no-responders (the far side of a NATS split)', async () => {
+    const nodes = [await node("a"), await node("b"), await node("c")];
+    const key = Array.from({ length: 60 }, (_, i) => `s-${i}`).find((k) => nodes[0]!.node.place(k) === "a")!;
+    const far = nodes[0]!.node.owners(key, 3)[2]!;
+    // Across a split the primary's server loses the far side's subscriptions at once: requests
+    // to it fail with no-responders, while its lease still runs in the primary's view.
+    const t = nodes[0]!.node.transport as {
+      request: (s: string, d: Uint8Array, o: unknown) => Promise<Uint8Array>;
+    };
+    const request = t.request.bind(t);
+    t.request = (subject, data, o) =>
+      subject === nodeSubject("r", far)
+        ? Promise.reject(new RequestFailedError("no-responders", subject))
+        : request(subject, data, o);
+    const out = await drive(bus, nodes[0]!.ref(Account, key).deposit(5)).catch((e: unknown) => e);
+    expect(out).toBeInstanceOf(QuorumError);
+    expect(String(out)).toMatch(/1 of 2 replica acknowledgements/);
+    // Once the view drops it (its lease expired here), the remaining replica is the quorum.
+    t.request = (subject, data, o) =>
+      subject === nodeSubject("r", far) ? new Promise(() => {}) : request(subject, data, o);
+    await nodes.find((s) => s.node.id === far)!.node.transport.close();
+    await bus.clock.advance(TTL + HB * 3);
+    expect(nodes[0]!.node.members()).not.toContain(far);
+    const key2 = Array.from({ length: 200 }, (_, i) => `s2-${i}`).find(
+      (k) => nodes[0]!.node.place(k) === "a",
+    )!;
+    expect(await drive(bus, nodes[0]!.ref(Account, key2).deposit(2))).toBe(2);
   });
 
   it('"all" waits for every live replica and fails with QuorumError when one stays silent', async () => {

@@ -52,7 +52,7 @@ export class ConfigMismatchError extends KeyholdError {
     super(
       CoreErrorCode.ConfigMismatch,
       `Refusing to join: cluster member ${peer} runs a different config: ${list}. ` +
-        "ringSize, heartbeatMs, ttlMs, skewMs, the lease mode (`leases`), the hash version and the wire protocol must be identical on every node.",
+        "ringSize, heartbeatMs, ttlMs, skewMs, the lease mode (`leases`), the hash version, the wire protocol and the fencing tokens (`epochs`) must be identical on every node.",
     );
     this.name = "ConfigMismatchError";
     this.peer = peer;

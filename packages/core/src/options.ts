@@ -76,6 +76,12 @@ export interface ShardNodeOptions {
    * @default none
    */
   readonly protocol?: string;
+  /**
+   * Where the layer above takes its fencing tokens (`@keyhold/actors` sets it from its `epochs`
+   * option: "jetstream" or "local"): compared at join between members that both name one, so
+   * tokens that cannot be compared never mix in one cluster. 1-64 characters. @default none
+   */
+  readonly fencingTokens?: string;
   /** Heartbeat period in ms. Identical on every node. @default 2000 */
   readonly heartbeatMs?: number;
   /**
@@ -127,6 +133,8 @@ export interface ClusterConfig {
   readonly hash: string;
   /** The layer above's wire protocol (ShardNodeOptions.protocol); absent when none is set. */
   readonly protocol?: string;
+  /** The layer above's fencing-token source (ShardNodeOptions.fencingTokens); absent when none is set. */
+  readonly fencingTokens?: string;
   /**
    * The effective lease mode (`leases: "auto"` is resolved at start); absent means "echo"
    * (a report or peer that predates the option).
@@ -244,8 +252,17 @@ export function parseOptions(options: ShardNodeOptions): ParsedOptions {
   ) {
     throw new InvalidOptionError("protocol", "a string of 1-64 characters", o.protocol);
   }
-  const config: ClusterConfig =
-    o.protocol === undefined ? parseClusterConfig(o) : { ...parseClusterConfig(o), protocol: o.protocol };
+  if (
+    o.fencingTokens !== undefined &&
+    (typeof o.fencingTokens !== "string" || o.fencingTokens.length < 1 || o.fencingTokens.length > 64)
+  ) {
+    throw new InvalidOptionError("fencingTokens", "a string of 1-64 characters", o.fencingTokens);
+  }
+  const config: ClusterConfig = {
+    ...parseClusterConfig(o),
+    ...(o.protocol !== undefined ? { protocol: o.protocol } : {}),
+    ...(o.fencingTokens !== undefined ? { fencingTokens: o.fencingTokens } : {}),
+  };
   const tombstoneMs = int(
     "tombstoneMs",
     o.tombstoneMs,
@@ -308,5 +325,10 @@ export function diffConfig(ours: ClusterConfig, theirs: ClusterConfig) {
     }));
   const [a, b] = [ours.protocol ?? "none", theirs.protocol ?? "none"];
   if (a !== b) diff.push({ setting: "wire protocol", ours: a, theirs: b });
+  // Fencing tokens are compared only between members that both name a source: observers
+  // (clients) take none, and a ring without a layer above has none.
+  const [fa, fb] = [ours.fencingTokens, theirs.fencingTokens];
+  if (fa !== undefined && fb !== undefined && fa !== fb)
+    diff.push({ setting: "fencing tokens (epochs)", ours: fa, theirs: fb });
   return diff;
 }

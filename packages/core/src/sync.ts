@@ -200,6 +200,7 @@ function decide(p: AdoptParams, peer: string, cfg: ClusterConfig): ClusterConfig
     (d) =>
       d.setting === "hash version" ||
       d.setting === "wire protocol" ||
+      d.setting === "fencing tokens (epochs)" ||
       p.given.has(d.setting as ClusterSetting),
   );
   if (refused.length > 0) throw new ConfigMismatchError(peer, refused);
@@ -209,7 +210,11 @@ function decide(p: AdoptParams, peer: string, cfg: ClusterConfig): ClusterConfig
 function acceptable(cfg: ClusterConfig): ClusterConfig | undefined {
   try {
     const parsed = { ...parseClusterConfig(cfg), hash: cfg.hash };
-    return cfg.protocol === undefined ? parsed : { ...parsed, protocol: cfg.protocol };
+    return {
+      ...parsed,
+      ...(cfg.protocol !== undefined ? { protocol: cfg.protocol } : {}),
+      ...(cfg.fencingTokens !== undefined ? { fencingTokens: cfg.fencingTokens } : {}),
+    };
   } catch {
     return undefined;
   }

@@ -74,6 +74,8 @@ function validConfig(x: unknown): x is ClusterConfig {
     typeof x.hash === "string" &&
     x.hash.length <= 64 &&
     (x.protocol === undefined || (typeof x.protocol === "string" && x.protocol.length <= 64)) &&
+    (x.fencingTokens === undefined ||
+      (typeof x.fencingTokens === "string" && x.fencingTokens.length <= 64)) &&
     (x.leases === undefined || x.leases === "jetstream" || x.leases === "echo")
   );
 }
@@ -144,7 +146,11 @@ function pickConfig(c: ClusterConfig): ClusterConfig {
     hash: c.hash,
     leases: c.leases ?? "echo",
   };
-  return c.protocol === undefined ? picked : { ...picked, protocol: c.protocol };
+  return {
+    ...picked,
+    ...(c.protocol !== undefined ? { protocol: c.protocol } : {}),
+    ...(c.fencingTokens !== undefined ? { fencingTokens: c.fencingTokens } : {}),
+  };
 }
 
 export function isMalformed(x: MembershipMessage | Malformed): x is Malformed {

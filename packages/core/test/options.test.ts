@@ -10,6 +10,7 @@ import {
   systemClock,
 } from "@keyhold/core";
 import { describe, expect, it } from "vitest";
+import { diffConfig } from "../src/options.js";
 
 describe("lease options", () => {
   it("the defaults leave 1990 ms between a lease check and its effect", () => {
@@ -48,6 +49,27 @@ describe("lease options", () => {
     // The config carries the mode; "auto" stays provisional ("echo") until start resolves it.
     expect(parseClusterConfig({ leases: "jetstream" }).leases).toBe("jetstream");
     expect(parseClusterConfig({ leases: "auto" }).leases).toBe("echo");
+  });
+
+  it("validates `fencingTokens`; the config check compares it only between members that both name one", () => {
+    const opts = (fencingTokens?: string) =>
+      parseShardNodeOptions({
+        cluster: "c",
+        servers: "nats://x",
+        ...(fencingTokens ? { fencingTokens } : {}),
+      });
+    expect(opts("jetstream").config.fencingTokens).toBe("jetstream");
+    expect(opts().config.fencingTokens).toBeUndefined();
+    const bad = () => parseShardNodeOptions({ cluster: "c", servers: "nats://x", fencingTokens: "" });
+    expect(bad).toThrow(InvalidOptionError);
+    expect(bad).toThrow(/`fencingTokens`/);
+    const [kv, local, none] = [opts("jetstream").config, opts("local").config, opts().config];
+    expect(diffConfig(kv, local)).toEqual([
+      { setting: "fencing tokens (epochs)", ours: "jetstream", theirs: "local" },
+    ]);
+    expect(diffConfig(kv, kv)).toEqual([]);
+    expect(diffConfig(kv, none)).toEqual([]);
+    expect(diffConfig(none, local)).toEqual([]);
   });
 
   it("refuses a clock without monoNow, naming clock", () => {

@@ -10,8 +10,9 @@ type Command =
   | { cmd: "close"; req: number };
 
 const send = (m: unknown) => process.send?.(m);
-const { storeBucket, ...options } = JSON.parse(process.argv[2] ?? "{}") as ShardingOptions & {
+const { storeBucket, storeReplicas, ...options } = JSON.parse(process.argv[2] ?? "{}") as ShardingOptions & {
   storeBucket?: string;
+  storeReplicas?: number;
 };
 const entitiesModule = process.argv[3] ?? "";
 
@@ -23,7 +24,16 @@ try {
   };
   const toRecord = mod.ackRecord;
   const sharding = await Sharding.start({
-    logger: silentLogger,
+    // KEYHOLD_CHILD_LOG=1: info, warnings and errors to stderr (ShardingProcess.logs()), each
+    // stamped with the ack-log clock (ackClock), to line them up with a test's ack records.
+    logger: process.env.KEYHOLD_CHILD_LOG
+      ? {
+          debug: () => {},
+          info: (m: string) => console.error(`${performance.timeOrigin + performance.now()} I ${m}`),
+          warn: (m: string) => console.error(`${performance.timeOrigin + performance.now()} W ${m}`),
+          error: (m: string) => console.error(`${performance.timeOrigin + performance.now()} E ${m}`),
+        }
+      : silentLogger,
     ...options,
     ...(toRecord
       ? {
@@ -33,7 +43,9 @@ try {
           },
         }
       : {}),
-    ...(storeBucket ? { store: natsKvStore({ bucket: storeBucket }) } : {}),
+    ...(storeBucket
+      ? { store: natsKvStore({ bucket: storeBucket, ...(storeReplicas ? { replicas: storeReplicas } : {}) }) }
+      : {}),
     entities: mod.entities ?? [],
   });
   const byType = new Map((mod.entities ?? []).map((c) => [c.type, c]));

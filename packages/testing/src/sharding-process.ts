@@ -6,12 +6,13 @@ import { type ChildMessage, IpcProcess } from "./ipc-process.js";
 
 /**
  * Options that survive JSON (no connection, transport, clock, logger, classes or store
- * factory); `storeBucket` gives the node a NATS KV store with that bucket.
+ * factory); `storeBucket` gives the node a NATS KV store with that bucket, `storeReplicas` its
+ * JetStream replicas when the node creates it (default 1).
  */
 export type ShardingProcessOptions = Omit<
   ShardingOptions,
   "connection" | "transport" | "clock" | "logger" | "entities" | "store"
-> & { readonly storeBucket?: string };
+> & { readonly storeBucket?: string; readonly storeReplicas?: number };
 
 /** An entity activation or passivation reported by a fixture through the oracle channel. */
 export interface OracleEvent {
