@@ -29,6 +29,7 @@ import { dormantCopyExpired } from "./lifecycle.js";
 import { type ParsedShardingOptions, parseShardingOptions, type ShardingOptions } from "./options.js";
 import { EntityRegistry } from "./registry.js";
 import { Replicator } from "./replication.js";
+import { CopyBatcher } from "./copy-batch.js";
 import { Router } from "./router.js";
 import type { Sharding } from "./sharding.js";
 import type { StateStore } from "./store.js";
@@ -96,6 +97,12 @@ function buildParts(c: Connected) {
       replicasOf: (t) => registry.replicasOf(t),
       orphanGraceMs: opts.handoffTimeoutMs * 2,
       dormant: store ? (at, now) => dormantCopyExpired(at, now, opts.idleMs) : undefined,
+      copies: new CopyBatcher({
+        transport,
+        timeoutMs: opts.replicationTimeoutMs,
+        maxEntries: opts.batchMaxEntries,
+        leaseValid: () => node.leaseValid(),
+      }),
     });
   }
   const batcher = new Batcher({ transport, clock, deadlines, logger, maxEntries: opts.batchMaxEntries });

@@ -2,6 +2,7 @@
 // msgpack codecs only, every inbound message validated before it touches any state.
 import { isId, isNat, isObj } from "@keyhold/core";
 import { Packr } from "msgpackr";
+import { COPY_BATCH_VERSION, type CopyBatchMessage, decodeCopyBatch } from "./copy-wire.js";
 import { isValidEntityKey } from "./entity.js";
 import type { WireError } from "./errors.js";
 import { decodeReminders, type WireReminder } from "./reminders.js";
@@ -13,7 +14,7 @@ export const BATCH_VERSION = 1;
  * What this code speaks, compared at join (core's `protocol` option): a node that speaks
  * another message or batch version is refused like a node with another ring size.
  */
-export const ACTOR_PROTOCOL = `keyhold-actors/${ACTOR_WIRE_VERSION}+batch/${BATCH_VERSION}`;
+export const ACTOR_PROTOCOL = `keyhold-actors/${ACTOR_WIRE_VERSION}+batch/${BATCH_VERSION}+copies/${COPY_BATCH_VERSION}`;
 /** Most entries a batch may carry; more is malformed. */
 export const MAX_BATCH_ENTRIES = 65_536;
 /** Most hops a tell is forwarded between nodes that disagree about its owner. */
@@ -88,7 +89,8 @@ export interface BatchMessage {
   readonly m: readonly BatchEntry[];
 }
 
-export type InboundRequest = HandlerMessage | PullMessage | AckMessage | ReplicateMessage | BatchMessage;
+export type InboundRequest = HandlerMessage | PullMessage | AckMessage | ReplicateMessage | BatchMessage
+  | CopyBatchMessage;
 
 /** One entity's state as it moves between nodes. */
 export interface EntityRecord {
@@ -232,6 +234,8 @@ export function decodeRequest(data: Uint8Array): Decoded<InboundRequest> {
       if (recs === undefined) return { error: "bad records" };
       return { v: 1, k: "rep", p: m.p, from: m.from, recs, ...(m.ep !== undefined ? { ep: m.ep } : {}) };
     }
+    case "reps":
+      return decodeCopyBatch(m);
     default:
       return { error: "unknown kind" };
   }
