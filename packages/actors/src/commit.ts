@@ -81,7 +81,10 @@ export class GroupCommit {
   /** Whether versions of the slot are not yet durable (answers about it must wait). */
   pending(slot: Slot): boolean {
     const pipe = this.#pipes.get(slot);
-    return pipe !== undefined && (pipe.held.length > 0 || pipe.inFlight !== undefined || pipe.durable < slot.version);
+    return (
+      pipe !== undefined &&
+      (pipe.held.length > 0 || pipe.inFlight !== undefined || pipe.durable < slot.version)
+    );
   }
 
   /**
@@ -93,7 +96,14 @@ export class GroupCommit {
   hold(slot: Slot, release: (err: unknown) => void, began: boolean): Promise<void> | undefined {
     let pipe = this.#pipes.get(slot);
     if (!pipe) {
-      pipe = { held: [], inFlight: undefined, durable: slot.version - 1, running: 0, scheduled: false, waiters: [] };
+      pipe = {
+        held: [],
+        inFlight: undefined,
+        durable: slot.version - 1,
+        running: 0,
+        scheduled: false,
+        waiters: [],
+      };
       this.#pipes.set(slot, pipe);
     } else if (began && pipe.running > 0) pipe.running--;
     pipe.held.push({ ver: slot.version, release });
@@ -163,7 +173,8 @@ export class GroupCommit {
     pipe.inFlight = ver;
     write.then(
       () => this.#done(slot, pipe, ver, undefined),
-      (err: unknown) => this.#done(slot, pipe, ver, err === undefined ? new Error("durable write failed") : err),
+      (err: unknown) =>
+        this.#done(slot, pipe, ver, err === undefined ? new Error("durable write failed") : err),
     );
   }
 

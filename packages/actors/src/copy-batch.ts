@@ -82,7 +82,10 @@ export class CopyBatcher {
       const size = msg.length + ENTRY_OVERHEAD;
       const limit = this.#limit();
       let q = this.#queues.get(subject);
-      if (q && (q.entries.length >= Math.min(this.#p.maxEntries, MAX_COPY_ENTRIES) || q.bytes + size > limit)) {
+      if (
+        q &&
+        (q.entries.length >= Math.min(this.#p.maxEntries, MAX_COPY_ENTRIES) || q.bytes + size > limit)
+      ) {
         this.#queues.delete(subject);
         this.#send(subject, q.entries);
         q = undefined;
@@ -126,7 +129,9 @@ export class CopyBatcher {
       (data) => {
         const replies = decodeCopyAcks(data, entries.length);
         // A malformed answer acknowledges nothing: each copy reads an empty reply ("bad reply").
-        entries.forEach((e, i) => e.resolve(replies?.[i] ?? new Uint8Array(0)));
+        entries.forEach((e, i) => {
+          e.resolve(replies?.[i] ?? new Uint8Array(0));
+        });
       },
       (err: unknown) => {
         for (const e of entries) e.reject(err);

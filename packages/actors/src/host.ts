@@ -102,7 +102,9 @@ export function buildHost(a: {
   });
 
   const commit =
-    durability.needed && opts.groupCommit ? new GroupCommit({ persist: (slot) => durability.persist(slot) }) : undefined;
+    durability.needed && opts.groupCommit
+      ? new GroupCommit({ persist: (slot) => durability.persist(slot) })
+      : undefined;
   const runner = new HandlerRunner({
     clock,
     stats,

@@ -89,8 +89,8 @@ export interface BatchMessage {
   readonly m: readonly BatchEntry[];
 }
 
-export type InboundRequest = HandlerMessage | PullMessage | AckMessage | ReplicateMessage | BatchMessage
-  | CopyBatchMessage;
+type OneRequest = HandlerMessage | PullMessage | AckMessage | ReplicateMessage | BatchMessage;
+export type InboundRequest = OneRequest | CopyBatchMessage;
 
 /** One entity's state as it moves between nodes. */
 export interface EntityRecord {
