@@ -17,19 +17,20 @@
 // (durability.ts): every held answer fails with that error, which routers treat as "moved".
 // Answers that change nothing (read-only handlers, retried asks answered from `recent`) also wait
 // for the write covering the version they saw, so no one hears of state that is not yet durable.
+//
+// Dedupe across a crash: an entity remembers the ids of its last RECENT_ASKS applied asks plus
+// every ask whose answer is still held here (handler.ts trims `recent` to RECENT_ASKS + held), so
+// a whole batch applied by a durable write but never answered is still recognised when its
+// callers retry on the next owner. At most MAX_HELD_ANSWERS (wire.ts) are held per entity: past
+// that, the mailbox waits for the write in flight before the next message.
 import { NotOwnerError, StoreConflictError } from "./errors.js";
 import type { Slot } from "./slots.js";
-
-/**
- * Most answers one entity holds before its mailbox stops taking the next message until a write
- * completes: bounds the memory and the size of one write's batch of answers.
- */
-export const MAX_HELD_ANSWERS = 1024;
+import { MAX_HELD_ANSWERS } from "./wire.js";
 
 export interface GroupCommitParams {
   /** The durable write of the slot's current state (durability.ts persist). */
   readonly persist: (slot: Slot) => Promise<void> | undefined;
-  /** Most answers held per entity (MAX_HELD_ANSWERS). */
+  /** Most answers held per entity (at most, and by default, MAX_HELD_ANSWERS). */
   readonly maxHeld?: number;
 }
 
@@ -69,7 +70,7 @@ export class GroupCommit {
 
   constructor(params: GroupCommitParams) {
     this.#p = params;
-    this.#max = params.maxHeld ?? MAX_HELD_ANSWERS;
+    this.#max = Math.min(params.maxHeld ?? MAX_HELD_ANSWERS, MAX_HELD_ANSWERS);
   }
 
   /** A writer handler is about to run on the slot: no write may start until it completed. */
@@ -78,13 +79,9 @@ export class GroupCommit {
     if (pipe) pipe.running++;
   }
 
-  /** Whether versions of the slot are not yet durable (answers about it must wait). */
-  pending(slot: Slot): boolean {
-    const pipe = this.#pipes.get(slot);
-    return (
-      pipe !== undefined &&
-      (pipe.held.length > 0 || pipe.inFlight !== undefined || pipe.durable < slot.version)
-    );
+  /** How many answers of the slot are held now (their asks are applied, not yet answered). */
+  held(slot: Slot): number {
+    return this.#pipes.get(slot)?.held.length ?? 0;
   }
 
   /**

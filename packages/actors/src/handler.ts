@@ -19,7 +19,7 @@ import { ReadOnlyViews } from "./read-only.js";
 import { callWithValidArgs } from "./schema.js";
 import { assertSerializable } from "./serializable.js";
 import type { Slot } from "./slots.js";
-import { RECENT_ASKS } from "./wire.js";
+import { MAX_HELD_ANSWERS, RECENT_ASKS } from "./wire.js";
 
 export interface HostStats {
   activations: number;
@@ -216,7 +216,9 @@ export class HandlerRunner {
     if (env.id !== undefined && this.#p.tracksAsks(slot.def)) {
       const recent = slot.recent ?? [];
       recent.push([env.id, failure === undefined, failure === undefined ? result : toWireError(failure)]);
-      if (recent.length > RECENT_ASKS) recent.shift();
+      // Every ask whose answer group commit still holds stays remembered, beside the last few.
+      const keep = RECENT_ASKS + (commit ? Math.min(commit.held(slot) + 1, MAX_HELD_ANSWERS) : 0);
+      while (recent.length > keep) recent.shift();
       slot.recent = recent;
     }
     if (commit) return commit.hold(slot, release, true);

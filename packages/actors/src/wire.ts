@@ -119,8 +119,10 @@ export interface EntityRecord {
 /** One applied ask remembered with an entity: [message id, succeeded, result or WireError]. */
 export type RecentAsk = readonly [string, boolean, unknown];
 
-/** How many applied asks an entity remembers. */
+/** How many applied asks an entity remembers (besides those whose answers group commit holds). */
 export const RECENT_ASKS = 8;
+/** Most answers group commit holds per entity (commit.ts); a record may carry that many more ids. */
+export const MAX_HELD_ANSWERS = 256;
 
 export type Reply =
   | { readonly v: 1; readonly k: "ok"; readonly r: unknown }
@@ -251,7 +253,7 @@ function decodeRecords(x: unknown): EntityRecord[] | undefined {
     if (r.acq !== undefined && !isNat(r.acq, Number.MAX_SAFE_INTEGER)) return undefined;
     let recent: RecentAsk[] | undefined;
     if (r.ids !== undefined) {
-      if (!Array.isArray(r.ids) || r.ids.length > RECENT_ASKS) return undefined;
+      if (!Array.isArray(r.ids) || r.ids.length > RECENT_ASKS + MAX_HELD_ANSWERS) return undefined;
       recent = [];
       for (const e of r.ids as unknown[]) {
         if (!Array.isArray(e) || e.length !== 3 || !isMessageId(e[0]) || typeof e[1] !== "boolean")
