@@ -274,6 +274,17 @@ export async function replicatedAsks(ctx: BenchContext): Promise<void> {
     const clientRetries = pc.stats().router.retries + kc.stats().router.retries + gc.stats().router.retries;
     const clientFailed = pc.stats().router.failed + kc.stats().router.failed + gc.stats().router.failed;
     ctx.info("asks.replicationWrites", repWrites);
+    // Evidence of batching: copies per request to a replica, answers per group-commit write.
+    const copyRequests = sum(plainStats.map((s) => s.stats.replication.copyRequests));
+    const commitWrites = sum(plainStats.map((s) => s.stats.replication.commitWrites));
+    ctx.info(
+      "asks.copiesPerRequest",
+      (sum(plainStats.map((s) => s.stats.replication.copiesSent)) / Math.max(1, copyRequests)).toFixed(2),
+    );
+    ctx.info(
+      "asks.answersPerCommitWrite",
+      (sum(plainStats.map((s) => s.stats.replication.commitReleased)) / Math.max(1, commitWrites)).toFixed(2),
+    );
     ctx.info("asks.quorumFailures", quorumFailures);
     ctx.info("asks.redirected", redirected);
     ctx.info("asks.clientRetries", clientRetries);

@@ -33,6 +33,8 @@ export interface HostParts {
   readonly dispatcher: Dispatcher;
   readonly reminders: Reminders;
   readonly background: Background;
+  /** Group commit, when on and some type writes durably (commit.ts). */
+  readonly commit: GroupCommit | undefined;
 }
 
 export function buildHost(a: {
@@ -189,5 +191,5 @@ export function buildHost(a: {
       handoff!.giveUp(p);
     },
   });
-  return { slots, lifecycle, partitions, outbox, handoff, dispatcher, reminders, background };
+  return { slots, lifecycle, partitions, outbox, handoff, dispatcher, reminders, background, commit };
 }

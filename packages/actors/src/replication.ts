@@ -20,7 +20,7 @@
 // hears `stale` gives the whole partition up (`onStale`, handoff.ts giveUp). So only replicas
 // that validated the token count toward the quorum.
 import { type Clock, type Logger, RequestFailedError, type ShardNode, type Transport } from "@keyhold/core";
-import { CopiesNotSent, type CopyBatcher } from "./copy-batch.js";
+import { CopiesNotSent, type CopyBatcher, type CopyBatchStats } from "./copy-batch.js";
 import { entityId } from "./entity.js";
 import { NotOwnerError, QuorumError } from "./errors.js";
 import { isNewer } from "./slots.js";
@@ -122,6 +122,11 @@ export class Replicator {
   /** Connects the host's partitions (late: the replicator is built first). */
   attach(hooks: ReplicatorHooks): void {
     this.#hooks = hooks;
+  }
+
+  /** What the copy batcher sent (copy-batch.ts), when copies are batched. */
+  get copyBatchStats(): Readonly<CopyBatchStats> | undefined {
+    return this.#p.copies?.stats;
   }
 
   /** Copies wanted for an entity type (1 = not replicated). */

@@ -86,7 +86,7 @@ async function pipeline(ops: readonly PipeOp[], maxHeld: number): Promise<void> 
     };
   };
   const setQueued = (q: boolean) => {
-    slot.queue = q ? [{}] : undefined;
+    slot.queue = q ? [{} as never] : undefined;
   };
   const settle = async (outcome: "ok" | "quorum" | "gone") => {
     const w = writes.shift();
@@ -325,6 +325,14 @@ describe("groupCommit: false", () => {
       const ref = client.ref(Tokened, "hot");
       const values = await drive(bus, Promise.all(Array.from({ length: 30 }, () => ref.add())));
       expect(values.map(([n]) => n)).toEqual(Array.from({ length: 30 }, (_, i) => i + 1));
+      const rep = nodes.map((n) => n.stats().replication);
+      const sum = (f: (r: (typeof rep)[number]) => number) => rep.reduce((a, r) => a + f(r), 0);
+      if (groupCommit) {
+        // One write covered several answers; some copy request carried more than one copy.
+        expect(sum((r) => r.commitReleased)).toBeGreaterThanOrEqual(30);
+        expect(sum((r) => r.commitWrites)).toBeLessThan(30);
+      } else expect(sum((r) => r.commitWrites)).toBe(0);
+      expect(sum((r) => r.copiesSent)).toBeGreaterThanOrEqual(sum((r) => r.copyRequests));
       for (const n of [...nodes, client]) await drive(bus, n.close());
       return copies;
     };
