@@ -131,6 +131,8 @@ export class GroupCommit {
       else this.#later(slot, pipe);
     }
     if (queued && pipe.held.length < this.#max) return undefined;
+    // A write that settled at once (nothing to make durable) released everything already.
+    if (pipe.held.length === 0 && pipe.inFlight === undefined) return undefined;
     return this.#wait(pipe);
   }
 
