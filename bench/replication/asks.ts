@@ -16,6 +16,7 @@ import { type BenchContext, type Row, summarize } from "../harness.js";
 import { RawRequester, spawnEcho } from "./echo.js";
 import { Counter1, Counter2, Counter3, entities } from "./entities.js";
 import { converged, cpuMicrosOf, getVarz, killAll, ownCpuMicros, spawnNodes } from "./processes.js";
+import { groupCommitTargets } from "./targets.js";
 
 /** Concurrency 64 for throughput, 1 for the latency of one ask alone. */
 const CONCURRENCY = [64, 1] as const;
@@ -23,8 +24,27 @@ const NODES = 3;
 /** The same per-attempt deadline Keyhold's router uses by default. */
 const REQUEST_TIMEOUT_MS = 3_000;
 
-type Case = "echo" | "echoRequest" | "replicas1" | "replicas2" | "replicas3" | "kv";
-const CASES: readonly Case[] = ["echo", "echoRequest", "replicas1", "replicas2", "replicas3", "kv"];
+export type Case =
+  | "echo"
+  | "echoRequest"
+  | "replicas1"
+  | "replicas2"
+  | "replicas3"
+  | "kv"
+  | "hot3"
+  | "hot3NoGc";
+const CASES: readonly Case[] = [
+  "echo",
+  "echoRequest",
+  "replicas1",
+  "replicas2",
+  "replicas3",
+  "kv",
+  "hot3",
+  "hot3NoGc",
+];
+/** The one key every ask of the hot-key cases goes to. */
+const HOT_KEY = "hot-key";
 const LABEL: Record<Case, string> = {
   echo: "raw NATS echo (ceiling)",
   echoRequest: "raw NATS echo, nc.request()",
@@ -32,6 +52,8 @@ const LABEL: Record<Case, string> = {
   replicas2: "replicas 2",
   replicas3: "replicas 3",
   kv: "replicas 1 + NATS KV store",
+  hot3: "one hot key, replicas 3",
+  hot3NoGc: "one hot key, replicas 3, groupCommit off",
 };
 
 interface Plan {
@@ -42,7 +64,7 @@ interface Plan {
 }
 
 /** Per cell: the load run and what it cost each process, per ask. */
-interface Cell {
+export interface Cell {
   readonly run: LoadRun;
   readonly clientCpuUs: number;
   readonly serverSideCpuUs: number;
@@ -99,35 +121,45 @@ export async function replicatedAsks(ctx: BenchContext): Promise<void> {
   ctx.info("natsServer", (await getVarz(server.monitorUrl)).version);
   const plainNodes: ShardingProcess[] = [];
   const kvNodes: ShardingProcess[] = [];
+  const noGcNodes: ShardingProcess[] = [];
   let echo: RunningChild | undefined;
   let plain: Sharding | undefined;
   let kv: Sharding | undefined;
+  let noGc: Sharding | undefined;
   let nc: NatsConnection | undefined;
   let raw: RawRequester | undefined;
   try {
-    ctx.log(`starting ${NODES} node processes, ${NODES} more with a KV store, and the echo process`);
+    ctx.log(
+      `starting ${NODES} node processes, ${NODES} more with a KV store, ${NODES} without group commit, and the echo process`,
+    );
     const plainCluster = `bench-rep-${tag}`;
     const kvCluster = `bench-rep-kv-${tag}`;
+    const noGcCluster = `bench-rep-nogc-${tag}`;
     // Nothing may passivate between rounds: every entity stays live.
     const base = { servers: server.url, idleMs: 0 };
-    const [p, k, e] = await Promise.all([
+    const [p, k, g, e] = await Promise.all([
       spawnNodes(NODES, { ...base, cluster: plainCluster }),
       spawnNodes(NODES, { ...base, cluster: kvCluster, storeBucket: `bench_rep_${tag}` }),
+      spawnNodes(NODES, { ...base, cluster: noGcCluster, groupCommit: false }),
       spawnEcho(server.url, echoSubject, replyBytes),
     ]);
     plainNodes.push(...p);
     kvNodes.push(...k);
+    noGcNodes.push(...g);
     echo = e;
     const client = { servers: server.url, entities, logger: silentLogger };
     plain = await Sharding.connect({ ...client, cluster: plainCluster });
     kv = await Sharding.connect({ ...client, cluster: kvCluster });
+    noGc = await Sharding.connect({ ...client, cluster: noGcCluster });
     nc = await connect({ servers: server.url, name: `keyhold-bench-rep-echo-client-${tag}` });
     raw = new RawRequester(nc, REQUEST_TIMEOUT_MS);
     await converged(plain, plainNodes);
     await converged(kv, kvNodes);
+    await converged(noGc, noGcNodes);
 
     const pc = plain;
     const kc = kv;
+    const gc = noGc;
     const n = nc;
     const rr = raw;
     const ask =
@@ -141,6 +173,9 @@ export async function replicatedAsks(ctx: BenchContext): Promise<void> {
       replicas2: ask(pc, Counter2),
       replicas3: ask(pc, Counter3),
       kv: ask(kc, Counter1),
+      // Every worker asks the same entity: its messages queue behind each other.
+      hot3: () => pc.ask(Counter3, HOT_KEY, "add", [1]),
+      hot3NoGc: () => gc.ask(Counter3, HOT_KEY, "add", [1]),
     };
     const echoPid = echo.process.pid ?? -1;
     const pids: Record<Case, readonly number[]> = {
@@ -150,12 +185,15 @@ export async function replicatedAsks(ctx: BenchContext): Promise<void> {
       replicas2: plainNodes.map((x) => x.pid),
       replicas3: plainNodes.map((x) => x.pid),
       kv: kvNodes.map((x) => x.pid),
+      hot3: plainNodes.map((x) => x.pid),
+      hot3NoGc: noGcNodes.map((x) => x.pid),
     };
 
     // Activate every entity (a KV entity loads from the store once), then warm each path up.
     ctx.log(`activating ${plan.keys} entities per case, warming up`);
     for (const name of CASES) {
-      await cover(ops[name], keys);
+      // The hot-key cases ask one entity: covering every key would only ask it thousands of times.
+      if (name !== "hot3" && name !== "hot3NoGc") await cover(ops[name], keys);
       await closedLoop(ops[name], keys, 64, plan.warmupMs);
     }
 
@@ -227,15 +265,26 @@ export async function replicatedAsks(ctx: BenchContext): Promise<void> {
     }
 
     // Evidence that each case took the path it is named for, and did not fail its way to a rate.
-    const plainStats = await Promise.all(plainNodes.map((x) => x.state()));
+    const plainStats = await Promise.all([...plainNodes, ...noGcNodes].map((x) => x.state()));
     const kvStats = await Promise.all(kvNodes.map((x) => x.state()));
     const sum = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0);
     const repWrites = sum(plainStats.map((s) => s.stats.replication.writes));
     const quorumFailures = sum(plainStats.map((s) => s.stats.replication.quorumFailures));
     const redirected = sum([...plainStats, ...kvStats].map((s) => s.stats.requests.redirected));
-    const clientRetries = pc.stats().router.retries + kc.stats().router.retries;
-    const clientFailed = pc.stats().router.failed + kc.stats().router.failed;
+    const clientRetries = pc.stats().router.retries + kc.stats().router.retries + gc.stats().router.retries;
+    const clientFailed = pc.stats().router.failed + kc.stats().router.failed + gc.stats().router.failed;
     ctx.info("asks.replicationWrites", repWrites);
+    // Evidence of batching: copies per request to a replica, answers per group-commit write.
+    const copyRequests = sum(plainStats.map((s) => s.stats.replication.copyRequests));
+    const commitWrites = sum(plainStats.map((s) => s.stats.replication.commitWrites));
+    ctx.info(
+      "asks.copiesPerRequest",
+      (sum(plainStats.map((s) => s.stats.replication.copiesSent)) / Math.max(1, copyRequests)).toFixed(2),
+    );
+    ctx.info(
+      "asks.answersPerCommitWrite",
+      (sum(plainStats.map((s) => s.stats.replication.commitReleased)) / Math.max(1, commitWrites)).toFixed(2),
+    );
     ctx.info("asks.quorumFailures", quorumFailures);
     ctx.info("asks.redirected", redirected);
     ctx.info("asks.clientRetries", clientRetries);
@@ -266,12 +315,14 @@ export async function replicatedAsks(ctx: BenchContext): Promise<void> {
     );
 
     costModel(ctx, get, lat);
+    groupCommitTargets(ctx, get);
   } finally {
     await plain?.close().catch(() => {});
     await kv?.close().catch(() => {});
+    await noGc?.close().catch(() => {});
     raw?.close();
     await nc?.close().catch(() => {});
-    await killAll([...plainNodes, ...kvNodes]);
+    await killAll([...plainNodes, ...kvNodes, ...noGcNodes]);
     if (echo) {
       echo.process.kill("SIGKILL");
       await echo.exited;

@@ -4,6 +4,7 @@
 // guarded view of the state (read-only.ts) and skips the version, the ask record and the
 // durable write: it changed nothing.
 import type { Clock } from "@keyhold/core";
+import type { GroupCommit } from "./commit.js";
 import type { EntityDefinition } from "./entity.js";
 import {
   ActorError,
@@ -18,7 +19,7 @@ import { ReadOnlyViews } from "./read-only.js";
 import { callWithValidArgs } from "./schema.js";
 import { assertSerializable } from "./serializable.js";
 import type { Slot } from "./slots.js";
-import { RECENT_ASKS } from "./wire.js";
+import { MAX_HELD_ANSWERS, RECENT_ASKS } from "./wire.js";
 
 export interface HostStats {
   activations: number;
@@ -49,6 +50,11 @@ export interface HandlerRunnerParams {
    * mailbox past a pause); throws NotOwnerError (dispatch.ts leaseHeld).
    */
   readonly leaseHeld: (slot: Slot) => void;
+  /**
+   * Group commit (commit.ts): answers of durable types are held until a covering write is
+   * durable while the entity goes on; undefined (`groupCommit: false`) waits for each write.
+   */
+  readonly commit?: GroupCommit | undefined;
 }
 
 /** The read-only handlers running on one instance, its real state and the view they see. */
@@ -85,16 +91,24 @@ export class HandlerRunner {
       const seen = slot.recent.find((r) => r[0] === env.id);
       if (seen) {
         // Applied before (on this node or a previous owner): answer, do not apply again.
-        if (seen[1]) env.done(undefined, seen[2]);
-        else
-          env.done(
-            fromWireError(seen[2] as WireError, { type: slot.def.type, key: slot.key, handler: env.h }),
-          );
+        const answer = (err: unknown) => {
+          if (err !== undefined) env.done(err);
+          else if (seen[1]) env.done(undefined, seen[2]);
+          else
+            env.done(
+              fromWireError(seen[2] as WireError, { type: slot.def.type, key: slot.key, handler: env.h }),
+            );
+        };
+        // With group commit, it may have been applied by a write not yet durable.
+        const commit = this.#commitOf(slot);
+        if (commit) return commit.after(slot, answer);
+        answer(undefined);
         return undefined;
       }
     }
     const readOnly = isReadOnly(slot, env);
     if (readOnly) this.#beginRead(slot, inst, env.h);
+    else this.#commitOf(slot)?.begin(slot);
     let result: unknown;
     try {
       if (env.run !== undefined) result = env.run(inst);
@@ -184,8 +198,15 @@ export class HandlerRunner {
     failure: unknown,
     readOnly = false,
   ): Promise<void> | undefined {
+    const commit = this.#commitOf(slot);
+    const release = (err: unknown) => {
+      if (err !== undefined) env.done(err);
+      else this.#answer(slot, env, result, failure);
+    };
     if (readOnly) {
-      // Nothing changed (writes were refused): no version, no record, nothing to make durable.
+      // Nothing changed (writes were refused): no version, no record, nothing to make durable;
+      // with group commit the answer still waits until what it saw is durable.
+      if (commit) return commit.after(slot, release);
       this.#answer(slot, env, result, failure);
       return undefined;
     }
@@ -195,9 +216,12 @@ export class HandlerRunner {
     if (env.id !== undefined && this.#p.tracksAsks(slot.def)) {
       const recent = slot.recent ?? [];
       recent.push([env.id, failure === undefined, failure === undefined ? result : toWireError(failure)]);
-      if (recent.length > RECENT_ASKS) recent.shift();
+      // Every ask whose answer group commit still holds stays remembered, beside the last few.
+      const keep = RECENT_ASKS + (commit ? Math.min(commit.held(slot) + 1, MAX_HELD_ANSWERS) : 0);
+      while (recent.length > keep) recent.shift();
       slot.recent = recent;
     }
+    if (commit) return commit.hold(slot, release, true);
     const durable = this.#p.persist?.(slot);
     if (durable) {
       return durable.then(
@@ -207,6 +231,11 @@ export class HandlerRunner {
     }
     this.#answer(slot, env, result, failure);
     return undefined;
+  }
+
+  /** The group commit pipeline when the slot's type writes durably and it is on. */
+  #commitOf(slot: Slot): GroupCommit | undefined {
+    return this.#p.commit !== undefined && this.#p.tracksAsks(slot.def) ? this.#p.commit : undefined;
   }
 
   #answer(slot: Slot, env: Envelope, result: unknown, failure: unknown): void {

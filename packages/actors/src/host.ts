@@ -3,6 +3,7 @@
 // outbox, hand-offs and refills, and the dispatcher in front of them. A client has none.
 import type { Clock, Deadlines, Logger, ShardNode, Transport } from "@keyhold/core";
 import { Background } from "./background.js";
+import { GroupCommit } from "./commit.js";
 import { Dispatcher, type DispatchParams, leaseHeld } from "./dispatch.js";
 import { Durability } from "./durability.js";
 import { type EntityDefinition, FENCING_TOKEN } from "./entity.js";
@@ -32,6 +33,8 @@ export interface HostParts {
   readonly dispatcher: Dispatcher;
   readonly reminders: Reminders;
   readonly background: Background;
+  /** Group commit, when on and some type writes durably (commit.ts). */
+  readonly commit: GroupCommit | undefined;
 }
 
 export function buildHost(a: {
@@ -100,12 +103,17 @@ export function buildHost(a: {
     leaseHeld: (slot) => leaseHeld(node, slot.def.type, slot.key),
   });
 
+  const commit =
+    durability.needed && opts.groupCommit
+      ? new GroupCommit({ persist: (slot) => durability.persist(slot) })
+      : undefined;
   const runner = new HandlerRunner({
     clock,
     stats,
     tracksAsks: (def) => store !== undefined || def.replicas > 1,
     persist: durability.needed ? (slot) => durability.persist(slot) : undefined,
     stampOf: (p) => partitions.stamp(p),
+    commit,
     // Late-bound: the dispatcher is built last; it skips the check for what it runs itself.
     leaseHeld: (slot) => dispatcher!.recheck(slot.def.type, slot.key, false),
   });
@@ -183,5 +191,5 @@ export function buildHost(a: {
       handoff!.giveUp(p);
     },
   });
-  return { slots, lifecycle, partitions, outbox, handoff, dispatcher, reminders, background };
+  return { slots, lifecycle, partitions, outbox, handoff, dispatcher, reminders, background, commit };
 }

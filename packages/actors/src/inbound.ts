@@ -4,6 +4,7 @@
 // copies. Replies leave through `#reply`, the one place an answer is published.
 import type { Clock, Logger, MessageHeaders, Transport, TransportSubscription } from "@keyhold/core";
 import type { Batcher } from "./batch.js";
+import { answerCopy, serveCopyBatch } from "./copy-batch.js";
 import type { DedupeCache } from "./dedupe.js";
 import type { Dispatcher } from "./dispatch.js";
 import { ActorErrorCode, toWireError } from "./errors.js";
@@ -156,15 +157,16 @@ export class Inbound {
           this.stats.malformed++;
           return;
         }
-        {
-          const v = svc.replicator.receive(msg.p, msg.recs, msg.from, msg.ep ?? 0);
-          respond(
-            v.refused > 0
-              ? encode({ v: 1, k: "stale", n: v.refused, primary: v.primary, ...(v.ep ? { ep: v.ep } : {}) })
-              : encode({ v: 1, k: "repok", n: msg.recs.length }),
-          );
+        respond(answerCopy(svc.replicator, msg));
+        return;
+      case "reps":
+        // Copies batched per replica (copy-batch.ts): each entry answered as if it came alone.
+        if (!svc.replicator || !reply) {
+          this.stats.malformed++;
           return;
         }
+        respond(serveCopyBatch(svc.replicator, msg, () => this.stats.malformed++));
+        return;
     }
   }
 

@@ -68,6 +68,12 @@ export interface ShardingOptions extends Omit<ShardNodeOptions, "observer" | "pr
   /** How long a write waits for one replica's acknowledgement. @default attemptTimeoutMs */
   readonly replicationTimeoutMs?: number;
   /**
+   * Group commit for replicated and stored entities: an entity handles its next messages while
+   * the previous write is replicating, and answers are released in order once a write covering
+   * them is durable. `false` makes every message wait for its own write. @default true
+   */
+  readonly groupCommit?: boolean;
+  /**
    * Where per-partition fencing tokens come from: "jetstream" = a conditional write to a
    * JetStream KV bucket per acquisition (fails at start without JetStream); "local" = the
    * acquisition stamp (no agreement: a NATS cluster split is not protected); "auto" =
@@ -123,6 +129,7 @@ export interface ParsedShardingOptions {
   readonly store: StoreFactory | undefined;
   readonly writeQuorum: WriteQuorum;
   readonly replicationTimeoutMs: number;
+  readonly groupCommit: boolean;
   readonly epochs: EpochMode | EpochSource;
   readonly onAck: ((ack: AckInfo) => void) | undefined;
   readonly backgroundConcurrency: number;
@@ -150,6 +157,9 @@ export function parseShardingOptions(o: ShardingOptions): ParsedShardingOptions 
   if (o.writeQuorum !== undefined && o.writeQuorum !== "all" && o.writeQuorum !== "majority") {
     throw new InvalidOptionError("writeQuorum", '"all" or "majority"', o.writeQuorum);
   }
+  if (o.groupCommit !== undefined && typeof o.groupCommit !== "boolean") {
+    throw new InvalidOptionError("groupCommit", "a boolean", o.groupCommit);
+  }
   const attemptTimeoutMs = int(
     "attemptTimeoutMs",
     o.attemptTimeoutMs,
@@ -162,6 +172,7 @@ export function parseShardingOptions(o: ShardingOptions): ParsedShardingOptions 
     store: o.store,
     onAck: o.onAck,
     writeQuorum: o.writeQuorum ?? "all",
+    groupCommit: o.groupCommit ?? true,
     epochs: parseEpochMode(o.epochs),
     replicationTimeoutMs: int("replicationTimeoutMs", o.replicationTimeoutMs, attemptTimeoutMs, 1, 3_600_000),
     askTimeoutMs: int("askTimeoutMs", o.askTimeoutMs, DEFAULT_ASK_TIMEOUT_MS, 1, 3_600_000),

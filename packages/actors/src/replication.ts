@@ -20,6 +20,7 @@
 // hears `stale` gives the whole partition up (`onStale`, handoff.ts giveUp). So only replicas
 // that validated the token count toward the quorum.
 import { type Clock, type Logger, RequestFailedError, type ShardNode, type Transport } from "@keyhold/core";
+import { CopiesNotSent, type CopyBatcher, type CopyBatchStats } from "./copy-batch.js";
 import { entityId } from "./entity.js";
 import { NotOwnerError, QuorumError } from "./errors.js";
 import { isNewer } from "./slots.js";
@@ -43,6 +44,8 @@ export interface ReplicatorParams {
   readonly orphanGraceMs: number;
   /** With a store: whether a copy last refreshed at `at` is of a forgotten dormant entity (lifecycle.ts). */
   readonly dormant?: ((at: number, now: number) => boolean) | undefined;
+  /** Batches the copies to each replica per turn (copy-batch.ts); without it each goes alone. */
+  readonly copies?: CopyBatcher | undefined;
 }
 
 /** What the host tells the replicator once it is built (host.ts). */
@@ -119,6 +122,11 @@ export class Replicator {
   /** Connects the host's partitions (late: the replicator is built first). */
   attach(hooks: ReplicatorHooks): void {
     this.#hooks = hooks;
+  }
+
+  /** What the copy batcher sent (copy-batch.ts), when copies are batched. */
+  get copyBatchStats(): Readonly<CopyBatchStats> | undefined {
+    return this.#p.copies?.stats;
   }
 
   /** Copies wanted for an entity type (1 = not replicated). */
@@ -249,9 +257,10 @@ export class Replicator {
     // Every copy leaves as an act as owner (writes and refills): only with a valid lease.
     if (!this.#p.node.leaseValid()) return LEASE_LAPSED;
     try {
-      const data = await this.#p.transport.request(nodeSubject(this.#p.cluster, target), msg, {
-        timeout: this.#p.timeoutMs,
-      });
+      const subject = nodeSubject(this.#p.cluster, target);
+      const data = await (this.#p.copies
+        ? this.#p.copies.request(subject, msg)
+        : this.#p.transport.request(subject, msg, { timeout: this.#p.timeoutMs }));
       const reply = decodeReply(data);
       if (isError(reply)) return "bad reply";
       if (reply.k === "stale") {
@@ -260,6 +269,7 @@ export class Replicator {
       }
       return reply.k === "repok" ? "ok" : "bad reply";
     } catch (err) {
+      if (err instanceof CopiesNotSent) return LEASE_LAPSED;
       return err instanceof RequestFailedError ? err.reason : "error";
     }
   }

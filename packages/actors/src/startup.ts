@@ -18,6 +18,7 @@ import { v4 as uuidv4 } from "uuid";
 import { actorsAdmin } from "./admin.js";
 import { Batcher } from "./batch.js";
 import { nodeOptionsOf, openTransport } from "./connection.js";
+import { CopyBatcher } from "./copy-batch.js";
 import { DedupeCache } from "./dedupe.js";
 import { type EpochSource, localEpochs, openEpochs } from "./epochs.js";
 import { emptyHostStats, type HostStats } from "./handler.js";
@@ -96,6 +97,12 @@ function buildParts(c: Connected) {
       replicasOf: (t) => registry.replicasOf(t),
       orphanGraceMs: opts.handoffTimeoutMs * 2,
       dormant: store ? (at, now) => dormantCopyExpired(at, now, opts.idleMs) : undefined,
+      copies: new CopyBatcher({
+        transport,
+        timeoutMs: opts.replicationTimeoutMs,
+        maxEntries: opts.batchMaxEntries,
+        leaseValid: () => node.leaseValid(),
+      }),
     });
   }
   const batcher = new Batcher({ transport, clock, deadlines, logger, maxEntries: opts.batchMaxEntries });

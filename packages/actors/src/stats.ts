@@ -34,6 +34,13 @@ export interface ShardingStats {
     readonly refills: number;
     readonly refillsFailed: number;
     readonly copies: number;
+    /** Requests that carried copies to replicas (a `reps` batch, or one copy alone; copy-batch.ts). */
+    readonly copyRequests: number;
+    /** Copies those requests carried. */
+    readonly copiesSent: number;
+    /** Durable writes group commit started (commit.ts), and the answers they released. */
+    readonly commitWrites: number;
+    readonly commitReleased: number;
   };
   readonly requests: Readonly<InboundStats>;
   readonly reminders: Readonly<ReminderStats>;
@@ -60,6 +67,10 @@ export function shardingStats(from: {
     replication: {
       ...(replicator?.stats ?? emptyReplicationStats()),
       copies: replicator?.copyCount ?? 0,
+      copyRequests: replicator?.copyBatchStats?.requests ?? 0,
+      copiesSent: replicator?.copyBatchStats?.copies ?? 0,
+      commitWrites: h?.commit?.stats.writes ?? 0,
+      commitReleased: h?.commit?.stats.released ?? 0,
     },
     requests: { ...from.requests },
     reminders: { ...(h?.reminders.stats ?? { pending: 0, fired: 0, deferred: 0, failed: 0 }) },

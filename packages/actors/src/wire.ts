@@ -2,6 +2,7 @@
 // msgpack codecs only, every inbound message validated before it touches any state.
 import { isId, isNat, isObj } from "@keyhold/core";
 import { Packr } from "msgpackr";
+import { COPY_BATCH_VERSION, type CopyBatchMessage, decodeCopyBatch } from "./copy-wire.js";
 import { isValidEntityKey } from "./entity.js";
 import type { WireError } from "./errors.js";
 import { decodeReminders, type WireReminder } from "./reminders.js";
@@ -13,7 +14,7 @@ export const BATCH_VERSION = 1;
  * What this code speaks, compared at join (core's `protocol` option): a node that speaks
  * another message or batch version is refused like a node with another ring size.
  */
-export const ACTOR_PROTOCOL = `keyhold-actors/${ACTOR_WIRE_VERSION}+batch/${BATCH_VERSION}`;
+export const ACTOR_PROTOCOL = `keyhold-actors/${ACTOR_WIRE_VERSION}+batch/${BATCH_VERSION}+copies/${COPY_BATCH_VERSION}`;
 /** Most entries a batch may carry; more is malformed. */
 export const MAX_BATCH_ENTRIES = 65_536;
 /** Most hops a tell is forwarded between nodes that disagree about its owner. */
@@ -90,7 +91,8 @@ export interface BatchMessage {
   readonly m: readonly BatchEntry[];
 }
 
-export type InboundRequest = HandlerMessage | PullMessage | AckMessage | ReplicateMessage | BatchMessage;
+type OneRequest = HandlerMessage | PullMessage | AckMessage | ReplicateMessage | BatchMessage;
+export type InboundRequest = OneRequest | CopyBatchMessage;
 
 /** One entity's state as it moves between nodes. */
 export interface EntityRecord {
@@ -119,8 +121,10 @@ export interface EntityRecord {
 /** One applied ask remembered with an entity: [message id, succeeded, result or WireError]. */
 export type RecentAsk = readonly [string, boolean, unknown];
 
-/** How many applied asks an entity remembers. */
+/** How many applied asks an entity remembers (besides those whose answers group commit holds). */
 export const RECENT_ASKS = 8;
+/** Most answers group commit holds per entity (commit.ts); a record may carry that many more ids. */
+export const MAX_HELD_ANSWERS = 256;
 
 export type Reply =
   | { readonly v: 1; readonly k: "ok"; readonly r: unknown }
@@ -234,6 +238,8 @@ export function decodeRequest(data: Uint8Array): Decoded<InboundRequest> {
       if (recs === undefined) return { error: "bad records" };
       return { v: 1, k: "rep", p: m.p, from: m.from, recs, ...(m.ep !== undefined ? { ep: m.ep } : {}) };
     }
+    case "reps":
+      return decodeCopyBatch(m);
     default:
       return { error: "unknown kind" };
   }
@@ -249,7 +255,7 @@ function decodeRecords(x: unknown): EntityRecord[] | undefined {
     if (r.acq !== undefined && !isNat(r.acq, Number.MAX_SAFE_INTEGER)) return undefined;
     let recent: RecentAsk[] | undefined;
     if (r.ids !== undefined) {
-      if (!Array.isArray(r.ids) || r.ids.length > RECENT_ASKS) return undefined;
+      if (!Array.isArray(r.ids) || r.ids.length > RECENT_ASKS + MAX_HELD_ANSWERS) return undefined;
       recent = [];
       for (const e of r.ids as unknown[]) {
         if (!Array.isArray(e) || e.length !== 3 || !isMessageId(e[0]) || typeof e[1] !== "boolean")

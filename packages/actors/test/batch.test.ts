@@ -143,7 +143,7 @@ describe("batching per destination", () => {
   it("a node speaking another wire protocol (or none) is refused at join", async () => {
     const bus = new SimBus(new VirtualClock());
     await startOn(bus, "a");
-    expect(ACTOR_PROTOCOL).toMatch(/batch\/1$/);
+    expect(ACTOR_PROTOCOL).toMatch(/batch\/1\+copies\/1$/);
     for (const [id, protocol] of [
       ["old", undefined],
       ["other", "keyhold-actors/1+batch/2"],

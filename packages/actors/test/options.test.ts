@@ -23,6 +23,8 @@ describe("Sharding options", () => {
     ["heartbeatMs", 5],
     ["startupBufferBytes", -1],
     ["startupBufferBytes", 2 ** 33],
+    ["groupCommit", "no"],
+    ["groupCommit", 0],
   ])("rejects %s = %s with an error naming it", async (option, value) => {
     const err = await Sharding.start({ ...base(), [option]: value } as never).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(InvalidOptionError);
