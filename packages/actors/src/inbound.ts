@@ -4,21 +4,14 @@
 // copies. Replies leave through `#reply`, the one place an answer is published.
 import type { Clock, Logger, MessageHeaders, Transport, TransportSubscription } from "@keyhold/core";
 import type { Batcher } from "./batch.js";
+import { checkEntry } from "./batch-codec.js";
 import type { DedupeCache } from "./dedupe.js";
 import type { Dispatcher } from "./dispatch.js";
 import { ActorErrorCode, toWireError } from "./errors.js";
 import type { Replicator } from "./replication.js";
 import type { Router } from "./router.js";
 import { errorType, type Telemetry } from "./telemetry.js";
-import {
-  type BatchMessage,
-  decodeRequest,
-  encode,
-  type HandlerMessage,
-  isBatchEntry,
-  isError,
-  MAX_HOPS,
-} from "./wire.js";
+import { type BatchMessage, decodeRequest, encode, type HandlerMessage, isError, MAX_HOPS } from "./wire.js";
 
 /** Requests kept while the node is being built; more are dropped (the senders retry). */
 export const EARLY_LIMIT = 100_000;
@@ -205,7 +198,7 @@ export class Inbound {
     const dispatcher = svc.dispatcher;
     const limit = svc.batcher.limitBytes;
     for (const entry of batch.m as unknown[]) {
-      const e = dispatcher ? entryOf(entry, rs) : "this node hosts nothing";
+      const e = dispatcher ? checkEntry(entry, rs) : "this node hosts nothing";
       if (typeof e === "string" || !dispatcher) {
         this.stats.malformed++;
         this.stats.malformedEntries++;
@@ -307,15 +300,4 @@ export class Inbound {
     this.#sub?.unsubscribe();
     this.#early = undefined;
   }
-}
-
-/** One entry of a batch, validated: an ask with its correlation number, or a tell; else why not. */
-function entryOf(entry: unknown, rs: string): { msg: HandlerMessage; q: number } | string {
-  if (!isBatchEntry(entry)) return "not a [q, message] pair";
-  const msg = decodeRequest(entry[1]);
-  if (isError(msg)) return msg.error;
-  const q = entry[0];
-  if (msg.k === "ask") return q >= 1 && rs !== "" ? { msg, q } : "an ask without a reply subject";
-  if (msg.k === "tell") return q === 0 ? { msg, q } : "a tell with a correlation number";
-  return `a ${msg.k} inside a batch`;
 }

@@ -4,6 +4,7 @@
 import {
   ACTOR_PROTOCOL,
   ACTOR_WIRE_VERSION,
+  BATCH_VERSION,
   DeadlineExceededError,
   Entity,
   HandlerError,
@@ -37,8 +38,16 @@ class Gated extends Entity<{ n: number }> {
   }
 }
 
-const ask = (id: string, key: string, a: unknown[] = [1], h = "add", t = "counter") =>
-  packr.pack({ v: ACTOR_WIRE_VERSION, k: "ask", id, t, key, h, a, hop: 0 });
+const ask = (id: string, key: string, a: unknown[] = [1], h = "add", t = "counter") => ({
+  v: ACTOR_WIRE_VERSION,
+  k: "ask",
+  id,
+  t,
+  key,
+  h,
+  a,
+  hop: 0,
+});
 
 describe("batching per destination", () => {
   it("asks sent in one turn travel as one message, each answered with its own result", async () => {
@@ -108,19 +117,21 @@ describe("batching per destination", () => {
     const inbox = raw.inbox();
     const replies: { q: number; r: unknown }[] = [];
     raw.subscribe(inbox, (m) => {
-      const batch = packr.unpack(m.data) as { k: string; r: [number, Uint8Array][] };
-      for (const [q, bytes] of batch.r) replies.push({ q, r: (packr.unpack(bytes) as { r: unknown }).r });
+      // Batch version 2: each reply is embedded in the reply batch, not wrapped in a bin.
+      const batch = packr.unpack(m.data) as { k: string; bv: number; r: [number, { r: unknown }][] };
+      expect(batch.bv).toBe(BATCH_VERSION);
+      for (const [q, reply] of batch.r) replies.push({ q, r: reply.r });
     });
     const entries = [
       [1, ask("0123456789abcdef", "good1", [2])],
-      [2, new Uint8Array([0xc1, 0xc1])], // not msgpack
+      [2, new Uint8Array([0xc1, 0xc1])], // a bin (batch version 1's entries), not a message
       ["three", ask("1123456789abcdef", "bad-q")], // correlation not a number
       [4, ask("2123456789abcdef", "", [1])], // empty key
       [0, ask("3123456789abcdef", "ask-as-tell")], // an ask without a correlation number
       [6, packr.pack({ v: 1, k: "pull", p: 1, from: "raw" })], // not an ask or a tell
       [7, ask("4123456789abcdef", "good2", [3])],
     ];
-    raw.publish(nodeSubject("t", "a"), packr.pack({ v: 1, k: "batch", bv: 1, rs: inbox, m: entries }));
+    raw.publish(nodeSubject("t", "a"), packr.pack({ v: 1, k: "batch", bv: BATCH_VERSION, rs: inbox, m: entries }));
     await drive(
       bus,
       (async () => {
@@ -143,10 +154,11 @@ describe("batching per destination", () => {
   it("a node speaking another wire protocol (or none) is refused at join", async () => {
     const bus = new SimBus(new VirtualClock());
     await startOn(bus, "a");
-    expect(ACTOR_PROTOCOL).toMatch(/batch\/1$/);
+    expect(ACTOR_PROTOCOL).toMatch(/batch\/2$/);
     for (const [id, protocol] of [
       ["old", undefined],
-      ["other", "keyhold-actors/1+batch/2"],
+      ["batch-1", "keyhold-actors/1+batch/1"],
+      ["other", "keyhold-actors/1+batch/3"],
     ] as const) {
       const started = ShardNode.start({
         transport: bus.connect(id),
