@@ -5,8 +5,11 @@
 interface Entry {
   readonly id: string;
   readonly at: number;
-  /** The encoded reply, or the waiters of an ask still being handled. */
-  reply: Uint8Array | ((reply: Uint8Array) => void)[];
+  /**
+   * The encoded reply, or for an ask still being handled its waiters (undefined until a
+   * duplicate arrives: most asks have none, and no array is made for them).
+   */
+  reply: Uint8Array | ((reply: Uint8Array) => void)[] | undefined;
 }
 
 export class DedupeCache {
@@ -45,7 +48,8 @@ export class DedupeCache {
     const e = this.#get(id);
     if (e && now - e.at <= this.#windowMs) {
       if (e.reply instanceof Uint8Array) return e.reply;
-      const waiters = e.reply;
+      const waiters = e.reply ?? [];
+      e.reply = waiters;
       return new Promise((resolve) => waiters.push(resolve));
     }
     if (now - this.#since >= this.#windowMs / 2 || this.#young.size >= this.#max / 2) {
@@ -55,13 +59,13 @@ export class DedupeCache {
       // duplicates whose senders' deadlines cover them.
       const keep = new Map<string, Entry>();
       for (const [k, v] of this.#old)
-        if (Array.isArray(v.reply) && now - v.at <= this.#windowMs) keep.set(k, v);
+        if (!(v.reply instanceof Uint8Array) && now - v.at <= this.#windowMs) keep.set(k, v);
       this.#old = this.#young;
       for (const [k, v] of keep) this.#old.set(k, v);
       this.#young = new Map();
       this.#since = now;
     }
-    this.#young.set(id, { id, at: now, reply: [] });
+    this.#young.set(id, { id, at: now, reply: undefined });
     return undefined;
   }
 

@@ -131,7 +131,10 @@ describe("batching per destination", () => {
       [6, packr.pack({ v: 1, k: "pull", p: 1, from: "raw" })], // not an ask or a tell
       [7, ask("4123456789abcdef", "good2", [3])],
     ];
-    raw.publish(nodeSubject("t", "a"), packr.pack({ v: 1, k: "batch", bv: BATCH_VERSION, rs: inbox, m: entries }));
+    raw.publish(
+      nodeSubject("t", "a"),
+      packr.pack({ v: 1, k: "batch", bv: BATCH_VERSION, rs: inbox, m: entries }),
+    );
     await drive(
       bus,
       (async () => {
