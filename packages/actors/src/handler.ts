@@ -100,7 +100,11 @@ export class HandlerRunner {
       if (env.run !== undefined) result = env.run(inst);
       else {
         const fn = (inst as unknown as Record<string, (...a: unknown[]) => unknown>)[env.h]!;
-        result = callWithValidArgs(slot.def, env.h, env.a, (a) => fn.apply(inst, a as unknown[]));
+        // No schema for this handler: call it straight (no closure per message).
+        result =
+          slot.def.schemas?.has(env.h) === true
+            ? callWithValidArgs(slot.def, env.h, env.a, (a) => fn.apply(inst, a as unknown[]))
+            : fn.apply(inst, env.a as unknown[]);
       }
     } catch (err) {
       const assigned = readOnly && this.#endRead(inst);

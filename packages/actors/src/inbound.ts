@@ -5,7 +5,7 @@
 import type { Clock, Logger, MessageHeaders, Transport, TransportSubscription } from "@keyhold/core";
 import type { Batcher } from "./batch.js";
 import { checkEntry } from "./batch-codec.js";
-import type { DedupeCache } from "./dedupe.js";
+import { type DedupeCache, DedupeEntry } from "./dedupe.js";
 import type { Dispatcher } from "./dispatch.js";
 import { ActorErrorCode, toWireError } from "./errors.js";
 import type { Replicator } from "./replication.js";
@@ -197,6 +197,7 @@ export class Inbound {
     const rs = reply || batch.rs;
     const dispatcher = svc.dispatcher;
     const limit = svc.batcher.limitBytes;
+    const now = svc.clock.now();
     for (const entry of batch.m as unknown[]) {
       const e = dispatcher ? checkEntry(entry, rs) : "this node hosts nothing";
       if (typeof e === "string" || !dispatcher) {
@@ -219,7 +220,7 @@ export class Inbound {
             end(error);
           }),
         );
-      else this.#serveAsk(svc, dispatcher, msg, respond);
+      else this.#serveAsk(svc, dispatcher, msg, respond, now);
     }
   }
 
@@ -242,19 +243,23 @@ export class Inbound {
     dispatcher: Dispatcher,
     msg: HandlerMessage,
     respond: (d: Uint8Array, error?: string) => void,
+    /** The clock reading of the batch this ask came in, read once per batch. */
+    now?: number,
   ): void {
     const dedupe = svc.dedupe;
+    let entry: DedupeEntry | undefined;
     if (dedupe.enabled) {
-      const seen = dedupe.begin(msg.id, svc.clock.now());
+      const seen = dedupe.open(msg.id, now ?? svc.clock.now());
       if (seen instanceof Uint8Array) {
         this.stats.deduplicated++;
         return respond(seen);
       }
-      if (seen !== undefined) {
+      if (!(seen instanceof DedupeEntry)) {
         this.stats.deduplicated++;
         void seen.then(respond);
         return;
       }
+      entry = seen;
     }
     dispatcher.dispatch(
       msg.t,
@@ -265,14 +270,14 @@ export class Inbound {
         if ("moved" in o) {
           this.stats.redirected++;
           const moved = encode({ v: 1, k: "moved", owner: svc.ownerOf(msg.key) ?? null });
-          if (dedupe.enabled) dedupe.forget(msg.id, moved);
+          if (entry !== undefined) dedupe.forget(msg.id, moved);
           return respond(moved);
         }
         this.stats.served++;
         const out = o.ok
           ? encode({ v: 1, k: "ok", r: o.result })
           : encode({ v: 1, k: "err", e: toWireError(o.error) });
-        if (dedupe.enabled) dedupe.complete(msg.id, out);
+        if (entry !== undefined) dedupe.close(entry, out);
         respond(out, o.ok ? undefined : errorType(o.error));
       },
       msg.id,

@@ -71,7 +71,7 @@ describe("batcher deadlines", () => {
     plan.forEach((ms, i) => {
       const o = probes[i]!.outcome;
       expect(o?.err, `attempt ${i}`).toBeInstanceOf(RequestFailedError);
-      expect((o?.err as RequestFailedError).reason).toBe("timeout");
+      expect((o!.err as RequestFailedError).reason).toBe("timeout");
       const late = o!.at - start - ms;
       expect(late, `attempt ${i} (${ms} ms) fired ${late} ms late`).toBeGreaterThanOrEqual(0);
       expect(late).toBeLessThanOrEqual(DEADLINE_TICK_MS + 5);
@@ -98,7 +98,7 @@ describe("batcher deadlines", () => {
     // The same reply again, then a's after its timeout: both ignored.
     batcher.receive(writer.write({ qs: [qb!], data: [ok], bytes: ok.length + 10 }, undefined));
     for (let t = 0; t < 200; t += 5) await clock.advance(5);
-    expect((a.outcome?.err as RequestFailedError).reason).toBe("timeout");
+    expect((a.outcome!.err as RequestFailedError).reason).toBe("timeout");
     batcher.receive(writer.write({ qs: [qa!], data: [ok], bytes: ok.length + 10 }, undefined));
     expect(batcher.stats.unmatched).toBe(2);
     expect(a.calls + b.calls).toBe(2);
@@ -141,7 +141,7 @@ describe("batcher deadlines", () => {
     expect(toB.outcome).toBeUndefined();
     expect(batcher.pending).toBe(1);
     batcher.close();
-    expect((toB.outcome?.err as RequestFailedError).reason).toBe("disconnected");
+    expect((toB.outcome!.err as RequestFailedError).reason).toBe("disconnected");
   });
 });
 
