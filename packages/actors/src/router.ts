@@ -309,6 +309,7 @@ export class Router {
             if (opts.headers === undefined) {
               // Batched (batch.ts): a stop cancels the attempt itself, and the owner's death
               // every attempt to it (#ensureWatching), with no race of promises per ask.
+              this.#ensureWatching();
               const attempt = this.#p.batcher.start(subject, request, attemptMs);
               cancelAttempt = attempt.cancel;
               try {
