@@ -36,6 +36,13 @@ class Gated extends Entity<{ n: number }> {
     this.state.n += by;
     return this.state.n;
   }
+  async slowAdd(by: number) {
+    await new Promise<void>((r) => {
+      Gated.open = r;
+    });
+    this.state.n += by;
+    return this.state.n;
+  }
 }
 
 const ask = (id: string, key: string, a: unknown[] = [1], h = "add", t = "counter") => ({
@@ -83,6 +90,28 @@ describe("batching per destination", () => {
     const late = await drive(bus, slow).catch((e: unknown) => e);
     expect(late).toBeInstanceOf(DeadlineExceededError);
     Gated.open?.();
+  });
+
+  it("a first attempt that times out goes on with the same id: the owner applies the ask once", async () => {
+    const bus = new SimBus(new VirtualClock());
+    const a = await startOn(bus, "a", { entities: [Counter, Gated] });
+    const c = await startOn(bus, "c", { entities: [Counter, Gated], attemptTimeoutMs: 100 }, true);
+    Gated.open = undefined;
+    const slow = c.ref(Gated, "once").ask("slowAdd", [1], { timeout: 5_000 });
+    slow.catch(() => {});
+    // The handler holds the first attempt past its 100 ms: the ask retries (same id) and the
+    // owner's dedupe cache parks the retries on the first attempt instead of running them.
+    await drive(
+      bus,
+      (async () => {
+        while (c.stats().router.retries < 2) await bus.clock.advance(10);
+      })(),
+    );
+    Gated.open?.();
+    expect(await drive(bus, slow)).toBe(1);
+    expect(a.stats().requests.deduplicated).toBeGreaterThanOrEqual(1);
+    expect(await drive(bus, c.ref(Gated, "once").add(0))).toBe(1);
+    expect(c.stats().router.failed).toBe(0);
   });
 
   it("a burst larger than max_payload is split into batches the server accepts", async () => {
