@@ -2,12 +2,19 @@
 // answered again rather than applied twice. Bounded by age and by count, oldest first; an ask
 // still in progress is kept at most windowMs and a half.
 
-interface Entry {
-  readonly id: string;
-  readonly at: number;
-  /** The encoded reply, or the waiters of an ask still being handled. */
-  reply: Uint8Array | ((reply: Uint8Array) => void)[];
+/** One remembered id; `open` hands a new one out so that `close` needs no lookup. */
+export class DedupeEntry {
+  constructor(
+    readonly id: string,
+    readonly at: number,
+    /**
+     * The encoded reply, or for an ask still being handled its waiters (undefined until a
+     * duplicate arrives: most asks have none, and no array is made for them).
+     */
+    public reply: Uint8Array | ((reply: Uint8Array) => void)[] | undefined,
+  ) {}
 }
+type Entry = DedupeEntry;
 
 export class DedupeCache {
   readonly #windowMs: number;
@@ -42,10 +49,17 @@ export class DedupeCache {
    * A Uint8Array: the earlier reply. A promise: the first attempt is still running.
    */
   begin(id: string, now: number): Uint8Array | Promise<Uint8Array> | undefined {
+    const r = this.open(id, now);
+    return r instanceof DedupeEntry ? undefined : r;
+  }
+
+  /** As `begin`, but a new id returns its entry, for `close` (one lookup less per ask). */
+  open(id: string, now: number): Uint8Array | Promise<Uint8Array> | DedupeEntry {
     const e = this.#get(id);
     if (e && now - e.at <= this.#windowMs) {
       if (e.reply instanceof Uint8Array) return e.reply;
-      const waiters = e.reply;
+      const waiters = e.reply ?? [];
+      e.reply = waiters;
       return new Promise((resolve) => waiters.push(resolve));
     }
     if (now - this.#since >= this.#windowMs / 2 || this.#young.size >= this.#max / 2) {
@@ -55,14 +69,22 @@ export class DedupeCache {
       // duplicates whose senders' deadlines cover them.
       const keep = new Map<string, Entry>();
       for (const [k, v] of this.#old)
-        if (Array.isArray(v.reply) && now - v.at <= this.#windowMs) keep.set(k, v);
+        if (!(v.reply instanceof Uint8Array) && now - v.at <= this.#windowMs) keep.set(k, v);
       this.#old = this.#young;
       for (const [k, v] of keep) this.#old.set(k, v);
       this.#young = new Map();
       this.#since = now;
     }
-    this.#young.set(id, { id, at: now, reply: [] });
-    return undefined;
+    const fresh = new DedupeEntry(id, now, undefined);
+    this.#young.set(id, fresh);
+    return fresh;
+  }
+
+  /** `complete` for the entry `open` returned. */
+  close(e: DedupeEntry, reply: Uint8Array): void {
+    const waiters = e.reply;
+    e.reply = reply;
+    if (Array.isArray(waiters)) for (const w of waiters) w(reply);
   }
 
   complete(id: string, reply: Uint8Array): void {

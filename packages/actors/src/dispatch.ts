@@ -32,6 +32,76 @@ import { assertSerializable } from "./serializable.js";
 import type { Slot, SlotTable } from "./slots.js";
 import { encode } from "./wire.js";
 
+/**
+ * A local ask (the fast path of askHere) as one object: it is the mailbox envelope, its `done`
+ * a method, and a promise is made only when the handler did not finish inside the enqueue
+ * (an idle entity and a synchronous handler answer there, the common case).
+ */
+class LocalAsk implements Envelope {
+  readonly id = undefined;
+  readonly run = undefined;
+  readonly t0: number;
+  /** 0 pending, 1 answered (`#value` the result), 2 failed (`#value` the error), 3 routed again (`#value` its promise), 4 timed out. */
+  #state = 0;
+  #value: unknown;
+  #deadline: Deadline | undefined;
+  #resolve: ((v: unknown) => void) | undefined;
+  #reject: ((err: unknown) => void) | undefined;
+
+  constructor(
+    readonly d: Dispatcher,
+    readonly def: EntityDefinition,
+    readonly key: string,
+    readonly h: string,
+    readonly a: readonly unknown[],
+    readonly ms: number,
+    readonly lt: number,
+  ) {
+    this.t0 = d.tracksAck ? sharedNow() : 0;
+  }
+
+  done(err: unknown, r?: unknown): void {
+    this.d.latency.record(this.d.monoNow() - this.lt);
+    if (this.#state !== 0) return; // timed out already: counted, not answered
+    if (this.#deadline !== undefined) this.d.cancelDeadline(this.#deadline);
+    try {
+      const next = this.d.localDone(this, err, r);
+      this.#state = next === undefined ? 1 : 3;
+      this.#value = next === undefined ? r : next;
+    } catch (e) {
+      this.#state = 2;
+      this.#value = e;
+    }
+    if (this.#state === 2) this.#reject?.(this.#value);
+    else this.#resolve?.(this.#value);
+  }
+
+  /** Timed out while the handler runs (it cannot be interrupted; its message stays queued). */
+  expire(): void {
+    if (this.#state !== 0) return;
+    this.#state = 4;
+    this.#reject?.(
+      new DeadlineExceededError(
+        { type: this.def.type, key: this.key, handler: this.h },
+        this.ms,
+        "the local handler is still running",
+      ),
+    );
+  }
+
+  /** The ask's promise, right after the enqueue. */
+  start(): Promise<unknown> {
+    if (this.#state === 1) return Promise.resolve(this.#value);
+    if (this.#state === 2) return Promise.reject(this.#value);
+    if (this.#state === 3) return this.#value as Promise<unknown>;
+    this.#deadline = this.d.localDeadline(this);
+    return new Promise((resolve, reject) => {
+      this.#resolve = resolve;
+      this.#reject = reject;
+    });
+  }
+}
+
 /** The outcome of a message handed to this node: its result or error, or "not mine, route again". */
 export type LocalOutcome = { ok: true; result: unknown } | { ok: false; error: unknown } | { moved: true };
 
@@ -125,6 +195,16 @@ export class Dispatcher {
     if (!this.#admitting) leaseHeld(this.#p.node, type, key, mayHaveApplied);
   }
 
+  /** @internal */
+  monoNow(): number {
+    return this.#p.node.monoNow();
+  }
+
+  /** @internal */
+  cancelDeadline(d: Deadline): void {
+    this.#p.deadlines.cancel(d);
+  }
+
   #leaseStill(): boolean {
     return this.#admitting || this.#p.node.leaseValid();
   }
@@ -151,56 +231,49 @@ export class Dispatcher {
     } catch (err) {
       return Promise.reject(err);
     }
-    const ms = timeout ?? this.#p.askTimeoutMs;
-    const { deadlines, onAck } = this.#p;
-    const t0 = onAck ? sharedNow() : 0;
-    return new Promise((resolve, reject) => {
-      let settled = false;
-      let deadline: Deadline | undefined;
-      this.#enqueue(def, key, p, {
-        h,
-        a: args,
-        done: (err, r) => {
-          this.latency.record(node.monoNow() - lt);
-          if (settled) return;
-          settled = true;
-          if (deadline !== undefined) deadlines.cancel(deadline);
-          // The answer is an act as owner too. A local ask carries no id to deduplicate a
-          // retry, so one that ran is failed (its outcome unknown), never run again.
-          if (err === undefined && !this.#leaseStill())
-            reject(
-              new NotOwnerError(
-                def.type,
-                key,
-                "its lease lapsed before the answer (the ask may have been applied)",
-              ),
-            );
-          else if (err === undefined) {
-            onAck?.({ type: def.type, key, handler: h, args, result: r, id: undefined, t0, t1: sharedNow() });
-            resolve(r);
-          }
-          // Refused before it ran (lease, or the store says another node owns it): route again.
-          else if (movedError(err) && !(err instanceof NotOwnerError && err.mayHaveApplied))
-            resolve(this.#p.reroute(def.type, key, h, args, ms));
-          else reject(err);
-        },
+    const ask = new LocalAsk(this, def, key, h, args, timeout ?? this.#p.askTimeoutMs, lt);
+    this.#enqueue(def, key, p, ask);
+    return ask.start();
+  }
+
+  /** @internal The outcome of a local ask (LocalAsk): the latency, the answer's lease check. */
+  localDone(ask: LocalAsk, err: unknown, result: unknown): Promise<unknown> | undefined {
+    const { type } = ask.def;
+    // The answer is an act as owner too. A local ask carries no id to deduplicate a retry, so
+    // one that ran is failed (its outcome unknown), never run again.
+    if (err === undefined && !this.#leaseStill())
+      throw new NotOwnerError(
+        type,
+        ask.key,
+        "its lease lapsed before the answer (the ask may have been applied)",
+      );
+    if (err === undefined) {
+      this.#p.onAck?.({
+        type,
+        key: ask.key,
+        handler: ask.h,
+        args: ask.a,
+        result,
+        id: undefined,
+        t0: ask.t0,
+        t1: sharedNow(),
       });
-      // Most local asks are answered inside #enqueue (an idle mailbox, a synchronous handler):
-      // only one still pending needs a deadline. The message stays queued if it times out: a
-      // handler cannot be interrupted.
-      if (!settled)
-        deadline = deadlines.add(deadlines.clock.now() + ms, () => {
-          if (settled) return;
-          settled = true;
-          reject(
-            new DeadlineExceededError(
-              { type: def.type, key, handler: h },
-              ms,
-              "the local handler is still running",
-            ),
-          );
-        });
-    });
+      return undefined;
+    }
+    // Refused before it ran (lease, or the store says another node owns it): route again.
+    if (movedError(err) && !(err instanceof NotOwnerError && err.mayHaveApplied))
+      return this.#p.reroute(type, ask.key, ask.h, ask.a, ask.ms);
+    throw err;
+  }
+
+  /** @internal A deadline for a local ask still pending after its enqueue. */
+  localDeadline(ask: LocalAsk): Deadline {
+    const { deadlines } = this.#p;
+    return deadlines.add(deadlines.clock.now() + ask.ms, () => ask.expire());
+  }
+
+  get tracksAck(): boolean {
+    return this.#p.onAck !== undefined;
   }
 
   /**

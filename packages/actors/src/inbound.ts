@@ -4,22 +4,15 @@
 // copies. Replies leave through `#reply`, the one place an answer is published.
 import type { Clock, Logger, MessageHeaders, Transport, TransportSubscription } from "@keyhold/core";
 import type { Batcher } from "./batch.js";
+import { checkEntry } from "./batch-codec.js";
 import { answerCopy, serveCopyBatch } from "./copy-batch.js";
-import type { DedupeCache } from "./dedupe.js";
+import { type DedupeCache, DedupeEntry } from "./dedupe.js";
 import type { Dispatcher } from "./dispatch.js";
 import { ActorErrorCode, toWireError } from "./errors.js";
 import type { Replicator } from "./replication.js";
 import type { Router } from "./router.js";
 import { errorType, type Telemetry } from "./telemetry.js";
-import {
-  type BatchMessage,
-  decodeRequest,
-  encode,
-  type HandlerMessage,
-  isBatchEntry,
-  isError,
-  MAX_HOPS,
-} from "./wire.js";
+import { type BatchMessage, decodeRequest, encode, type HandlerMessage, isError, MAX_HOPS } from "./wire.js";
 
 /** Requests kept while the node is being built; more are dropped (the senders retry). */
 export const EARLY_LIMIT = 100_000;
@@ -206,8 +199,9 @@ export class Inbound {
     const rs = reply || batch.rs;
     const dispatcher = svc.dispatcher;
     const limit = svc.batcher.limitBytes;
+    const now = svc.clock.now();
     for (const entry of batch.m as unknown[]) {
-      const e = dispatcher ? entryOf(entry, rs) : "this node hosts nothing";
+      const e = dispatcher ? checkEntry(entry, rs) : "this node hosts nothing";
       if (typeof e === "string" || !dispatcher) {
         this.stats.malformed++;
         this.stats.malformedEntries++;
@@ -228,7 +222,7 @@ export class Inbound {
             end(error);
           }),
         );
-      else this.#serveAsk(svc, dispatcher, msg, respond);
+      else this.#serveAsk(svc, dispatcher, msg, respond, now);
     }
   }
 
@@ -251,19 +245,23 @@ export class Inbound {
     dispatcher: Dispatcher,
     msg: HandlerMessage,
     respond: (d: Uint8Array, error?: string) => void,
+    /** The clock reading of the batch this ask came in, read once per batch. */
+    now?: number,
   ): void {
     const dedupe = svc.dedupe;
+    let entry: DedupeEntry | undefined;
     if (dedupe.enabled) {
-      const seen = dedupe.begin(msg.id, svc.clock.now());
+      const seen = dedupe.open(msg.id, now ?? svc.clock.now());
       if (seen instanceof Uint8Array) {
         this.stats.deduplicated++;
         return respond(seen);
       }
-      if (seen !== undefined) {
+      if (!(seen instanceof DedupeEntry)) {
         this.stats.deduplicated++;
         void seen.then(respond);
         return;
       }
+      entry = seen;
     }
     dispatcher.dispatch(
       msg.t,
@@ -274,14 +272,14 @@ export class Inbound {
         if ("moved" in o) {
           this.stats.redirected++;
           const moved = encode({ v: 1, k: "moved", owner: svc.ownerOf(msg.key) ?? null });
-          if (dedupe.enabled) dedupe.forget(msg.id, moved);
+          if (entry !== undefined) dedupe.forget(msg.id, moved);
           return respond(moved);
         }
         this.stats.served++;
         const out = o.ok
           ? encode({ v: 1, k: "ok", r: o.result })
           : encode({ v: 1, k: "err", e: toWireError(o.error) });
-        if (dedupe.enabled) dedupe.complete(msg.id, out);
+        if (entry !== undefined) dedupe.close(entry, out);
         respond(out, o.ok ? undefined : errorType(o.error));
       },
       msg.id,
@@ -309,15 +307,4 @@ export class Inbound {
     this.#sub?.unsubscribe();
     this.#early = undefined;
   }
-}
-
-/** One entry of a batch, validated: an ask with its correlation number, or a tell; else why not. */
-function entryOf(entry: unknown, rs: string): { msg: HandlerMessage; q: number } | string {
-  if (!isBatchEntry(entry)) return "not a [q, message] pair";
-  const msg = decodeRequest(entry[1]);
-  if (isError(msg)) return msg.error;
-  const q = entry[0];
-  if (msg.k === "ask") return q >= 1 && rs !== "" ? { msg, q } : "an ask without a reply subject";
-  if (msg.k === "tell") return q === 0 ? { msg, q } : "a tell with a correlation number";
-  return `a ${msg.k} inside a batch`;
 }

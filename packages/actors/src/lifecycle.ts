@@ -65,7 +65,7 @@ export class Lifecycle {
       this.#active.delete(slot);
       throw err;
     }
-    slot.lastUsed = this.#p.clock.now();
+    slot.lastUsed = this.#p.clock.monoNow();
     this.#enforceCap();
   }
 
@@ -75,7 +75,7 @@ export class Lifecycle {
    */
   touch(slot: Slot): void {
     if (slot.instance === undefined) return;
-    const now = this.#p.clock.now();
+    const now = this.#p.clock.monoNow();
     if (now - slot.touched < 1000) return;
     slot.touched = now;
     this.#active.delete(slot);
@@ -143,7 +143,8 @@ export class Lifecycle {
 
   /** Passivates entities idle longer than idleMs. */
   sweepIdle(): void {
-    const cutoff = this.#p.clock.now() - this.#p.idleMs;
+    // Idle time is monotonic (as lastUsed and touched are): a wall-clock step passivates nothing.
+    const cutoff = this.#p.clock.monoNow() - this.#p.idleMs;
     for (const s of this.#active) if (s.lastUsed <= cutoff) this.#passivateIdle(s);
   }
 

@@ -1,17 +1,14 @@
 // The sender side: place the key, send one request to the owner (or hand it to this node's
 // dispatcher), and on "moved", no responders or a lost attempt, back off and try again until
-// the deadline.
-// Every attempt of one ask carries the same id, so a receiver that already handled it answers
-// from its dedupe cache instead of applying it twice.
+// the deadline. Every attempt of one ask carries the same id, so a receiver that already
+// handled it answers from its dedupe cache instead of applying it twice.
 import {
   type Clock,
   type Deadlines,
-  type MessageHeaders,
   RequestFailedError,
   type ShardNode,
   type Transport,
 } from "@keyhold/core";
-import { v4 as uuidv4 } from "uuid";
 import { Backoff } from "./backoff.js";
 import type { Batcher } from "./batch.js";
 import type { LocalOutcome } from "./dispatch.js";
@@ -24,10 +21,17 @@ import {
   NoLiveMemberError,
   ShardingClosedError,
 } from "./errors.js";
+import {
+  type AskOpts,
+  MessageIds,
+  NodeSubjects,
+  OwnerGone,
+  RemoteAsk,
+  type RemoteAskHost,
+  type Resume,
+} from "./remote-ask.js";
 import { assertSerializable } from "./serializable.js";
-import { decodeReply, encode, isError, nodeSubject } from "./wire.js";
-
-class OwnerGone extends Error {}
+import { type Decoded, decodeReply, encode, isError, nodeSubject, type Reply } from "./wire.js";
 
 export interface RouterParams {
   readonly node: ShardNode;
@@ -72,9 +76,24 @@ export class Router {
   /** True once close() aborted what was under way: nothing starts any more. */
   #aborted = false;
   readonly stats: RouterStats = { asks: 0, tells: 0, retries: 0, failed: 0 };
+  /** First attempts under way (RemoteAsk), which are not in #inflight. */
+  #firstAttempts = 0;
+  /** Message ids (remote-ask.ts). */
+  readonly #ids = new MessageIds();
+  readonly #host: RemoteAskHost;
+  readonly #subjects: NodeSubjects;
 
   constructor(params: RouterParams) {
     this.#p = params;
+    this.#subjects = new NodeSubjects(params.cluster);
+    this.#host = {
+      stats: this.stats,
+      retry: (a, problem) =>
+        this.#ask(a.type, a.key, a.h, a.args, { timeout: a.timeout, accepted: true }, { ...a, problem }),
+      settled: () => {
+        this.#firstAttempts--;
+      },
+    };
   }
 
   /**
@@ -83,16 +102,11 @@ export class Router {
    * timeout would only delay the retry at the new owner.
    */
   #whenGone(target: string): { promise: Promise<never>; dispose: () => void } {
-    let reject!: (err: OwnerGone) => void;
+    let onGone!: (err: OwnerGone) => void;
     const promise = new Promise<never>((_, r) => {
-      reject = r;
+      onGone = r;
     });
     promise.catch(() => {});
-    return { promise, dispose: this.#watchTarget(target, reject) };
-  }
-
-  /** Calls `onGone` when `target` drops out as #whenGone says; returns the undo. */
-  #watchTarget(target: string, onGone: (err: OwnerGone) => void): () => void {
     let set = this.#watch.get(target);
     if (!set) {
       set = new Set();
@@ -101,10 +115,11 @@ export class Router {
     set.add(onGone);
     this.#ensureWatching();
     const waiting = set;
-    return () => {
+    const dispose = () => {
       waiting.delete(onGone);
       if (waiting.size === 0 && this.#watch.get(target) === waiting) this.#watch.delete(target);
     };
+    return { promise, dispose };
   }
 
   /**
@@ -134,6 +149,7 @@ export class Router {
         const departed = new Set(this.#p.node.departed());
         for (const id of e.left) {
           if (departed.has(id)) continue; // a graceful leaver still answers what it took
+          this.#p.batcher.cancelSubject(nodeSubject(this.#p.cluster, id), () => new OwnerGone());
           const waiting = this.#watch.get(id);
           if (waiting) {
             this.#watch.delete(id);
@@ -153,7 +169,7 @@ export class Router {
   async drain(timeoutMs: number): Promise<void> {
     const { clock } = this.#p;
     const deadline = clock.now() + timeoutMs;
-    while (this.#inflight.size > 0 && clock.now() < deadline) {
+    while (this.#inflight.size + this.#firstAttempts > 0 && clock.now() < deadline) {
       await new Promise<void>((r) => clock.setTimeout(r, 5));
     }
   }
@@ -164,31 +180,65 @@ export class Router {
     this.#aborted = true;
     for (const abort of this.#inflight) abort(new ShardingClosedError());
     this.#inflight.clear();
+    this.#p.batcher.cancelWhere((a) => a instanceof RemoteAsk, new ShardingClosedError());
   }
 
-  async ask(
+  ask(type: string, key: string, h: string, args: readonly unknown[], opts: AskOpts = {}): Promise<unknown> {
+    // The common case, a remote owner and neither a signal nor trace headers: the first attempt
+    // is one object (remote-ask.ts); what it cannot settle continues in #ask below.
+    if (this.#closed || opts.signal !== undefined || opts.headers !== undefined)
+      return this.#ask(type, key, h, args, opts);
+    const { node, clock } = this.#p;
+    const owner = node.place(key);
+    if (owner === undefined || (owner === node.id && this.#p.local))
+      return this.#ask(type, key, h, args, opts);
+    const id = this.#ids.next();
+    let request: Uint8Array;
+    try {
+      assertSerializable(args, `the arguments of ${type}.${h}`, "args");
+      request = encode({ v: 1, k: "ask", id, t: type, key, h, a: args, hop: 0 });
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    this.stats.asks++;
+    this.#ensureWatching();
+    const timeout = opts.timeout ?? this.#p.askTimeoutMs;
+    const a = new RemoteAsk(
+      this.#host,
+      type,
+      key,
+      h,
+      args,
+      timeout,
+      clock.now() + timeout,
+      id,
+      request,
+      owner,
+    );
+    this.#firstAttempts++;
+    const attemptMs = Math.max(1, Math.min(this.#p.attemptTimeoutMs, timeout));
+    this.#p.batcher.attach(this.#subjects.of(owner), request, attemptMs, a);
+    return a.promise;
+  }
+
+  /** The general path: every attempt, retries, local hand-overs, signals, trace headers. */
+  async #ask(
     type: string,
     key: string,
     h: string,
     args: readonly unknown[],
-    opts: {
-      timeout?: number | undefined;
-      signal?: AbortSignal | undefined;
-      headers?: MessageHeaders | undefined;
-      /**
-       * An ask this node accepted before it began closing (a local ask whose entity moved
-       * away meanwhile): it goes on after stopAccepting(), until close() aborts it.
-       */
-      accepted?: boolean;
-    } = {},
+    opts: AskOpts,
+    resume?: Resume,
   ): Promise<unknown> {
     if (this.#closed && !(opts.accepted && !this.#aborted)) throw new ShardingClosedError();
     const target: ErrorTarget = { type, key, handler: h };
-    assertSerializable(args, `the arguments of ${type}.${h}`, "args");
-    this.stats.asks++;
+    if (resume === undefined) {
+      assertSerializable(args, `the arguments of ${type}.${h}`, "args");
+      this.stats.asks++;
+    }
     const { node, clock } = this.#p;
     const timeout = opts.timeout ?? this.#p.askTimeoutMs;
-    const deadline = clock.now() + timeout;
+    const deadline = resume?.deadline ?? clock.now() + timeout;
     const signal = opts.signal;
     if (signal?.aborted) throw new AbortedError(signal.reason);
 
@@ -220,13 +270,16 @@ export class Router {
     signal?.addEventListener("abort", onAbort, { once: true });
     this.#inflight.add(stop);
 
-    const id = uuidv4();
-    let request: Uint8Array | undefined;
+    const id = resume?.id ?? this.#ids.next();
+    let request: Uint8Array | undefined = resume?.request;
     const backoff = new Backoff(2, 100);
-    let problem = "no live member";
+    let problem = resume?.problem ?? "no live member";
+    // A resumed ask had its first attempt (remote-ask.ts): it starts at the backoff.
+    let skip = resume !== undefined;
     try {
       for (;;) {
-        const owner = node.place(key);
+        const owner = skip ? undefined : node.place(key);
+        skip = false;
         if (owner !== undefined && owner === node.id && this.#p.local) {
           const { deadlines } = this.#p;
           let expiry: ReturnType<Deadlines["add"]> | undefined;
@@ -248,32 +301,32 @@ export class Router {
           request ??= encode({ v: 1, k: "ask", id, t: type, key, h, a: args, hop: 0 });
           const left = deadline - clock.now();
           if (left <= 0) break;
-          let data: Uint8Array | undefined;
+          let reply: Decoded<Reply> | undefined;
           const subject = nodeSubject(this.#p.cluster, owner);
           const attemptMs = Math.max(1, Math.min(this.#p.attemptTimeoutMs, left));
           if (stopReason !== undefined) throw stopReason;
           try {
             if (opts.headers === undefined) {
-              // Batched (batch.ts): the owner's death or a stop cancels the attempt itself,
-              // with no race of promises per ask.
+              // Batched (batch.ts): a stop cancels the attempt itself, and the owner's death
+              // every attempt to it (#ensureWatching), with no race of promises per ask.
+              this.#ensureWatching();
               const attempt = this.#p.batcher.start(subject, request, attemptMs);
               cancelAttempt = attempt.cancel;
-              const unwatch = this.#watchTarget(owner, () => attempt.cancel(new OwnerGone()));
               try {
-                data = await attempt.promise;
+                reply = await attempt.promise;
               } finally {
-                unwatch();
                 cancelAttempt = undefined;
               }
             } else {
               // An ask with trace headers travels alone: headers belong to a NATS message.
               const gone = this.#whenGone(owner);
               try {
-                data = await Promise.race([
+                const data = await Promise.race([
                   this.#p.transport.request(subject, request, { timeout: attemptMs, headers: opts.headers }),
                   gone.promise,
                   stopped(),
                 ]);
+                reply = decodeReply(data);
               } finally {
                 gone.dispose();
               }
@@ -283,8 +336,7 @@ export class Router {
             else if (!(err instanceof RequestFailedError)) throw err;
             else problem = `${err.reason} from ${owner}`;
           }
-          if (data !== undefined) {
-            const reply = decodeReply(data);
+          if (reply !== undefined) {
             if (isError(reply)) problem = `malformed reply from ${owner}`;
             else if (reply.k === "ok") return reply.r;
             else if (reply.k === "err") throw fromWireError(reply.e, target);
@@ -319,13 +371,13 @@ export class Router {
     if (owner === undefined) return;
     if (owner === node.id && this.#p.local) {
       this.#p.local(type, key, h, args, (o) => {
-        if ("moved" in o) this.forward(type, key, h, args, uuidv4(), 1);
+        if ("moved" in o) this.forward(type, key, h, args, this.#ids.next(), 1);
       });
       return;
     }
     this.#p.batcher.send(
       nodeSubject(this.#p.cluster, owner),
-      encode({ v: 1, k: "tell", id: uuidv4(), t: type, key, h, a: args, hop: 0 }),
+      encode({ v: 1, k: "tell", id: this.#ids.next(), t: type, key, h, a: args, hop: 0 }),
     );
   }
 

@@ -102,7 +102,7 @@ export class SlotTable {
         draining: false,
         passivating: false,
         lastUsed: 0,
-        touched: 0,
+        touched: Number.NEGATIVE_INFINITY,
         idle: undefined,
         activateOnly: false,
         dead: false,

@@ -9,7 +9,7 @@ import { decodeReminders, type WireReminder } from "./reminders.js";
 
 export const ACTOR_WIRE_VERSION = 1;
 /** Version of the batch envelope (`batch`, `replies`): docs/reference/wire.md. */
-export const BATCH_VERSION = 1;
+export const BATCH_VERSION = 2;
 /**
  * What this code speaks, compared at join (core's `protocol` option): a node that speaks
  * another message or batch version is refused like a node with another ring size.
@@ -74,13 +74,6 @@ export interface ReplicateMessage {
   readonly ep?: number | undefined;
 }
 
-/**
- * One entry of a batch: [q, one encoded message]. In a request batch `q` is the asker's
- * correlation number of an ask (>= 1) or 0 for a tell; in a reply batch it names the ask the
- * encoded Reply answers.
- */
-export type BatchEntry = readonly [number, Uint8Array];
-
 /** Asks and tells to one node, sent in one turn of the event loop: each entry decoded alone. */
 export interface BatchMessage {
   readonly v: 1;
@@ -88,7 +81,11 @@ export interface BatchMessage {
   readonly bv: typeof BATCH_VERSION;
   /** Where the replies go (the asker's inbox); empty when the batch holds only tells. */
   readonly rs: string;
-  readonly m: readonly BatchEntry[];
+  /**
+   * The entries, unchecked: each should be `[q, ask or tell]` (batch-codec.ts checkEntry). `q`
+   * is the asker's correlation number of an ask (>= 1) or 0 for a tell.
+   */
+  readonly m: readonly unknown[];
 }
 
 type OneRequest = HandlerMessage | PullMessage | AckMessage | ReplicateMessage | BatchMessage;
@@ -176,7 +173,7 @@ export type Decoded<T> = T | { readonly error: string };
 const isMessageId = (x: unknown): x is string => typeof x === "string" && x.length >= 8 && x.length <= 64;
 
 /** A msgpack map of our wire version, or `{ error }` (a map carrying `k` is never an error). */
-function unpackV1(data: Uint8Array): Record<string, unknown> {
+export function unpackV1(data: Uint8Array): Record<string, unknown> {
   let m: unknown;
   try {
     if (data.length === 0) return { error: "empty" };
@@ -184,6 +181,10 @@ function unpackV1(data: Uint8Array): Record<string, unknown> {
   } catch {
     return { error: "not msgpack" };
   }
+  return asV1(m);
+}
+
+function asV1(m: unknown): Record<string, unknown> {
   if (!isObj(m) || m.v !== ACTOR_WIRE_VERSION) return { error: "not a v1 map" };
   return m;
 }
@@ -195,7 +196,15 @@ function notUnpacked(m: Record<string, unknown>): m is { error: string } {
 
 /** Decodes and validates a request to a node; never throws. */
 export function decodeRequest(data: Uint8Array): Decoded<InboundRequest> {
-  const m = unpackV1(data);
+  return requestOf(unpackV1(data));
+}
+
+/** Validates a request already unpacked (an entry of a batch); never throws. */
+export function checkRequest(x: unknown): Decoded<InboundRequest> {
+  return requestOf(asV1(x));
+}
+
+function requestOf(m: Record<string, unknown>): Decoded<InboundRequest> {
   if (notUnpacked(m)) return { error: m.error };
   switch (m.k) {
     case "ask":
@@ -206,7 +215,8 @@ export function decodeRequest(data: Uint8Array): Decoded<InboundRequest> {
       if (typeof m.h !== "string" || m.h.length === 0 || m.h.length > 128) return { error: "bad handler" };
       if (!Array.isArray(m.a) || m.a.length > 64) return { error: "bad args" };
       if (!isNat(m.hop, MAX_HOPS)) return { error: "bad hop count" };
-      return { v: 1, k: m.k, id: m.id, t: m.t, key: m.key, h: m.h, a: m.a, hop: m.hop };
+      // Every field it is read for is checked; the map itself serves (no copy per message).
+      return m as unknown as HandlerMessage;
     case "pull":
     case "ack":
       if (!isNat(m.p, 65535)) return { error: "bad partition" };
@@ -229,7 +239,7 @@ export function decodeRequest(data: Uint8Array): Decoded<InboundRequest> {
         return { error: "bad reply subject" };
       if (!Array.isArray(m.m) || m.m.length > MAX_BATCH_ENTRIES) return { error: "bad entries" };
       // Entries are checked one by one where they are served: a bad one never fails the rest.
-      return { v: 1, k: "batch", bv: BATCH_VERSION, rs: m.rs, m: m.m as BatchEntry[] };
+      return { v: 1, k: "batch", bv: BATCH_VERSION, rs: m.rs, m: m.m };
     case "rep": {
       if (!isNat(m.p, 65535)) return { error: "bad partition" };
       if (!isId(m.from)) return { error: "bad sender" };
@@ -278,11 +288,19 @@ function decodeRecords(x: unknown): EntityRecord[] | undefined {
 
 /** Decodes and validates a reply; never throws. */
 export function decodeReply(data: Uint8Array): Decoded<Reply> {
-  const m = unpackV1(data);
+  return replyOf(unpackV1(data));
+}
+
+/** Validates a reply already unpacked (an entry of a reply batch); never throws. */
+export function checkReply(x: unknown): Decoded<Reply> {
+  return replyOf(asV1(x));
+}
+
+function replyOf(m: Record<string, unknown>): Decoded<Reply> {
   if (notUnpacked(m)) return { error: m.error };
   switch (m.k) {
     case "ok":
-      return { v: 1, k: "ok", r: m.r };
+      return m as unknown as Reply; // `r` is any value: nothing more to check, nothing to copy
     case "err": {
       const e = m.e;
       if (!isObj(e) || typeof e.code !== "string" || typeof e.message !== "string")
@@ -321,46 +339,6 @@ export function decodeReply(data: Uint8Array): Decoded<Reply> {
     default:
       return { error: "unknown kind" };
   }
-}
-
-/** A request batch of `entries`, whose replies go to `rs`. */
-export function encodeBatch(entries: readonly BatchEntry[], rs: string): Uint8Array {
-  return packr.pack({ v: 1, k: "batch", bv: BATCH_VERSION, rs, m: entries });
-}
-
-/** A reply batch. */
-export function encodeReplyBatch(entries: readonly BatchEntry[]): Uint8Array {
-  return packr.pack({ v: 1, k: "replies", bv: BATCH_VERSION, r: entries });
-}
-
-/** Whether `e` is a well-formed batch entry; `ask` requires q >= 1 (a reply always names an ask). */
-export function isBatchEntry(e: unknown, ask = false): e is BatchEntry {
-  return (
-    Array.isArray(e) &&
-    e.length === 2 &&
-    isNat(e[0], Number.MAX_SAFE_INTEGER) &&
-    (!ask || e[0] >= 1) &&
-    e[1] instanceof Uint8Array
-  );
-}
-
-/**
- * Decodes a reply batch, keeping the entries whose reply decodes; the others are counted in
- * `malformed`. Never throws.
- */
-export function decodeReplyBatch(data: Uint8Array): Decoded<{ entries: BatchEntry[]; malformed: number }> {
-  const m = unpackV1(data);
-  if (notUnpacked(m)) return { error: m.error };
-  if (m.k !== "replies") return { error: "not a reply batch" };
-  if (m.bv !== BATCH_VERSION) return { error: "unknown batch version" };
-  if (!Array.isArray(m.r) || m.r.length > MAX_BATCH_ENTRIES) return { error: "bad entries" };
-  const entries: BatchEntry[] = [];
-  let malformed = 0;
-  for (const e of m.r as unknown[]) {
-    if (isBatchEntry(e, true)) entries.push(e);
-    else malformed++;
-  }
-  return { entries, malformed };
 }
 
 export function isError<T>(d: Decoded<T>): d is { readonly error: string } {

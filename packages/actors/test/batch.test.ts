@@ -4,6 +4,7 @@
 import {
   ACTOR_PROTOCOL,
   ACTOR_WIRE_VERSION,
+  BATCH_VERSION,
   DeadlineExceededError,
   Entity,
   HandlerError,
@@ -35,10 +36,25 @@ class Gated extends Entity<{ n: number }> {
     this.state.n += by;
     return this.state.n;
   }
+  async slowAdd(by: number) {
+    await new Promise<void>((r) => {
+      Gated.open = r;
+    });
+    this.state.n += by;
+    return this.state.n;
+  }
 }
 
-const ask = (id: string, key: string, a: unknown[] = [1], h = "add", t = "counter") =>
-  packr.pack({ v: ACTOR_WIRE_VERSION, k: "ask", id, t, key, h, a, hop: 0 });
+const ask = (id: string, key: string, a: unknown[] = [1], h = "add", t = "counter") => ({
+  v: ACTOR_WIRE_VERSION,
+  k: "ask",
+  id,
+  t,
+  key,
+  h,
+  a,
+  hop: 0,
+});
 
 describe("batching per destination", () => {
   it("asks sent in one turn travel as one message, each answered with its own result", async () => {
@@ -76,6 +92,28 @@ describe("batching per destination", () => {
     Gated.open?.();
   });
 
+  it("a first attempt that times out goes on with the same id: the owner applies the ask once", async () => {
+    const bus = new SimBus(new VirtualClock());
+    const a = await startOn(bus, "a", { entities: [Counter, Gated] });
+    const c = await startOn(bus, "c", { entities: [Counter, Gated], attemptTimeoutMs: 100 }, true);
+    Gated.open = undefined;
+    const slow = c.ref(Gated, "once").ask("slowAdd", [1], { timeout: 5_000 });
+    slow.catch(() => {});
+    // The handler holds the first attempt past its 100 ms: the ask retries (same id) and the
+    // owner's dedupe cache parks the retries on the first attempt instead of running them.
+    await drive(
+      bus,
+      (async () => {
+        while (c.stats().router.retries < 2) await bus.clock.advance(10);
+      })(),
+    );
+    Gated.open?.();
+    expect(await drive(bus, slow)).toBe(1);
+    expect(a.stats().requests.deduplicated).toBeGreaterThanOrEqual(1);
+    expect(await drive(bus, c.ref(Gated, "once").add(0))).toBe(1);
+    expect(c.stats().router.failed).toBe(0);
+  });
+
   it("a burst larger than max_payload is split into batches the server accepts", async () => {
     const bus = new SimBus(new VirtualClock(), { maxPayload: 8 * 1024 });
     await startOn(bus, "a");
@@ -108,19 +146,24 @@ describe("batching per destination", () => {
     const inbox = raw.inbox();
     const replies: { q: number; r: unknown }[] = [];
     raw.subscribe(inbox, (m) => {
-      const batch = packr.unpack(m.data) as { k: string; r: [number, Uint8Array][] };
-      for (const [q, bytes] of batch.r) replies.push({ q, r: (packr.unpack(bytes) as { r: unknown }).r });
+      // Batch version 2: each reply is embedded in the reply batch, not wrapped in a bin.
+      const batch = packr.unpack(m.data) as { k: string; bv: number; r: [number, { r: unknown }][] };
+      expect(batch.bv).toBe(BATCH_VERSION);
+      for (const [q, reply] of batch.r) replies.push({ q, r: reply.r });
     });
     const entries = [
       [1, ask("0123456789abcdef", "good1", [2])],
-      [2, new Uint8Array([0xc1, 0xc1])], // not msgpack
+      [2, new Uint8Array([0xc1, 0xc1])], // a bin (batch version 1's entries), not a message
       ["three", ask("1123456789abcdef", "bad-q")], // correlation not a number
       [4, ask("2123456789abcdef", "", [1])], // empty key
       [0, ask("3123456789abcdef", "ask-as-tell")], // an ask without a correlation number
       [6, packr.pack({ v: 1, k: "pull", p: 1, from: "raw" })], // not an ask or a tell
       [7, ask("4123456789abcdef", "good2", [3])],
     ];
-    raw.publish(nodeSubject("t", "a"), packr.pack({ v: 1, k: "batch", bv: 1, rs: inbox, m: entries }));
+    raw.publish(
+      nodeSubject("t", "a"),
+      packr.pack({ v: 1, k: "batch", bv: BATCH_VERSION, rs: inbox, m: entries }),
+    );
     await drive(
       bus,
       (async () => {
@@ -143,10 +186,11 @@ describe("batching per destination", () => {
   it("a node speaking another wire protocol (or none) is refused at join", async () => {
     const bus = new SimBus(new VirtualClock());
     await startOn(bus, "a");
-    expect(ACTOR_PROTOCOL).toMatch(/batch\/1\+copies\/1$/);
+    expect(ACTOR_PROTOCOL).toMatch(/batch\/2\+copies\/1$/);
     for (const [id, protocol] of [
       ["old", undefined],
-      ["other", "keyhold-actors/1+batch/2"],
+      ["batch-1", "keyhold-actors/1+batch/1"],
+      ["other", "keyhold-actors/1+batch/3"],
     ] as const) {
       const started = ShardNode.start({
         transport: bus.connect(id),

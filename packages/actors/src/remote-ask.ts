@@ -1,0 +1,140 @@
+// The first attempt of a remote ask without a signal or trace headers: the common case, kept to
+// one object. The ask is itself the batcher's pending entry (batch.ts BatchAttempt) with its
+// deadline in the batcher's lane, so it needs no async function, no race of promises, no
+// per-ask timer and no registration to hear of its owner's death (the router cancels every
+// attempt to a dead node through the batcher). What the first attempt cannot settle (no reply in
+// time, "moved", the owner died, a malformed reply) goes on in the router's retry loop with the
+// same id and the same encoded request, so the owner's dedupe cache still applies it once.
+import { randomBytes } from "node:crypto";
+import { type MessageHeaders, RequestFailedError } from "@keyhold/core";
+import { BatchAttempt } from "./batch.js";
+import { type ErrorTarget, fromWireError } from "./errors.js";
+import { type Decoded, isError, nodeSubject, type Reply } from "./wire.js";
+
+export interface AskOpts {
+  timeout?: number | undefined;
+  signal?: AbortSignal | undefined;
+  headers?: MessageHeaders | undefined;
+  /**
+   * An ask this node accepted before it began closing (a local ask whose entity moved away
+   * meanwhile): it goes on after stopAccepting(), until close() aborts it.
+   */
+  accepted?: boolean;
+}
+
+/** Where an ask resumes after a first attempt that did not settle it (remote-ask.ts). */
+export interface Resume {
+  readonly id: string;
+  readonly request: Uint8Array;
+  readonly deadline: number;
+  readonly problem: string;
+}
+
+/**
+ * Message ids: a random prefix per router (72 bits) and a counter. Unique like a uuid for the
+ * dedupe cache, at a fraction of the cost and bytes.
+ */
+export class MessageIds {
+  readonly #prefix = randomBytes(9).toString("base64url");
+  #seq = 0;
+
+  next(): string {
+    return this.#prefix + (++this.#seq).toString(36);
+  }
+}
+
+/** Node subjects, built once per node (wire.ts nodeSubject). */
+export class NodeSubjects {
+  readonly #cluster: string;
+  readonly #bySubject = new Map<string, string>();
+
+  constructor(cluster: string) {
+    this.#cluster = cluster;
+  }
+
+  of(nodeId: string): string {
+    let s = this.#bySubject.get(nodeId);
+    if (s === undefined) {
+      if (this.#bySubject.size >= 4096) this.#bySubject.clear();
+      s = nodeSubject(this.#cluster, nodeId);
+      this.#bySubject.set(nodeId, s);
+    }
+    return s;
+  }
+}
+
+/** An attempt's owner dropped out of the ring without a graceful leave. */
+export class OwnerGone extends Error {}
+
+/** Where an ask continues after its first attempt, and what it reports to. */
+export interface RemoteAskHost {
+  readonly stats: { failed: number };
+  /** Retries the ask from its backoff (router.ts), resolving with its outcome. */
+  retry(ask: RemoteAsk, problem: string): Promise<unknown>;
+  /** The ask settled (its first attempt, or the retries it handed on). */
+  settled(): void;
+}
+
+export class RemoteAsk extends BatchAttempt {
+  // (`deadline` is the ask's; the attempt's is the batcher's `at`.)
+  readonly promise: Promise<unknown>;
+  #resolve!: (v: unknown) => void;
+  #reject!: (err: unknown) => void;
+
+  constructor(
+    readonly host: RemoteAskHost,
+    readonly type: string,
+    readonly key: string,
+    readonly h: string,
+    readonly args: readonly unknown[],
+    /** The ask's timeout, and its deadline on the router's clock (wall ms). */
+    readonly timeout: number,
+    readonly deadline: number,
+    readonly id: string,
+    readonly request: Uint8Array,
+    readonly owner: string,
+  ) {
+    super();
+    this.promise = new Promise((resolve, reject) => {
+      this.#resolve = resolve;
+      this.#reject = reject;
+    });
+  }
+
+  get target(): ErrorTarget {
+    return { type: this.type, key: this.key, handler: this.h };
+  }
+
+  onReply(reply: Decoded<Reply>): void {
+    if (isError(reply)) return this.#retry(`malformed reply from ${this.owner}`);
+    switch (reply.k) {
+      case "ok":
+        this.host.settled();
+        return this.#resolve(reply.r);
+      case "err":
+        return this.#fail(fromWireError(reply.e, this.target));
+      case "moved":
+        return this.#retry(`${this.owner} says it moved to ${reply.owner ?? "nobody"}`);
+      default:
+        return this.#retry(`unexpected reply from ${this.owner}`);
+    }
+  }
+
+  onFail(err: Error): void {
+    if (err instanceof OwnerGone) this.#retry(`${this.owner} died`);
+    else if (err instanceof RequestFailedError) this.#retry(`${err.reason} from ${this.owner}`);
+    else this.#fail(err); // ShardingClosedError from close(), or anything unexpected
+  }
+
+  #fail(err: unknown): void {
+    this.host.stats.failed++;
+    this.host.settled();
+    this.#reject(err);
+  }
+
+  #retry(problem: string): void {
+    const next = this.host.retry(this, problem);
+    this.host.settled();
+    this.#resolve(next);
+  }
+}
