@@ -96,7 +96,6 @@ describe("batching per destination", () => {
     const bus = new SimBus(new VirtualClock());
     const a = await startOn(bus, "a", { entities: [Counter, Gated] });
     const c = await startOn(bus, "c", { entities: [Counter, Gated], attemptTimeoutMs: 100 }, true);
-    Gated.open = undefined;
     const slow = c.ref(Gated, "once").ask("slowAdd", [1], { timeout: 5_000 });
     slow.catch(() => {});
     // The handler holds the first attempt past its 100 ms: the ask retries (same id) and the
