@@ -203,14 +203,17 @@ export class HandlerRunner {
     readOnly = false,
   ): Promise<void> | undefined {
     const commit = this.#commitOf(slot);
-    const release = (err: unknown) => {
-      if (err !== undefined) env.done(err);
-      else this.#answer(slot, env, result, failure);
-    };
+    // Only group commit holds answers: no closure on the other paths.
+    const release = commit
+      ? (err: unknown) => {
+          if (err !== undefined) env.done(err);
+          else this.#answer(slot, env, result, failure);
+        }
+      : undefined;
     if (readOnly) {
       // Nothing changed (writes were refused): no version, no record, nothing to make durable;
       // with group commit the answer still waits until what it saw is durable.
-      if (commit) return commit.after(slot, release);
+      if (commit) return commit.after(slot, release!);
       this.#answer(slot, env, result, failure);
       return undefined;
     }
@@ -225,7 +228,7 @@ export class HandlerRunner {
       while (recent.length > keep) recent.shift();
       slot.recent = recent;
     }
-    if (commit) return commit.hold(slot, release, true);
+    if (commit) return commit.hold(slot, release!, true);
     const durable = this.#p.persist?.(slot);
     if (durable) {
       return durable.then(
