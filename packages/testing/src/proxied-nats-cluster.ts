@@ -30,6 +30,7 @@ export interface ProxiedNatsClusterOptions {
 
 export const DEFAULT_PROXIED_PING_INTERVAL_MS = 1_000;
 export const DEFAULT_PROXIED_PING_MAX = 3;
+const START_ATTEMPTS = 3;
 
 interface Routez {
   server_id: string;
@@ -68,8 +69,24 @@ export class ProxiedNatsCluster implements AsyncDisposable {
     this.#trap = trap;
   }
 
-  /** Starts the proxies and the servers, and resolves once the full mesh of proxied routes is up. */
+  /**
+   * Starts the proxies and the servers, and resolves once the full mesh of proxied routes is up.
+   * The cluster ports are chosen before any server starts (the proxies must know them), so
+   * another process may take one in between: a start that fails on a port in use is retried on
+   * new ports, up to three times.
+   */
   static async start(options: ProxiedNatsClusterOptions = {}): Promise<ProxiedNatsCluster> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await ProxiedNatsCluster.#startOnce(options);
+      } catch (err) {
+        const inUse = err instanceof Error && /address already in use/i.test(err.message);
+        if (!inUse || attempt >= START_ATTEMPTS) throw err;
+      }
+    }
+  }
+
+  static async #startOnce(options: ProxiedNatsClusterOptions): Promise<ProxiedNatsCluster> {
     const size = options.size ?? 3;
     if (!Number.isInteger(size) || size < 2) throw new InvalidOptionError("size", "an integer >= 2", size);
     const pingMs = options.pingIntervalMs ?? DEFAULT_PROXIED_PING_INTERVAL_MS;
@@ -99,7 +116,7 @@ export class ProxiedNatsCluster implements AsyncDisposable {
           routeLinks.set(linkKey(i, j), p);
         }
       }
-      const started = await Promise.all(
+      const starts = await Promise.allSettled(
         clusterPorts.map((port, i) => {
           const routes: string[] = [];
           for (let j = i + 1; j < size; j++)
@@ -130,7 +147,10 @@ export class ProxiedNatsCluster implements AsyncDisposable {
           });
         }),
       );
-      servers.push(...started);
+      // Every server that did start is closed by the catch below if another failed.
+      for (const r of starts) if (r.status === "fulfilled") servers.push(r.value);
+      const failed = starts.find((r): r is PromiseRejectedResult => r.status === "rejected");
+      if (failed) throw failed.reason;
       const clientLinks: FaultProxy[] = [];
       for (const [i, s] of servers.entries()) {
         const p = await FaultProxy.start({ targetPort: s.port, name: `client ${i}` });
