@@ -33,6 +33,9 @@ import {
 import { assertSerializable } from "./serializable.js";
 import { type Decoded, decodeReply, encode, isError, nodeSubject, type Reply } from "./wire.js";
 
+/** Redirects by a "moved" reply's owner followed in a row before the router backs off. */
+const MAX_HINTS = 2;
+
 export interface RouterParams {
   readonly node: ShardNode;
   readonly transport: Transport;
@@ -88,8 +91,15 @@ export class Router {
     this.#subjects = new NodeSubjects(params.cluster);
     this.#host = {
       stats: this.stats,
-      retry: (a, problem) =>
-        this.#ask(a.type, a.key, a.h, a.args, { timeout: a.timeout, accepted: true }, { ...a, problem }),
+      retry: (a, problem, hint) =>
+        this.#ask(
+          a.type,
+          a.key,
+          a.h,
+          a.args,
+          { timeout: a.timeout, accepted: true },
+          { id: a.id, request: a.request, deadline: a.deadline, problem, hint, from: a.owner },
+        ),
       settled: () => {
         this.#firstAttempts--;
       },
@@ -274,12 +284,37 @@ export class Router {
     let request: Uint8Array | undefined = resume?.request;
     const backoff = new Backoff(2, 100);
     let problem = resume?.problem ?? "no live member";
-    // A resumed ask had its first attempt (remote-ask.ts): it starts at the backoff.
-    let skip = resume !== undefined;
+    // A resumed ask had its first attempt (remote-ask.ts): it starts at the backoff, unless
+    // that attempt was answered "moved" with the new owner's name (below).
+    let hint = resume?.hint;
+    let movedFrom = resume?.from;
+    let hintsFollowed = 0;
+    let skip = resume !== undefined && hint === undefined;
+    // TEMP-TRACE
+    const tr: string[] | undefined = (globalThis as any).__askTrace ? [] : undefined;
+    const t00 = clock.now();
+    let tl = resume ? resume.deadline - timeout : t00;
+    const mark = (what: string) => {
+      if (!tr) return;
+      const n = clock.now();
+      tr.push(`${what}:${n - tl}`);
+      tl = n;
+    };
+    if (tr && resume) mark(`first(${resume.problem})`);
     try {
       for (;;) {
-        const owner = skip ? undefined : node.place(key);
+        const placed = skip ? undefined : node.place(key);
         skip = false;
+        // A "moved" reply names the owner in the replier's view. While ours still names the
+        // node that said "moved" (our ring has not changed yet), the ask goes to the named one
+        // at once: it checks lease and ownership itself (buffering while it takes the partition
+        // over) and the same id keeps it deduplicated. Otherwise our own view decides.
+        const owner =
+          hint !== undefined && hint !== movedFrom && (placed === undefined || placed === movedFrom)
+            ? hint
+            : placed;
+        const hinted = owner === hint && hint !== undefined;
+        hint = undefined;
         if (owner !== undefined && owner === node.id && this.#p.local) {
           const { deadlines } = this.#p;
           let expiry: ReturnType<Deadlines["add"]> | undefined;
@@ -295,7 +330,10 @@ export class Router {
             if (expiry) deadlines.cancel(expiry);
           });
           if ("moved" in out) problem = "partition moving";
-          else if (out.ok) return out.result;
+          else if (out.ok) {
+            mark("local-ok");
+            return out.result;
+          }
           else throw out.error;
         } else if (owner !== undefined) {
           request ??= encode({ v: 1, k: "ask", id, t: type, key, h, a: args, hop: 0 });
@@ -336,18 +374,33 @@ export class Router {
             else if (!(err instanceof RequestFailedError)) throw err;
             else problem = `${err.reason} from ${owner}`;
           }
+          mark(`att(${owner},${reply === undefined ? problem : isError(reply) ? "bad" : reply.k === "moved" ? `moved->${reply.owner}` : reply.k})`);
           if (reply !== undefined) {
             if (isError(reply)) problem = `malformed reply from ${owner}`;
             else if (reply.k === "ok") return reply.r;
             else if (reply.k === "err") throw fromWireError(reply.e, target);
-            else if (reply.k === "moved") problem = `${owner} says it moved to ${reply.owner ?? "nobody"}`;
+            else if (reply.k === "moved") {
+              problem = `${owner} says it moved to ${reply.owner ?? "nobody"}`;
+              // At most MAX_HINTS redirects in a row without a backoff: two nodes whose views
+              // disagree would otherwise send the ask back and forth until their views agree.
+              if (reply.owner && reply.owner !== owner && hintsFollowed < MAX_HINTS) {
+                hint = reply.owner;
+                movedFrom = owner;
+              }
+            }
             else problem = `unexpected reply from ${owner}`;
           }
         }
         const left = deadline - clock.now();
         if (left <= 0) break;
         this.stats.retries++;
+        if (hint !== undefined) {
+          hintsFollowed++;
+          continue;
+        }
+        if (!hinted) hintsFollowed = 0;
         await Promise.race([this.#sleep(backoff.next(left)), stopped()]);
+        mark("sleep");
       }
       throw problem === "no live member"
         ? new NoLiveMemberError(target, timeout)
@@ -356,6 +409,8 @@ export class Router {
       this.stats.failed++;
       throw err;
     } finally {
+      if (tr && clock.now() - (resume ? resume.deadline - timeout : t00) > 150)
+        (globalThis as any).__askTrace.push(`${clock.now() - (resume ? resume.deadline - timeout : t00)}ms @${resume ? resume.deadline - timeout : t00} ${key} ${tr.join(" ")}`);
       signal?.removeEventListener("abort", onAbort);
       this.#inflight.delete(stop);
     }
