@@ -33,9 +33,6 @@ import {
 import { assertSerializable } from "./serializable.js";
 import { type Decoded, decodeReply, encode, isError, nodeSubject, type Reply } from "./wire.js";
 
-/** Redirects by a "moved" reply's owner followed in a row before the router backs off. */
-const MAX_HINTS = 2;
-
 export interface RouterParams {
   readonly node: ShardNode;
   readonly transport: Transport;
@@ -170,6 +167,11 @@ export class Router {
     })();
   }
 
+  /** Whether `id` is a live member in this node's view (a "moved" hint is followed only then). */
+  #isMember(id: string): boolean {
+    return id === this.#p.node.id || this.#p.node.members().includes(id);
+  }
+
   /** New asks and tells fail with ShardingClosedError from now on; asks under way go on. */
   stopAccepting(): void {
     this.#closed = true;
@@ -286,9 +288,12 @@ export class Router {
     let problem = resume?.problem ?? "no live member";
     // A resumed ask had its first attempt (remote-ask.ts): it starts at the backoff, unless
     // that attempt was answered "moved" with the new owner's name (below).
-    let hint = resume?.hint;
+    // The nodes asked since the last backoff: a hint naming one of them is not followed.
+    const asked = new Set<string>();
     let movedFrom = resume?.from;
-    let hintsFollowed = 0;
+    if (movedFrom !== undefined) asked.add(movedFrom);
+    let hint =
+      resume?.hint !== undefined && !asked.has(resume.hint) && this.#isMember(resume.hint) ? resume.hint : undefined;
     let skip = resume !== undefined && hint === undefined;
     // TEMP-TRACE
     const tr: string[] | undefined = (globalThis as any).__askTrace ? [] : undefined;
@@ -309,12 +314,9 @@ export class Router {
         // node that said "moved" (our ring has not changed yet), the ask goes to the named one
         // at once: it checks lease and ownership itself (buffering while it takes the partition
         // over) and the same id keeps it deduplicated. Otherwise our own view decides.
-        const owner =
-          hint !== undefined && hint !== movedFrom && (placed === undefined || placed === movedFrom)
-            ? hint
-            : placed;
-        const hinted = owner === hint && hint !== undefined;
+        const owner = hint !== undefined && (placed === undefined || placed === movedFrom) ? hint : placed;
         hint = undefined;
+        if (owner !== undefined) asked.add(owner);
         if (owner !== undefined && owner === node.id && this.#p.local) {
           const { deadlines } = this.#p;
           let expiry: ReturnType<Deadlines["add"]> | undefined;
@@ -381,9 +383,11 @@ export class Router {
             else if (reply.k === "err") throw fromWireError(reply.e, target);
             else if (reply.k === "moved") {
               problem = `${owner} says it moved to ${reply.owner ?? "nobody"}`;
-              // At most MAX_HINTS redirects in a row without a backoff: two nodes whose views
-              // disagree would otherwise send the ask back and forth until their views agree.
-              if (reply.owner && reply.owner !== owner && hintsFollowed < MAX_HINTS) {
+              // Only to a live member in our view (a replier that has not yet seen a crash may
+              // name the dead node, which would cost a whole attempt timeout), and not asked
+              // since the last backoff: two nodes whose views disagree would otherwise send the
+              // ask back and forth until their views agree.
+              if (reply.owner && !asked.has(reply.owner) && this.#isMember(reply.owner)) {
                 hint = reply.owner;
                 movedFrom = owner;
               }
@@ -394,11 +398,8 @@ export class Router {
         const left = deadline - clock.now();
         if (left <= 0) break;
         this.stats.retries++;
-        if (hint !== undefined) {
-          hintsFollowed++;
-          continue;
-        }
-        if (!hinted) hintsFollowed = 0;
+        if (hint !== undefined) continue;
+        asked.clear();
         await Promise.race([this.#sleep(backoff.next(left)), stopped()]);
         mark("sleep");
       }
