@@ -88,18 +88,6 @@ const admin = process.argv.includes("--dashboard")
 const dashboard = admin ? await startDashboard({ client: admin, port: 0, intervalMs: 300 }) : undefined;
 if (dashboard) log(`dashboard: ${dashboard.url} (live while the demo runs)`);
 
-// TEMP-TRACE
-const traceOn = process.env.ASK_TRACE === "1";
-if (traceOn) (globalThis as any).__askTrace = [];
-const ringLog: string[] = [];
-const traceStart = performance.now();
-const traceWall = Date.now();
-let slowTotal = 0;
-if (traceOn)
-  void (async () => {
-    for await (const e of client.node.events())
-      if (e.type === "members") ringLog.push(`+${((performance.now() - traceStart) / 1000).toFixed(2)}s members ${client.node.members().join(",")}`);
-  })();
 // --- the load ------------------------------------------------------------------------------
 // Even keys are plain counters, odd keys replicated ones.
 const keys = Array.from({ length: keyCount }, (_, i) => (i % 2 === 0 ? `counter-${i}` : `replicated-${i}`));
@@ -154,7 +142,6 @@ async function worker(): Promise<void> {
       acked.set(key, (acked.get(key) ?? 0) + 1);
       ok++;
       const ms = performance.now() - t0;
-      if (ms > 150) slowTotal++;
       windowLatencies.push(ms);
       record(key, ms);
     } catch (err) {
@@ -319,16 +306,6 @@ if (fencedDrops.length > 0)
     `  fenced under load: ${fencedDrops.map(([id, d]) => `${id} dropped ${d} pre-fence records`).join(", ")}; ` +
       `${restartedAfterFence} plain counters restarted from zero (their node's lease lapsed; unreplicated state)`,
   );
-if (traceOn) {
-  for (const r of ringLog) log(`  ring ${r}`);
-  const tr = (globalThis as any).__askTrace as string[];
-  log(`  slow asks (>150 ms): ${slowTotal}; through the retry path: ${tr.length}`);
-  const sorted = [...tr].sort((a, b) => parseFloat(b) - parseFloat(a));
-  for (const t of sorted.slice(0, 40)) log(`    ${t.replace(/@(\d+)/, (_, w) => `+${((Number(w) - traceWall) / 1000).toFixed(2)}s`)}`);
-  const hist = new Map<string, number>();
-  for (const t of tr) { const k = t.split(" ").slice(3).map((x) => x.replace(/:\d+$/, "")).join(" "); hist.set(k, (hist.get(k) ?? 0) + 1); }
-  for (const [k, n] of [...hist].sort((a, b) => b[1] - a[1]).slice(0, 15)) log(`    ${n}x ${k}`);
-}
 for (const f of failures.slice(0, 5)) log(`  failed: ${f}`);
 for (const p of problems.slice(0, 10)) log(`  PROBLEM ${p}`);
 

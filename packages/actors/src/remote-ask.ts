@@ -118,7 +118,10 @@ export class RemoteAsk extends BatchAttempt {
       case "err":
         return this.#fail(fromWireError(reply.e, this.target));
       case "moved":
-        return this.#retry(`${this.owner} says it moved to ${reply.owner ?? "nobody"}`, reply.owner ?? undefined);
+        return this.#retry(
+          `${this.owner} says it moved to ${reply.owner ?? "nobody"}`,
+          reply.owner ?? undefined,
+        );
       default:
         return this.#retry(`unexpected reply from ${this.owner}`);
     }

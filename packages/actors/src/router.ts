@@ -30,6 +30,7 @@ import {
   type RemoteAskHost,
   type Resume,
 } from "./remote-ask.js";
+import { RingWatch } from "./ring-watch.js";
 import { assertSerializable } from "./serializable.js";
 import { type Decoded, decodeReply, encode, isError, nodeSubject, type Reply } from "./wire.js";
 
@@ -66,12 +67,6 @@ export interface RouterStats {
 export class Router {
   readonly #p: RouterParams;
   readonly #inflight = new Set<(err: ActorError) => void>();
-  // Per target, the attempts waiting on it (each rejected when the target dies, so no attempt
-  // waits out its timeout for a dead owner); each removes itself when it settles, so a
-  // long-lived client keeps nothing per finished ask.
-  readonly #watch = new Map<string, Set<(err: OwnerGone) => void>>();
-  #watching: Promise<void> | undefined;
-  readonly #sleepers = new Set<() => void>();
   #closed = false;
   /** True once close() aborted what was under way: nothing starts any more. */
   #aborted = false;
@@ -82,10 +77,12 @@ export class Router {
   readonly #ids = new MessageIds();
   readonly #host: RemoteAskHost;
   readonly #subjects: NodeSubjects;
+  readonly #ring: RingWatch;
 
   constructor(params: RouterParams) {
     this.#p = params;
     this.#subjects = new NodeSubjects(params.cluster);
+    this.#ring = new RingWatch(params);
     this.#host = {
       stats: this.stats,
       retry: (a, problem, hint) =>
@@ -101,70 +98,6 @@ export class Router {
         this.#firstAttempts--;
       },
     };
-  }
-
-  /**
-   * Rejects with OwnerGone when `target` drops out of the ring without a graceful leave (its
-   * lease expired: it crashed or was cut off). It will not answer, so waiting out the attempt
-   * timeout would only delay the retry at the new owner.
-   */
-  #whenGone(target: string): { promise: Promise<never>; dispose: () => void } {
-    let onGone!: (err: OwnerGone) => void;
-    const promise = new Promise<never>((_, r) => {
-      onGone = r;
-    });
-    promise.catch(() => {});
-    let set = this.#watch.get(target);
-    if (!set) {
-      set = new Set();
-      this.#watch.set(target, set);
-    }
-    set.add(onGone);
-    this.#ensureWatching();
-    const waiting = set;
-    const dispose = () => {
-      waiting.delete(onGone);
-      if (waiting.size === 0 && this.#watch.get(target) === waiting) this.#watch.delete(target);
-    };
-    return { promise, dispose };
-  }
-
-  /**
-   * Waits `ms` before the next attempt, or less: a change of the ring (the owner we wait for
-   * appeared, or the dead one was dropped) ends every backoff at once.
-   */
-  #sleep(ms: number): Promise<void> {
-    this.#ensureWatching();
-    const { clock } = this.#p;
-    return new Promise<void>((resolve) => {
-      const wake = () => {
-        clock.clearTimeout(timer);
-        this.#sleepers.delete(wake);
-        resolve();
-      };
-      const timer = clock.setTimeout(wake, ms);
-      this.#sleepers.add(wake);
-    });
-  }
-
-  #ensureWatching(): void {
-    if (this.#watching) return;
-    this.#watching = (async () => {
-      for await (const e of this.#p.node.events()) {
-        if (e.type === "members") for (const wake of [...this.#sleepers]) wake();
-        if (e.type !== "members" || e.left.length === 0) continue;
-        const departed = new Set(this.#p.node.departed());
-        for (const id of e.left) {
-          if (departed.has(id)) continue; // a graceful leaver still answers what it took
-          this.#p.batcher.cancelSubject(nodeSubject(this.#p.cluster, id), () => new OwnerGone());
-          const waiting = this.#watch.get(id);
-          if (waiting) {
-            this.#watch.delete(id);
-            for (const reject of waiting) reject(new OwnerGone());
-          }
-        }
-      }
-    })();
   }
 
   /** Whether `id` is a live member in this node's view (a "moved" hint is followed only then). */
@@ -213,7 +146,7 @@ export class Router {
       return Promise.reject(err);
     }
     this.stats.asks++;
-    this.#ensureWatching();
+    this.#ring.ensure();
     const timeout = opts.timeout ?? this.#p.askTimeoutMs;
     const a = new RemoteAsk(
       this.#host,
@@ -293,19 +226,10 @@ export class Router {
     let movedFrom = resume?.from;
     if (movedFrom !== undefined) asked.add(movedFrom);
     let hint =
-      resume?.hint !== undefined && !asked.has(resume.hint) && this.#isMember(resume.hint) ? resume.hint : undefined;
+      resume?.hint !== undefined && !asked.has(resume.hint) && this.#isMember(resume.hint)
+        ? resume.hint
+        : undefined;
     let skip = resume !== undefined && hint === undefined;
-    // TEMP-TRACE
-    const tr: string[] | undefined = (globalThis as any).__askTrace ? [] : undefined;
-    const t00 = clock.now();
-    let tl = resume ? resume.deadline - timeout : t00;
-    const mark = (what: string) => {
-      if (!tr) return;
-      const n = clock.now();
-      tr.push(`${what}:${n - tl}`);
-      tl = n;
-    };
-    if (tr && resume) mark(`first(${resume.problem})`);
     try {
       for (;;) {
         const placed = skip ? undefined : node.place(key);
@@ -332,10 +256,7 @@ export class Router {
             if (expiry) deadlines.cancel(expiry);
           });
           if ("moved" in out) problem = "partition moving";
-          else if (out.ok) {
-            mark("local-ok");
-            return out.result;
-          }
+          else if (out.ok) return out.result;
           else throw out.error;
         } else if (owner !== undefined) {
           request ??= encode({ v: 1, k: "ask", id, t: type, key, h, a: args, hop: 0 });
@@ -348,8 +269,8 @@ export class Router {
           try {
             if (opts.headers === undefined) {
               // Batched (batch.ts): a stop cancels the attempt itself, and the owner's death
-              // every attempt to it (#ensureWatching), with no race of promises per ask.
-              this.#ensureWatching();
+              // every attempt to it (ring-watch.ts), with no race of promises per ask.
+              this.#ring.ensure();
               const attempt = this.#p.batcher.start(subject, request, attemptMs);
               cancelAttempt = attempt.cancel;
               try {
@@ -359,7 +280,7 @@ export class Router {
               }
             } else {
               // An ask with trace headers travels alone: headers belong to a NATS message.
-              const gone = this.#whenGone(owner);
+              const gone = this.#ring.whenGone(owner);
               try {
                 const data = await Promise.race([
                   this.#p.transport.request(subject, request, { timeout: attemptMs, headers: opts.headers }),
@@ -376,7 +297,6 @@ export class Router {
             else if (!(err instanceof RequestFailedError)) throw err;
             else problem = `${err.reason} from ${owner}`;
           }
-          mark(`att(${owner},${reply === undefined ? problem : isError(reply) ? "bad" : reply.k === "moved" ? `moved->${reply.owner}` : reply.k})`);
           if (reply !== undefined) {
             if (isError(reply)) problem = `malformed reply from ${owner}`;
             else if (reply.k === "ok") return reply.r;
@@ -391,8 +311,7 @@ export class Router {
                 hint = reply.owner;
                 movedFrom = owner;
               }
-            }
-            else problem = `unexpected reply from ${owner}`;
+            } else problem = `unexpected reply from ${owner}`;
           }
         }
         const left = deadline - clock.now();
@@ -400,8 +319,7 @@ export class Router {
         this.stats.retries++;
         if (hint !== undefined) continue;
         asked.clear();
-        await Promise.race([this.#sleep(backoff.next(left)), stopped()]);
-        mark("sleep");
+        await Promise.race([this.#ring.sleep(backoff.next(left)), stopped()]);
       }
       throw problem === "no live member"
         ? new NoLiveMemberError(target, timeout)
@@ -410,8 +328,6 @@ export class Router {
       this.stats.failed++;
       throw err;
     } finally {
-      if (tr && clock.now() - (resume ? resume.deadline - timeout : t00) > 150)
-        (globalThis as any).__askTrace.push(`${clock.now() - (resume ? resume.deadline - timeout : t00)}ms @${resume ? resume.deadline - timeout : t00} ${key} ${tr.join(" ")}`);
       signal?.removeEventListener("abort", onAbort);
       this.#inflight.delete(stop);
     }
