@@ -28,6 +28,10 @@ export interface Resume {
   readonly request: Uint8Array;
   readonly deadline: number;
   readonly problem: string;
+  /** The owner a "moved" reply named, tried at once instead of after a backoff. */
+  readonly hint?: string | undefined;
+  /** The node that answered "moved" (the hint is followed only away from it). */
+  readonly from?: string | undefined;
 }
 
 /**
@@ -70,7 +74,7 @@ export class OwnerGone extends Error {}
 export interface RemoteAskHost {
   readonly stats: { failed: number };
   /** Retries the ask from its backoff (router.ts), resolving with its outcome. */
-  retry(ask: RemoteAsk, problem: string): Promise<unknown>;
+  retry(ask: RemoteAsk, problem: string, hint?: string): Promise<unknown>;
   /** The ask settled (its first attempt, or the retries it handed on). */
   settled(): void;
 }
@@ -114,7 +118,10 @@ export class RemoteAsk extends BatchAttempt {
       case "err":
         return this.#fail(fromWireError(reply.e, this.target));
       case "moved":
-        return this.#retry(`${this.owner} says it moved to ${reply.owner ?? "nobody"}`);
+        return this.#retry(
+          `${this.owner} says it moved to ${reply.owner ?? "nobody"}`,
+          reply.owner ?? undefined,
+        );
       default:
         return this.#retry(`unexpected reply from ${this.owner}`);
     }
@@ -132,8 +139,8 @@ export class RemoteAsk extends BatchAttempt {
     this.#reject(err);
   }
 
-  #retry(problem: string): void {
-    const next = this.host.retry(this, problem);
+  #retry(problem: string, hint?: string): void {
+    const next = this.host.retry(this, problem, hint);
     this.host.settled();
     this.#resolve(next);
   }

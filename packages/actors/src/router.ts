@@ -30,6 +30,7 @@ import {
   type RemoteAskHost,
   type Resume,
 } from "./remote-ask.js";
+import { RingWatch } from "./ring-watch.js";
 import { assertSerializable } from "./serializable.js";
 import { type Decoded, decodeReply, encode, isError, nodeSubject, type Reply } from "./wire.js";
 
@@ -66,12 +67,6 @@ export interface RouterStats {
 export class Router {
   readonly #p: RouterParams;
   readonly #inflight = new Set<(err: ActorError) => void>();
-  // Per target, the attempts waiting on it (each rejected when the target dies, so no attempt
-  // waits out its timeout for a dead owner); each removes itself when it settles, so a
-  // long-lived client keeps nothing per finished ask.
-  readonly #watch = new Map<string, Set<(err: OwnerGone) => void>>();
-  #watching: Promise<void> | undefined;
-  readonly #sleepers = new Set<() => void>();
   #closed = false;
   /** True once close() aborted what was under way: nothing starts any more. */
   #aborted = false;
@@ -82,82 +77,32 @@ export class Router {
   readonly #ids = new MessageIds();
   readonly #host: RemoteAskHost;
   readonly #subjects: NodeSubjects;
+  readonly #ring: RingWatch;
 
   constructor(params: RouterParams) {
     this.#p = params;
     this.#subjects = new NodeSubjects(params.cluster);
+    this.#ring = new RingWatch(params);
     this.#host = {
       stats: this.stats,
-      retry: (a, problem) =>
-        this.#ask(a.type, a.key, a.h, a.args, { timeout: a.timeout, accepted: true }, { ...a, problem }),
+      retry: (a, problem, hint) =>
+        this.#ask(
+          a.type,
+          a.key,
+          a.h,
+          a.args,
+          { timeout: a.timeout, accepted: true },
+          { id: a.id, request: a.request, deadline: a.deadline, problem, hint, from: a.owner },
+        ),
       settled: () => {
         this.#firstAttempts--;
       },
     };
   }
 
-  /**
-   * Rejects with OwnerGone when `target` drops out of the ring without a graceful leave (its
-   * lease expired: it crashed or was cut off). It will not answer, so waiting out the attempt
-   * timeout would only delay the retry at the new owner.
-   */
-  #whenGone(target: string): { promise: Promise<never>; dispose: () => void } {
-    let onGone!: (err: OwnerGone) => void;
-    const promise = new Promise<never>((_, r) => {
-      onGone = r;
-    });
-    promise.catch(() => {});
-    let set = this.#watch.get(target);
-    if (!set) {
-      set = new Set();
-      this.#watch.set(target, set);
-    }
-    set.add(onGone);
-    this.#ensureWatching();
-    const waiting = set;
-    const dispose = () => {
-      waiting.delete(onGone);
-      if (waiting.size === 0 && this.#watch.get(target) === waiting) this.#watch.delete(target);
-    };
-    return { promise, dispose };
-  }
-
-  /**
-   * Waits `ms` before the next attempt, or less: a change of the ring (the owner we wait for
-   * appeared, or the dead one was dropped) ends every backoff at once.
-   */
-  #sleep(ms: number): Promise<void> {
-    this.#ensureWatching();
-    const { clock } = this.#p;
-    return new Promise<void>((resolve) => {
-      const wake = () => {
-        clock.clearTimeout(timer);
-        this.#sleepers.delete(wake);
-        resolve();
-      };
-      const timer = clock.setTimeout(wake, ms);
-      this.#sleepers.add(wake);
-    });
-  }
-
-  #ensureWatching(): void {
-    if (this.#watching) return;
-    this.#watching = (async () => {
-      for await (const e of this.#p.node.events()) {
-        if (e.type === "members") for (const wake of [...this.#sleepers]) wake();
-        if (e.type !== "members" || e.left.length === 0) continue;
-        const departed = new Set(this.#p.node.departed());
-        for (const id of e.left) {
-          if (departed.has(id)) continue; // a graceful leaver still answers what it took
-          this.#p.batcher.cancelSubject(nodeSubject(this.#p.cluster, id), () => new OwnerGone());
-          const waiting = this.#watch.get(id);
-          if (waiting) {
-            this.#watch.delete(id);
-            for (const reject of waiting) reject(new OwnerGone());
-          }
-        }
-      }
-    })();
+  /** Whether `id` is a live member in this node's view (a "moved" hint is followed only then). */
+  #isMember(id: string): boolean {
+    return id === this.#p.node.id || this.#p.node.members().includes(id);
   }
 
   /** New asks and tells fail with ShardingClosedError from now on; asks under way go on. */
@@ -201,7 +146,7 @@ export class Router {
       return Promise.reject(err);
     }
     this.stats.asks++;
-    this.#ensureWatching();
+    this.#ring.ensure();
     const timeout = opts.timeout ?? this.#p.askTimeoutMs;
     const a = new RemoteAsk(
       this.#host,
@@ -274,12 +219,28 @@ export class Router {
     let request: Uint8Array | undefined = resume?.request;
     const backoff = new Backoff(2, 100);
     let problem = resume?.problem ?? "no live member";
-    // A resumed ask had its first attempt (remote-ask.ts): it starts at the backoff.
-    let skip = resume !== undefined;
+    // A resumed ask had its first attempt (remote-ask.ts): it starts at the backoff, unless
+    // that attempt was answered "moved" with the new owner's name (below).
+    // The nodes asked since the last backoff: a hint naming one of them is not followed.
+    const asked = new Set<string>();
+    let movedFrom = resume?.from;
+    if (movedFrom !== undefined) asked.add(movedFrom);
+    let hint =
+      resume?.hint !== undefined && !asked.has(resume.hint) && this.#isMember(resume.hint)
+        ? resume.hint
+        : undefined;
+    let skip = resume !== undefined && hint === undefined;
     try {
       for (;;) {
-        const owner = skip ? undefined : node.place(key);
+        const placed = skip ? undefined : node.place(key);
         skip = false;
+        // A "moved" reply names the owner in the replier's view. While ours still names the
+        // node that said "moved" (our ring has not changed yet), the ask goes to the named one
+        // at once: it checks lease and ownership itself (buffering while it takes the partition
+        // over) and the same id keeps it deduplicated. Otherwise our own view decides.
+        const owner = hint !== undefined && (placed === undefined || placed === movedFrom) ? hint : placed;
+        hint = undefined;
+        if (owner !== undefined) asked.add(owner);
         if (owner !== undefined && owner === node.id && this.#p.local) {
           const { deadlines } = this.#p;
           let expiry: ReturnType<Deadlines["add"]> | undefined;
@@ -308,8 +269,8 @@ export class Router {
           try {
             if (opts.headers === undefined) {
               // Batched (batch.ts): a stop cancels the attempt itself, and the owner's death
-              // every attempt to it (#ensureWatching), with no race of promises per ask.
-              this.#ensureWatching();
+              // every attempt to it (ring-watch.ts), with no race of promises per ask.
+              this.#ring.ensure();
               const attempt = this.#p.batcher.start(subject, request, attemptMs);
               cancelAttempt = attempt.cancel;
               try {
@@ -319,7 +280,7 @@ export class Router {
               }
             } else {
               // An ask with trace headers travels alone: headers belong to a NATS message.
-              const gone = this.#whenGone(owner);
+              const gone = this.#ring.whenGone(owner);
               try {
                 const data = await Promise.race([
                   this.#p.transport.request(subject, request, { timeout: attemptMs, headers: opts.headers }),
@@ -340,14 +301,25 @@ export class Router {
             if (isError(reply)) problem = `malformed reply from ${owner}`;
             else if (reply.k === "ok") return reply.r;
             else if (reply.k === "err") throw fromWireError(reply.e, target);
-            else if (reply.k === "moved") problem = `${owner} says it moved to ${reply.owner ?? "nobody"}`;
-            else problem = `unexpected reply from ${owner}`;
+            else if (reply.k === "moved") {
+              problem = `${owner} says it moved to ${reply.owner ?? "nobody"}`;
+              // Only to a live member in our view (a replier that has not yet seen a crash may
+              // name the dead node, which would cost a whole attempt timeout), and not asked
+              // since the last backoff: two nodes whose views disagree would otherwise send the
+              // ask back and forth until their views agree.
+              if (reply.owner && !asked.has(reply.owner) && this.#isMember(reply.owner)) {
+                hint = reply.owner;
+                movedFrom = owner;
+              }
+            } else problem = `unexpected reply from ${owner}`;
           }
         }
         const left = deadline - clock.now();
         if (left <= 0) break;
         this.stats.retries++;
-        await Promise.race([this.#sleep(backoff.next(left)), stopped()]);
+        if (hint !== undefined) continue;
+        asked.clear();
+        await Promise.race([this.#ring.sleep(backoff.next(left)), stopped()]);
       }
       throw problem === "no live member"
         ? new NoLiveMemberError(target, timeout)
