@@ -89,13 +89,22 @@ export class Fencing {
     this.#p.logger.warn(`node ${nodeId}: a replica refused a copy of partition ${p} as stale; giving it up`);
     this.#p.release(p);
     this.#yielded.add(p);
-    clock.setTimeout(() => {
+    // The release drains first, which may take up to handoffTimeoutMs (a handler waiting on a
+    // replica across the split): while it runs, look again a heartbeat later. Deciding on
+    // "releasing" once and never again left the partition unserved for good whenever the view
+    // still named this node its owner, since no ownership event would come (issue 9, (d)/(e)).
+    const retake = () => {
       if (!this.#yielded.has(p) || node.closed) return;
-      this.#yielded.delete(p);
       const st = partitions.state(p);
+      if (st === "releasing" && node.ring.ownerOfPartition(p) === nodeId) {
+        clock.setTimeout(retake, node.config.heartbeatMs);
+        return;
+      }
+      this.#yielded.delete(p);
       if (node.ring.ownerOfPartition(p) === nodeId && (st === undefined || st === "pending"))
         this.#p.acquire(p);
-    }, 2 * node.config.heartbeatMs);
+    };
+    clock.setTimeout(retake, 2 * node.config.heartbeatMs);
     return true;
   }
 }
