@@ -57,7 +57,12 @@ export class Fencing {
         // Lost while the take was in flight (say, a stale view at the heal of a NATS split whose
         // take went through once the bucket was reachable again): never go on to pull, fence
         // replicas with it or serve. The epoch is simply spent; the next owner takes a higher one.
-        if (gone || node.closed || node.ring.ownerOfPartition(p) !== nodeId) return undefined;
+        if (gone || node.closed || node.ring.ownerOfPartition(p) !== nodeId) {
+          logger.info(
+            `node ${nodeId}: epoch ${epoch} of partition ${p} spent: the partition was lost meanwhile`,
+          );
+          return undefined;
+        }
         return epoch;
       } catch (err) {
         if (attempt % 20 === 0) logger.warn(`node ${nodeId}: partition ${p} not served yet: ${String(err)}`);
@@ -101,8 +106,12 @@ export class Fencing {
         return;
       }
       this.#yielded.delete(p);
-      if (node.ring.ownerOfPartition(p) === nodeId && (st === undefined || st === "pending"))
-        this.#p.acquire(p);
+      const owner = node.ring.ownerOfPartition(p);
+      const again = owner === nodeId && (st === undefined || st === "pending");
+      this.#p.logger.info(
+        `node ${nodeId}: partition ${p} given up on stale: ${again ? "taking it back" : `not taken back here (state ${st ?? "none"}, owner ${owner ?? "none"})`}`,
+      );
+      if (again) this.#p.acquire(p);
     };
     clock.setTimeout(retake, 2 * node.config.heartbeatMs);
     return true;
