@@ -61,6 +61,9 @@ export class Fencing {
           logger.info(
             `node ${nodeId}: epoch ${epoch} of partition ${p} spent: the partition was lost meanwhile`,
           );
+          // Marked spent in the bucket: the tenure it was taken over stays provably unbroken
+          // for its holder (unbroken below), which otherwise drops its pre-fence records.
+          void this.#p.epochs.spend?.(p, epoch);
           return undefined;
         }
         return epoch;
