@@ -54,6 +54,13 @@ export interface EpochSource {
    * node's own previous tenure, nobody took `p` in between, so nobody else served it.
    */
   previous?(p: number): number | undefined;
+  /**
+   * Optional (jetstream): `epoch`, this node's latest take of `p`, was spent unused (the
+   * partition was lost before it pulled, fenced or served with it). Marks it so in the source,
+   * when nobody took `p` since, so that the tenure it was taken over stays provably unbroken
+   * for its holder (`previous`). Best effort: without the mark the proof fails, which is safe.
+   */
+  spend?(p: number, epoch: number): Promise<void>;
 }
 
 export function emptyEpochStats(): EpochStats {
@@ -133,12 +140,15 @@ export class KvEpochs implements EpochSource {
    * The latest epoch of `p` (0: none yet), read through the stream's leader, with who wrote it
    * and the revision its writer's chain of takes started from (`base` below).
    */
-  async #latest(p: number, key: string): Promise<{ rev: number; node?: string; base?: number }> {
+  async #latest(
+    p: number,
+    key: string,
+  ): Promise<{ rev: number; node?: string; base?: number; spent?: boolean }> {
     this.stats.kvOps++;
     try {
       const e = await this.#kv.get(key);
       if (!e) return { rev: 0 };
-      let v: { node?: unknown; prev?: unknown } = {};
+      let v: { node?: unknown; prev?: unknown; spent?: unknown } = {};
       try {
         v = packr.unpack(e.value) as typeof v;
       } catch {
@@ -148,6 +158,7 @@ export class KvEpochs implements EpochSource {
         rev: e.revision,
         ...(typeof v.node === "string" ? { node: v.node } : {}),
         ...(typeof v.prev === "number" ? { base: v.prev } : {}),
+        ...(v.spent === true ? { spent: true } : {}),
       };
     } catch (e) {
       this.stats.failures++;
@@ -157,6 +168,16 @@ export class KvEpochs implements EpochSource {
 
   previous(p: number): number | undefined {
     return this.#previous.get(p);
+  }
+
+  async spend(p: number, epoch: number): Promise<void> {
+    // Conditional on `epoch` being still the latest: if anyone took `p` since, nothing is marked.
+    const value = packr.pack({ node: this.#nodeId, prev: this.#previous.get(p) ?? 0, spent: true });
+    this.stats.kvOps++;
+    await this.#kv.update(`p.${p}`, value, epoch, this.#timeoutMs).then(
+      () => {},
+      () => {},
+    );
   }
 
   async take(p: number, seen: number): Promise<number> {
@@ -198,7 +219,10 @@ export class KvEpochs implements EpochSource {
         this.stats.conflicts++;
         const latest = await this.#latest(p, key);
         expected = latest.rev;
-        if (latest.node !== this.#nodeId || latest.base !== base) base = latest.rev;
+        // Also ours to go on from: a take made over `base` that its taker marked spent (never
+        // used: `spend`), whoever made it.
+        const spentOverBase = latest.spent === true && latest.base === base;
+        if (!spentOverBase && (latest.node !== this.#nodeId || latest.base !== base)) base = latest.rev;
       }
     }
     this.stats.failures++;

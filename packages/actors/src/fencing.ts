@@ -57,7 +57,15 @@ export class Fencing {
         // Lost while the take was in flight (say, a stale view at the heal of a NATS split whose
         // take went through once the bucket was reachable again): never go on to pull, fence
         // replicas with it or serve. The epoch is simply spent; the next owner takes a higher one.
-        if (gone || node.closed || node.ring.ownerOfPartition(p) !== nodeId) return undefined;
+        if (gone || node.closed || node.ring.ownerOfPartition(p) !== nodeId) {
+          logger.info(
+            `node ${nodeId}: epoch ${epoch} of partition ${p} spent: the partition was lost meanwhile`,
+          );
+          // Marked spent in the bucket: the tenure it was taken over stays provably unbroken
+          // for its holder (unbroken below), which otherwise drops its pre-fence records.
+          void this.#p.epochs.spend?.(p, epoch);
+          return undefined;
+        }
         return epoch;
       } catch (err) {
         if (attempt % 20 === 0) logger.warn(`node ${nodeId}: partition ${p} not served yet: ${String(err)}`);
@@ -89,13 +97,26 @@ export class Fencing {
     this.#p.logger.warn(`node ${nodeId}: a replica refused a copy of partition ${p} as stale; giving it up`);
     this.#p.release(p);
     this.#yielded.add(p);
-    clock.setTimeout(() => {
+    // The release drains first, which may take up to handoffTimeoutMs (a handler waiting on a
+    // replica across the split): while it runs, look again a heartbeat later. Deciding on
+    // "releasing" once and never again left the partition unserved for good whenever the view
+    // still named this node its owner, since no ownership event would come (issue 9, (d)/(e)).
+    const retake = () => {
       if (!this.#yielded.has(p) || node.closed) return;
-      this.#yielded.delete(p);
       const st = partitions.state(p);
-      if (node.ring.ownerOfPartition(p) === nodeId && (st === undefined || st === "pending"))
-        this.#p.acquire(p);
-    }, 2 * node.config.heartbeatMs);
+      if (st === "releasing" && node.ring.ownerOfPartition(p) === nodeId) {
+        clock.setTimeout(retake, node.config.heartbeatMs);
+        return;
+      }
+      this.#yielded.delete(p);
+      const owner = node.ring.ownerOfPartition(p);
+      const again = owner === nodeId && (st === undefined || st === "pending");
+      this.#p.logger.info(
+        `node ${nodeId}: partition ${p} given up on stale: ${again ? "taking it back" : `not taken back here (state ${st ?? "none"}, owner ${owner ?? "none"})`}`,
+      );
+      if (again) this.#p.acquire(p);
+    };
+    clock.setTimeout(retake, 2 * node.config.heartbeatMs);
     return true;
   }
 }
