@@ -80,6 +80,20 @@ export class Fencing {
    * node took `p`, and none served it, in between. Then this node's pre-fence records of `p`
    * are its latest state even if a member did not answer the pull (handoff.ts). Only sources
    * that agree know (jetstream, memory); local stamps never claim it.
+   *
+   * Why this is safe (issue 8). Serving `p` takes begin(p, e) with `e` from a successful take
+   * in that very acquisition (one acquisition, one tenure: handoff.ts), and takes are ordered
+   * by the conditional write. So previous(p) === stamp(p) means every epoch written after our
+   * tenure's was our own and never served (a take that timed out but was stored: KvEpochs'
+   * `base` chain), and no node served `p` after us: the pre-fence records we hold are the
+   * newest state of `p`, restart records included (release.ts drains every slot, the
+   * version-0 restarts of a dropped record too, so they still beat older records waiting in
+   * another node's outbox). An unanswered member can only hold records of tenures before ours,
+   * which lose to ours by epoch wherever ours exist (isNewer). stamp(p) survives releases
+   * (partitions.ts) and is 0 before any tenure, so `own > 0` keeps a fresh node from matching
+   * a first take (previous 0). Local stamps have no previous(), hence never unbroken: the
+   * re-acquire drops and restarts as before. The pause property with agreed epochs
+   * (reacquire.property.test.ts) drives this path (the unanswered pull only in some runs).
    */
   unbroken(p: number): boolean {
     const own = this.#p.partitions.stamp(p);

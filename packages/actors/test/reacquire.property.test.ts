@@ -8,7 +8,7 @@
 // overdue timers first (it fences before it reads its socket), or its socket backlog first
 // (only the lease check keeps it from acting on state it lost). In both, no key is ever
 // acknowledged by a lineage after a newer one acknowledged it: no second acknowledging owner.
-import { Entity, type Sharding } from "@keyhold/actors";
+import { Entity, MemoryEpochs, type Sharding } from "@keyhold/actors";
 import { SimBus, seededRandom, VirtualClock } from "@keyhold/testing";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
@@ -71,8 +71,13 @@ export async function scenario(
   seed: number,
   resume: Resume = "timers-first",
   log?: (m: string) => void,
+  // "memory": fencing tokens agreed among the nodes (MemoryEpochs, as the JetStream bucket), so
+  // a re-acquire can prove nobody took the partition since its own tenure (Fencing.unbroken);
+  // "local": acquisition stamps, which never prove it (the simulated bus's default).
+  epochs: "local" | "memory" = "local",
 ): Promise<void> {
   const bus = new SimBus(new VirtualClock(), { jitterMs: 4, duplicate: 0.1, random: seededRandom(seed) });
+  const agreed = epochs === "memory" ? new MemoryEpochs() : undefined;
   const pausable = ["n0", "n1", "n2"].map((id) => new Pausable(bus, id, { resume }));
   // Every acknowledgement as owner, in the order the nodes made them (one process, one order).
   // With the lease it held then, read on the virtual clock (not through the check under test).
@@ -84,6 +89,7 @@ export async function scenario(
         transport: p.transport,
         clock: p.clock,
         entities: [Tally],
+        ...(agreed ? { epochs: agreed.source(`n${i}`) } : {}),
         onAck: (a) =>
           owned.push({
             key: a.key,
@@ -261,6 +267,29 @@ describe("re-acquire properties (simulated bus)", () => {
         numRuns: Number(process.env.KH_PROPERTY_RUNS ?? 60),
         verbose: 1,
         examples: [ioFirstRollback, timersFirstStale, lateAck, droppedForgotten],
+      },
+    );
+  }, 120_000);
+
+  // Local stamps never prove an unbroken tenure, so the two above never keep a pre-fence record
+  // past an unanswered pull: this one does, with epochs agreed as the JetStream bucket agrees.
+  it("agreed epochs (a re-acquire after an unbroken tenure keeps its pre-fence records): nothing acknowledged lost or rolled back beyond the restart", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(opArb, { minLength: 1, maxLength: 12 }),
+        fc.integer({ min: 1, max: 1e9 }),
+        fc.constantFrom<Resume>("timers-first", "io-first"),
+        (ops, seed, resume) => scenario(ops, seed, resume, undefined, "memory"),
+      ),
+      {
+        numRuns: Number(process.env.KH_PROPERTY_RUNS ?? 60),
+        verbose: 1,
+        examples: [
+          [...timersFirstStale, "timers-first"],
+          [...ioFirstRollback, "io-first"],
+          [...lateAck, "io-first"],
+          [...droppedForgotten, "io-first"],
+        ],
       },
     );
   }, 120_000);
