@@ -2,51 +2,11 @@
 // `@keyhold/actors` resolves to packages/actors/dist (run `npm run build` first). Plain JS on
 // purpose: nothing here goes through a TypeScript loader. Started by asks.ts.
 // argv: servers, run ms, concurrency, rounds. Prints one JSON line: { rates: [...] }.
-import { Entity, Sharding } from "@keyhold/actors";
+import { Sharding } from "@keyhold/actors";
 import { silentLogger } from "@keyhold/core";
-
-class Counter extends Entity {
-  static type = "counter";
-  initialState() {
-    return { n: 0 };
-  }
-  add(by) {
-    this.state.n += by;
-    return this.state.n;
-  }
-}
+import { Counter, closedLoop, KEYS } from "./built-support.mjs";
 
 const [servers = "", runMs = "2000", conc = "64", roundsArg = "3"] = process.argv.slice(2);
-const KEYS = Array.from({ length: 10_000 }, (_, i) => `user-${100_000 + i}`);
-
-/** The same closed loop as load.ts: `concurrency` workers, the event loop turns every 5 ms. */
-async function closedLoop(op, concurrency, durationMs) {
-  let cursor = 0;
-  let done = 0;
-  let gate;
-  let lastYield = performance.now();
-  const t0 = performance.now();
-  const end = t0 + durationMs;
-  const turn = () =>
-    (gate ??= new Promise((resolve) =>
-      setImmediate(() => {
-        gate = undefined;
-        lastYield = performance.now();
-        resolve();
-      }),
-    ));
-  const worker = async () => {
-    for (;;) {
-      const now = performance.now();
-      if (now >= end) return;
-      if (now - lastYield >= 5) await turn();
-      await op(KEYS[cursor++ % KEYS.length]);
-      done++;
-    }
-  };
-  await Promise.all(Array.from({ length: concurrency }, worker));
-  return done / ((performance.now() - t0) / 1000);
-}
 
 const sharding = await Sharding.start({
   servers,
@@ -64,7 +24,10 @@ try {
   const op = (k) => sharding.ask(Counter, k, "add", [1]);
   await closedLoop(op, 256, 1_000); // activate and warm up
   const rates = [];
-  for (let r = 0; r < Number(roundsArg); r++) rates.push(await closedLoop(op, Number(conc), Number(runMs)));
+  for (let r = 0; r < Number(roundsArg); r++) {
+    const { done, seconds } = await closedLoop(op, Number(conc), Number(runMs));
+    rates.push(done / seconds);
+  }
   const fastPathMissed = sharding.stats().router.retries;
   process.stdout.write(`${JSON.stringify({ rates, fastPathMissed })}\n`);
 } finally {

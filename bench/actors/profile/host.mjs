@@ -1,17 +1,8 @@
 // The owner side of remote.mjs: hosts Counter entities, reports its CPU time over IPC.
-import { Entity, Sharding } from "@keyhold/actors";
+import { Sharding } from "@keyhold/actors";
 import { silentLogger } from "@keyhold/core";
+import { Counter } from "../built-support.mjs";
 
-class Counter extends Entity {
-  static type = "counter";
-  initialState() {
-    return { n: 0 };
-  }
-  add(by) {
-    this.state.n += by;
-    return this.state.n;
-  }
-}
 const [servers, cluster] = process.argv.slice(2);
 const s = await Sharding.start({ servers, cluster, entities: [Counter], logger: silentLogger, idleMs: 0 });
 process.send({ type: "ready", id: s.node.id });

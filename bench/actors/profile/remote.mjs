@@ -8,19 +8,10 @@
 //   node bench/actors/profile/top.mjs /tmp/prof/<file>.cpuprofile 40
 // argv: servers, seconds, concurrency, then node flags for the host child.
 import { fork } from "node:child_process";
-import { Entity, Sharding } from "@keyhold/actors";
+import { Sharding } from "@keyhold/actors";
 import { silentLogger } from "@keyhold/core";
+import { Counter, closedLoop, KEYS } from "../built-support.mjs";
 
-class Counter extends Entity {
-  static type = "counter";
-  initialState() {
-    return { n: 0 };
-  }
-  add(by) {
-    this.state.n += by;
-    return this.state.n;
-  }
-}
 const [servers, secs = "5", concArg = "256", ...hostArgs] = process.argv.slice(2);
 const cluster = `prof-${process.pid}`;
 const host = fork(new URL("./host.mjs", import.meta.url), [servers, cluster], {
@@ -29,37 +20,14 @@ const host = fork(new URL("./host.mjs", import.meta.url), [servers, cluster], {
 });
 const ready = await new Promise((r) => host.on("message", (m) => m.type === "ready" && r(m.id)));
 const c = await Sharding.connect({ servers, cluster, entities: [Counter], logger: silentLogger });
-const keys = Array.from({ length: 10000 }, (_, i) => `user-${100000 + i}`);
-while (!keys.every((k) => c.node.place(k) === ready)) await new Promise((r) => setTimeout(r, 50));
+while (!KEYS.every((k) => c.node.place(k) === ready)) await new Promise((r) => setTimeout(r, 50));
 const hostCpu = () =>
   new Promise((r) => {
     host.once("message", (m) => r(m.v.user + m.v.system));
     host.send("cpu");
   });
-async function run(ms, conc) {
-  let cursor = 0,
-    done = 0;
-  const end = performance.now() + ms;
-  let last = performance.now();
-  let gate;
-  const turn = () =>
-    (gate ??= new Promise((r) =>
-      setImmediate(() => {
-        gate = undefined;
-        last = performance.now();
-        r();
-      }),
-    ));
-  const w = async () => {
-    while (performance.now() < end) {
-      if (performance.now() - last > 5) await turn();
-      await c.ask(Counter, keys[cursor++ % keys.length], "add", [1]);
-      done++;
-    }
-  };
-  await Promise.all(Array.from({ length: conc }, w));
-  return done;
-}
+const ask = (k) => c.ask(Counter, k, "add", [1]);
+const run = async (ms, conc) => (await closedLoop(ask, conc, ms)).done;
 await run(1500, Number(concArg));
 const h0 = await hostCpu();
 const c0 = process.cpuUsage();
