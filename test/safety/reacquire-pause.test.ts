@@ -159,6 +159,30 @@ describe("re-acquire after a pause (plain entities)", () => {
         `[reacquire-pause] pause() took ${(pausedAt - pauseAt).toFixed(3)} ms; adds the victim ran after pauseAt, ` +
           `before it stopped: ${ranLate.length}, ${ranLateLost} of them lost with its state`,
       );
+      // Clock agreement: each handler's `at` (its process) lies between the client's invoke and
+      // completion (this process) unless the processes' clocks disagree.
+      const skew = new Map<number, { early: number; late: number }>();
+      for (const o of acked) {
+        const out = o.output as TallyAck;
+        const k = skew.get(out.pid) ?? { early: 0, late: 0 };
+        k.early = Math.max(k.early, o.invokedAt - out.at);
+        k.late = Math.max(k.late, out.at - o.completedAt);
+        skew.set(out.pid, k);
+      }
+      console.log(
+        `[reacquire-pause] clock disagreement (handler before invoke / after completion, ms): ${[...skew]
+          .map(
+            ([pid, k]) =>
+              `${pid}${pid === victim.pid ? " (victim)" : ""} ${k.early.toFixed(3)}/${k.late.toFixed(3)}`,
+          )
+          .join(", ")}`,
+      );
+      // What each node's hand-offs did (a dropped pre-fence record restarts its entity).
+      const handoffs = (await Promise.all(nodes.map((n) => n.state()))).map((st, i) => {
+        const h = st.stats.handoff;
+        return `${nodes[i]!.pid}${i === 0 ? " (victim)" : ""}: pulled ${h.pulled}, pre-fence superseded ${h.preFenceSuperseded} dropped ${h.preFenceDropped}, pulls abandoned ${h.pullsAbandoned}`;
+      });
+      console.log(`[reacquire-pause] hand-offs: ${handoffs.join("; ")}`);
       const documentedIds = new Set(documented.map((o) => o.input as string));
       const lostIds = new Set(lost.map((r) => r.op));
       const extra = acked.filter(
@@ -172,7 +196,10 @@ describe("re-acquire after a pause (plain entities)", () => {
             nodes.flatMap((n) => n.acks),
             final,
             times,
-          )}`,
+          )}\nnode logs (KEYHOLD_CHILD_LOG=1):\n${nodes
+            .flatMap((n) => n.logs().map((l) => `${n.pid} ${l}`))
+            .filter((l) => /dropping|incomplete|given up|spent|stale/.test(l))
+            .join("\n")}`,
         );
       expect(acked.length).toBeGreaterThan(100);
       // The pause did make interim owners restart keys, and their writes are what survived.
