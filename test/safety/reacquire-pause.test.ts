@@ -141,7 +141,12 @@ describe("re-acquire after a pause (plain entities)", () => {
       // survived: the state that the old re-acquire wiped out by installing its own first.
       const interimKept = acked.filter((o) => {
         const out = o.output as TallyAck;
-        return out.at > pauseAt && restartedKeys.has(o.key) && out.born === final.get(o.key)!.born;
+        return (
+          out.pid !== victim.pid &&
+          out.at > pauseAt &&
+          restartedKeys.has(o.key) &&
+          out.born === final.get(o.key)!.born
+        );
       }).length;
       const failed = ops.filter((o) => o.status !== "ok").length;
       const overlap = analyzeAcks(nodes.flatMap((n) => n.acks));
