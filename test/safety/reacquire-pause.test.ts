@@ -192,6 +192,19 @@ describe("re-acquire after a pause (plain entities)", () => {
         return `${nodes[i]!.pid}${i === 0 ? " (victim)" : ""}: pulled ${h.pulled}, pre-fence superseded ${h.preFenceSuperseded} dropped ${h.preFenceDropped}, pulls abandoned ${h.pullsAbandoned}`;
       });
       console.log(`[reacquire-pause] hand-offs: ${handoffs.join("; ")}`);
+      // With KEYHOLD_CHILD_LOG=1: each node's warnings, by kind (numbers blanked).
+      for (const n of nodes) {
+        const kinds = new Map<string, number>();
+        for (const l of n.logs()) {
+          const m = / W (.*)$/.exec(l);
+          const kind = m?.[1]?.replace(/\d+/g, "#");
+          if (kind !== undefined) kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
+        }
+        if (kinds.size > 0)
+          console.log(
+            `[reacquire-pause] ${n.pid} warnings: ${[...kinds].map(([k, c]) => `${c}x ${k}`).join(" | ")}`,
+          );
+      }
       const documentedIds = new Set(documented.map((o) => o.input as string));
       const lostIds = new Set(lost.map((r) => r.op));
       const extra = acked.filter(
