@@ -11,6 +11,8 @@ export interface TallyAck {
   readonly born: string;
   /** When the handler ran (ackClock, shared by every process on the machine). */
   readonly at: number;
+  /** The process that ran it. */
+  readonly pid: number;
 }
 
 /**
@@ -36,7 +38,7 @@ export class Tally extends Entity<{ n: number; born: string; ops: string[] }> {
       t1: ackClock(),
       value: 1,
     });
-    return { n: this.state.n, born: this.state.born, at };
+    return { n: this.state.n, born: this.state.born, at, pid: process.pid };
   }
   read() {
     return this.state;
