@@ -5,6 +5,7 @@
 // losing every acknowledged write of the key whenever all its replicas were out of reach at that
 // moment (issue 9, the NATS partition test (c): both replicas of a key across the split).
 import { Entity, MemoryEpochs, type Sharding } from "@keyhold/actors";
+import { Ring } from "@keyhold/core";
 import { SimBus, VirtualClock } from "@keyhold/testing";
 import { expect, it } from "vitest";
 import { Tokened } from "./fixtures/tokened.js";
@@ -20,7 +21,14 @@ class Solo extends Entity<{ n: number }> {
   }
 }
 
-it("waits for a member holding a copy instead of restarting a replicated entity", async () => {
+/**
+ * a, b, c; `key` of partition `p` written 5 times by its primary a; then the split: b and c (its
+ * replicas, holding its copies) are cut off and cannot take epochs (the side without the
+ * bucket's quorum), a loses NATS for longer than its lease (it fences and releases its
+ * partitions as pre-fence), someone takes an epoch of `p` meanwhile (a cannot prove nobody served
+ * it), and a comes back alone and re-acquires `p`, whose pull misses b and c.
+ */
+async function splitAfterWrites() {
   const bus = new SimBus(new VirtualClock());
   const shared = new MemoryEpochs();
   const node = (id: string): Promise<Sharding> =>
@@ -35,9 +43,6 @@ it("waits for a member holding a copy instead of restarting a replicated entity"
   // A plain key of another partition that nobody wrote: nothing of it waits anywhere.
   const other = keys.find((k) => a.node.owners(k, 1)[0] === "a" && a.node.ring.partition(k) !== p)!;
   for (let i = 1; i <= 5; i++) expect((await drive(bus, a.ref(Tokened, key).add()))[0]).toBe(i);
-  // The split: b and c (the key's replicas, holding its copies) are cut off and cannot take
-  // epochs (the side without the bucket's quorum); a loses NATS for longer than its lease, so
-  // it fences and releases its partitions as pre-fence.
   shared.unreachable.add("b");
   shared.unreachable.add("c");
   bus.partition(["a"], ["b", "c"]);
@@ -45,7 +50,6 @@ it("waits for a member holding a copy instead of restarting a replicated entity"
   link.disconnect();
   await bus.clock.advance(TTL - HB / 2);
   expect(a.node.fenced).toBe(true);
-  // Someone took an epoch for the partition meanwhile: a cannot prove nobody served it.
   await shared.source("usurper").take(p, 0);
   link.reconnect();
   await bus.clock.advance(TTL * 3);
@@ -54,20 +58,27 @@ it("waits for a member holding a copy instead of restarting a replicated entity"
   // a owns the partition again but does not serve it: b and c may hold newer copies.
   expect(a.stats().handoff.copyWaits).toBe(1);
   expect(a.stats().handoff.preFenceDropped).toBe(0);
-  const ask = a.ref(Tokened, key).add();
+  return { bus, node, a, b, c, key, p, other };
+}
+
+/** Reads whether `p` has settled yet, either way. */
+function watch(p: Promise<unknown>): () => boolean {
   let settled = false;
-  void ask.then(
-    () => {
-      settled = true;
-    },
-    () => {
-      settled = true;
-    },
-  );
+  const done = () => {
+    settled = true;
+  };
+  void p.then(done, done);
+  return () => settled;
+}
+
+it("waits for a member holding a copy instead of restarting a replicated entity", async () => {
+  const { bus, a, b, c, key, other } = await splitAfterWrites();
+  const ask = a.ref(Tokened, key).add();
+  const settled = watch(ask);
   // Other partitions are served meanwhile.
   expect(await drive(bus, a.ref(Solo, other).add())).toBe(1);
   await bus.clock.advance(2000);
-  expect(settled).toBe(false);
+  expect(settled()).toBe(false);
   // The heal: b and c answer a's pulls (retried every heartbeat) with their copies; the buffered
   // ask runs on the newest state, within its deadline. Nothing acknowledged was lost.
   bus.heal();
@@ -75,4 +86,21 @@ it("waits for a member holding a copy instead of restarting a replicated entity"
   expect((await drive(bus, a.ref(Tokened, key).add()))[0]).toBe(7);
   expect(a.stats().handoff.preFenceDropped).toBe(0);
   await drive(bus, Promise.all([a.close(), b.close(), c.close()]));
+});
+
+it("ends the wait when the partition moves on, handing the records over intact", async () => {
+  const { bus, node, a, key, p } = await splitAfterWrites();
+  const waitedSince = bus.clock.now();
+  // A joiner on a's side that outranks a for the partition.
+  const d = Array.from({ length: 100 }, (_, i) => `d${i}`).find(
+    (id) => new Ring(["a", id], a.node.ring.ringSize).ownerOfPartition(p) === id,
+  )!;
+  bus.partition(["a", d], ["b", "c"]);
+  const joiner = await node(d);
+  await bus.clock.advance(HB * 5);
+  expect(a.node.ring.ownerOfPartition(p)).toBe(d);
+  // a never served the partition it waited for; the new owner serves a's records, not a restart.
+  expect(a.handoffs().filter((h) => h.partition === p && h.at >= waitedSince)).toEqual([]);
+  expect((await drive(bus, joiner.ref(Tokened, key).add()))[0]).toBe(6);
+  expect(a.stats().handoff.preFenceDropped).toBe(0);
 });
