@@ -19,8 +19,8 @@
 // round at a time, so other partitions move meanwhile. It ends, and the acquisition with it, when
 // the partition is released here (a fence, a newer view: one acquisition, one tenure), and the
 // records go back to the outbox for the next owner, as pre-fence as they came. A member stops
-// being waited for once the peer tracker forgets it (its lease expired more than
-// PEER_RETENTION_FACTOR × handoffTimeoutMs ago and it never came back: peers.ts), taken for
+// being waited for once it has been out of this node's view for PEER_RETENTION_FACTOR ×
+// handoffTimeoutMs (as long as the peer tracker asks such a member: peers.ts), taken for
 // crashed with its copies; then the newest record among those that answered is served, and the
 // plain entities restart. Availability of the partition drops while it waits; safety does not.
 import type { Clock, Logger, ShardNode } from "@keyhold/core";
@@ -28,7 +28,7 @@ import type { Background } from "./background.js";
 import { sleep } from "./backoff.js";
 import type { EntityDefinition } from "./entity.js";
 import type { HandoffStats } from "./handoff.js";
-import type { Peer } from "./peers.js";
+import { PEER_RETENTION_FACTOR, type Peer } from "./peers.js";
 import type { Puller, PullResult } from "./pull.js";
 import type { Slot, SlotTable } from "./slots.js";
 import type { EntityRecord } from "./wire.js";
@@ -40,6 +40,7 @@ export interface AwaitCopyParams {
   readonly clock: Clock;
   readonly logger: Logger;
   readonly nodeId: string;
+  readonly handoffTimeoutMs: number;
   readonly background: Background;
   readonly puller: Puller;
   /** The members that may hold records now (peers.ts), read afresh every round. */
@@ -129,9 +130,20 @@ export class AwaitCopy {
     const { node, clock, background, puller } = this.#p;
     let missing = t.missing;
     let forgotten = false;
+    // Since when each missing member is out of this node's view, as this wait saw it: the peer
+    // tracker forgets a member only at a membership change, and a stable view brings none.
+    const absent = new Map<string, number>();
+    const retention = PEER_RETENTION_FACTOR * this.#p.handoffTimeoutMs;
     for (;;) {
       const peers = new Map(this.#p.peers().map((m) => [m.id, m]));
-      const still = missing.filter((m) => peers.has(m.id)).map((m) => peers.get(m.id)!);
+      const live = new Set(node.members());
+      const now = clock.now();
+      const kept = (id: string) => {
+        if (live.has(id)) absent.delete(id);
+        else if (!absent.has(id)) absent.set(id, now);
+        return peers.has(id) && now - (absent.get(id) ?? now) <= retention;
+      };
+      const still = missing.filter((m) => kept(m.id)).map((m) => peers.get(m.id)!);
       if (still.length < missing.length) forgotten = true;
       if (still.length === 0) return !forgotten;
       if (t.superseded() || node.closed) return "lost";

@@ -8,6 +8,7 @@ import { Entity, MemoryEpochs, type Sharding } from "@keyhold/actors";
 import { Ring } from "@keyhold/core";
 import { SimBus, VirtualClock } from "@keyhold/testing";
 import { expect, it } from "vitest";
+import { PEER_RETENTION_FACTOR } from "../src/peers.js";
 import { Tokened } from "./fixtures/tokened.js";
 import { drive, HB, startOn, TTL } from "./support.js";
 
@@ -102,5 +103,26 @@ it("ends the wait when the partition moves on, handing the records over intact",
   // a never served the partition it waited for; the new owner serves a's records, not a restart.
   expect(a.handoffs().filter((h) => h.partition === p && h.at >= waitedSince)).toEqual([]);
   expect((await drive(bus, joiner.ref(Tokened, key).add()))[0]).toBe(6);
+  expect(a.stats().handoff.preFenceDropped).toBe(0);
+});
+
+it("stops waiting for a member out of the view past the peer retention, and serves the newest record", async () => {
+  const { bus, a, key } = await splitAfterWrites();
+  // b comes back, c never does (it is as good as crashed for a).
+  bus.partition(["a", "b"], ["c"]);
+  await bus.clock.advance(HB * 5);
+  expect(a.node.members()).toEqual(["a", "b"]);
+  const ask = a.ref(Tokened, key).add();
+  const settled = watch(ask);
+  await bus.clock.advance(8000);
+  expect(settled()).toBe(false); // still waiting for c (its deadline passes at 10 s)
+  await bus.clock.advance(PEER_RETENTION_FACTOR * 2000 - 8000 + 2 * HB);
+  // Not a restart: b's copy and a's own record agree, and the ask that waited ran on them.
+  await drive(
+    bus,
+    ask.catch(() => {}),
+  );
+  // (The ask that waited may have run after its caller gave up: 6, then this one 7.)
+  expect((await drive(bus, a.ref(Tokened, key).add()))[0]).toBeGreaterThanOrEqual(6);
   expect(a.stats().handoff.preFenceDropped).toBe(0);
 });
