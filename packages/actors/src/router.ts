@@ -1,7 +1,8 @@
 // The sender side: place the key, send one request to the owner (or hand it to this node's
-// dispatcher), and on "moved", no responders or a lost attempt, back off and try again until
-// the deadline. Every attempt of one ask carries the same id, so a receiver that already
-// handled it answers from its dedupe cache instead of applying it twice.
+// dispatcher), and on "moved", no responders, a lost attempt or a missed replica quorum, back
+// off and try again until the deadline. Every attempt of one ask carries the same id, so a
+// receiver that already handled it answers from its dedupe cache (or, after a missed quorum,
+// from the entity's recent asks) instead of applying it twice.
 import {
   type Clock,
   type Deadlines,
