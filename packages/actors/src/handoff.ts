@@ -25,6 +25,7 @@
 // release overtook never begins (acquire). So a tenure that lost its lease never writes again,
 // and the partition comes back only through an acquisition that pulled whoever served it since.
 import type { Clock, Logger, ShardNode, Transport } from "@keyhold/core";
+import { AwaitCopy } from "./await-copy.js";
 import type { Background } from "./background.js";
 import { sleep } from "./backoff.js";
 import type { EntityDefinition } from "./entity.js";
@@ -59,6 +60,8 @@ export interface HandoffStats {
    * partition meanwhile did not answer the pull (its entities restart from initialState()).
    */
   preFenceDropped: number;
+  /** Re-acquisitions whose replicated pre-fence records waited for whom the pull missed (await-copy.ts). */
+  copyWaits: number;
   /** Partitions whose records were taken from this node's outbox by a new owner. */
   handedOff: number;
   /** Pulls given up: the previous owner was gone or did not answer in handoffTimeoutMs. */
@@ -77,6 +80,7 @@ export function emptyHandoffStats(): HandoffStats {
     recordsStale: 0,
     preFenceSuperseded: 0,
     preFenceDropped: 0,
+    copyWaits: 0,
     handedOff: 0,
     pullsAbandoned: 0,
     buffered: 0,
@@ -132,6 +136,7 @@ export class Handoff {
   #peers: PeerTracker | undefined;
 
   readonly #puller: Puller;
+  readonly #awaitCopy: AwaitCopy;
 
   constructor(params: HandoffParams) {
     this.#p = params;
@@ -142,6 +147,13 @@ export class Handoff {
     });
     this.#puller = new Puller({
       ...params,
+      stats: this.#stats,
+      install: (p, recs, eager) => this.#installAll(p, recs, eager),
+    });
+    this.#awaitCopy = new AwaitCopy({
+      ...params,
+      puller: this.#puller,
+      peers: () => this.#peers?.peers ?? [],
       stats: this.#stats,
       install: (p, recs, eager) => this.#installAll(p, recs, eager),
     });
@@ -227,12 +239,12 @@ export class Handoff {
                 "handoff",
                 () => this.#puller.pull(p, targets, eager, lost, epoch),
                 {
-                  dropped: { n: 0, complete: false },
+                  dropped: { n: 0, complete: false, missing: targets },
                   until: lost,
                   partition: true,
                 },
               )
-            : { n: 0, complete: true };
+            : { n: 0, complete: true, missing: [] };
         records += pulled.n;
         if (superseded()) {
           // Lost the partition again meanwhile: our records wait for its next owner (or our next
@@ -242,19 +254,10 @@ export class Handoff {
         }
         if (mine?.preFence && !pulled.complete && !this.#fencing.unbroken(p)) {
           // (Not when the epoch bucket shows nobody took it since our tenure: fencing.ts unbroken.)
-          // Someone that may have served the partition while we were fenced did not answer: its
-          // state (restarted from initialState()) is out of reach, and ours is older. Serving ours
-          // would roll back what that owner acknowledged; the entities restart instead, and the
-          // restart is a record of our epoch (slots.ts restart), so no record older than ours,
-          // wherever it waits (another node's pre-fence outbox), comes back later either.
-          this.#stats.preFenceDropped += mine.recs.length;
-          for (const rec of mine.recs) {
-            const def = this.#p.defs.get(rec.t);
-            if (def && node.ring.partition(rec.key) === p) this.#p.slots.restart(def, rec, p, epoch);
-          }
-          this.#p.logger.warn(
-            `node ${this.#p.nodeId}: dropping ${mine.recs.length} pre-fence records of partition ${p}: not every member that may have served it meanwhile answered`,
-          );
+          // Plain entities restart; replicated ones wait for the missing members (await-copy.ts).
+          const n = await this.#awaitCopy.settle(p, epoch, mine.recs, pulled, eager, lost, superseded);
+          if (n === undefined) return this.#p.outbox.put(p, mine.recs, true); // superseded while waiting
+          records += n;
         } else if (mine) {
           const n = this.#installAll(p, mine.recs, eager);
           records += n;

@@ -8,7 +8,7 @@ import { checkEntry } from "./batch-codec.js";
 import { answerCopy, serveCopyBatch } from "./copy-batch.js";
 import { type DedupeCache, DedupeEntry } from "./dedupe.js";
 import type { Dispatcher } from "./dispatch.js";
-import { ActorErrorCode, toWireError } from "./errors.js";
+import { ActorErrorCode, QuorumError, toWireError } from "./errors.js";
 import type { Replicator } from "./replication.js";
 import type { Router } from "./router.js";
 import { errorType, type Telemetry } from "./telemetry.js";
@@ -279,7 +279,10 @@ export class Inbound {
         const out = o.ok
           ? encode({ v: 1, k: "ok", r: o.result })
           : encode({ v: 1, k: "err", e: toWireError(o.error) });
-        if (entry !== undefined) dedupe.close(entry, out);
+        // A missed replica quorum is not remembered: the router retries it (router.ts), and the
+        // entity's recent asks answer the retry without applying it again.
+        if (entry !== undefined && !o.ok && o.error instanceof QuorumError) dedupe.forget(msg.id, out);
+        else if (entry !== undefined) dedupe.close(entry, out);
         respond(out, o.ok ? undefined : errorType(o.error));
       },
       msg.id,

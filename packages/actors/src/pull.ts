@@ -30,6 +30,13 @@ export interface PullerParams {
   readonly install: (p: number, recs: readonly EntityRecord[], eager: Slot[]) => number;
 }
 
+/** What a pull got: records installed, whether every target answered, and who did not. */
+export interface PullResult {
+  readonly n: number;
+  readonly complete: boolean;
+  readonly missing: readonly Peer[];
+}
+
 export class Puller {
   readonly #p: PullerParams;
 
@@ -38,8 +45,10 @@ export class Puller {
   }
 
   /**
-   * Pulls `p` from every target; `complete` when every one of them answered. Each request
-   * carries `epoch`, the token this node took for `p`, which fences the holder (handoff.ts).
+   * Pulls `p` from every target; `complete` when every one of them answered, `missing` those
+   * that did not. Each request carries `epoch`, the token this node took for `p`, which fences
+   * the holder (handoff.ts). `again`: a retry of an incomplete pull (await-copy.ts), which
+   * counts and logs no abandoned pull of its own.
    */
   async pull(
     p: number,
@@ -47,11 +56,13 @@ export class Puller {
     eager: Slot[],
     lost: Promise<"lost">,
     epoch = 0,
-  ): Promise<{ n: number; complete: boolean }> {
+    again = false,
+  ): Promise<PullResult> {
     const { clock, node } = this.#p;
     const deadline = clock.now() + this.#p.handoffTimeoutMs;
     let installed = 0;
     let complete = true;
+    const missing: Peer[] = [];
     const problems: string[] = [];
     // Each holder is polled on its own, so a slow or vanished one never delays the others.
     const results = await Promise.all(
@@ -59,24 +70,28 @@ export class Puller {
         this.#from(p, t, deadline, eager, lost, epoch).then(
           (r) => {
             installed += r.n;
-            if (!r.answered) complete = false;
+            if (!r.answered) {
+              complete = false;
+              missing.push(t);
+            }
             return true;
           },
           (problem: string) => {
             problems.push(problem);
             complete = false;
+            missing.push(t);
             return false;
           },
         ),
       ),
     );
-    if (results.includes(false) && node.ring.ownerOfPartition(p) === this.#p.nodeId) {
+    if (!again && results.includes(false) && node.ring.ownerOfPartition(p) === this.#p.nodeId) {
       this.#p.stats.pullsAbandoned++;
       this.#p.logger.warn(
         `node ${this.#p.nodeId}: hand-off of partition ${p} incomplete after ${this.#p.handoffTimeoutMs} ms (${problems.join("; ")}); serving with the records this node has`,
       );
     }
-    return { n: installed, complete };
+    return { n: installed, complete, missing };
   }
 
   /**

@@ -8,7 +8,7 @@
 import { randomBytes } from "node:crypto";
 import { type MessageHeaders, RequestFailedError } from "@keyhold/core";
 import { BatchAttempt } from "./batch.js";
-import { type ErrorTarget, fromWireError } from "./errors.js";
+import { type ErrorTarget, fromWireError, QuorumError } from "./errors.js";
 import { type Decoded, isError, nodeSubject, type Reply } from "./wire.js";
 
 export interface AskOpts {
@@ -32,6 +32,8 @@ export interface Resume {
   readonly hint?: string | undefined;
   /** The node that answered "moved" (the hint is followed only away from it). */
   readonly from?: string | undefined;
+  /** The first attempt's write missed its replica quorum (retried like "moved", see router.ts). */
+  readonly quorum?: QuorumError | undefined;
 }
 
 /**
@@ -74,7 +76,7 @@ export class OwnerGone extends Error {}
 export interface RemoteAskHost {
   readonly stats: { failed: number };
   /** Retries the ask from its backoff (router.ts), resolving with its outcome. */
-  retry(ask: RemoteAsk, problem: string, hint?: string): Promise<unknown>;
+  retry(ask: RemoteAsk, problem: string, hint?: string, quorum?: QuorumError): Promise<unknown>;
   /** The ask settled (its first attempt, or the retries it handed on). */
   settled(): void;
 }
@@ -115,8 +117,12 @@ export class RemoteAsk extends BatchAttempt {
       case "ok":
         this.host.settled();
         return this.#resolve(reply.r);
-      case "err":
-        return this.#fail(fromWireError(reply.e, this.target));
+      case "err": {
+        const err = fromWireError(reply.e, this.target);
+        // A missed replica quorum is retried within the deadline (router.ts).
+        if (err instanceof QuorumError) return this.#retry(err.message, undefined, err);
+        return this.#fail(err);
+      }
       case "moved":
         return this.#retry(
           `${this.owner} says it moved to ${reply.owner ?? "nobody"}`,
@@ -139,8 +145,8 @@ export class RemoteAsk extends BatchAttempt {
     this.#reject(err);
   }
 
-  #retry(problem: string, hint?: string): void {
-    const next = this.host.retry(this, problem, hint);
+  #retry(problem: string, hint?: string, quorum?: QuorumError): void {
+    const next = this.host.retry(this, problem, hint, quorum);
     this.host.settled();
     this.#resolve(next);
   }

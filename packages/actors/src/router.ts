@@ -1,7 +1,8 @@
 // The sender side: place the key, send one request to the owner (or hand it to this node's
-// dispatcher), and on "moved", no responders or a lost attempt, back off and try again until
-// the deadline. Every attempt of one ask carries the same id, so a receiver that already
-// handled it answers from its dedupe cache instead of applying it twice.
+// dispatcher), and on "moved", no responders, a lost attempt or a missed replica quorum, back
+// off and try again until the deadline. Every attempt of one ask carries the same id, so a
+// receiver that already handled it answers from its dedupe cache (or, after a missed quorum,
+// from the entity's recent asks) instead of applying it twice.
 import {
   type Clock,
   type Deadlines,
@@ -19,6 +20,7 @@ import {
   type ErrorTarget,
   fromWireError,
   NoLiveMemberError,
+  QuorumError,
   ShardingClosedError,
 } from "./errors.js";
 import {
@@ -85,14 +87,14 @@ export class Router {
     this.#ring = new RingWatch(params);
     this.#host = {
       stats: this.stats,
-      retry: (a, problem, hint) =>
+      retry: (a, problem, hint, quorum) =>
         this.#ask(
           a.type,
           a.key,
           a.h,
           a.args,
           { timeout: a.timeout, accepted: true },
-          { id: a.id, request: a.request, deadline: a.deadline, problem, hint, from: a.owner },
+          { id: a.id, request: a.request, deadline: a.deadline, problem, hint, from: a.owner, quorum },
         ),
       settled: () => {
         this.#firstAttempts--;
@@ -219,6 +221,12 @@ export class Router {
     let request: Uint8Array | undefined = resume?.request;
     const backoff = new Backoff(2, 100);
     let problem = resume?.problem ?? "no live member";
+    // The write of the last remote attempt missed its replica quorum (a replica that crashed or
+    // left counts until the owner's view drops it, up to ttlMs: replication.ts). QuorumError is
+    // retryable, so it is retried here with the same id (the owner answers a retry from the
+    // entity's recent asks once a write covers it) until the deadline, and thrown only then. Not
+    // a local one: a local ask has no id, and its handler would run again.
+    let quorum = resume?.quorum;
     // A resumed ask had its first attempt (remote-ask.ts): it starts at the backoff, unless
     // that attempt was answered "moved" with the new owner's name (below).
     // The nodes asked since the last backoff: a hint naming one of them is not followed.
@@ -240,7 +248,10 @@ export class Router {
         // over) and the same id keeps it deduplicated. Otherwise our own view decides.
         const owner = hint !== undefined && (placed === undefined || placed === movedFrom) ? hint : placed;
         hint = undefined;
-        if (owner !== undefined) asked.add(owner);
+        if (owner !== undefined) {
+          asked.add(owner);
+          quorum = undefined;
+        }
         if (owner !== undefined && owner === node.id && this.#p.local) {
           const { deadlines } = this.#p;
           let expiry: ReturnType<Deadlines["add"]> | undefined;
@@ -300,8 +311,11 @@ export class Router {
           if (reply !== undefined) {
             if (isError(reply)) problem = `malformed reply from ${owner}`;
             else if (reply.k === "ok") return reply.r;
-            else if (reply.k === "err") throw fromWireError(reply.e, target);
-            else if (reply.k === "moved") {
+            else if (reply.k === "err") {
+              const err = fromWireError(reply.e, target);
+              if (!(err instanceof QuorumError)) throw err;
+              [quorum, problem] = [err, err.message];
+            } else if (reply.k === "moved") {
               problem = `${owner} says it moved to ${reply.owner ?? "nobody"}`;
               // Only to a live member in our view (a replier that has not yet seen a crash may
               // name the dead node, which would cost a whole attempt timeout), and not asked
@@ -321,6 +335,7 @@ export class Router {
         asked.clear();
         await Promise.race([this.#ring.sleep(backoff.next(left)), stopped()]);
       }
+      if (quorum !== undefined) throw quorum;
       throw problem === "no live member"
         ? new NoLiveMemberError(target, timeout)
         : new DeadlineExceededError(target, timeout, problem);

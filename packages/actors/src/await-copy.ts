@@ -1,0 +1,164 @@
+// What a re-acquiring node does with its own pre-fence records (released while it was fenced)
+// when its pull of the partition was incomplete and the epoch bucket cannot prove that nobody
+// took the partition since its own last tenure (fencing.ts unbroken). See handoff.ts.
+//
+// Someone may have served the partition meanwhile, and a member that did not answer may hold
+// what it acknowledged. For a plain entity that state exists only on its owner, so the entity
+// restarts (the documented rule: serving ours would roll back what that owner acknowledged).
+// A replicated entity is different: every acknowledged write is held by a write quorum of
+// copies, and ours may well be the newest of them (across a NATS split, every node fences, and
+// the replicas of a key may all be on the far side: issue 9, the partition test (c)). A restart
+// there would lose acknowledged writes for certain. So a partition holding pre-fence records of
+// a replicated type waits, unserved (its messages stay buffered; asks past the buffer get a
+// retryable MailboxFullError, the rest time out at their own deadline), and pulls again every
+// heartbeat from the members that did not answer, until each of them did. Then every record is
+// in, replica copies included, and each entity keeps the newest by (epoch, version): a copy
+// written by an interim owner beats ours, ours beats older copies.
+//
+// The wait is per partition, on its own chain; the pulls go through the background queue one
+// round at a time, so other partitions move meanwhile. It ends, and the acquisition with it, when
+// the partition is released here (a fence, a newer view: one acquisition, one tenure), and the
+// records go back to the outbox for the next owner, as pre-fence as they came. A member stops
+// being waited for once it has been out of this node's view for PEER_RETENTION_FACTOR ×
+// handoffTimeoutMs (as long as the peer tracker asks such a member: peers.ts), taken for
+// crashed with its copies; then the newest record among those that answered is served, and the
+// plain entities restart. Availability of the partition drops while it waits; safety does not.
+import type { Clock, Logger, ShardNode } from "@keyhold/core";
+import type { Background } from "./background.js";
+import { sleep } from "./backoff.js";
+import type { EntityDefinition } from "./entity.js";
+import type { HandoffStats } from "./handoff.js";
+import { PEER_RETENTION_FACTOR, type Peer } from "./peers.js";
+import type { Puller, PullResult } from "./pull.js";
+import type { Slot, SlotTable } from "./slots.js";
+import type { EntityRecord } from "./wire.js";
+
+export interface AwaitCopyParams {
+  readonly node: ShardNode;
+  readonly defs: ReadonlyMap<string, EntityDefinition>;
+  readonly slots: SlotTable;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly nodeId: string;
+  readonly handoffTimeoutMs: number;
+  readonly background: Background;
+  readonly puller: Puller;
+  /** The members that may hold records now (peers.ts), read afresh every round. */
+  readonly peers: () => readonly Peer[];
+  readonly stats: Pick<HandoffStats, "preFenceDropped" | "preFenceSuperseded" | "copyWaits">;
+  /** Installs records of `p`; returns how many were newer (handoff.ts). */
+  readonly install: (p: number, recs: readonly EntityRecord[], eager: Slot[]) => number;
+}
+
+/** One acquisition of `p` under `epoch`, whose first pull left `missing` unanswered. */
+interface PreFenceTurn {
+  readonly p: number;
+  readonly epoch: number;
+  readonly recs: readonly EntityRecord[];
+  readonly missing: readonly Peer[];
+  readonly eager: Slot[];
+  readonly lost: Promise<"lost">;
+  /** True once the acquisition no longer is the current one (handoff.ts acquire). */
+  readonly superseded: () => boolean;
+}
+
+export class AwaitCopy {
+  readonly #p: AwaitCopyParams;
+
+  constructor(params: AwaitCopyParams) {
+    this.#p = params;
+  }
+
+  #replicated(rec: EntityRecord): boolean {
+    return (this.#p.defs.get(rec.t)?.replicas ?? 1) > 1;
+  }
+
+  /**
+   * Installs or restarts the pre-fence records `recs` of `p` (waiting first when some are of a
+   * replicated type; `pulled` is the first pull): the count installed, or undefined when the
+   * acquisition was superseded meanwhile (the caller puts the records back in the outbox).
+   */
+  async settle(
+    p: number,
+    epoch: number,
+    recs: readonly EntityRecord[],
+    pulled: { readonly missing: readonly Peer[] },
+    eager: Slot[],
+    lost: Promise<"lost">,
+    superseded: () => boolean,
+  ): Promise<number | undefined> {
+    const t: PreFenceTurn = { p, epoch, recs, missing: pulled.missing, eager, lost, superseded };
+    let complete = false;
+    if (recs.some((r) => this.#replicated(r))) {
+      this.#p.stats.copyWaits++;
+      this.#p.logger.warn(
+        `node ${this.#p.nodeId}: partition ${p} waits, unserved, for ${t.missing.map((m) => m.id).join(", ")}: they may hold newer copies of its replicated entities than this node's pre-fence records`,
+      );
+      const waited = await this.#wait(t);
+      if (waited === "lost") return undefined;
+      complete = waited;
+    }
+    // Every member answered meanwhile: nothing is out of reach, every record takes its chance.
+    const restart = complete ? [] : recs.filter((r) => !this.#replicated(r));
+    const keep = complete ? recs : recs.filter((r) => this.#replicated(r));
+    if (restart.length > 0) {
+      // The plain ones: a member that may have served the partition while we were fenced did
+      // not answer, its state (restarted from initialState()) is out of reach, and ours is
+      // older. Serving ours would roll back what that owner acknowledged; the entities restart
+      // instead, and the restart is a record of our epoch (slots.ts restart), so no record older
+      // than ours, wherever it waits (another node's pre-fence outbox), comes back later either.
+      this.#p.stats.preFenceDropped += restart.length;
+      for (const rec of restart) {
+        const def = this.#p.defs.get(rec.t);
+        if (def && this.#p.node.ring.partition(rec.key) === p) this.#p.slots.restart(def, rec, p, t.epoch);
+      }
+      this.#p.logger.warn(
+        `node ${this.#p.nodeId}: dropping ${restart.length} pre-fence records of partition ${p}: not every member that may have served it meanwhile answered`,
+      );
+    }
+    const n = this.#p.install(p, keep, eager);
+    this.#p.stats.preFenceSuperseded += keep.length - n;
+    return n;
+  }
+
+  /**
+   * Pulls `p` again from the members still missing, a heartbeat apart, until none is: true when
+   * each answered, false when some were forgotten by the peer tracker instead, "lost" when the
+   * acquisition was superseded.
+   */
+  async #wait(t: PreFenceTurn): Promise<boolean | "lost"> {
+    const { node, clock, background, puller } = this.#p;
+    let missing = t.missing;
+    let forgotten = false;
+    // Since when each missing member is out of this node's view, as this wait saw it: the peer
+    // tracker forgets a member only at a membership change, and a stable view brings none.
+    const absent = new Map<string, number>();
+    const retention = PEER_RETENTION_FACTOR * this.#p.handoffTimeoutMs;
+    for (;;) {
+      const peers = new Map(this.#p.peers().map((m) => [m.id, m]));
+      const live = new Set(node.members());
+      const now = clock.now();
+      const kept = (id: string) => {
+        if (live.has(id)) absent.delete(id);
+        else if (!absent.has(id)) absent.set(id, now);
+        return peers.has(id) && now - (absent.get(id) ?? now) <= retention;
+      };
+      const still = missing.filter((m) => kept(m.id)).map((m) => peers.get(m.id)!);
+      if (still.length < missing.length) forgotten = true;
+      if (still.length === 0) return !forgotten;
+      if (t.superseded() || node.closed) return "lost";
+      const tick = await Promise.race([
+        sleep(clock, node.config.heartbeatMs).then(() => "tick" as const),
+        t.lost,
+      ]);
+      if (tick === "lost" || t.superseded()) return "lost";
+      const round: PullResult = await background.add(
+        "handoff",
+        () => puller.pull(t.p, still, t.eager, t.lost, t.epoch, true),
+        { dropped: { n: 0, complete: false, missing: still }, until: t.lost, partition: true },
+      );
+      if (t.superseded()) return "lost";
+      missing = round.missing;
+    }
+  }
+}
