@@ -102,6 +102,10 @@ export class HandlerRunner {
         // With group commit, it may have been applied by a write not yet durable.
         const commit = this.#commitOf(slot);
         if (commit) return commit.after(slot, answer);
+        // Without group commit the write that applied it may have failed (a missed quorum the
+        // router retries with this id): make the current state durable again before answering.
+        const durable = this.#p.tracksAsks(slot.def) ? this.#p.persist?.(slot) : undefined;
+        if (durable) return durable.then(() => answer(undefined), answer);
         answer(undefined);
         return undefined;
       }
