@@ -5,10 +5,11 @@
 // bucket allows no direct reads: a load is answered by the stream's leader, so a new owner
 // never activates from a replica that has not caught up with the last acknowledged write.
 
-import { InvalidOptionError } from "@keyhold/core";
+import { InvalidOptionError, NatsTransport, type Transport } from "@keyhold/core";
 import { type KV, Kvm } from "@nats-io/kv";
 import { Packr } from "msgpackr";
 import { StoreConflictError, StoreError } from "./errors.js";
+import { leanPut, WRONG_LAST_SEQUENCE } from "./kv-put.js";
 import { decodeReminders } from "./reminders.js";
 import type {
   ReminderIndexEntry,
@@ -55,7 +56,7 @@ export function natsKvStore(options: NatsKvStoreOptions): StoreFactory {
           history: 1,
           allow_direct: false,
         });
-        return new NatsKvStore(kv, timeoutMs);
+        return new NatsKvStore(kv, timeoutMs, new NatsTransport(connection, { owned: false }));
       } catch (err) {
         throw new StoreError(
           `Cannot open KV bucket ${options.bucket}: ${String(err)} (is JetStream enabled?)`,
@@ -72,13 +73,22 @@ function kvKey(type: string, key: string): string {
   return `${type}.${Buffer.from(key, "utf8").toString("base64url") || "_"}`;
 }
 
+/** The subject a write of key `k` goes to (nats.js's Bucket knows the bucket's prefixes). */
+type SubjectForKey = (k: string, edit: boolean) => string;
+
 class NatsKvStore implements StateStore {
   readonly #kv: KV;
   readonly #timeoutMs: number;
+  /** Updates go out as lean puts over this (kv-put.ts); its reply subscription is its own. */
+  readonly #transport: Transport;
+  readonly #subjectOf: SubjectForKey | undefined;
 
-  constructor(kv: KV, timeoutMs: number) {
+  constructor(kv: KV, timeoutMs: number, transport: Transport) {
     this.#kv = kv;
     this.#timeoutMs = timeoutMs;
+    this.#transport = transport;
+    const f = (kv as { subjectForKey?: unknown }).subjectForKey;
+    this.#subjectOf = typeof f === "function" ? (f as SubjectForKey).bind(kv) : undefined;
   }
 
   async load(type: string, key: string): Promise<StoredState | undefined> {
@@ -121,7 +131,10 @@ class NatsKvStore implements StateStore {
     type: string,
     key: string,
   ): Promise<number> {
+    if (expected !== undefined && this.#subjectOf)
+      return this.#update(this.#subjectOf(k, true), data, expected, type, key);
     try {
+      // A create stays nats.js's: it also handles a key whose last entry is a delete marker.
       return expected === undefined
         ? await this.#kv.create(k, data)
         : await this.#kv.update(k, data, expected, this.#timeoutMs);
@@ -132,6 +145,29 @@ class NatsKvStore implements StateStore {
       if (/wrong last sequence|key exists|10071/i.test(text)) throw new StoreConflictError(type, key);
       throw new StoreError(`Saving ${type}/${key} failed: ${text}`, { cause: err });
     }
+  }
+
+  /** An update at revision `expected` as a lean put (kv-put.ts). */
+  async #update(
+    subject: string,
+    data: Uint8Array,
+    expected: number,
+    type: string,
+    key: string,
+  ): Promise<number> {
+    let ack: Awaited<ReturnType<typeof leanPut>>;
+    try {
+      ack = await leanPut(this.#transport, subject, data, expected, this.#timeoutMs);
+    } catch (err) {
+      throw new StoreError(`Saving ${type}/${key} failed: ${String((err as Error)?.message ?? err)}`, {
+        cause: err,
+      });
+    }
+    if (ack.seq !== undefined) return ack.seq;
+    // Another writer got there first (the same refusal kv.update reports).
+    if (ack.error.code === WRONG_LAST_SEQUENCE || /wrong last sequence/i.test(ack.error.text))
+      throw new StoreConflictError(type, key);
+    throw new StoreError(`Saving ${type}/${key} failed: ${ack.error.text}`);
   }
 
   // A partition's reminder index is the key `=rem.<p>`: `=` cannot start an entity type, so it
@@ -164,6 +200,11 @@ class NatsKvStore implements StateStore {
     return this.#put(`=rem.${p}`, packr.pack(entries), expected, "reminder index", String(p));
   }
 
-  /** Nothing to release: the bucket handle lives on Sharding's connection, which Sharding closes. */
-  async close(): Promise<void> {}
+  /**
+   * Releases the lean puts' reply subscription (a write still waiting fails as disconnected);
+   * the bucket handle lives on Sharding's connection, which Sharding closes.
+   */
+  async close(): Promise<void> {
+    await this.#transport.close();
+  }
 }
