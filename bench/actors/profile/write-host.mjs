@@ -15,7 +15,15 @@ const s = await Sharding.start({
 });
 process.send({ type: "ready", id: s.node.id });
 process.on("message", async (m) => {
-  if (m === "cpu") process.send({ type: "cpu", v: process.cpuUsage(), w: globalThis.__socketWrites ?? 0 });
+  if (m === "cpu") {
+    const r = s.stats().replication;
+    process.send({
+      type: "cpu",
+      v: process.cpuUsage(),
+      w: globalThis.__socketWrites ?? 0,
+      copies: [r.copiesSent, r.copyRequests],
+    });
+  }
   if (m === "close") {
     await s.close();
     process.exit(0);

@@ -39,13 +39,13 @@ const cpu = (h) =>
     const on = (m) => {
       if (m.type !== "cpu") return;
       h.off("message", on);
-      r([m.v.user + m.v.system, m.w, m.v.system]);
+      r([m.v.user + m.v.system, m.w, m.v.system, m.copies[0], m.copies[1]]);
     };
     h.on("message", on);
     h.send("cpu");
   });
 const nodesCpu = async () =>
-  (await Promise.all(hosts.map(cpu))).reduce((a, b) => [a[0] + b[0], a[1] + b[1], a[2] + b[2]], [0, 0, 0]);
+  (await Promise.all(hosts.map(cpu))).reduce((a, b) => a.map((x, i) => x + b[i]), [0, 0, 0, 0, 0]);
 const ask = (k) => c.ask(cls, k, "add", [1]);
 const run = async (ms, conc) => (await closedLoop(ask, conc, ms)).done;
 // Activate every entity first (as bench/replication does), so the run measures writes only.
@@ -68,6 +68,7 @@ console.log(
     nodesUs: +(h / n).toFixed(2),
     nodesSysUs: +((h1[2] - h0[2]) / n).toFixed(2),
     // With `-r ./bench/actors/profile/count-writes.cjs` among the node flags: socket writes per ask.
+    copiesPerRequest: +((h1[3] - h0[3]) / Math.max(1, h1[4] - h0[4])).toFixed(2),
     nodeSocketWritesPerAsk: +((h1[1] - h0[1]) / n).toFixed(3),
   }),
 );

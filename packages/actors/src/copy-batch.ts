@@ -140,12 +140,15 @@ export class CopyBatcher {
   }
 }
 
+/** The `repok` of a copy alone (a write's), encoded once: nothing reads or changes it after. */
+const REPOK_ONE = encode({ v: 1, k: "repok", n: 1 });
+
 /** A replica's answer to one `rep` message: `repok`, or `stale` when any copy was refused. */
 export function answerCopy(replicator: Replicator, msg: ReplicateMessage): Uint8Array {
   const v = replicator.receive(msg.p, msg.recs, msg.from, msg.ep ?? 0);
-  return v.refused > 0
-    ? encode({ v: 1, k: "stale", n: v.refused, primary: v.primary, ...(v.ep ? { ep: v.ep } : {}) })
-    : encode({ v: 1, k: "repok", n: msg.recs.length });
+  if (v.refused > 0)
+    return encode({ v: 1, k: "stale", n: v.refused, primary: v.primary, ...(v.ep ? { ep: v.ep } : {}) });
+  return msg.recs.length === 1 ? REPOK_ONE : encode({ v: 1, k: "repok", n: msg.recs.length });
 }
 
 /**

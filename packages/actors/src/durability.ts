@@ -29,6 +29,8 @@ export interface DurabilityParams {
   readonly leaseHeld: (slot: Slot) => void;
 }
 
+const noop = (): void => {};
+
 export class Durability {
   readonly #p: DurabilityParams;
 
@@ -76,19 +78,20 @@ export class Durability {
     } catch (err) {
       return Promise.reject(err);
     }
-    const tasks: Promise<unknown>[] = [];
-    if (store) tasks.push(this.#writeStore(store, slot, state));
-    if (replicator) {
-      tasks.push(
-        replicator
-          .write({ ...this.#p.slots.record(slot), s: state, act: true }, slot.partition)
-          .catch((err: unknown) => {
-            if (err instanceof NotOwnerError) this.#yield(slot, err);
-            throw err;
-          }),
-      );
-    }
-    return Promise.all(tasks).then(() => {});
+    const stored = store ? this.#writeStore(store, slot, state) : undefined;
+    const copied = replicator ? this.#writeCopies(replicator, slot) : undefined;
+    // One write alone is waited for as it is: no Promise.all around it.
+    if (stored && copied) return Promise.all([stored, copied]).then(noop);
+    return stored ?? copied;
+  }
+
+  /** The copy to the replica quorum; a `stale` refusal gives the entity up. */
+  #writeCopies(replicator: Pick<Replicator, "write">, slot: Slot): Promise<void> {
+    // record() reads the state the write started with (the instance's), as live.
+    return replicator.write(this.#p.slots.record(slot, true), slot.partition).catch((err: unknown) => {
+      if (err instanceof NotOwnerError) this.#yield(slot, err);
+      throw err;
+    });
   }
 
   /** The store write, conditional on the revision this node last saw. */

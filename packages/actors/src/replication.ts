@@ -184,9 +184,17 @@ export class Replicator {
     this.stats.writes++;
     const msg = this.message(p, [rec]);
     if (this.#p.quorum === "majority") return this.#writeMajority(rec, p, targets, msg, majority);
-    const outcomes = await Promise.all(targets.map((t) => this.send(t, msg, p)));
-    if (outcomes.includes("stale")) throw this.#refused(rec, outcomes);
-    const acks = outcomes.filter((o) => o === "ok").length;
+    const outcomes =
+      targets.length === 1
+        ? [await this.send(targets[0]!, msg, p)]
+        : await Promise.all(targets.map((t) => this.send(t, msg, p)));
+    let acks = 0;
+    for (const o of outcomes) {
+      if (o === "stale") throw this.#refused(rec, outcomes);
+      if (o === "ok") acks++;
+    }
+    // Every replica acknowledged: the quorum holds whatever this node's view says.
+    if (acks === targets.length) return;
     // Safety (issue 9): a replica that did not acknowledge is excused only once this node's view
     // dropped it (its lease expired here, or it left). "no-responders" alone proves nothing:
     // across a NATS split the other side's subscriptions vanish from our server at once, so a

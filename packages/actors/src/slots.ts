@@ -136,19 +136,23 @@ export class SlotTable {
     if (set && set.size === 0) this.#byPartition.delete(slot.partition);
   }
 
-  /** The record that hands this slot over (instance or dormant state). */
-  record(slot: Slot): EntityRecord {
+  /**
+   * The record that hands this slot over (instance or dormant state); `live` marks it active
+   * (by default: whether an instance runs; a replica copy of a write always is).
+   */
+  record(slot: Slot, live = slot.instance !== undefined): EntityRecord {
     const rem = wireReminders(slot);
-    return {
+    const rec: { -readonly [K in keyof EntityRecord]: EntityRecord[K] } = {
       t: slot.def.type,
       key: slot.key,
       s: slot.instance ? slot.instance.state : slot.state,
       ver: slot.version,
-      ...(slot.acq > 0 ? { acq: slot.acq } : {}),
-      act: slot.instance !== undefined,
-      ...(slot.recent ? { recent: slot.recent } : {}),
-      ...(rem ? { rem } : {}),
+      act: live,
     };
+    if (slot.acq > 0) rec.acq = slot.acq;
+    if (slot.recent) rec.recent = slot.recent;
+    if (rem) rec.rem = rem;
+    return rec;
   }
 
   /** Restarts the entity of `dropped` under `acq` unless a newer record is held (restartRecord). */

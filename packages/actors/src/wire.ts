@@ -159,11 +159,14 @@ export function encode(msg: InboundRequest | Reply): Uint8Array {
   return packr.pack(msg);
 }
 
-/** A record as it is packed: `recent` travels as `ids`. */
+/** A record as it is packed: `recent` travels as `ids`. Built field by field (no spreads). */
 function toWireRecord(r: EntityRecord): object {
   if (r.recent === undefined) return r;
-  const { recent, ...rest } = r;
-  return { ...rest, ids: recent };
+  const w: Record<string, unknown> = { t: r.t, key: r.key, s: r.s, ver: r.ver, act: r.act };
+  if (r.acq !== undefined) w.acq = r.acq;
+  w.ids = r.recent;
+  if (r.rem !== undefined) w.rem = r.rem;
+  return w;
 }
 
 export type Decoded<T> = T | { readonly error: string };
@@ -266,22 +269,26 @@ function decodeRecords(x: unknown): EntityRecord[] | undefined {
     let recent: RecentAsk[] | undefined;
     if (r.ids !== undefined) {
       if (!Array.isArray(r.ids) || r.ids.length > RECENT_ASKS + MAX_HELD_ANSWERS) return undefined;
-      recent = [];
+      // Each entry checked where it lies: the unpacked arrays are this message's own, not copied.
       for (const e of r.ids as unknown[]) {
         if (!Array.isArray(e) || e.length !== 3 || !isMessageId(e[0]) || typeof e[1] !== "boolean")
           return undefined;
-        recent.push([e[0], e[1], e[2]]);
       }
+      recent = r.ids as RecentAsk[];
     }
     const rem = r.rem === undefined ? undefined : decodeReminders(r.rem);
     if (r.rem !== undefined && rem === undefined) return undefined;
-    const rec: EntityRecord = { t: r.t, key: r.key, s: r.s, ver: r.ver, act: r.act };
-    recs.push({
-      ...rec,
-      ...(r.acq !== undefined ? { acq: r.acq } : {}),
-      ...(recent ? { recent } : {}),
-      ...(rem ? { rem } : {}),
-    });
+    const rec: { -readonly [K in keyof EntityRecord]: EntityRecord[K] } = {
+      t: r.t,
+      key: r.key,
+      s: r.s,
+      ver: r.ver,
+      act: r.act,
+    };
+    if (r.acq !== undefined) rec.acq = r.acq;
+    if (recent) rec.recent = recent;
+    if (rem) rec.rem = rem;
+    recs.push(rec);
   }
   return recs;
 }
