@@ -24,7 +24,7 @@ import { CopiesNotSent, type CopyBatcher, type CopyBatchStats } from "./copy-bat
 import { entityId } from "./entity.js";
 import { NotOwnerError, QuorumError } from "./errors.js";
 import { isNewer } from "./slots.js";
-import { decodeReply, type EntityRecord, encode, isError, nodeSubject } from "./wire.js";
+import { decodeReply, type EntityRecord, encodeRep, isError, nodeSubject } from "./wire.js";
 
 /** How many acknowledgements a replicated write needs. */
 export type WriteQuorum = "all" | "majority";
@@ -101,6 +101,21 @@ interface Copy {
 /** The outcome of a send refused because this node's lease is not valid. */
 export const LEASE_LAPSED = "lease lapsed";
 
+/** The record as a replica holds it: not live here (built field by field, no spread). */
+function passive(r: EntityRecord): EntityRecord {
+  const c: { -readonly [K in keyof EntityRecord]: EntityRecord[K] } = {
+    t: r.t,
+    key: r.key,
+    s: r.s,
+    ver: r.ver,
+    act: false,
+  };
+  if (r.acq !== undefined) c.acq = r.acq;
+  if (r.recent !== undefined) c.recent = r.recent;
+  if (r.rem !== undefined) c.rem = r.rem;
+  return c;
+}
+
 /** Copies needed besides the primary for a majority of `n`. */
 export function majorityReplicas(n: number): number {
   return Math.floor(n / 2);
@@ -147,7 +162,7 @@ export class Replicator {
   /** The `rep` message carrying `recs` of partition `p` with this node's token for `p`. */
   message(p: number, recs: readonly EntityRecord[]): Uint8Array {
     const ep = this.#hooks?.epochOf(p) ?? 0;
-    return encode({ v: 1, k: "rep", p, from: this.#p.nodeId, recs, ...(ep > 0 ? { ep } : {}) });
+    return encodeRep(p, this.#p.nodeId, recs, ep > 0 ? ep : undefined);
   }
 
   /** Number of passive copies this node holds. */
@@ -323,7 +338,7 @@ export class Replicator {
         continue;
       }
       this.#copies.set(id, {
-        rec: { ...rec, act: false },
+        rec: passive(rec),
         p,
         orphanSince: undefined,
         at: this.#p.clock.now(),

@@ -5,7 +5,10 @@ import { Packr } from "msgpackr";
 import { COPY_BATCH_VERSION, type CopyBatchMessage, decodeCopyBatch } from "./copy-wire.js";
 import { isValidEntityKey } from "./entity.js";
 import type { WireError } from "./errors.js";
+import { encodeRep, toWireRecord } from "./record-wire.js";
 import { decodeReminders, type WireReminder } from "./reminders.js";
+
+export { encodeRep, PAGE_BYTES, pageRecords } from "./record-wire.js";
 
 export const ACTOR_WIRE_VERSION = 1;
 /** Version of the batch envelope (`batch`, `replies`): docs/reference/wire.md. */
@@ -154,19 +157,10 @@ export type Reply =
     };
 
 export function encode(msg: InboundRequest | Reply): Uint8Array {
-  if ((msg.k === "rep" || msg.k === "states") && msg.recs.length > 0)
+  if (msg.k === "rep" && msg.recs.length > 0) return encodeRep(msg.p, msg.from, msg.recs, msg.ep);
+  if (msg.k === "states" && msg.recs.length > 0)
     return packr.pack({ ...msg, recs: msg.recs.map(toWireRecord) });
   return packr.pack(msg);
-}
-
-/** A record as it is packed: `recent` travels as `ids`. Built field by field (no spreads). */
-function toWireRecord(r: EntityRecord): object {
-  if (r.recent === undefined) return r;
-  const w: Record<string, unknown> = { t: r.t, key: r.key, s: r.s, ver: r.ver, act: r.act };
-  if (r.acq !== undefined) w.acq = r.acq;
-  w.ids = r.recent;
-  if (r.rem !== undefined) w.rem = r.rem;
-  return w;
 }
 
 export type Decoded<T> = T | { readonly error: string };
@@ -249,7 +243,15 @@ function requestOf(m: Record<string, unknown>): Decoded<InboundRequest> {
       if (m.ep !== undefined && !isNat(m.ep, Number.MAX_SAFE_INTEGER)) return { error: "bad epoch" };
       const recs = decodeRecords(m.recs);
       if (recs === undefined) return { error: "bad records" };
-      return { v: 1, k: "rep", p: m.p, from: m.from, recs, ...(m.ep !== undefined ? { ep: m.ep } : {}) };
+      const rep: { -readonly [K in keyof ReplicateMessage]: ReplicateMessage[K] } = {
+        v: 1,
+        k: "rep",
+        p: m.p,
+        from: m.from,
+        recs,
+      };
+      if (m.ep !== undefined) rep.ep = m.ep as number;
+      return rep;
     }
     case "reps":
       return decodeCopyBatch(m);
@@ -350,33 +352,6 @@ function replyOf(m: Record<string, unknown>): Decoded<Reply> {
 
 export function isError<T>(d: Decoded<T>): d is { readonly error: string } {
   return typeof d === "object" && d !== null && "error" in d && Object.keys(d).length === 1;
-}
-
-/**
- * Most bytes of records one message carries. NATS refuses messages over the server's
- * max_payload (1 MB by default), so hand-offs and refills travel in pages of this size.
- */
-export const PAGE_BYTES = 256 * 1024;
-
-/**
- * Splits records into pages of about PAGE_BYTES encoded (a single record larger than that
- * gets a page of its own, and the server may refuse it). Throws NotSerializableError for a
- * record whose state cannot be encoded.
- */
-export function pageRecords(
-  recs: readonly EntityRecord[],
-  from = 0,
-): { page: EntityRecord[]; next: number | undefined } {
-  const page: EntityRecord[] = [];
-  let bytes = 0;
-  let i = from;
-  for (; i < recs.length; i++) {
-    const size = packr.pack(toWireRecord(recs[i]!)).length;
-    if (page.length > 0 && bytes + size > PAGE_BYTES) break;
-    page.push(recs[i]!);
-    bytes += size;
-  }
-  return { page, next: i < recs.length ? i : undefined };
 }
 
 /** Subjects of entity traffic: one inbox subject per node. */

@@ -1,0 +1,56 @@
+// Entity records as they are packed (wire.ts has the messages that carry them): `recent`
+// travels as `ids`, and every object is built field by field, since an object spread per copy
+// cost about as much as packing it (docs/concepts/performance.md).
+import { Packr } from "msgpackr";
+import type { EntityRecord } from "./wire.js";
+
+// The same options as wire.ts's: what this packs, wire.ts unpacks.
+const packr = new Packr({ useRecords: false, mapsAsObjects: true, int64AsType: "bigint" });
+
+/**
+ * A `rep` message of partition `p` (copies to a replica): built field by field, the one object
+ * spread per copy cost about as much as packing it.
+ */
+export function encodeRep(p: number, from: string, recs: readonly EntityRecord[], ep?: number): Uint8Array {
+  const wire = recs.length === 1 ? [toWireRecord(recs[0]!)] : recs.map(toWireRecord);
+  const m: Record<string, unknown> = { v: 1, k: "rep", p, from, recs: wire };
+  if (ep !== undefined) m.ep = ep;
+  return packr.pack(m);
+}
+
+/** A record as it is packed: `recent` travels as `ids`. Built field by field (no spreads). */
+export function toWireRecord(r: EntityRecord): object {
+  if (r.recent === undefined) return r;
+  const w: Record<string, unknown> = { t: r.t, key: r.key, s: r.s, ver: r.ver, act: r.act };
+  if (r.acq !== undefined) w.acq = r.acq;
+  w.ids = r.recent;
+  if (r.rem !== undefined) w.rem = r.rem;
+  return w;
+}
+
+/**
+ * Most bytes of records one message carries. NATS refuses messages over the server's
+ * max_payload (1 MB by default), so hand-offs and refills travel in pages of this size.
+ */
+export const PAGE_BYTES = 256 * 1024;
+
+/**
+ * Splits records into pages of about PAGE_BYTES encoded (a single record larger than that
+ * gets a page of its own, and the server may refuse it). Throws NotSerializableError for a
+ * record whose state cannot be encoded.
+ */
+export function pageRecords(
+  recs: readonly EntityRecord[],
+  from = 0,
+): { page: EntityRecord[]; next: number | undefined } {
+  const page: EntityRecord[] = [];
+  let bytes = 0;
+  let i = from;
+  for (; i < recs.length; i++) {
+    const size = packr.pack(toWireRecord(recs[i]!)).length;
+    if (page.length > 0 && bytes + size > PAGE_BYTES) break;
+    page.push(recs[i]!);
+    bytes += size;
+  }
+  return { page, next: i < recs.length ? i : undefined };
+}
