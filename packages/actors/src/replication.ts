@@ -337,12 +337,14 @@ export class Replicator {
         this.stats.copiesStale++;
         continue;
       }
-      this.#copies.set(id, {
-        rec: passive(rec),
-        p,
-        orphanSince: undefined,
-        at: this.#p.clock.now(),
-      });
+      const at = this.#p.clock.now();
+      // The copy held is updated in place: copies outlive the young generation, so a new holder
+      // per write would be garbage for the old one.
+      if (cur) {
+        cur.rec = passive(rec);
+        cur.orphanSince = undefined;
+        cur.at = at;
+      } else this.#copies.set(id, { rec: passive(rec), p, orphanSince: undefined, at });
       this.stats.copiesIn++;
       kept++;
     }
