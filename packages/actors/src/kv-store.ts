@@ -131,7 +131,8 @@ class NatsKvStore implements StateStore {
     type: string,
     key: string,
   ): Promise<number> {
-    if (expected !== undefined && this.#subjectOf)
+    // A revision is a stream sequence (>= 1); the header with 0 would mean "no entry yet".
+    if (expected !== undefined && expected > 0 && this.#subjectOf)
       return this.#update(this.#subjectOf(k, true), data, expected, type, key);
     try {
       // A create stays nats.js's: it also handles a key whose last entry is a delete marker.
