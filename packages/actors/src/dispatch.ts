@@ -13,6 +13,10 @@
 // handler run (a message may wait in the mailbox), the answer, the replica copy, the store
 // write. Those re-check the lease only: a partition being released still drains its queue
 // while the ring already names the next owner, who waits for our records.
+//
+// Both entries (`askHere`, `dispatch`) also pass the turn guard (turn-guard.ts) first: a flood
+// of local asks, from this node's callers or through the router's local hand-over, settles
+// through promises alone and would otherwise starve the heartbeat. One hook covers both.
 import type { Deadline, Deadlines, ShardNode } from "@keyhold/core";
 import type { EntityDefinition } from "./entity.js";
 import {
@@ -30,6 +34,7 @@ import type { AckInfo } from "./options.js";
 import type { PartitionStates } from "./partitions.js";
 import { assertSerializable } from "./serializable.js";
 import type { Slot, SlotTable } from "./slots.js";
+import { TurnGuard } from "./turn-guard.js";
 import { encode } from "./wire.js";
 
 /**
@@ -154,9 +159,15 @@ export class Dispatcher {
   readonly latency = new LatencyHistogram();
   /** Set while #enqueue hands a just-checked message to the mailbox (see recheck). */
   #admitting = false;
+  /**
+   * Gives the event loop a turn during a flood of hand-overs (turn-guard.ts): at least every
+   * quarter heartbeat, and never more than 50 ms without one.
+   */
+  readonly turns: TurnGuard;
 
   constructor(params: DispatchParams) {
     this.#p = params;
+    this.turns = new TurnGuard(Math.min(50, params.node.config.heartbeatMs / 4));
   }
 
   /**
@@ -215,6 +226,27 @@ export class Dispatcher {
    * for the router to take. A refused store write routes the ask again.
    */
   askHere(
+    def: EntityDefinition,
+    key: string,
+    h: string,
+    args: readonly unknown[],
+    timeout: number | undefined,
+  ): Promise<unknown> | undefined {
+    if (!this.turns.pass()) {
+      // After the event loop's turn the ask may no longer be ours: then the router takes it.
+      return new Promise((resolve) =>
+        this.turns.defer(() =>
+          resolve(
+            this.#askHere(def, key, h, args, timeout) ??
+              this.#p.reroute(def.type, key, h, args, timeout ?? this.#p.askTimeoutMs),
+          ),
+        ),
+      );
+    }
+    return this.#askHere(def, key, h, args, timeout);
+  }
+
+  #askHere(
     def: EntityDefinition,
     key: string,
     h: string,
@@ -289,6 +321,18 @@ export class Dispatcher {
     done: (o: LocalOutcome) => void,
     id?: string,
   ): void {
+    if (this.turns.pass()) this.#dispatch(type, key, h, args, done, id);
+    else this.turns.defer(() => this.#dispatch(type, key, h, args, done, id));
+  }
+
+  #dispatch(
+    type: string,
+    key: string,
+    h: string,
+    args: readonly unknown[],
+    done: (o: LocalOutcome) => void,
+    id: string | undefined,
+  ): void {
     const def = this.#p.defs.get(type);
     if (!def) return done({ ok: false, error: new UnknownEntityTypeError(type) });
     // Keeps serving while closing: until the node has left, it still owns these keys.
@@ -315,7 +359,7 @@ export class Dispatcher {
         },
       });
     } else if (st === "releasing") done({ moved: true });
-    else if (!this.#p.partitions.buffer(p, () => this.dispatch(type, key, h, args, done, id)))
+    else if (!this.#p.partitions.buffer(p, () => this.#dispatch(type, key, h, args, done, id)))
       done({ ok: false, error: new MailboxFullError(type, key, this.#p.bufferLimit) });
   }
 

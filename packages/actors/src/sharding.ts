@@ -29,7 +29,6 @@ import { type ShardingParts, startSharding } from "./startup.js";
 import { type ShardingStats, shardingStats } from "./stats.js";
 import type { StateStore } from "./store.js";
 import type { Telemetry } from "./telemetry.js";
-import type { TurnGuard } from "./turn-guard.js";
 
 export type { HandoffInfo } from "./handoff-log.js";
 export type { ShardingStats } from "./stats.js";
@@ -57,7 +56,6 @@ export class Sharding implements AsyncDisposable {
   readonly #telemetry: Telemetry;
   readonly #events: Promise<void> | undefined;
   readonly #housekeeping: Housekeeping | undefined;
-  readonly #turns: TurnGuard;
   #closing: Promise<void> | undefined;
 
   private constructor(p: ShardingParts) {
@@ -81,7 +79,6 @@ export class Sharding implements AsyncDisposable {
     this.#telemetry = p.telemetry;
     this.#events = p.events;
     this.#housekeeping = p.housekeeping;
-    this.#turns = p.turns;
   }
 
   /** Starts a node that hosts `entities`, joins the ring and takes over its partitions. */
@@ -146,16 +143,10 @@ export class Sharding implements AsyncDisposable {
     args: readonly unknown[],
     o: AskOptions,
     headers: MessageHeaders | undefined,
-    turned = false,
   ): Promise<unknown> {
-    // The fast path: the entity lives here and its partition is served. No id, no copies.
+    // The fast path: the entity lives here and its partition is served. No id, no copies. (The
+    // dispatcher gives the event loop a turn during a flood of these: turn-guard.ts.)
     if (this.#host && o.signal === undefined && this.#closing === undefined) {
-      // A flood of these settles through promises alone: give the event loop a turn now and
-      // then (turn-guard.ts), so that the heartbeat runs. `turned`: already deferred once.
-      if (!turned && !this.#turns.pass())
-        return new Promise((resolve) =>
-          this.#turns.defer(() => resolve(this.#ask(d, key, h, args, o, headers, true))),
-        );
       const here = this.#host.dispatcher.askHere(d, key, h, args, o.timeout);
       if (here) return here;
     }
