@@ -10,6 +10,7 @@ import {
   type ShardNode,
   type Transport,
 } from "@keyhold/core";
+import { encodeAsk } from "./ask-codec.js";
 import { Backoff } from "./backoff.js";
 import type { Batcher } from "./batch.js";
 import type { LocalOutcome } from "./dispatch.js";
@@ -143,7 +144,7 @@ export class Router {
     let request: Uint8Array;
     try {
       assertSerializable(args, `the arguments of ${type}.${h}`, "args");
-      request = encode({ v: 1, k: "ask", id, t: type, key, h, a: args, hop: 0 });
+      request = encodeAsk(id, type, key, h, args, 0);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -270,7 +271,7 @@ export class Router {
           else if (out.ok) return out.result;
           else throw out.error;
         } else if (owner !== undefined) {
-          request ??= encode({ v: 1, k: "ask", id, t: type, key, h, a: args, hop: 0 });
+          request ??= encodeAsk(id, type, key, h, args, 0);
           const left = deadline - clock.now();
           if (left <= 0) break;
           let reply: Decoded<Reply> | undefined;
