@@ -33,6 +33,9 @@ import type { Telemetry } from "./telemetry.js";
 export type { HandoffInfo } from "./handoff-log.js";
 export type { ShardingStats } from "./stats.js";
 
+/** The options of an ask made without any (shared: nothing reads more than timeout and signal). */
+const NO_OPTIONS: AskOptions = Object.freeze({});
+
 export class Sharding implements AsyncDisposable {
   /** The membership and placement node underneath. */
   readonly node: ShardNode;
@@ -118,7 +121,7 @@ export class Sharding implements AsyncDisposable {
     key: string,
     h: string,
     args: readonly unknown[],
-    o: AskOptions = {},
+    o: AskOptions = NO_OPTIONS,
   ): Promise<unknown> {
     let d: EntityDefinition | TypeName;
     try {
@@ -157,6 +160,8 @@ export class Sharding implements AsyncDisposable {
         .then(() => validArgs(type, d.schemas, h, args))
         .then(() => this.#router.ask(type, key, h, args, { timeout: o.timeout, signal: o.signal, headers }));
     }
+    // Without options or headers (most asks), no object of options is made per ask.
+    if (o === NO_OPTIONS && headers === undefined) return this.#router.ask(d.type, key, h, args, NO_OPTIONS);
     return this.#router.ask(d.type, key, h, args, { timeout: o.timeout, signal: o.signal, headers });
   }
 
