@@ -1,6 +1,24 @@
 // The two messages of the ask hot path, encoded without an object per message: the same bytes
 // as wire.ts `encode` of `{ v: 1, k: "ask", ... }` and `{ v: 1, k: "ok", r }`.
+import { assertSerializable } from "./serializable.js";
 import { packr } from "./wire.js";
+
+/**
+ * serializable.ts `assertSerializable` of an ask's arguments, without building its error labels
+ * per ask: arguments that are all strings, numbers, booleans or undefined (most asks) pass at
+ * once, and anything else gets the full check.
+ */
+export function assertArgs(args: readonly unknown[], type: string, h: string): void {
+  if (Array.isArray(args)) {
+    let plain = true;
+    for (let i = 0; i < args.length && plain; i++) {
+      const t = typeof args[i];
+      plain = t === "string" || t === "number" || t === "boolean" || t === "undefined";
+    }
+    if (plain) return;
+  }
+  assertSerializable(args, `the arguments of ${type}.${h}`, "args");
+}
 
 // One map of each per process, refilled for every message: encoding an ask or an `ok` reply
 // makes no object (packing is synchronous, so one map serves every call).

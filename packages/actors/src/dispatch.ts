@@ -18,6 +18,7 @@
 // of local asks, from this node's callers or through the router's local hand-over, settles
 // through promises alone and would otherwise starve the heartbeat. One hook covers both.
 import type { Deadline, Deadlines, ShardNode } from "@keyhold/core";
+import { assertArgs } from "./ask-codec.js";
 import {
   CallbackOutcome,
   Delivery,
@@ -34,7 +35,6 @@ import type { Lifecycle } from "./lifecycle.js";
 import { type Envelope, type Mailbox, SlotMoved } from "./mailbox.js";
 import type { AckInfo } from "./options.js";
 import type { PartitionStates } from "./partitions.js";
-import { assertSerializable } from "./serializable.js";
 import type { Slot, SlotTable } from "./slots.js";
 import { TurnGuard } from "./turn-guard.js";
 import { encode } from "./wire.js";
@@ -185,7 +185,7 @@ export class Dispatcher {
     if (p < 0 || this.#p.partitions.state(p) !== "ready" || this.#p.defs.get(def.type) !== def)
       return undefined;
     try {
-      assertSerializable(args, `the arguments of ${def.type}.${h}`, "args");
+      assertArgs(args, def.type, h);
     } catch (err) {
       return Promise.reject(err);
     }

@@ -10,7 +10,7 @@ import {
   type ShardNode,
   type Transport,
 } from "@keyhold/core";
-import { encodeAsk } from "./ask-codec.js";
+import { assertArgs, encodeAsk } from "./ask-codec.js";
 import { Backoff } from "./backoff.js";
 import type { Batcher } from "./batch.js";
 import type { LocalOutcome } from "./dispatch.js";
@@ -34,7 +34,6 @@ import {
   type Resume,
 } from "./remote-ask.js";
 import { RingWatch } from "./ring-watch.js";
-import { assertSerializable } from "./serializable.js";
 import { type Decoded, decodeReply, encode, isError, nodeSubject, type Reply } from "./wire.js";
 
 export interface RouterParams {
@@ -143,7 +142,7 @@ export class Router {
     const id = this.#ids.next();
     let request: Uint8Array;
     try {
-      assertSerializable(args, `the arguments of ${type}.${h}`, "args");
+      assertArgs(args, type, h);
       request = encodeAsk(id, type, key, h, args, 0);
     } catch (err) {
       return Promise.reject(err);
@@ -181,7 +180,7 @@ export class Router {
     if (this.#closed && !(opts.accepted && !this.#aborted)) throw new ShardingClosedError();
     const target: ErrorTarget = { type, key, handler: h };
     if (resume === undefined) {
-      assertSerializable(args, `the arguments of ${type}.${h}`, "args");
+      assertArgs(args, type, h);
       this.stats.asks++;
     }
     const { node, clock } = this.#p;
@@ -352,7 +351,7 @@ export class Router {
   /** Sends without waiting for the result: at most once, errors are not reported. */
   tell(type: string, key: string, h: string, args: readonly unknown[]): void {
     if (this.#closed) throw new ShardingClosedError();
-    assertSerializable(args, `the arguments of ${type}.${h}`, "args");
+    assertArgs(args, type, h);
     this.stats.tells++;
     const { node } = this.#p;
     const owner = node.place(key);

@@ -1,7 +1,9 @@
 // ask-codec.ts writes the same bytes as wire.ts `encode` of the same ask or reply.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { encodeAsk, encodeOk } from "../src/ask-codec.js";
+import { assertArgs, encodeAsk, encodeOk } from "../src/ask-codec.js";
+import { NotSerializableError } from "../src/errors.js";
+import { assertSerializable } from "../src/serializable.js";
 import { encode } from "../src/wire.js";
 
 const aValue = fc.oneof(fc.integer(), fc.string(), fc.boolean(), fc.constant(null), fc.array(fc.integer()));
@@ -23,5 +25,37 @@ describe("ask-codec", () => {
         },
       ),
     );
+  });
+
+  it("assertArgs passes and refuses exactly what assertSerializable does", () => {
+    const cases: unknown[][] = [
+      [1, "a", true, undefined],
+      [],
+      [null],
+      [{ a: 1 }],
+      [new Map()],
+      [() => 1],
+      [[1, [2n]]],
+      [2n ** 70n],
+    ];
+    for (const a of cases) {
+      let want: unknown;
+      let got: unknown;
+      try {
+        assertSerializable(a, "the arguments of t.h", "args");
+      } catch (e) {
+        want = e;
+      }
+      try {
+        assertArgs(a, "t", "h");
+      } catch (e) {
+        got = e;
+      }
+      if (want === undefined) expect(got).toBeUndefined();
+      else {
+        expect(got).toBeInstanceOf(NotSerializableError);
+        expect((got as Error).message).toBe((want as Error).message);
+      }
+    }
   });
 });
