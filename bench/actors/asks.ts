@@ -266,9 +266,30 @@ export async function askThroughput(ctx: BenchContext): Promise<void> {
     for (const conc of [64, 256] as const) {
       const b = await localBuiltRates(server.url, plan.runMs, conc, plan.rounds);
       const r = summarize(b.rates).median;
+      const cpu = summarize(b.cpuUs).median;
       built.push(r);
       ctx.figure(`ask.localBuilt[${conc}].rate`, r, "asks/s");
-      rows.push({ case: "(a') (a) on the built package, plain node", concurrency: conc, "per s": r });
+      ctx.figure(`ask.localBuilt[${conc}].bestRate`, Math.max(...b.rates), "asks/s");
+      ctx.figure(`ask.localBuilt[${conc}].cpuUs`, cpu, "us");
+      rows.push({
+        case: "(a') (a) on the built package, plain node",
+        concurrency: conc,
+        "per s": r,
+        "asker CPU us": cpu,
+      });
+      // The turn guard's cost: the same rounds with its check replaced by `true` (local-built.mjs).
+      const noGuardRate = summarize(b.noGuard.rates).median;
+      const noGuardCpu = summarize(b.noGuard.cpuUs).median;
+      const costUs = summarize(b.cpuUs.map((x, i) => x - b.noGuard.cpuUs[i]!)).median;
+      ctx.figure(`ask.localBuilt[${conc}].noGuardRate`, noGuardRate, "asks/s");
+      ctx.figure(`ask.localBuilt[${conc}].noGuardCpuUs`, noGuardCpu, "us");
+      ctx.figure(`ask.localBuilt[${conc}].guardCostUs`, costUs, "us");
+      rows.push({
+        case: "(a'') (a') without the turn guard",
+        concurrency: conc,
+        "per s": noGuardRate,
+        "asker CPU us": noGuardCpu,
+      });
     }
     const bestBuilt = Math.max(...built);
     ctx.figure("ask.localBuilt.bestRate", bestBuilt, "asks/s");
@@ -333,6 +354,8 @@ export async function askThroughput(ctx: BenchContext): Promise<void> {
         "    timer or deferred): the lean, unbatched ceiling for one message per ask. x lean = rate / (d).",
         `Remote asks travel in batches per destination (batch.ts): client sent ${c.stats().batches.entries.toLocaleString("en-US")} asks in ${c.stats().batches.batches.toLocaleString("en-US")} NATS messages.`,
         "(a') (a) again in a child running plain node on packages/actors/dist (npm run build first): no tsx.",
+        "(a'') (a') in the same child, its rounds alternating with (a')'s, with the turn guard's check",
+        "    replaced by one that always passes: the guard's cost is (a')'s CPU us minus this, per round.",
         "per s = median over rounds; x echo = median over rounds of rate / that round's echo rate (run just",
         "before it); p50/p99 over every ask of every round. CPU us = CPU time (user + system, all threads) per",
         "ask in the asking process and in process A, median over rounds (A is idle during (a)).",

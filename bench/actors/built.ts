@@ -7,13 +7,22 @@ import { fileURLToPath } from "node:url";
 const DIST = fileURLToPath(new URL("../../packages/actors/dist/index.js", import.meta.url));
 const CHILD = fileURLToPath(new URL("./local-built.mjs", import.meta.url));
 
+/** What the child measured: per round, with the turn guard and without it (its `pass` always true). */
+export interface BuiltRates {
+  readonly rates: number[];
+  /** CPU µs (user + system) per ask, per round. */
+  readonly cpuUs: number[];
+  readonly noGuard: { readonly rates: number[]; readonly cpuUs: number[] };
+  readonly fastPathMissed: number;
+}
+
 /** Rates (asks/s) of each round at `concurrency`; throws when the package is not built. */
 export async function localBuiltRates(
   servers: string,
   runMs: number,
   concurrency: number,
   rounds: number,
-): Promise<{ rates: number[]; fastPathMissed: number }> {
+): Promise<BuiltRates> {
   if (!existsSync(DIST)) throw new Error(`${DIST} is missing: run \`npm run build\` before the bench`);
   // No --import tsx and no --conditions=@keyhold/source: the exports map resolves to dist/.
   const child = spawn(
@@ -34,5 +43,5 @@ export async function localBuiltRates(
   });
   const code = await new Promise<number | null>((resolve) => child.on("exit", resolve));
   if (code !== 0) throw new Error(`the built-package bench exited with ${code}: ${err.slice(0, 2000)}`);
-  return JSON.parse(out.trim().split("\n").pop() ?? "{}") as { rates: number[]; fastPathMissed: number };
+  return JSON.parse(out.trim().split("\n").pop() ?? "{}") as BuiltRates;
 }

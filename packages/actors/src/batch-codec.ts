@@ -103,15 +103,18 @@ export class EnvelopeWriter {
   }
 }
 
-/** One entry of a request batch, checked: an ask with its correlation number, or a tell; else why not. */
-export function checkEntry(entry: unknown, rs: string): { msg: HandlerMessage; q: number } | string {
+/**
+ * One entry of a request batch, checked: an ask (its correlation number `entry[0]`, checked
+ * too) or a tell; else why not.
+ */
+export function checkEntry(entry: unknown, rs: string): HandlerMessage | string {
   if (!Array.isArray(entry) || entry.length !== 2 || !isNat(entry[0], Number.MAX_SAFE_INTEGER))
     return "not a [q, message] pair";
   const msg: Decoded<InboundRequest> = checkRequest(entry[1]);
   if (isError(msg)) return msg.error;
   const q = entry[0];
-  if (msg.k === "ask") return q >= 1 && rs !== "" ? { msg, q } : "an ask without a reply subject";
-  if (msg.k === "tell") return q === 0 ? { msg, q } : "a tell with a correlation number";
+  if (msg.k === "ask") return q >= 1 && rs !== "" ? msg : "an ask without a reply subject";
+  if (msg.k === "tell") return q === 0 ? msg : "a tell with a correlation number";
   return `a ${msg.k} inside a batch`;
 }
 

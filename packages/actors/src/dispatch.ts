@@ -13,97 +13,33 @@
 // handler run (a message may wait in the mailbox), the answer, the replica copy, the store
 // write. Those re-check the lease only: a partition being released still drains its queue
 // while the ring already names the next owner, who waits for our records.
+//
+// Both entries (`askHere`, `dispatch`) also pass the turn guard (turn-guard.ts) first: a flood
+// of local asks, from this node's callers or through the router's local hand-over, settles
+// through promises alone and would otherwise starve the heartbeat. One hook covers both.
 import type { Deadline, Deadlines, ShardNode } from "@keyhold/core";
-import type { EntityDefinition } from "./entity.js";
+import { assertArgs } from "./ask-codec.js";
 import {
-  DeadlineExceededError,
-  MailboxFullError,
-  NotOwnerError,
-  StoreConflictError,
-  UnknownEntityTypeError,
-} from "./errors.js";
+  CallbackOutcome,
+  Delivery,
+  LocalAsk,
+  type LocalOutcome,
+  type Outcome,
+  sharedNow,
+} from "./dispatch-messages.js";
+import type { EntityDefinition } from "./entity.js";
+import { MailboxFullError, NotOwnerError, StoreConflictError, UnknownEntityTypeError } from "./errors.js";
 import type { Handoff } from "./handoff.js";
 import { LatencyHistogram } from "./latency.js";
 import type { Lifecycle } from "./lifecycle.js";
 import { type Envelope, type Mailbox, SlotMoved } from "./mailbox.js";
 import type { AckInfo } from "./options.js";
 import type { PartitionStates } from "./partitions.js";
-import { assertSerializable } from "./serializable.js";
 import type { Slot, SlotTable } from "./slots.js";
+import { TurnGuard } from "./turn-guard.js";
 import { encode } from "./wire.js";
 
-/**
- * A local ask (the fast path of askHere) as one object: it is the mailbox envelope, its `done`
- * a method, and a promise is made only when the handler did not finish inside the enqueue
- * (an idle entity and a synchronous handler answer there, the common case).
- */
-class LocalAsk implements Envelope {
-  readonly id = undefined;
-  readonly run = undefined;
-  readonly t0: number;
-  /** 0 pending, 1 answered (`#value` the result), 2 failed (`#value` the error), 3 routed again (`#value` its promise), 4 timed out. */
-  #state = 0;
-  #value: unknown;
-  #deadline: Deadline | undefined;
-  #resolve: ((v: unknown) => void) | undefined;
-  #reject: ((err: unknown) => void) | undefined;
-
-  constructor(
-    readonly d: Dispatcher,
-    readonly def: EntityDefinition,
-    readonly key: string,
-    readonly h: string,
-    readonly a: readonly unknown[],
-    readonly ms: number,
-    readonly lt: number,
-  ) {
-    this.t0 = d.tracksAck ? sharedNow() : 0;
-  }
-
-  done(err: unknown, r?: unknown): void {
-    this.d.latency.record(this.d.monoNow() - this.lt);
-    if (this.#state !== 0) return; // timed out already: counted, not answered
-    if (this.#deadline !== undefined) this.d.cancelDeadline(this.#deadline);
-    try {
-      const next = this.d.localDone(this, err, r);
-      this.#state = next === undefined ? 1 : 3;
-      this.#value = next === undefined ? r : next;
-    } catch (e) {
-      this.#state = 2;
-      this.#value = e;
-    }
-    if (this.#state === 2) this.#reject?.(this.#value);
-    else this.#resolve?.(this.#value);
-  }
-
-  /** Timed out while the handler runs (it cannot be interrupted; its message stays queued). */
-  expire(): void {
-    if (this.#state !== 0) return;
-    this.#state = 4;
-    this.#reject?.(
-      new DeadlineExceededError(
-        { type: this.def.type, key: this.key, handler: this.h },
-        this.ms,
-        "the local handler is still running",
-      ),
-    );
-  }
-
-  /** The ask's promise, right after the enqueue. */
-  start(): Promise<unknown> {
-    if (this.#state === 1) return Promise.resolve(this.#value);
-    if (this.#state === 2) return Promise.reject(this.#value);
-    if (this.#state === 3) return this.#value as Promise<unknown>;
-    this.#deadline = this.d.localDeadline(this);
-    return new Promise((resolve, reject) => {
-      this.#resolve = resolve;
-      this.#reject = reject;
-    });
-  }
-}
-
-/** The outcome of a message handed to this node: its result or error, or "not mine, route again". */
-export type LocalOutcome = { ok: true; result: unknown } | { ok: false; error: unknown } | { moved: true };
+export type { LocalOutcome, Outcome } from "./dispatch-messages.js";
 
 export interface DispatchParams {
   readonly node: ShardNode;
@@ -138,11 +74,6 @@ export function leaseHeld(node: ShardNode, type: string, key: string, mayHaveApp
   if (!node.leaseValid()) throw new NotOwnerError(type, key, "its lease is not valid", mayHaveApplied);
 }
 
-/** The time base of AckInfo: monotonic, comparable between processes of one machine. */
-function sharedNow(): number {
-  return performance.timeOrigin + performance.now();
-}
-
 /** Errors that mean "not applied here as owner: route it again". */
 function movedError(err: unknown): boolean {
   return err instanceof StoreConflictError || err instanceof NotOwnerError || err instanceof SlotMoved;
@@ -154,9 +85,15 @@ export class Dispatcher {
   readonly latency = new LatencyHistogram();
   /** Set while #enqueue hands a just-checked message to the mailbox (see recheck). */
   #admitting = false;
+  /**
+   * Gives the event loop a turn during a flood of hand-overs (turn-guard.ts): at least every
+   * quarter heartbeat, and never more than 50 ms without one.
+   */
+  readonly turns: TurnGuard;
 
   constructor(params: DispatchParams) {
     this.#p = params;
+    this.turns = new TurnGuard(Math.min(50, params.node.config.heartbeatMs / 4));
   }
 
   /**
@@ -221,13 +158,34 @@ export class Dispatcher {
     args: readonly unknown[],
     timeout: number | undefined,
   ): Promise<unknown> | undefined {
+    if (!this.turns.pass()) {
+      // After the event loop's turn the ask may no longer be ours: then the router takes it.
+      return new Promise((resolve) =>
+        this.turns.defer(() =>
+          resolve(
+            this.#askHere(def, key, h, args, timeout) ??
+              this.#p.reroute(def.type, key, h, args, timeout ?? this.#p.askTimeoutMs),
+          ),
+        ),
+      );
+    }
+    return this.#askHere(def, key, h, args, timeout);
+  }
+
+  #askHere(
+    def: EntityDefinition,
+    key: string,
+    h: string,
+    args: readonly unknown[],
+    timeout: number | undefined,
+  ): Promise<unknown> | undefined {
     const node = this.#p.node;
     const lt = node.monoNow();
     const p = this.#mayAct(key, lt);
     if (p < 0 || this.#p.partitions.state(p) !== "ready" || this.#p.defs.get(def.type) !== def)
       return undefined;
     try {
-      assertSerializable(args, `the arguments of ${def.type}.${h}`, "args");
+      assertArgs(args, def.type, h);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -289,34 +247,63 @@ export class Dispatcher {
     done: (o: LocalOutcome) => void,
     id?: string,
   ): void {
+    this.deliver(type, key, h, args, id, new CallbackOutcome(done));
+  }
+
+  /** As `dispatch`, with the outcome going to `out` (inbound asks: no closure per message). */
+  deliver(
+    type: string,
+    key: string,
+    h: string,
+    args: readonly unknown[],
+    id: string | undefined,
+    out: Outcome,
+  ) {
+    if (this.turns.pass()) this.#deliver(type, key, h, args, id, out);
+    else this.turns.defer(() => this.#deliver(type, key, h, args, id, out));
+  }
+
+  #deliver(
+    type: string,
+    key: string,
+    h: string,
+    args: readonly unknown[],
+    id: string | undefined,
+    out: Outcome,
+  ): void {
     const def = this.#p.defs.get(type);
-    if (!def) return done({ ok: false, error: new UnknownEntityTypeError(type) });
+    if (!def) return out.failed(new UnknownEntityTypeError(type));
     // Keeps serving while closing: until the node has left, it still owns these keys.
-    const node = this.#p.node;
-    const lt = node.monoNow();
+    const lt = this.#p.node.monoNow();
     const p = this.#mayAct(key, lt);
-    if (p < 0) return done({ moved: true });
+    if (p < 0) return out.moved();
     const st = this.#p.partitions.state(p);
     if (st === "ready") {
-      const onAck = this.#p.onAck;
-      const t0 = onAck ? sharedNow() : 0;
-      this.#enqueue(def, key, p, {
-        id,
-        h,
-        a: args,
-        done: (err, r) => {
-          this.latency.record(node.monoNow() - lt);
-          // No answer as owner once the lease lapsed: "moved", and the sender retries with the
-          // same id, which the next owner deduplicates (replicated and stored types).
-          if (movedError(err) || !this.#leaseStill()) return done({ moved: true });
-          if (err !== undefined) return done({ ok: false, error: err });
-          onAck?.({ type, key, handler: h, args, result: r, id, t0, t1: sharedNow() });
-          done({ ok: true, result: r });
-        },
-      });
-    } else if (st === "releasing") done({ moved: true });
-    else if (!this.#p.partitions.buffer(p, () => this.dispatch(type, key, h, args, done, id)))
-      done({ ok: false, error: new MailboxFullError(type, key, this.#p.bufferLimit) });
+      const t0 = this.#p.onAck ? sharedNow() : 0;
+      this.#enqueue(def, key, p, new Delivery(this, type, key, h, args, id, lt, t0, out));
+    } else if (st === "releasing") out.moved();
+    else if (!this.#p.partitions.buffer(p, () => this.#deliver(type, key, h, args, id, out)))
+      out.failed(new MailboxFullError(type, key, this.#p.bufferLimit));
+  }
+
+  /** @internal The handler of a Delivery finished: its latency, the answer's lease check. */
+  delivered(m: Delivery, err: unknown, r: unknown): void {
+    this.latency.record(this.#p.node.monoNow() - m.lt);
+    // No answer as owner once the lease lapsed: "moved", and the sender retries with the
+    // same id, which the next owner deduplicates (replicated and stored types).
+    if (movedError(err) || !this.#leaseStill()) return m.out.moved();
+    if (err !== undefined) return m.out.failed(err);
+    this.#p.onAck?.({
+      type: m.type,
+      key: m.key,
+      handler: m.h,
+      args: m.a,
+      result: r,
+      id: m.id,
+      t0: m.t0,
+      t1: sharedNow(),
+    });
+    m.out.ok(r);
   }
 
   /**

@@ -3,12 +3,14 @@
 // the dedupe cache) and tells through the dispatcher, pulls and acks of hand-offs, replica
 // copies. Replies leave through `#reply`, the one place an answer is published.
 import type { Clock, Logger, MessageHeaders, Transport, TransportSubscription } from "@keyhold/core";
+import { encodeOk } from "./ask-codec.js";
 import type { Batcher } from "./batch.js";
 import { checkEntry } from "./batch-codec.js";
 import { answerCopy, serveCopyBatch } from "./copy-batch.js";
 import { type DedupeCache, DedupeEntry } from "./dedupe.js";
 import type { Dispatcher } from "./dispatch.js";
 import { ActorErrorCode, QuorumError, toWireError } from "./errors.js";
+import { InboundAsk } from "./inbound-ask.js";
 import type { Replicator } from "./replication.js";
 import type { Router } from "./router.js";
 import { errorType, type Telemetry } from "./telemetry.js";
@@ -198,32 +200,62 @@ export class Inbound {
     // inbox as `rs`), so a node user limited to allow_responses can answer.
     const rs = reply || batch.rs;
     const dispatcher = svc.dispatcher;
-    const limit = svc.batcher.limitBytes;
     const now = svc.clock.now();
     for (const entry of batch.m as unknown[]) {
-      const e = dispatcher ? checkEntry(entry, rs) : "this node hosts nothing";
-      if (typeof e === "string" || !dispatcher) {
+      const msg = dispatcher ? checkEntry(entry, rs) : "this node hosts nothing";
+      if (typeof msg === "string" || !dispatcher) {
         this.stats.malformed++;
         this.stats.malformedEntries++;
-        this.#logger.debug(`node ${svc.nodeId}: dropped a malformed batch entry: ${String(e)}`);
+        this.#logger.debug(`node ${svc.nodeId}: dropped a malformed batch entry: ${String(msg)}`);
         continue;
       }
-      const { msg, q } = e;
       if (msg.k === "tell") {
         this.#serveTell(svc, dispatcher, msg);
         continue;
       }
-      const respond = (d: Uint8Array) =>
-        svc.batcher.reply(rs, q, d.length <= limit ? d : this.#tooLarge(svc.nodeId, d.length));
-      if (svc.telemetry.on)
+      const q = (entry as [number, unknown])[0];
+      if (svc.telemetry.on) {
+        const respond = (d: Uint8Array) => this.replyInBatch(svc, rs, q, d);
         svc.telemetry.serverAsk(msg, undefined, (end) =>
           this.#serveAsk(svc, dispatcher, msg, (d, error) => {
             respond(d);
             end(error);
           }),
         );
-      else this.#serveAsk(svc, dispatcher, msg, respond, now);
+      } else this.#serveBatched(svc, dispatcher, msg, rs, q, now);
     }
+  }
+
+  /** @internal Queues the reply to ask `q` of a batch whose replies go to `rs`. */
+  replyInBatch(svc: InboundServices, rs: string, q: number, d: Uint8Array): void {
+    svc.batcher.reply(rs, q, d.length <= svc.batcher.limitBytes ? d : this.#tooLarge(svc.nodeId, d.length));
+  }
+
+  /** An ask of a batch without telemetry: one InboundAsk object carries it to its reply. */
+  #serveBatched(
+    svc: InboundServices,
+    dispatcher: Dispatcher,
+    msg: HandlerMessage,
+    rs: string,
+    q: number,
+    now: number,
+  ): void {
+    const dedupe = svc.dedupe;
+    let entry: DedupeEntry | undefined;
+    if (dedupe.enabled) {
+      const seen = dedupe.open(msg.id, now);
+      if (seen instanceof Uint8Array) {
+        this.stats.deduplicated++;
+        return this.replyInBatch(svc, rs, q, seen);
+      }
+      if (!(seen instanceof DedupeEntry)) {
+        this.stats.deduplicated++;
+        void seen.then((d) => this.replyInBatch(svc, rs, q, d));
+        return;
+      }
+      entry = seen;
+    }
+    dispatcher.deliver(msg.t, msg.key, msg.h, msg.a, msg.id, new InboundAsk(this, svc, msg, entry, rs, q));
   }
 
   /** The error reply that replaces one too large to send. */
@@ -276,9 +308,7 @@ export class Inbound {
           return respond(moved);
         }
         this.stats.served++;
-        const out = o.ok
-          ? encode({ v: 1, k: "ok", r: o.result })
-          : encode({ v: 1, k: "err", e: toWireError(o.error) });
+        const out = o.ok ? encodeOk(o.result) : encode({ v: 1, k: "err", e: toWireError(o.error) });
         // A missed replica quorum is not remembered: the router retries it (router.ts), and the
         // entity's recent asks answer the retry without applying it again.
         if (entry !== undefined && !o.ok && o.error instanceof QuorumError) dedupe.forget(msg.id, out);

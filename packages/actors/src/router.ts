@@ -10,6 +10,7 @@ import {
   type ShardNode,
   type Transport,
 } from "@keyhold/core";
+import { assertArgs, encodeAsk } from "./ask-codec.js";
 import { Backoff } from "./backoff.js";
 import type { Batcher } from "./batch.js";
 import type { LocalOutcome } from "./dispatch.js";
@@ -33,7 +34,6 @@ import {
   type Resume,
 } from "./remote-ask.js";
 import { RingWatch } from "./ring-watch.js";
-import { assertSerializable } from "./serializable.js";
 import { type Decoded, decodeReply, encode, isError, nodeSubject, type Reply } from "./wire.js";
 
 export interface RouterParams {
@@ -142,8 +142,8 @@ export class Router {
     const id = this.#ids.next();
     let request: Uint8Array;
     try {
-      assertSerializable(args, `the arguments of ${type}.${h}`, "args");
-      request = encode({ v: 1, k: "ask", id, t: type, key, h, a: args, hop: 0 });
+      assertArgs(args, type, h);
+      request = encodeAsk(id, type, key, h, args, 0);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -180,7 +180,7 @@ export class Router {
     if (this.#closed && !(opts.accepted && !this.#aborted)) throw new ShardingClosedError();
     const target: ErrorTarget = { type, key, handler: h };
     if (resume === undefined) {
-      assertSerializable(args, `the arguments of ${type}.${h}`, "args");
+      assertArgs(args, type, h);
       this.stats.asks++;
     }
     const { node, clock } = this.#p;
@@ -270,7 +270,7 @@ export class Router {
           else if (out.ok) return out.result;
           else throw out.error;
         } else if (owner !== undefined) {
-          request ??= encode({ v: 1, k: "ask", id, t: type, key, h, a: args, hop: 0 });
+          request ??= encodeAsk(id, type, key, h, args, 0);
           const left = deadline - clock.now();
           if (left <= 0) break;
           let reply: Decoded<Reply> | undefined;
@@ -351,7 +351,7 @@ export class Router {
   /** Sends without waiting for the result: at most once, errors are not reported. */
   tell(type: string, key: string, h: string, args: readonly unknown[]): void {
     if (this.#closed) throw new ShardingClosedError();
-    assertSerializable(args, `the arguments of ${type}.${h}`, "args");
+    assertArgs(args, type, h);
     this.stats.tells++;
     const { node } = this.#p;
     const owner = node.place(key);

@@ -29,10 +29,12 @@ import { type ShardingParts, startSharding } from "./startup.js";
 import { type ShardingStats, shardingStats } from "./stats.js";
 import type { StateStore } from "./store.js";
 import type { Telemetry } from "./telemetry.js";
-import type { TurnGuard } from "./turn-guard.js";
 
 export type { HandoffInfo } from "./handoff-log.js";
 export type { ShardingStats } from "./stats.js";
+
+/** The options of an ask made without any (shared: nothing reads more than timeout and signal). */
+const NO_OPTIONS: AskOptions = Object.freeze({});
 
 export class Sharding implements AsyncDisposable {
   /** The membership and placement node underneath. */
@@ -57,7 +59,6 @@ export class Sharding implements AsyncDisposable {
   readonly #telemetry: Telemetry;
   readonly #events: Promise<void> | undefined;
   readonly #housekeeping: Housekeeping | undefined;
-  readonly #turns: TurnGuard;
   #closing: Promise<void> | undefined;
 
   private constructor(p: ShardingParts) {
@@ -81,7 +82,6 @@ export class Sharding implements AsyncDisposable {
     this.#telemetry = p.telemetry;
     this.#events = p.events;
     this.#housekeeping = p.housekeeping;
-    this.#turns = p.turns;
   }
 
   /** Starts a node that hosts `entities`, joins the ring and takes over its partitions. */
@@ -121,7 +121,7 @@ export class Sharding implements AsyncDisposable {
     key: string,
     h: string,
     args: readonly unknown[],
-    o: AskOptions = {},
+    o: AskOptions = NO_OPTIONS,
   ): Promise<unknown> {
     let d: EntityDefinition | TypeName;
     try {
@@ -146,16 +146,10 @@ export class Sharding implements AsyncDisposable {
     args: readonly unknown[],
     o: AskOptions,
     headers: MessageHeaders | undefined,
-    turned = false,
   ): Promise<unknown> {
-    // The fast path: the entity lives here and its partition is served. No id, no copies.
+    // The fast path: the entity lives here and its partition is served. No id, no copies. (The
+    // dispatcher gives the event loop a turn during a flood of these: turn-guard.ts.)
     if (this.#host && o.signal === undefined && this.#closing === undefined) {
-      // A flood of these settles through promises alone: give the event loop a turn now and
-      // then (turn-guard.ts), so that the heartbeat runs. `turned`: already deferred once.
-      if (!turned && !this.#turns.pass())
-        return new Promise((resolve) =>
-          this.#turns.defer(() => resolve(this.#ask(d, key, h, args, o, headers, true))),
-        );
       const here = this.#host.dispatcher.askHere(d, key, h, args, o.timeout);
       if (here) return here;
     }
@@ -166,6 +160,8 @@ export class Sharding implements AsyncDisposable {
         .then(() => validArgs(type, d.schemas, h, args))
         .then(() => this.#router.ask(type, key, h, args, { timeout: o.timeout, signal: o.signal, headers }));
     }
+    // Without options or headers (most asks), no object of options is made per ask.
+    if (o === NO_OPTIONS && headers === undefined) return this.#router.ask(d.type, key, h, args, NO_OPTIONS);
     return this.#router.ask(d.type, key, h, args, { timeout: o.timeout, signal: o.signal, headers });
   }
 

@@ -34,7 +34,6 @@ import { Router } from "./router.js";
 import type { Sharding } from "./sharding.js";
 import type { StateStore } from "./store.js";
 import { Telemetry } from "./telemetry.js";
-import { TurnGuard } from "./turn-guard.js";
 import { ACTOR_PROTOCOL, nodeSubject } from "./wire.js";
 
 /** Everything a started Sharding holds; the hosting parts, replicator and housekeeping only on a node. */
@@ -57,8 +56,6 @@ export interface ShardingParts {
   readonly batcher: Batcher;
   readonly router: Router;
   readonly host: HostParts | undefined;
-  /** Gives the event loop a turn during a flood of local asks (turn-guard.ts). */
-  readonly turns: TurnGuard;
   readonly housekeeping: Housekeeping | undefined;
   /** The hand-off loop following ownership events; settles once the node closed. */
   readonly events: Promise<void> | undefined;
@@ -110,9 +107,6 @@ function buildParts(c: Connected) {
   }
   const batcher = new Batcher({ transport, clock, deadlines, logger, maxEntries: opts.batchMaxEntries });
   let host: HostParts | undefined;
-  // A flood of local asks must not starve the heartbeat (turn-guard.ts): a turn at least every
-  // quarter heartbeat, and never more than 50 ms without one.
-  const turns = new TurnGuard(Math.min(50, node.config.heartbeatMs / 4));
   const router = new Router({
     node,
     transport,
@@ -122,12 +116,8 @@ function buildParts(c: Connected) {
     deadlines,
     askTimeoutMs: opts.askTimeoutMs,
     attemptTimeoutMs: opts.attemptTimeoutMs,
-    local: client
-      ? undefined
-      : (t, k, h, a, done) => {
-          if (turns.pass()) host!.dispatcher.dispatch(t, k, h, a, done);
-          else turns.defer(() => host!.dispatcher.dispatch(t, k, h, a, done));
-        },
+    // The dispatcher's entry holds the turn guard (turn-guard.ts) for this hand-over too.
+    local: client ? undefined : (t, k, h, a, done) => host!.dispatcher.dispatch(t, k, h, a, done),
   });
   let housekeeping: Housekeeping | undefined;
   if (!client) {
@@ -158,7 +148,7 @@ function buildParts(c: Connected) {
       background: host.background,
     });
   }
-  return { deadlines, handoffs, hostStats, replicator, batcher, router, host, turns, housekeeping };
+  return { deadlines, handoffs, hostStats, replicator, batcher, router, host, housekeeping };
 }
 
 /**

@@ -5,7 +5,11 @@
 // the heartbeat's echo. After ttl - skew of that, the node's own lease lapses and it fences
 // itself, although nothing is wrong but its caller (seen in the 1M-entity memory benchmark).
 //
-// The guard counts local hand-overs and, every CHECK_EVERY of them, looks at the monotonic
+// It is hooked once, at the dispatcher's entry (dispatch.ts `askHere` and `deliver`), so it sees
+// local asks, the router's local hand-over and messages from other nodes alike (those arrive
+// through socket reads and cannot starve the loop, but counting them too costs a counter).
+//
+// The guard counts hand-overs and, every CHECK_EVERY of them, looks at the monotonic
 // clock. When more than `sliceMs` passed since the event loop last gave it a turn, it defers
 // this hand-over and every later one, in order, to a setImmediate: the chain of microtasks
 // ends, the loop runs its timers and reads its sockets, and the deferred hand-overs continue.

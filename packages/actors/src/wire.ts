@@ -23,7 +23,8 @@ export const MAX_BATCH_ENTRIES = 65_536;
 /** Most hops a tell is forwarded between nodes that disagree about its owner. */
 export const MAX_HOPS = 4;
 
-const packr = new Packr({ useRecords: false, mapsAsObjects: true, int64AsType: "bigint" });
+/** The one msgpack codec of entity messages (ask-codec.ts shares it). */
+export const packr = new Packr({ useRecords: false, mapsAsObjects: true, int64AsType: "bigint" });
 
 /** An ask or a tell: one handler call for one entity. */
 export interface HandlerMessage {
