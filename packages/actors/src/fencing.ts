@@ -48,7 +48,16 @@ export class Fencing {
       gone = true;
     });
     for (let attempt = 0; ; attempt++) {
-      if (gone || node.closed || node.ring.ownerOfPartition(p) !== nodeId) return undefined;
+      if (gone || node.closed || node.ring.ownerOfPartition(p) !== nodeId) {
+        // Said, so that a partition left unserved can be traced (issue 9, run 7 (b)).
+        const why = gone
+          ? "released meanwhile"
+          : node.closed
+            ? "closing"
+            : `owner ${node.ring.ownerOfPartition(p) ?? "none"}`;
+        logger.info(`node ${nodeId}: no epoch taken for partition ${p}: ${why}`);
+        return undefined;
+      }
       const seen = Math.max(partitions.seen(p), replicator?.floor(p) ?? 0);
       try {
         // Not recorded as seen yet: begin() does, once the records are in (handoff.ts checks
