@@ -50,8 +50,11 @@ export class TakeoverCheck {
   /** id -> the `at` of the heartbeat confirmed to be the peer's newest stored one (or older). */
   readonly #confirmed = new Map<string, number>();
   readonly #inFlight = new Set<string>();
-  /** id -> what an unreadable (junk) answer held, to tell whether anything was stored since. */
-  readonly #junk = new Map<string, Uint8Array>();
+  /**
+   * id -> what an unreadable (junk) answer held, and the `at` it was judged for: the same junk
+   * for the same timed heartbeat a read later tells that nothing was stored meanwhile.
+   */
+  readonly #junk = new Map<string, { readonly data: Uint8Array; readonly at: number }>();
   /** id -> failed reads in a row (reported once at HELD_READ_FAILURES_REPORTED). */
   readonly #failures = new Map<string, number>();
 
@@ -112,8 +115,9 @@ export class TakeoverCheck {
       // junk a read later means nothing was stored meanwhile, so the peer renewed nothing.
       p.stats.malformed++;
       const before = this.#junk.get(id);
-      if (before !== undefined && sameBytes(before, data)) return this.#confirm(id, at);
-      this.#junk.set(id, data.slice());
+      if (before !== undefined && before.at === at && sameBytes(before.data, data))
+        return this.#confirm(id, at);
+      this.#junk.set(id, { data: data.slice(), at });
       p.leaseStats.takeoverRefused++;
       p.onVerdict(id, { kind: "newer", at });
       return;
