@@ -31,6 +31,11 @@ export class Fencing {
     this.#p = params;
   }
 
+  /** Whether `p` was given up on `stale` and its take-back has not decided yet. */
+  yielded(p: number): boolean {
+    return this.#yielded.has(p);
+  }
+
   /** An acquisition of `p` starts (an ownership event, or taking it back after giveUp). */
   acquiring(p: number): void {
     this.#yielded.delete(p);
