@@ -89,6 +89,18 @@ export class Fencing {
   }
 
   /**
+   * Whether someone took an epoch of `p` above `epoch` since (a concurrent acquirer, say one
+   * whose view briefly lacked this node at the heal of a split): its pull may have fenced the
+   * replicas above `epoch`, so the first copy under it would be refused `stale` and the partition
+   * given up. False when the source cannot tell (no `latest`, or the read failed): then a `stale`
+   * still corrects it, as before.
+   */
+  async overtaken(p: number, epoch: number): Promise<boolean> {
+    const latest = await this.#p.epochs.latest?.(p).catch(() => undefined);
+    return latest !== undefined && latest > epoch;
+  }
+
+  /**
    * Whether the epoch just taken for `p` directly follows this node's own previous tenure of it
    * (call before partitions.begin): the conditional write replaced that very epoch, so no other
    * node took `p`, and none served it, in between. Then this node's pre-fence records of `p`

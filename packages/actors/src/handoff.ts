@@ -237,8 +237,9 @@ export class Handoff {
           }
           await this.#p.recoverReminders?.(p);
           // Every record is in. A record of an epoch at or above ours (a concurrent acquirer, or a
-          // local stamp behind a peer's clock) means ours no longer fences: take another.
-          if (partitions.seen(p) >= epoch) {
+          // local stamp behind a peer's clock), or a take above ours since (fencing.ts overtaken),
+          // means ours no longer fences: take another.
+          if (partitions.seen(p) >= epoch || (await this.#fencing.overtaken(p, epoch))) {
             const again = await this.#fencing.take(p, lost);
             if (again === undefined) return;
             epoch = again;
