@@ -154,6 +154,23 @@ export function holdUnconfirmed(
   return held;
 }
 
+/**
+ * The peers of `table` (not `self`) whose leases expired, kept in the table while this node is
+ * fenced (jetstream mode): fenced, it cannot read the stream, and had it swept them, a rejoin
+ * through a peer as fenced as itself would bring back a view without them, whose ring takes over
+ * their partitions at once, although one of them may have kept renewing its lease through the
+ * stream on its side of the split (its heartbeats not heard here since). Kept, they are judged
+ * by a leader read like any expired peer once this node serves again (holdUnconfirmed).
+ */
+export function expiredPeers(table: LeaseTable, self: string, mono: number): Set<string> {
+  const out = new Set<string>();
+  for (const [id] of table.leases()) {
+    const rx = table.receivedAt(id);
+    if (id !== self && rx !== undefined && mono - rx > table.ttlMs) out.add(id);
+  }
+  return out;
+}
+
 /** The check of a jetstream-mode member: a "newer" verdict renews the peer in `table`. */
 export function takeoverCheck(
   p: MembershipParams,
