@@ -61,6 +61,12 @@ export interface EpochSource {
    * for its holder (`previous`). Best effort: without the mark the proof fails, which is safe.
    */
   spend?(p: number, epoch: number): Promise<void>;
+  /**
+   * Optional, for sources that agree (jetstream, memory): the latest epoch of `p` now (0: none),
+   * read through the source's leader. An acquirer whose epoch is below it was overtaken by a
+   * concurrent take, whose pull may have fenced the replicas above its epoch (handoff.ts).
+   */
+  latest?(p: number): Promise<number>;
 }
 
 export function emptyEpochStats(): EpochStats {
@@ -112,6 +118,12 @@ export class MemoryEpochs {
         return e;
       },
       previous: (p) => previous.get(p),
+      latest: async (p) => {
+        stats.kvOps++;
+        if (this.unreachable.has(nodeId))
+          throw new EpochError(`node ${nodeId} cannot reach the epoch counter`);
+        return this.latest.get(p) ?? 0;
+      },
     };
   }
 }
@@ -168,6 +180,10 @@ export class KvEpochs implements EpochSource {
 
   previous(p: number): number | undefined {
     return this.#previous.get(p);
+  }
+
+  async latest(p: number): Promise<number> {
+    return (await this.#latest(p, `p.${p}`)).rev;
   }
 
   async spend(p: number, epoch: number): Promise<void> {

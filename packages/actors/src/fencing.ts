@@ -31,6 +31,11 @@ export class Fencing {
     this.#p = params;
   }
 
+  /** Whether `p` was given up on `stale` and its take-back has not decided yet. */
+  yielded(p: number): boolean {
+    return this.#yielded.has(p);
+  }
+
   /** An acquisition of `p` starts (an ownership event, or taking it back after giveUp). */
   acquiring(p: number): void {
     this.#yielded.delete(p);
@@ -48,7 +53,16 @@ export class Fencing {
       gone = true;
     });
     for (let attempt = 0; ; attempt++) {
-      if (gone || node.closed || node.ring.ownerOfPartition(p) !== nodeId) return undefined;
+      if (gone || node.closed || node.ring.ownerOfPartition(p) !== nodeId) {
+        // Said, so that a partition left unserved can be traced (issue 9, run 7 (b)).
+        const why = gone
+          ? "released meanwhile"
+          : node.closed
+            ? "closing"
+            : `owner ${node.ring.ownerOfPartition(p) ?? "none"}`;
+        logger.info(`node ${nodeId}: no epoch taken for partition ${p}: ${why}`);
+        return undefined;
+      }
       const seen = Math.max(partitions.seen(p), replicator?.floor(p) ?? 0);
       try {
         // Not recorded as seen yet: begin() does, once the records are in (handoff.ts checks
@@ -72,6 +86,18 @@ export class Fencing {
         await Promise.race([sleep(clock, backoff.next()), lost]);
       }
     }
+  }
+
+  /**
+   * Whether someone took an epoch of `p` above `epoch` since (a concurrent acquirer, say one
+   * whose view briefly lacked this node at the heal of a split): its pull may have fenced the
+   * replicas above `epoch`, so the first copy under it would be refused `stale` and the partition
+   * given up. False when the source cannot tell (no `latest`, or the read failed): then a `stale`
+   * still corrects it, as before.
+   */
+  async overtaken(p: number, epoch: number): Promise<boolean> {
+    const latest = await this.#p.epochs.latest?.(p).catch(() => undefined);
+    return latest !== undefined && latest > epoch;
   }
 
   /**

@@ -31,9 +31,11 @@ import { sleep } from "./backoff.js";
 import type { EntityDefinition } from "./entity.js";
 import type { EpochSource, EpochStats } from "./epochs.js";
 import { Fencing } from "./fencing.js";
+import { emptyHandoffStats, type HandoffStats } from "./handoff-stats.js";
 import type { Lifecycle } from "./lifecycle.js";
 import type { Mailbox } from "./mailbox.js";
 import type { Outbox } from "./outbox.js";
+import { OwnedWatch } from "./owned-watch.js";
 import type { PartitionStates } from "./partitions.js";
 import { type Peer, PeerTracker } from "./peers.js";
 import { Puller } from "./pull.js";
@@ -43,51 +45,7 @@ import type { Replicator } from "./replication.js";
 import type { Slot, SlotTable } from "./slots.js";
 import { type EntityRecord, encode, pageRecords } from "./wire.js";
 
-export interface HandoffStats {
-  /** Partitions whose records were pulled from a previous owner. */
-  pulled: number;
-  /** Entity records installed from hand-offs. */
-  recordsIn: number;
-  /** Records skipped because this node held the same or a newer one (isNewer). */
-  recordsStale: number;
-  /**
-   * This node's own pre-fence records (released while it was fenced) not installed on
-   * re-acquiring their partition, because whoever served it meanwhile had a newer record.
-   */
-  preFenceSuperseded: number;
-  /**
-   * Pre-fence records dropped on re-acquire because a member that may have served the
-   * partition meanwhile did not answer the pull (its entities restart from initialState()).
-   */
-  preFenceDropped: number;
-  /** Re-acquisitions whose replicated pre-fence records waited for whom the pull missed (await-copy.ts). */
-  copyWaits: number;
-  /** Partitions whose records were taken from this node's outbox by a new owner. */
-  handedOff: number;
-  /** Pulls given up: the previous owner was gone or did not answer in handoffTimeoutMs. */
-  pullsAbandoned: number;
-  /** Messages buffered while a partition was pending. */
-  buffered: number;
-  malformed: number;
-  /** Partitions given up because a replica refused a copy as stale (a higher epoch exists). */
-  partitionsYielded: number;
-}
-
-export function emptyHandoffStats(): HandoffStats {
-  return {
-    pulled: 0,
-    recordsIn: 0,
-    recordsStale: 0,
-    preFenceSuperseded: 0,
-    preFenceDropped: 0,
-    copyWaits: 0,
-    handedOff: 0,
-    pullsAbandoned: 0,
-    buffered: 0,
-    malformed: 0,
-    partitionsYielded: 0,
-  };
-}
+export { emptyHandoffStats, type HandoffStats } from "./handoff-stats.js";
 
 export interface HandoffParams {
   readonly node: ShardNode;
@@ -137,6 +95,9 @@ export class Handoff {
 
   readonly #puller: Puller;
   readonly #awaitCopy: AwaitCopy;
+  // Per partition, acquisitions called and not finished; the backstop reads it (owned-watch.ts).
+  readonly #acquiring = new Map<number, number>();
+  readonly #watch: OwnedWatch;
 
   constructor(params: HandoffParams) {
     this.#p = params;
@@ -156,6 +117,13 @@ export class Handoff {
       peers: () => this.#peers?.peers ?? [],
       stats: this.#stats,
       install: (p, recs, eager) => this.#installAll(p, recs, eager),
+    });
+    this.#watch = new OwnedWatch({
+      ...params,
+      acquiring: (p) => this.#acquiring.has(p),
+      yielded: (p) => this.#fencing.yielded(p),
+      acquire: (p) => this.acquire(p, this.#peers?.peers ?? []),
+      stats: this.#stats,
     });
   }
 
@@ -177,6 +145,7 @@ export class Handoff {
       handoffTimeoutMs: this.#p.handoffTimeoutMs,
     });
     this.#peers = peers;
+    this.#watch.start();
     for await (const e of node.events()) {
       if (e.type === "members") {
         peers.update(e, node.departed());
@@ -193,6 +162,7 @@ export class Handoff {
         this.release(e.partition);
       }
     }
+    this.#watch.stop();
   }
 
   /**
@@ -209,88 +179,96 @@ export class Handoff {
   acquire(p: number, peers: readonly Peer[]): void {
     const { partitions, node } = this.#p;
     this.#fencing.acquiring(p);
+    this.#acquiring.set(p, (this.#acquiring.get(p) ?? 0) + 1);
     const tenure = this.#releases.get(p) ?? 0;
     const superseded = () =>
       (this.#releases.get(p) ?? 0) !== tenure || node.ring.ownerOfPartition(p) !== this.#p.nodeId;
-    void partitions.chain(p, async () => {
-      // Released before this step ran: the release's own step follows, and a later acquisition.
-      if (superseded()) return;
-      const started = this.#p.clock.now();
-      const st = partitions.pending(p);
-      const lost = new Promise<"lost">((r) => this.#lost.set(p, () => r("lost")));
-      try {
-        // The fencing token first: the pull carries it and fences every holder it reaches.
-        let epoch = await this.#fencing.take(p, lost);
-        if (epoch === undefined) return; // lost the partition meanwhile: its release follows
-        const eager: Slot[] = [];
-        // Records this node handed out earlier and nobody took: ours again, but only where
-        // nothing newer turns up. Pre-fence ones (released while fenced) may be older than what
-        // an interim owner served meanwhile, so they go in last, after the pull, and lose to
-        // any record of a later acquisition whatever the versions say (isNewer).
-        const mine = this.#p.outbox.take(p);
-        let records = 0;
-        // Copies this node kept as a replica: the warm standby becomes the primary.
-        const copies = this.#p.replicator?.takeCopies(p);
-        if (copies && copies.length > 0) records += this.#installAll(p, copies, eager);
-        const targets = peers.filter((m) => m.id !== this.#p.nodeId);
-        const pulled =
-          targets.length > 0
-            ? await this.#p.background.add(
-                "handoff",
-                () => this.#puller.pull(p, targets, eager, lost, epoch),
-                {
-                  dropped: { n: 0, complete: false, missing: targets },
-                  until: lost,
-                  partition: true,
-                },
-              )
-            : { n: 0, complete: true, missing: [] };
-        records += pulled.n;
-        if (superseded()) {
-          // Lost the partition again meanwhile: our records wait for its next owner (or our next
-          // tenure), and what the pull installed leaves with the release that follows.
-          if (mine) this.#p.outbox.put(p, mine.recs, mine.preFence);
-          return;
-        }
-        if (mine?.preFence && !pulled.complete && !this.#fencing.unbroken(p)) {
-          // (Not when the epoch bucket shows nobody took it since our tenure: fencing.ts unbroken.)
-          // Plain entities restart; replicated ones wait for the missing members (await-copy.ts).
-          const n = await this.#awaitCopy.settle(p, epoch, mine.recs, pulled, eager, lost, superseded);
-          if (n === undefined) return this.#p.outbox.put(p, mine.recs, true); // superseded while waiting
-          records += n;
-        } else if (mine) {
-          const n = this.#installAll(p, mine.recs, eager);
-          records += n;
-          if (mine.preFence) this.#stats.preFenceSuperseded += mine.recs.length - n;
-        }
-        await this.#p.recoverReminders?.(p);
-        // Every record is in. A record of an epoch at or above ours (a concurrent acquirer, or a
-        // local stamp behind a peer's clock) means ours no longer fences: take another.
-        if (partitions.seen(p) >= epoch) {
-          const again = await this.#fencing.take(p, lost);
-          if (again === undefined) return;
-          epoch = again;
-        }
-        // The last check before serving: nothing below awaits, so no release can come between it
-        // and the first message handled under `epoch`.
+    void partitions
+      .chain(p, async () => {
+        // Released before this step ran: the release's own step follows, and a later acquisition.
         if (superseded()) return;
-        partitions.begin(p, epoch);
-        this.#p.replicator?.fence(p, epoch);
-        partitions.set(p, { s: "ready" });
-        for (const slot of eager) this.#p.mailbox.wake(slot);
-        for (const retry of st.buffer) retry();
-        // Back to N copies: the replicas of this partition may be new to it.
-        void this.#p.refill?.refill(p);
-        this.#p.onHandoff?.({
-          partition: p,
-          from: targets.map((t) => t.id),
-          ms: this.#p.clock.now() - started,
-          records,
-        });
-      } finally {
-        this.#lost.delete(p);
-      }
-    });
+        const started = this.#p.clock.now();
+        const st = partitions.pending(p);
+        const lost = new Promise<"lost">((r) => this.#lost.set(p, () => r("lost")));
+        try {
+          // The fencing token first: the pull carries it and fences every holder it reaches.
+          let epoch = await this.#fencing.take(p, lost);
+          if (epoch === undefined) return; // lost the partition meanwhile: its release follows
+          const eager: Slot[] = [];
+          // Records this node handed out earlier and nobody took: ours again, but only where
+          // nothing newer turns up. Pre-fence ones (released while fenced) may be older than what
+          // an interim owner served meanwhile, so they go in last, after the pull, and lose to
+          // any record of a later acquisition whatever the versions say (isNewer).
+          const mine = this.#p.outbox.take(p);
+          let records = 0;
+          // Copies this node kept as a replica: the warm standby becomes the primary.
+          const copies = this.#p.replicator?.takeCopies(p);
+          if (copies && copies.length > 0) records += this.#installAll(p, copies, eager);
+          const targets = peers.filter((m) => m.id !== this.#p.nodeId);
+          const pulled =
+            targets.length > 0
+              ? await this.#p.background.add(
+                  "handoff",
+                  () => this.#puller.pull(p, targets, eager, lost, epoch),
+                  {
+                    dropped: { n: 0, complete: false, missing: targets },
+                    until: lost,
+                    partition: true,
+                  },
+                )
+              : { n: 0, complete: true, missing: [] };
+          records += pulled.n;
+          if (superseded()) {
+            // Lost the partition again meanwhile: our records wait for its next owner (or our next
+            // tenure), and what the pull installed leaves with the release that follows.
+            if (mine) this.#p.outbox.put(p, mine.recs, mine.preFence);
+            return;
+          }
+          if (mine?.preFence && !pulled.complete && !this.#fencing.unbroken(p)) {
+            // (Not when the epoch bucket shows nobody took it since our tenure: fencing.ts unbroken.)
+            // Plain entities restart; replicated ones wait for the missing members (await-copy.ts).
+            const n = await this.#awaitCopy.settle(p, epoch, mine.recs, pulled, eager, lost, superseded);
+            if (n === undefined) return this.#p.outbox.put(p, mine.recs, true); // superseded while waiting
+            records += n;
+          } else if (mine) {
+            const n = this.#installAll(p, mine.recs, eager);
+            records += n;
+            if (mine.preFence) this.#stats.preFenceSuperseded += mine.recs.length - n;
+          }
+          await this.#p.recoverReminders?.(p);
+          // Every record is in. A record of an epoch at or above ours (a concurrent acquirer, or a
+          // local stamp behind a peer's clock), or a take above ours since (fencing.ts overtaken),
+          // means ours no longer fences: take another.
+          if (partitions.seen(p) >= epoch || (await this.#fencing.overtaken(p, epoch))) {
+            const again = await this.#fencing.take(p, lost);
+            if (again === undefined) return;
+            epoch = again;
+          }
+          // The last check before serving: nothing below awaits, so no release can come between it
+          // and the first message handled under `epoch`.
+          if (superseded()) return;
+          partitions.begin(p, epoch);
+          this.#p.replicator?.fence(p, epoch);
+          partitions.set(p, { s: "ready" });
+          for (const slot of eager) this.#p.mailbox.wake(slot);
+          for (const retry of st.buffer) retry();
+          // Back to N copies: the replicas of this partition may be new to it.
+          void this.#p.refill?.refill(p);
+          this.#p.onHandoff?.({
+            partition: p,
+            from: targets.map((t) => t.id),
+            ms: this.#p.clock.now() - started,
+            records,
+          });
+        } finally {
+          this.#lost.delete(p);
+        }
+      })
+      .finally(() => {
+        const n = (this.#acquiring.get(p) ?? 1) - 1;
+        if (n > 0) this.#acquiring.set(p, n);
+        else this.#acquiring.delete(p);
+      });
   }
 
   /** A replica refused a copy of `p` as stale: give the partition up (fencing.ts). */

@@ -248,11 +248,9 @@ export class Router {
         // over) and the same id keeps it deduplicated. Otherwise our own view decides.
         const owner = hint !== undefined && (placed === undefined || placed === movedFrom) ? hint : placed;
         hint = undefined;
-        if (owner !== undefined) {
-          asked.add(owner);
-          quorum = undefined;
-        }
+        if (owner !== undefined) asked.add(owner);
         if (owner !== undefined && owner === node.id && this.#p.local) {
+          quorum = undefined;
           const { deadlines } = this.#p;
           let expiry: ReturnType<Deadlines["add"]> | undefined;
           const out = await Promise.race([
@@ -272,7 +270,9 @@ export class Router {
         } else if (owner !== undefined) {
           request ??= encodeAsk(id, type, key, h, args, 0);
           const left = deadline - clock.now();
+          // At the deadline with no attempt left: a missed quorum is still what the caller gets.
           if (left <= 0) break;
+          quorum = undefined;
           let reply: Decoded<Reply> | undefined;
           const subject = nodeSubject(this.#p.cluster, owner);
           const attemptMs = Math.max(1, Math.min(this.#p.attemptTimeoutMs, left));

@@ -151,6 +151,22 @@ describe("epoch properties (simulated bus)", () => {
             ],
             29444582,
           ],
+          // Random search (seed 331183657): n2 left and n4 joined at once; n0, whose view did not
+          // have n4 yet, took partition 22 a moment after n4 did, and its pull fenced the
+          // replicas above n4's epoch. n4 served under the lower one, its first copy (the final
+          // get of k0) was refused stale, the partition given up, and the take-back waited, for
+          // the departed n2, past the get's deadline. Now an acquirer overtaken by a newer take
+          // takes another epoch before it serves (fencing.ts overtaken).
+          [
+            [
+              { op: "join" },
+              { op: "asks", n: 6, from: 3 },
+              { op: "leave", i: 2 },
+              { op: "join" },
+              { op: "replay", i: 0, count: 1 },
+            ],
+            11,
+          ],
         ],
       },
     );

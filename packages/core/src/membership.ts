@@ -17,7 +17,7 @@ import {
 import { diffConfig } from "./options.js";
 import type { OwnLease } from "./own-lease.js";
 import { requestSync, type SyncContext, serveSync } from "./sync.js";
-import { holdUnconfirmed, type TakeoverCheck, takeoverCheck } from "./takeover.js";
+import { expiredPeers, holdUnconfirmed, type TakeoverCheck, takeoverCheck } from "./takeover.js";
 import type { TransportSubscription } from "./transport.js";
 import {
   decode,
@@ -321,7 +321,8 @@ export class Membership {
     const held = this.#doubtful(mono, fenced);
     this.#table.sweep(now, held, mono);
     const live = this.#table.live(mono);
-    // Held peers are never set while fenced. A node fenced while it rejoins may see itself
+    // Held peers are not members while fenced (jetstream mode keeps them in the table: takeover.ts
+    // expiredPeers). A node fenced while it rejoins may see itself
     // live, but must not place keys on itself yet; one whose lease is live is a member even if
     // its entry in the table aged out first.
     const withSelf = fenced || !member || live.includes(p.id) ? live : [...live, p.id];
@@ -348,7 +349,10 @@ export class Membership {
   /** Expired peers this node may not drop yet (fencing.ts); observers own nothing, never hold. */
   #doubtful(mono: number, fenced: boolean): ReadonlySet<string> {
     const p = this.#p;
-    if (p.observer || this.#left || fenced || !this.#lease.live(mono)) return new Set();
+    if (p.observer || this.#left) return new Set();
+    // jetstream mode: while fenced, expired peers stay in the table (not the view) until a read.
+    if (fenced || !this.#lease.live(mono))
+      return this.#takeover ? expiredPeers(this.#table, p.id, mono) : new Set();
     const held = doubtfulPeers(this.#table, p.id, this.#lease.sentAt, mono, p.config.heartbeatMs);
     // jetstream mode: an expired peer goes only once the stream leader confirmed its silence.
     return this.#takeover ? holdUnconfirmed(this.#takeover, this.#table, p.id, mono, held) : held;
