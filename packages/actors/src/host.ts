@@ -142,6 +142,8 @@ export function buildHost(a: {
         nodeId,
         install: (p, recs) => handoff!.install(p, recs),
         background,
+        node,
+        maxReplicas: Math.max(1, ...[...a.defs.values()].map((d) => d.replicas)),
       })
     : undefined;
   handoff = new Handoff({
