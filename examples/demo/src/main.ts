@@ -16,8 +16,6 @@ import { silentLogger } from "@keyhold/core";
 import { NatsServer, ShardingProcess, type ShardingProcessOptions } from "@keyhold/testing";
 import { Counter, ReplicatedCounter } from "./entities.js";
 
-import { appendFileSync } from "node:fs";
-const tr = (m: string) => { if (process.env.KH_TRACE) appendFileSync(process.env.KH_TRACE, `${Date.now()} demo ${m}\n`); };
 const quick = process.env.DEMO_QUICK === "1";
 const lease = quick
   ? { heartbeatMs: 200, ttlMs: 1000, skewMs: 500 }
@@ -71,10 +69,8 @@ async function notePreFence(id: string, n: ShardingProcess): Promise<void> {
   if (st) preFenceDropped.set(id, st.stats.handoff.preFenceDropped);
 }
 async function spawnNode(id: string): Promise<ShardingProcess> {
-  tr?.(`spawn ${id}`);
   const n = await ShardingProcess.spawn(nodeOptions(id), entitiesModule);
   nodes.set(id, n);
-  tr?.(`${id} ready received`);
   return n;
 }
 await Promise.all(["node-1", "node-2", "node-3"].map(spawnNode));
@@ -108,8 +104,6 @@ let next = 0;
 // the report prints the worst 500 ms window around each step (issue 10's hand-off target).
 const BUCKET_MS = 100;
 const loadStart = performance.now();
-const loadStartWall = Date.now();
-
 const buckets: { plain: number; replicated: number; maxMs: number }[] = [];
 function record(key: string, ms: number): void {
   const i = Math.floor((performance.now() - loadStart) / BUCKET_MS);
@@ -209,11 +203,7 @@ async function handoffSummary(since: number): Promise<string> {
 async function step(name: string, action: () => Promise<void>, settled: () => boolean): Promise<void> {
   const since = Date.now();
   const t0 = performance.now();
-  tr(`step ${name} begins`);
-  const seen = setInterval(() => tr(`members ${client.node.members().join(",")}`), 50);
   await action();
-  tr(`step ${name} action done`);
-  setTimeout(() => clearInterval(seen), 3000);
   await waitUntil(settled, 20_000, name);
   const ms = performance.now() - t0;
   await sleep(phaseMs);
@@ -264,7 +254,6 @@ await step(
 );
 
 stopLoad = true;
-if (process.env.KH_TRACE) buckets.forEach((b, i) => appendFileSync(process.env.KH_TRACE!, `${loadStartWall + i * BUCKET_MS} bucket ${(b.plain + b.replicated) * 10}/s max ${b.maxMs.toFixed(0)}\n`));
 await Promise.all(workers);
 clearInterval(progress);
 if (tty) process.stdout.write("\r\x1b[K");

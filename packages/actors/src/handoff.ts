@@ -40,7 +40,6 @@ import type { Refill } from "./refill.js";
 import { drainPartition } from "./release.js";
 import type { Replicator } from "./replication.js";
 import { servePull } from "./serve-pull.js";
-import { trace } from "./trace-tmp.js";
 import type { Slot, SlotTable } from "./slots.js";
 import type { EntityRecord } from "./wire.js";
 
@@ -213,10 +212,7 @@ export class Handoff {
     const tenure = this.#releases.get(p) ?? 0;
     const superseded = () =>
       (this.#releases.get(p) ?? 0) !== tenure || node.ring.ownerOfPartition(p) !== this.#p.nodeId;
-    const calledAt = Date.now();
-    trace(this.#p.nodeId, `acquire p${p} called`);
     void partitions.chain(p, async () => {
-      trace(this.#p.nodeId, `acquire p${p} step starts after ${Date.now() - calledAt} ms`);
       // Released before this step ran: the release's own step follows, and a later acquisition.
       if (superseded()) return;
       const started = this.#p.clock.now();
@@ -225,7 +221,6 @@ export class Handoff {
       try {
         // The fencing token first: the pull carries it and fences every holder it reaches.
         let epoch = await this.#fencing.take(p, lost);
-        trace(this.#p.nodeId, `acquire p${p} epoch taken at +${Date.now() - calledAt} ms`);
         if (epoch === undefined) return; // lost the partition meanwhile: its release follows
         const eager: Slot[] = [];
         // Records this node handed out earlier and nobody took: ours again, but only where
@@ -251,7 +246,6 @@ export class Handoff {
               )
             : { n: 0, complete: true, missing: [] };
         records += pulled.n;
-        trace(this.#p.nodeId, `acquire p${p} pulled ${pulled.n} (complete ${pulled.complete}) at +${Date.now() - calledAt} ms`);
         if (superseded()) {
           // Lost the partition again meanwhile: our records wait for its next owner (or our next
           // tenure), and what the pull installed leaves with the release that follows.
@@ -283,7 +277,6 @@ export class Handoff {
         partitions.begin(p, epoch);
         this.#p.replicator?.fence(p, epoch);
         partitions.set(p, { s: "ready" });
-        trace(this.#p.nodeId, `acquire p${p} ready at +${Date.now() - calledAt} ms, releasing ${st.buffer.length} buffered`);
         for (const slot of eager) this.#p.mailbox.wake(slot);
         for (const retry of st.buffer) retry();
         // Back to N copies: the replicas of this partition may be new to it.
@@ -315,8 +308,6 @@ export class Handoff {
     const done = new Promise<void>((r) => {
       finish = r;
     });
-    const relAt = Date.now();
-    trace(this.#p.nodeId, `release p${p} called`);
     void partitions.chain(p, async () => {
       try {
         const st = partitions.get(p);
@@ -324,9 +315,7 @@ export class Handoff {
         partitions.set(p, { s: "releasing", done });
         // Buffered messages go back through routing, which now redirects them.
         if (st.s === "pending") for (const retry of st.buffer) retry();
-        trace(this.#p.nodeId, `release p${p} drain starts at +${Date.now() - relAt} ms`);
         const recs = await drainPartition(this.#p, p, done);
-        trace(this.#p.nodeId, `release p${p} drained ${recs.length} at +${Date.now() - relAt} ms`);
         this.#p.outbox.put(p, recs, preFence);
         partitions.delete(p);
       } finally {

@@ -143,7 +143,6 @@ export function buildHost(a: {
         install: (p, recs) => handoff!.install(p, recs),
         background,
         node,
-        maxReplicas: Math.max(1, ...[...a.defs.values()].map((d) => d.replicas)),
       })
     : undefined;
   handoff = new Handoff({

@@ -4,17 +4,15 @@
 //
 // A refill never holds up a hand-off (issue 10): the partition's chain only takes the snapshot,
 // the sends run on the background queue outside it, so a release or acquisition of the
-// partition that follows does not wait for the replicas' acknowledgements. A membership change
-// refills only the replicas new to a partition's replica set (those kept their copies), and
-// skips partitions this node's view already gives to another node (their release follows, and
-// the new owner refills them once it serves).
+// partition that follows does not wait for the replicas' acknowledgements. A refill skips
+// partitions this node's view already gives to another node (their release follows, and the
+// new owner refills them once it serves).
 import type { Clock, Logger, ShardNode } from "@keyhold/core";
 import type { Background } from "./background.js";
 import { Backoff, sleep } from "./backoff.js";
 import type { PartitionStates } from "./partitions.js";
 import { LEASE_LAPSED, type Replicator } from "./replication.js";
 import type { SlotTable } from "./slots.js";
-import { trace } from "./trace-tmp.js";
 import { type EntityRecord, pageRecords } from "./wire.js";
 
 /** Resends of a refill page that got no acknowledgement. */
@@ -33,27 +31,21 @@ export interface RefillParams {
   readonly background: Background;
   /** Whose view of the ring decides which partitions this node still owns. */
   readonly node: Pick<ShardNode, "ring">;
-  /** The most copies any hosted type keeps: its replica set covers every type's (a prefix). */
-  readonly maxReplicas: number;
 }
 
 export class Refill {
   readonly #p: RefillParams;
-  // Per partition, its replica set when this node last refilled it: those hold every copy
-  // written since (each write goes to the replicas of the view it was written in). One entry
-  // per partition ever served.
-  readonly #current = new Map<number, ReadonlySet<string>>();
 
   constructor(params: RefillParams) {
     this.#p = params;
   }
 
   /**
-   * Sends the records of `p` (if this node serves it) to the partition's current replicas;
-   * `onlyNew`: only to those the last refill of `p` did not go to. Resolves once the sends are
-   * queued, not once they are acknowledged.
+   * Sends the records of `p` (if this node serves it and its view still gives it to this node)
+   * to the partition's current replicas. Resolves once the sends are queued, not once they are
+   * acknowledged.
    */
-  refill(p: number, onlyNew = false): Promise<void> {
+  refill(p: number): Promise<void> {
     const { replicator, partitions, slots } = this.#p;
     return partitions.chain(p, async () => {
       if (partitions.state(p) !== "ready") return;
@@ -62,38 +54,31 @@ export class Refill {
       // version wins) instead of keeping a stale second copy of what we serve.
       const late = replicator.takeCopies(p);
       if (late.length > 0) this.#p.install(p, late);
-      const skip = (onlyNew ? this.#current.get(p) : undefined) ?? new Set<string>();
-      const now = replicator.targets(p, this.#p.maxReplicas);
-      this.#current.set(p, new Set(now));
-      if (now.every((t) => skip.has(t))) return;
       const recs = slots.slotsOf(p).map((s) => slots.record(s));
-      void this.#p.background.add("refill", () => this.#send(p, recs, skip), {
+      void this.#p.background.add("refill", () => this.#send(p, recs), {
         dropped: undefined,
         partition: true,
       });
     });
   }
 
-  /** Tops up the replicas new to the replica set of every partition this node serves. */
+  /** Refills every partition this node serves (the replica sets may have changed). */
   refillAll(): void {
-    for (const p of this.#p.partitions.ready()) void this.refill(p, true);
+    for (const p of this.#p.partitions.ready()) void this.refill(p);
   }
 
-  async #send(p: number, recs: readonly EntityRecord[], skip: ReadonlySet<string>): Promise<void> {
+  async #send(p: number, recs: readonly EntityRecord[]): Promise<void> {
     const { replicator } = this.#p;
     const byTargets = new Map<string, EntityRecord[]>();
     for (const rec of recs) {
       const n = replicator.replicasOf(rec.t);
       if (n <= 1 || rec.ver === 0) continue;
       for (const t of replicator.targets(p, n)) {
-        if (skip.has(t)) continue;
         const list = byTargets.get(t) ?? [];
         list.push(rec);
         byTargets.set(t, list);
       }
     }
-    const t0 = Date.now();
-    trace(this.#p.nodeId, `refill p${p} runs to ${[...byTargets.keys()].join(",")}`);
     await Promise.all(
       [...byTargets].map(async ([t, list]) => {
         replicator.stats.refills++;
@@ -124,6 +109,5 @@ export class Refill {
         }
       }),
     );
-    trace(this.#p.nodeId, `refill p${p} done at +${Date.now() - t0} ms`);
   }
 }

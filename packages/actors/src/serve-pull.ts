@@ -6,8 +6,6 @@ import type { Outbox } from "./outbox.js";
 import type { PartitionStates } from "./partitions.js";
 import type { Replicator } from "./replication.js";
 import { encode, pageRecords } from "./wire.js";
-import { trace } from "./trace-tmp.js";
-const waits = new Map<number, number>();
 
 export interface ServePullParams {
   readonly node: ShardNode;
@@ -31,11 +29,7 @@ export async function servePull(
   cursor = 0,
   ep = 0,
 ): Promise<void> {
-  const wait = () => {
-    waits.set(p, (waits.get(p) ?? 0) + 1);
-    return reply0();
-  };
-  const reply0 = () => reply(encode({ v: 1, k: "states", p, status: "wait", recs: [] }));
+  const wait = () => reply(encode({ v: 1, k: "states", p, status: "wait", recs: [] }));
   const { partitions } = a;
   // The puller's epoch fences this node as a replica of `p` before anything is handed out.
   if (ep > 0) {
@@ -50,7 +44,7 @@ export async function servePull(
     // waiting past its handoffTimeoutMs (up to BUSY_PATIENCE_FACTOR times it) for us.
     if (!st.busy) await Promise.race([st.done, sleep(a.clock, Math.min(100, a.handoffTimeoutMs / 8))]);
     if (partitions.get(p) === st || partitions.get(p)?.s === "releasing")
-      return void (waits.set(p, (waits.get(p) ?? 0) + 1), reply(encode({ v: 1, k: "states", p, status: "wait", recs: [], busy: true })));
+      return reply(encode({ v: 1, k: "states", p, status: "wait", recs: [], busy: true }));
   } else if (st !== undefined) return wait();
   if (partitions.has(p) || ring().ownerOfPartition(p) === self) return wait();
   const held = a.outbox.peek(p);
@@ -61,7 +55,5 @@ export async function servePull(
   const all = held ? [...held, ...copies] : copies;
   const { page, next } = pageRecords(all, cursor);
   if (held && held.length > 0) a.outbox.served(p, from, ep, cursor);
-  trace(a.nodeId, `serve p${p} to ${from}: ok ${page.length} recs after ${waits.get(p) ?? 0} waits`);
-  waits.delete(p);
   reply(encode({ v: 1, k: "states", p, status: "ok", recs: page, next }));
 }

@@ -36,7 +36,6 @@ import type { StateStore } from "./store.js";
 import { Telemetry } from "./telemetry.js";
 import { TurnGuard } from "./turn-guard.js";
 import { ACTOR_PROTOCOL, nodeSubject } from "./wire.js";
-import { trace } from "./trace-tmp.js";
 
 /** Everything a started Sharding holds; the hosting parts, replicator and housekeeping only on a node. */
 export interface ShardingParts {
@@ -211,11 +210,9 @@ export async function startSharding(
         });
     // The join-time config check compares the epoch source too: KV revisions and local stamps
     // (wall-clock sized) cannot be compared, so a node of the other mode is refused.
-    trace(nodeId, `ShardNode.start begins (client ${client})`);
     const node = await ShardNode.start(
       epochs ? { ...nodeOptions, fencingTokens: String(epochs.kind).slice(0, 64) || "custom" } : nodeOptions,
     );
-    trace(nodeId, `ShardNode.start done, members ${node.members().length}`);
     const connected = { node, client, opts, registry, transport, clock, logger, store, epochs, telemetry };
     const built = buildParts(connected);
     const { host } = built;
@@ -236,7 +233,6 @@ export async function startSharding(
       ownerOf: (key) => node.place(key),
       telemetry,
     });
-    trace(nodeId, "startSharding done");
     return sharding;
   } catch (err) {
     inbound.close();

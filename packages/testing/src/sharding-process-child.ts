@@ -16,16 +16,12 @@ const { storeBucket, storeReplicas, ...options } = JSON.parse(process.argv[2] ??
 };
 const entitiesModule = process.argv[3] ?? "";
 
-import { appendFileSync } from "node:fs";
-const tr = (m: string) => { if (process.env.KH_TRACE) appendFileSync(process.env.KH_TRACE, `${Date.now()} ${options.nodeId} child ${m}\n`); };
-tr(`process began at ${Math.round(performance.timeOrigin)} (${Math.round(Date.now() - performance.timeOrigin)} ms ago)`);
 try {
   const mod = (await import(entitiesModule)) as {
     entities: ShardingOptions["entities"];
     /** Optional: turns an answered ask into an acknowledgement record (see emitAck). */
     ackRecord?: (ack: AckInfo) => Pick<AckRecord, "key" | "op" | "kind" | "value"> | undefined;
   };
-  tr("entities module loaded");
   const toRecord = mod.ackRecord;
   const sharding = await Sharding.start({
     // KEYHOLD_CHILD_LOG=1: info, warnings and errors to stderr (ShardingProcess.logs()), each
@@ -93,7 +89,6 @@ try {
       process.exit(0);
     }
   });
-  tr("ready sent");
   send({ type: "ready", ...state() });
 } catch (err) {
   const e = err as Error & { code?: string };
