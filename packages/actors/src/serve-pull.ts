@@ -1,5 +1,5 @@
 // The holder's side of a pull (handoff.ts): what a member answers a new owner that asks for a
-// partition's records, and what it forgets once that owner acknowledged them.
+// partition's records ("wait", "busy", or the records it holds, in pages).
 import type { Clock, ShardNode } from "@keyhold/core";
 import { sleep } from "./backoff.js";
 import type { Outbox } from "./outbox.js";
