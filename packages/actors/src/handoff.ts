@@ -27,7 +27,6 @@
 import type { Clock, Logger, ShardNode, Transport } from "@keyhold/core";
 import { AwaitCopy } from "./await-copy.js";
 import type { Background } from "./background.js";
-import { sleep } from "./backoff.js";
 import type { EntityDefinition } from "./entity.js";
 import type { EpochSource, EpochStats } from "./epochs.js";
 import { Fencing } from "./fencing.js";
@@ -42,8 +41,9 @@ import { Puller } from "./pull.js";
 import type { Refill } from "./refill.js";
 import { drainPartition } from "./release.js";
 import type { Replicator } from "./replication.js";
+import { servePull } from "./serve-pull.js";
 import type { Slot, SlotTable } from "./slots.js";
-import { type EntityRecord, encode, pageRecords } from "./wire.js";
+import type { EntityRecord } from "./wire.js";
 
 export { emptyHandoffStats, type HandoffStats } from "./handoff-stats.js";
 
@@ -329,45 +329,9 @@ export class Handoff {
     return n;
   }
 
-  /**
-   * Answers a new owner's pull: "wait" while this node still owns `p` or is draining it, else
-   * the records it holds for `p` — only to the node its own view names as the owner.
-   */
-  async servePull(
-    p: number,
-    from: string,
-    reply: (data: Uint8Array) => void,
-    cursor = 0,
-    ep = 0,
-  ): Promise<void> {
-    const wait = () => reply(encode({ v: 1, k: "states", p, status: "wait", recs: [] }));
-    const { partitions } = this.#p;
-    // The puller's epoch fences this node as a replica of `p` before anything is handed out.
-    if (ep > 0) {
-      partitions.see(p, ep);
-      this.#p.replicator?.fence(p, ep);
-    }
-    const self = this.#p.nodeId;
-    const ring = () => this.#p.node.ring;
-    const st = partitions.get(p);
-    if (st?.s === "releasing") {
-      // Draining: answer when done if that is soon, else "busy", which keeps the new owner
-      // waiting past its handoffTimeoutMs (up to BUSY_PATIENCE_FACTOR times it) for us.
-      if (!st.busy)
-        await Promise.race([st.done, sleep(this.#p.clock, Math.min(100, this.#p.handoffTimeoutMs / 8))]);
-      if (partitions.get(p) === st || partitions.get(p)?.s === "releasing")
-        return reply(encode({ v: 1, k: "states", p, status: "wait", recs: [], busy: true }));
-    } else if (st !== undefined) return wait();
-    if (partitions.has(p) || ring().ownerOfPartition(p) === self) return wait();
-    const held = this.#p.outbox.peek(p);
-    // Replica copies are copies, not moves: anyone may read them (read repair).
-    const copies = this.#p.replicator?.copiesOf(p) ?? [];
-    // Views converge within a heartbeat; until ours names the asker, it may not be the owner.
-    if (held && held.length > 0 && ring().ownerOfPartition(p) !== from) return wait();
-    const all = held ? [...held, ...copies] : copies;
-    const { page, next } = pageRecords(all, cursor);
-    if (held && held.length > 0) this.#p.outbox.served(p, from, ep, cursor);
-    reply(encode({ v: 1, k: "states", p, status: "ok", recs: page, next }));
+  /** Answers a new owner's pull of `p` (serve-pull.ts). */
+  servePull(p: number, from: string, reply: (data: Uint8Array) => void, cursor = 0, ep = 0): Promise<void> {
+    return servePull(this.#p, p, from, reply, cursor, ep);
   }
 
   /** The new owner `from` installed the records of `p` its pull of epoch `ep` got: forget them. */
