@@ -117,7 +117,8 @@ function record(key: string, ms: number): void {
 function worstWindow(from: number, to: number): string {
   const per = 500 / BUCKET_MS;
   const lo = Math.max(0, Math.floor(from / BUCKET_MS));
-  const hi = Math.min(buckets.length - per, Math.floor(to / BUCKET_MS));
+  // Whole windows inside [from, to): the bucket `to` falls in is not complete yet.
+  const hi = Math.min(buckets.length, Math.floor(to / BUCKET_MS)) - per;
   let worst: { at: number; plain: number; replicated: number; maxMs: number } | undefined;
   for (let i = lo; i <= hi; i++) {
     const w = buckets.slice(i, i + per);
@@ -216,8 +217,9 @@ async function step(name: string, action: () => Promise<void>, settled: () => bo
 }
 
 log(`partitions: ${layout()}`);
+const steadyFrom = performance.now() - loadStart;
 await sleep(phaseMs);
-log(`  steady: ${worstWindow(1000, performance.now() - loadStart)}`);
+log(`  steady: ${worstWindow(steadyFrom, performance.now() - loadStart)}`);
 
 await step(
   "node-4 joins (process start incl.)",
