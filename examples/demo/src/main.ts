@@ -120,17 +120,26 @@ function worstWindow(from: number, to: number): string {
   // Whole windows inside [from, to): the bucket `to` falls in is not complete yet.
   const hi = Math.min(buckets.length, Math.floor(to / BUCKET_MS)) - per;
   let worst: { at: number; plain: number; replicated: number; maxMs: number } | undefined;
+  const rates: number[] = [];
   for (let i = lo; i <= hi; i++) {
     const w = buckets.slice(i, i + per);
     const plain = w.reduce((s, b) => s + b.plain, 0) * 2;
     const replicated = w.reduce((s, b) => s + b.replicated, 0) * 2;
     const maxMs = Math.max(...w.map((b) => b.maxMs));
+    rates.push(plain + replicated);
     if (!worst || plain + replicated < worst.plain + worst.replicated)
       worst = { at: i * BUCKET_MS, plain, replicated, maxMs };
   }
   if (!worst) return "no window";
-  return `worst 500 ms window at +${(worst.at / 1000).toFixed(1)} s: ${worst.plain + worst.replicated} asks/s (plain ${worst.plain}, replicated ${worst.replicated}), slowest ask completing in it ${worst.maxMs.toFixed(0)} ms`;
+  rates.sort((a, b) => a - b);
+  lastMedian = rates[Math.floor(rates.length / 2)]!;
+  const total = worst.plain + worst.replicated;
+  const share = steadyMedian > 0 ? `, ${Math.round((100 * total) / steadyMedian)}% of the steady median` : "";
+  return `worst 500 ms window at +${(worst.at / 1000).toFixed(1)} s: ${total} asks/s (plain ${worst.plain}, replicated ${worst.replicated}${share}), slowest ask completing in it ${worst.maxMs.toFixed(0)} ms`;
 }
+/** The median 500 ms window rate of the last worstWindow call, and of the steady phase. */
+let lastMedian = 0;
+let steadyMedian = 0;
 
 async function worker(): Promise<void> {
   while (!stopLoad) {
@@ -219,7 +228,9 @@ async function step(name: string, action: () => Promise<void>, settled: () => bo
 log(`partitions: ${layout()}`);
 const steadyFrom = performance.now() - loadStart;
 await sleep(phaseMs);
-log(`  steady: ${worstWindow(steadyFrom, performance.now() - loadStart)}`);
+const steady = worstWindow(steadyFrom, performance.now() - loadStart);
+steadyMedian = lastMedian;
+log(`  steady: median 500 ms window ${steadyMedian} asks/s; ${steady}`);
 
 await step(
   "node-4 joins (process start incl.)",
