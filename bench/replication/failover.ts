@@ -249,6 +249,12 @@ async function trial(
     }),
   );
 
+  // FAILOVER_LOGS=1 (with KEYHOLD_CHILD_LOG=1, which makes the nodes log): the survivors' logs
+  // when a key stayed unanswered, to see why its partition was not served.
+  if (unanswered > 0 && process.env.FAILOVER_LOGS === "1") {
+    process.stderr.write(`${unanswered} keys unanswered; the survivors' logs:\n`);
+    for (const s of survivors) process.stderr.write(`--- ${s.id}\n${s.logs().join("\n")}\n`);
+  }
   // The survivors report their membership events over IPC as they happen; give the last a moment.
   await waitFor(() => survivors.every((s, i) => dropAt(s, eventsFrom[i]!, victim.id) !== undefined), {
     timeout: 5_000,

@@ -142,7 +142,6 @@ export function buildHost(a: {
         nodeId,
         install: (p, recs) => handoff!.install(p, recs),
         background,
-        node,
       })
     : undefined;
   handoff = new Handoff({

@@ -1,13 +1,7 @@
 // Topping replicas up: a primary sends every replicated record of a partition it serves to the
 // partition's current replicas, so a key is back to N copies after a failover or when a
 // replica joined or died. Best effort: a replica that misses it gets the next write or refill.
-//
-// A refill never holds up a hand-off (issue 10): the partition's chain only takes the snapshot,
-// the sends run on the background queue outside it, so a release or acquisition of the
-// partition that follows does not wait for the replicas' acknowledgements. A refill skips
-// partitions this node's view already gives to another node (their release follows, and the
-// new owner refills them once it serves).
-import type { Clock, Logger, ShardNode } from "@keyhold/core";
+import type { Clock, Logger } from "@keyhold/core";
 import type { Background } from "./background.js";
 import { Backoff, sleep } from "./backoff.js";
 import type { PartitionStates } from "./partitions.js";
@@ -29,8 +23,6 @@ export interface RefillParams {
   readonly install: (p: number, recs: readonly EntityRecord[]) => void;
   /** The node's background queue: the sends wait there behind hand-off pulls (background.ts). */
   readonly background: Background;
-  /** Whose view of the ring decides which partitions this node still owns. */
-  readonly node: Pick<ShardNode, "ring">;
 }
 
 export class Refill {
@@ -40,22 +32,17 @@ export class Refill {
     this.#p = params;
   }
 
-  /**
-   * Sends the records of `p` (if this node serves it and its view still gives it to this node)
-   * to the partition's current replicas. Resolves once the sends are queued, not once they are
-   * acknowledged.
-   */
+  /** Sends the records of `p` (if this node serves it) to the partition's current replicas. */
   refill(p: number): Promise<void> {
     const { replicator, partitions, slots } = this.#p;
     return partitions.chain(p, async () => {
       if (partitions.state(p) !== "ready") return;
-      if (this.#p.node.ring.ownerOfPartition(p) !== this.#p.nodeId) return;
       // Copies that reached us after we took the partition over: merge them (a higher
       // version wins) instead of keeping a stale second copy of what we serve.
       const late = replicator.takeCopies(p);
       if (late.length > 0) this.#p.install(p, late);
       const recs = slots.slotsOf(p).map((s) => slots.record(s));
-      void this.#p.background.add("refill", () => this.#send(p, recs), {
+      await this.#p.background.add("refill", () => this.#send(p, recs), {
         dropped: undefined,
         partition: true,
       });
