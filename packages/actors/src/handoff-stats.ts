@@ -30,6 +30,11 @@ export interface HandoffStats {
   /** Partitions given up because a replica refused a copy as stale (a higher epoch exists). */
   partitionsYielded: number;
   /**
+   * `stale` answers that did not give a partition up: the replica's view named as primary a node
+   * this node's view had already dropped (host.ts), so only its view lagged.
+   */
+  staleFromLaggingView: number;
+  /**
    * Owned partitions found neither served, nor draining, nor being taken over for two
    * heartbeats, and taken over then (owned-watch.ts); 0 unless some path forgot one.
    */
@@ -49,6 +54,7 @@ export function emptyHandoffStats(): HandoffStats {
     buffered: 0,
     malformed: 0,
     partitionsYielded: 0,
+    staleFromLaggingView: 0,
     partitionsRecovered: 0,
   };
 }

@@ -276,6 +276,11 @@ export class Handoff {
     if (this.#fencing.giveUp(p)) this.#stats.partitionsYielded++;
   }
 
+  /** A `stale` answer that only showed a replica's lagging view (host.ts): counted, not acted on. */
+  staleFromLaggingView(): void {
+    this.#stats.staleFromLaggingView++;
+  }
+
   /** This node stopped owning `p`: drain, passivate, and keep the records for the new owner. */
   release(p: number, preFence = this.#fenced): void {
     const { partitions } = this.#p;

@@ -183,13 +183,40 @@ export function buildHost(a: {
     onAck: opts.onAck,
     reroute: a.reroute,
   });
-  // A replica refused a copy as stale: stop acting for the whole partition (fencing.ts).
+  // A replica refused a copy as stale: stop acting for the whole partition (fencing.ts), unless
+  // the refusal says nothing against this tenure: a copy of an older tenure refused by an epoch
+  // floor at or below ours, or a replica whose view still names as primary a node ours has
+  // dropped (a crash it has not seen yet; in jetstream mode dropped only once the stream confirmed
+  // it silent). Giving up then left the partition unserved while the take-back waited, pre-fence,
+  // for the dead node. Nothing is acknowledged without that replica's `repok` (replication.ts),
+  // so a write refused meanwhile fails retryably until the replica's view has converged.
   replicator?.attach({
     epochOf: (p) => partitions.stamp(p),
-    onStale: (p, ep) => {
+    onStale: (p, ep, primary) => {
       if (ep !== undefined) partitions.see(p, ep);
+      if (staleFromLaggingView(nodeId, node.ring.members, partitions.stamp(p), ep, primary)) {
+        handoff!.staleFromLaggingView();
+        return;
+      }
       handoff!.giveUp(p);
     },
   });
   return { slots, lifecycle, partitions, outbox, handoff, dispatcher, reminders, background, commit };
+}
+
+/**
+ * Whether a replica's `stale` answer is no reason to give the partition up (host.ts): either it
+ * refused by epoch (`ep`, its floor) with a floor not above this node's tenure (`stamp`), so it
+ * refused a copy of an older tenure and takes this one's; or it refused copy by copy, naming as
+ * primary a node that is neither this one nor a member in this node's view: its view lags.
+ */
+export function staleFromLaggingView(
+  self: string,
+  members: readonly string[],
+  stamp: number,
+  ep: number | undefined,
+  primary: string | null,
+): boolean {
+  if (ep !== undefined) return stamp > 0 && ep <= stamp;
+  return primary !== null && primary !== self && !members.includes(primary);
 }

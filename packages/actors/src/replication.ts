@@ -52,8 +52,11 @@ export interface ReplicatorParams {
 export interface ReplicatorHooks {
   /** This node's epoch for a partition it serves: the token its copies carry (partitions.ts). */
   readonly epochOf: (p: number) => number;
-  /** A replica refused a copy of partition `p` as stale; `ep` its epoch when it named one. */
-  readonly onStale: (p: number, ep: number | undefined) => void;
+  /**
+   * A replica refused a copy of partition `p` as stale; `ep` its epoch when it named one,
+   * `primary` the node its view names the primary (null: none).
+   */
+  readonly onStale: (p: number, ep: number | undefined, primary: string | null) => void;
 }
 
 export interface ReplicationStats {
@@ -287,7 +290,7 @@ export class Replicator {
       const reply = decodeReply(data);
       if (isError(reply)) return "bad reply";
       if (reply.k === "stale") {
-        this.#hooks?.onStale(p, reply.ep);
+        this.#hooks?.onStale(p, reply.ep, reply.primary);
         return "stale";
       }
       return reply.k === "repok" ? "ok" : "bad reply";
