@@ -1,11 +1,9 @@
 // Entity records as they are packed (wire.ts has the messages that carry them): `recent`
 // travels as `ids`, and every object is built field by field, since an object spread per copy
 // cost about as much as packing it (docs/concepts/performance.md).
-import { Packr } from "msgpackr";
-import type { EntityRecord } from "./wire.js";
-
-// The same options as wire.ts's: what this packs, wire.ts unpacks.
-const packr = new Packr({ useRecords: false, mapsAsObjects: true, int64AsType: "bigint" });
+// wire.ts's own packer: what this packs, wire.ts unpacks (used only inside functions, so the
+// import cycle with wire.ts is harmless).
+import { type EntityRecord, packr } from "./wire.js";
 
 /**
  * A `rep` message of partition `p` (copies to a replica): built field by field, the one object
