@@ -23,6 +23,14 @@ export class Ledger extends Entity<{ n: number; born: string; ops: string[] }> {
     this.state.ops.push(op);
     return { n: this.state.n, born: this.state.born };
   }
+  /** As `add`, holding the event loop for `ms` first: a SIGSTOP then lands mid-handler. */
+  slowAdd(op: string, ms: number): LedgerAck {
+    const until = performance.now() + ms;
+    while (performance.now() < until) {
+      // busy: a synchronous handler that takes a while
+    }
+    return this.add(op);
+  }
   read() {
     return this.state;
   }
@@ -32,7 +40,7 @@ export const entities = [Ledger];
 
 /** An acknowledged add as an AckRecord; its value is the lineage that acknowledged it. */
 export function ackRecord(ack: AckInfo) {
-  if (ack.handler !== "add") return undefined;
+  if (ack.handler !== "add" && ack.handler !== "slowAdd") return undefined;
   return {
     key: `${ack.type}/${ack.key}`,
     op: String(ack.args[0]),

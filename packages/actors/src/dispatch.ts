@@ -56,6 +56,11 @@ export interface DispatchParams {
   readonly bufferLimit: number;
   /** Told of every ask answered as owner (the `onAck` option). */
   readonly onAck?: ((ack: AckInfo) => void) | undefined;
+  /**
+   * Whether a retry of an ask of this type with the same id is answered from the entity's
+   * recent asks instead of applied again (replicated and stored types: handler.ts tracksAsks).
+   */
+  readonly retrySafe: (def: EntityDefinition) => boolean;
   /** Routes an ask again (its entity turned out to be owned elsewhere). */
   readonly reroute: (
     type: string,
@@ -85,6 +90,8 @@ export class Dispatcher {
   readonly latency = new LatencyHistogram();
   /** Set while #enqueue hands a just-checked message to the mailbox (see recheck). */
   #admitting = false;
+  /** Answers not sent because the lease lapsed after the handler was admitted (a pause mid-turn). */
+  answersWithheld = 0;
   /**
    * Gives the event loop a turn during a flood of hand-overs (turn-guard.ts): at least every
    * quarter heartbeat, and never more than 50 ms without one.
@@ -123,10 +130,14 @@ export class Dispatcher {
   }
 
   /**
-   * The lease check again, right before an act after admission (the handler run, the answer):
-   * skipped only while `#enqueue` runs, because whatever the mailbox runs synchronously there
-   * happens in the same synchronous turn as the check `#mayAct` just made, which no input and
-   * no timer can interleave. A message that waited, or an answer after an await, checks anew.
+   * The lease check again, right before an act after admission (the handler run, a copy, a
+   * store write): skipped only while `#enqueue` runs, because whatever the mailbox runs
+   * synchronously there happens in the same synchronous turn as the check `#mayAct` just made,
+   * which no input and no timer can interleave. A message that waited, or an act after an
+   * await, checks anew. Time can still pass inside a turn (a SIGSTOP, a frozen VM): what is run
+   * then has no effect outside this node but its copies and store writes, which replicas and
+   * the store judge by epoch, and its answer, which is why the answer always checks anew
+   * (`#answerable`).
    */
   recheck(type: string, key: string, mayHaveApplied: boolean): void {
     if (!this.#admitting) leaseHeld(this.#p.node, type, key, mayHaveApplied);
@@ -142,8 +153,15 @@ export class Dispatcher {
     this.#p.deadlines.cancel(d);
   }
 
-  #leaseStill(): boolean {
-    return this.#admitting || this.#p.node.leaseValid();
+  /**
+   * The answer's lease check: always a fresh clock reading, even in the turn that admitted the
+   * message, because a pause can land between the admission and the answer (seen as one add
+   * acknowledged by a superseded owner, test/safety/pause-mid-handler.test.ts). The caller
+   * reads the acknowledgement's time before this, so a logged acknowledgement is one made while
+   * the lease held; what is left is the gap between this check and the socket write.
+   */
+  #answerable(): boolean {
+    return this.#p.node.leaseValid();
   }
 
   /**
@@ -197,14 +215,17 @@ export class Dispatcher {
   /** @internal The outcome of a local ask (LocalAsk): the latency, the answer's lease check. */
   localDone(ask: LocalAsk, err: unknown, result: unknown): Promise<unknown> | undefined {
     const { type } = ask.def;
+    const t1 = err === undefined && this.#p.onAck ? sharedNow() : 0;
     // The answer is an act as owner too. A local ask carries no id to deduplicate a retry, so
     // one that ran is failed (its outcome unknown), never run again.
-    if (err === undefined && !this.#leaseStill())
+    if (err === undefined && !this.#answerable()) {
+      this.answersWithheld++;
       throw new NotOwnerError(
         type,
         ask.key,
         "its lease lapsed before the answer (the ask may have been applied)",
       );
+    }
     if (err === undefined) {
       this.#p.onAck?.({
         type,
@@ -214,7 +235,7 @@ export class Dispatcher {
         result,
         id: undefined,
         t0: ask.t0,
-        t1: sharedNow(),
+        t1,
       });
       return undefined;
     }
@@ -288,10 +309,29 @@ export class Dispatcher {
 
   /** @internal The handler of a Delivery finished: its latency, the answer's lease check. */
   delivered(m: Delivery, err: unknown, r: unknown): void {
+    // The acknowledgement's time, read before the lease check: a logged one was made while the
+    // lease held, even when a pause lands between the check and the send.
+    const t1 = this.#p.onAck ? sharedNow() : 0;
     this.latency.record(this.#p.node.monoNow() - m.lt);
-    // No answer as owner once the lease lapsed: "moved", and the sender retries with the
-    // same id, which the next owner deduplicates (replicated and stored types).
-    if (movedError(err) || !this.#leaseStill()) return m.out.moved();
+    if (movedError(err)) return m.out.moved();
+    if (!this.#answerable()) {
+      // No answer as owner once the lease lapsed, although the handler ran. A replicated or
+      // stored type answers "moved": the sender retries with the same id, which the next owner
+      // (or this one, re-acquired) answers from the entity's recent asks without applying it
+      // again. A plain type keeps no such record, and a retry could apply it twice when this
+      // node keeps the partition (a short pause nobody took over after): its caller gets a
+      // NotOwnerError whose outcome is unknown, as a local caller does.
+      this.answersWithheld++;
+      const def = this.#p.defs.get(m.type);
+      if (def !== undefined && this.#p.retrySafe(def)) return m.out.moved();
+      return m.out.failed(
+        new NotOwnerError(
+          m.type,
+          m.key,
+          "its lease lapsed before the answer (the ask may have been applied)",
+        ),
+      );
+    }
     if (err !== undefined) return m.out.failed(err);
     this.#p.onAck?.({
       type: m.type,
@@ -301,7 +341,7 @@ export class Dispatcher {
       result: r,
       id: m.id,
       t0: m.t0,
-      t1: sharedNow(),
+      t1,
     });
     m.out.ok(r);
   }

@@ -181,6 +181,7 @@ export function buildHost(a: {
     askTimeoutMs: opts.askTimeoutMs,
     bufferLimit,
     onAck: opts.onAck,
+    retrySafe: (def) => store !== undefined || def.replicas > 1,
     reroute: a.reroute,
   });
   // A replica refused a copy as stale: stop acting for the whole partition (fencing.ts), unless

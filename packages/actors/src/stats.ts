@@ -16,7 +16,12 @@ export interface ShardingStats {
   readonly router: Readonly<RouterStats>;
   /** Batching per destination (batch.ts): batches and entries sent, replies matched. */
   readonly batches: Readonly<BatchStats>;
-  readonly host: Readonly<HostStats> & { readonly active: number; readonly known: number };
+  readonly host: Readonly<HostStats> & {
+    readonly active: number;
+    readonly known: number;
+    /** Answers not sent because this node's lease lapsed after the handler ran (dispatch.ts). */
+    readonly answersWithheld: number;
+  };
   readonly handoff: Readonly<HandoffStats> & { readonly outbox: number };
   /** Fencing tokens taken, and what they cost (epochs.ts). */
   readonly epochs: Readonly<EpochStats>;
@@ -61,7 +66,12 @@ export function shardingStats(from: {
   return {
     router: { ...from.router },
     batches: { ...from.batches },
-    host: { ...from.hostStats, active: h?.lifecycle.activeCount ?? 0, known: h?.slots.count ?? 0 },
+    host: {
+      ...from.hostStats,
+      active: h?.lifecycle.activeCount ?? 0,
+      known: h?.slots.count ?? 0,
+      answersWithheld: h?.dispatcher.answersWithheld ?? 0,
+    },
     handoff: { ...(h?.handoff.stats ?? emptyHandoffStats()), outbox: h?.outbox.size ?? 0 },
     epochs: h?.handoff.epochStats ?? emptyEpochStats(),
     replication: {
