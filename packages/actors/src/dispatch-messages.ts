@@ -35,11 +35,15 @@ export class LocalAsk implements Envelope {
   }
 
   done(err: unknown, r?: unknown): void {
-    this.d.latency.record(this.d.monoNow() - this.lt);
+    // The acknowledgement's time first, then the reading that times the ask and checks the
+    // answer's lease (dispatch.ts localDone): a logged acknowledgement was made under the lease.
+    const t1 = this.t0 !== 0 ? sharedNow() : 0;
+    const now = this.d.monoNow();
+    this.d.latency.record(now - this.lt);
     if (this.#state !== 0) return; // timed out already: counted, not answered
     if (this.#deadline !== undefined) this.d.cancelDeadline(this.#deadline);
     try {
-      const next = this.d.localDone(this, err, r);
+      const next = this.d.localDone(this, err, r, now, t1);
       this.#state = next === undefined ? 1 : 3;
       this.#value = next === undefined ? r : next;
     } catch (e) {

@@ -154,14 +154,15 @@ export class Dispatcher {
   }
 
   /**
-   * The answer's lease check: always a fresh clock reading, even in the turn that admitted the
-   * message, because a pause can land between the admission and the answer (seen as one add
+   * The answer's lease check: always at a fresh clock reading `now` (the one that times the
+   * handling, so it costs no read of its own), even in the turn that admitted the message,
+   * because a pause can land between the admission and the answer (seen as one add
    * acknowledged by a superseded owner, test/safety/pause-mid-handler.test.ts). The caller
-   * reads the acknowledgement's time before this, so a logged acknowledgement is one made while
+   * reads the acknowledgement's time before `now`, so a logged acknowledgement is one made while
    * the lease held; what is left is the gap between this check and the socket write.
    */
-  #answerable(): boolean {
-    return this.#p.node.leaseValid();
+  #answerable(now: number): boolean {
+    return this.#p.node.leaseValidAt(now);
   }
 
   /**
@@ -213,12 +214,17 @@ export class Dispatcher {
   }
 
   /** @internal The outcome of a local ask (LocalAsk): the latency, the answer's lease check. */
-  localDone(ask: LocalAsk, err: unknown, result: unknown): Promise<unknown> | undefined {
+  localDone(
+    ask: LocalAsk,
+    err: unknown,
+    result: unknown,
+    now: number,
+    t1: number,
+  ): Promise<unknown> | undefined {
     const { type } = ask.def;
-    const t1 = err === undefined && this.#p.onAck ? sharedNow() : 0;
     // The answer is an act as owner too. A local ask carries no id to deduplicate a retry, so
     // one that ran is failed (its outcome unknown), never run again.
-    if (err === undefined && !this.#answerable()) {
+    if (err === undefined && !this.#answerable(now)) {
       this.answersWithheld++;
       throw new NotOwnerError(
         type,
@@ -312,9 +318,10 @@ export class Dispatcher {
     // The acknowledgement's time, read before the lease check: a logged one was made while the
     // lease held, even when a pause lands between the check and the send.
     const t1 = this.#p.onAck ? sharedNow() : 0;
-    this.latency.record(this.#p.node.monoNow() - m.lt);
+    const now = this.#p.node.monoNow();
+    this.latency.record(now - m.lt);
     if (movedError(err)) return m.out.moved();
-    if (!this.#answerable()) {
+    if (!this.#answerable(now)) {
       // No answer as owner once the lease lapsed, although the handler ran. A replicated or
       // stored type answers "moved": the sender retries with the same id, which the next owner
       // (or this one, re-acquired) answers from the entity's recent asks without applying it
