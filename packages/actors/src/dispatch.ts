@@ -90,6 +90,8 @@ export class Dispatcher {
   readonly latency = new LatencyHistogram();
   /** Set while #enqueue hands a just-checked message to the mailbox (see recheck). */
   #admitting = false;
+  /** The clock reading that admitted the message #enqueue is handing over (see runNow). */
+  #admittedAt = 0;
   /** Answers not sent because the lease lapsed after the handler was admitted (a pause mid-turn). */
   answersWithheld = 0;
   /**
@@ -118,9 +120,10 @@ export class Dispatcher {
   }
 
   /** The local enqueue: the one path from a decided message to the entity's mailbox. */
-  #enqueue(def: EntityDefinition, key: string, p: number, env: Envelope): void {
+  #enqueue(def: EntityDefinition, key: string, p: number, env: Envelope, now: number): void {
     const slot = this.#p.slots.slot(def, key, p);
-    this.#p.lifecycle.touch(slot);
+    this.#p.lifecycle.touch(slot, now);
+    this.#admittedAt = now;
     this.#admitting = true;
     try {
       this.#p.mailbox.enqueue(slot, env);
@@ -141,6 +144,15 @@ export class Dispatcher {
    */
   recheck(type: string, key: string, mayHaveApplied: boolean): void {
     if (!this.#admitting) leaseHeld(this.#p.node, type, key, mayHaveApplied);
+  }
+
+  /**
+   * The monotonic time for stamping a handler run (the entity's idle clock, handler.ts): while
+   * `#enqueue` runs, the reading that admitted the message, taken in the same synchronous turn
+   * (so a local ask reads no clock for it); else a fresh reading.
+   */
+  runNow(): number {
+    return this.#admitting ? this.#admittedAt : this.#p.node.monoNow();
   }
 
   /** @internal */
@@ -209,7 +221,7 @@ export class Dispatcher {
       return Promise.reject(err);
     }
     const ask = new LocalAsk(this, def, key, h, args, timeout ?? this.#p.askTimeoutMs, lt);
-    this.#enqueue(def, key, p, ask);
+    this.#enqueue(def, key, p, ask, lt);
     return ask.start();
   }
 
@@ -307,7 +319,7 @@ export class Dispatcher {
     const st = this.#p.partitions.state(p);
     if (st === "ready") {
       const t0 = this.#p.onAck ? sharedNow() : 0;
-      this.#enqueue(def, key, p, new Delivery(this, type, key, h, args, id, lt, t0, out));
+      this.#enqueue(def, key, p, new Delivery(this, type, key, h, args, id, lt, t0, out), lt);
     } else if (st === "releasing") out.moved();
     else if (!this.#p.partitions.buffer(p, () => this.#deliver(type, key, h, args, id, out)))
       out.failed(new MailboxFullError(type, key, this.#p.bufferLimit));
@@ -358,9 +370,10 @@ export class Dispatcher {
    * it may act for the key and serves its partition now; false otherwise (try again later).
    */
   deliverOwned(slot: Slot, env: Envelope): boolean {
-    const p = this.#mayAct(slot.key, this.#p.node.monoNow());
+    const now = this.#p.node.monoNow();
+    const p = this.#mayAct(slot.key, now);
     if (p !== slot.partition || this.#p.partitions.state(p) !== "ready") return false;
-    this.#enqueue(slot.def, slot.key, p, env);
+    this.#enqueue(slot.def, slot.key, p, env, now);
     return true;
   }
 

@@ -3,7 +3,6 @@
 // durable (durability.ts) and only then answer. A read-only handler (`static readOnly`) sees a
 // guarded view of the state (read-only.ts) and skips the version, the ask record and the
 // durable write: it changed nothing.
-import type { Clock } from "@keyhold/core";
 import type { GroupCommit } from "./commit.js";
 import type { EntityDefinition } from "./entity.js";
 import {
@@ -34,7 +33,11 @@ export function emptyHostStats(): HostStats {
 }
 
 export interface HandlerRunnerParams {
-  readonly clock: Clock;
+  /**
+   * Monotonic time, ms, that stamps a run on the entity's idle clock (slot.lastUsed): the
+   * dispatcher's runNow, which reuses the admission's reading inside the admitting turn.
+   */
+  readonly now: () => number;
   readonly stats: HostStats;
   /** Whether an entity type remembers its applied asks (replicated or stored types). */
   readonly tracksAsks: (def: EntityDefinition) => boolean;
@@ -86,7 +89,7 @@ export class HandlerRunner {
       return undefined;
     }
     const inst = slot.instance!;
-    slot.lastUsed = this.#p.clock.monoNow(); // monotonic: far cheaper than Date.now here
+    slot.lastUsed = this.#p.now(); // monotonic: far cheaper than Date.now here
     if (env.id !== undefined && slot.recent !== undefined) {
       const seen = slot.recent.find((r) => r[0] === env.id);
       if (seen) {

@@ -108,7 +108,7 @@ export function buildHost(a: {
       ? new GroupCommit({ persist: (slot) => durability.persist(slot) })
       : undefined;
   const runner = new HandlerRunner({
-    clock,
+    now: () => dispatcher!.runNow(),
     stats,
     tracksAsks: (def) => store !== undefined || def.replicas > 1,
     persist: durability.needed ? (slot) => durability.persist(slot) : undefined,

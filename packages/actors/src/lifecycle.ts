@@ -71,11 +71,11 @@ export class Lifecycle {
 
   /**
    * Keeps the instance's LRU position roughly current. Called on each message; re-inserts at
-   * most once a second per entity, which is plenty for choosing whom to passivate.
+   * most once a second per entity, which is plenty for choosing whom to passivate. `now` is the
+   * monotonic reading that admitted the message (dispatch.ts), taken in the same turn.
    */
-  touch(slot: Slot): void {
+  touch(slot: Slot, now: number): void {
     if (slot.instance === undefined) return;
-    const now = this.#p.clock.monoNow();
     if (now - slot.touched < 1000) return;
     slot.touched = now;
     this.#active.delete(slot);
