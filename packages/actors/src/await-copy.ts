@@ -23,32 +23,6 @@
 // handoffTimeoutMs (as long as the peer tracker asks such a member: peers.ts), taken for
 // crashed with its copies; then the newest record among those that answered is served, and the
 // plain entities restart. Availability of the partition drops while it waits; safety does not.
-//
-// Quorum intersection ends the wait early (issue 9, "chain 2": a survivor of a SIGKILL, fenced
-// by the kill's CPU spike, waited out the whole retention for the dead node). replication.ts
-// acknowledges a write of a type with N copies only once a majority of them hold it, the
-// primary and majorityReplicas(N) replicas, in both writeQuorum modes ("all" asks every live
-// replica and never fewer than that). So every acknowledged write is held by floor(N/2)+1
-// distinct nodes, and only by copies that validated the sender's token (a `stale` answer never
-// counts), each keeping its newest copy by (epoch, version) and never an older one. When the
-// members still missing are fewer than floor(N/2)+1, at least one holder of each acknowledged
-// write is this node (its pre-fence records, its own replica copies) or answered a pull, so the
-// records in hand hold the newest acknowledged copy and the wait ends at once, before the first
-// heartbeat's sleep (copyWaitsCovered). The bound is the smallest majority among the replicated
-// types of the pre-fence records, so it holds for each (per-type N, read from this node's
-// definitions: every node must declare the same replicas for a type, as placement already
-// assumes). A member forgotten during the wait still counts as missing here.
-//   Holders this node does not ask at all (out of its view past the retention, or never in it)
-// are, as under the rule above, taken for crashed with their copies; the count assumes every
-// acknowledged write keeps a holder outside the missing members (fewer than a majority of its
-// holders out of reach, the fault bound of a majority quorum). With N = 3, a write whose two
-// holders are one forgotten node and one missing member is not waited for, where the rule above
-// waited for the missing one up to the retention.
-//   A NATS split (either lease mode: the rule is a count of holders, whoever acknowledged): a
-// side missing a majority of copies' nodes still waits, as the partition test (c) does (N = 3,
-// n0 and n1 missing). A side missing fewer holds a holder of every write the other side could
-// acknowledge. Plain records are unaffected: their state lives on one owner, which may be a
-// missing member, so they restart as above whenever anyone is still missing.
 import type { Clock, Logger, ShardNode } from "@keyhold/core";
 import type { Background } from "./background.js";
 import { sleep } from "./backoff.js";
@@ -56,7 +30,6 @@ import type { EntityDefinition } from "./entity.js";
 import type { HandoffStats } from "./handoff.js";
 import { PEER_RETENTION_FACTOR, type Peer } from "./peers.js";
 import type { Puller, PullResult } from "./pull.js";
-import { majorityReplicas } from "./replication.js";
 import type { Slot, SlotTable } from "./slots.js";
 import type { EntityRecord } from "./wire.js";
 
@@ -72,10 +45,7 @@ export interface AwaitCopyParams {
   readonly puller: Puller;
   /** The members that may hold records now (peers.ts), read afresh every round. */
   readonly peers: () => readonly Peer[];
-  readonly stats: Pick<
-    HandoffStats,
-    "preFenceDropped" | "preFenceSuperseded" | "copyWaits" | "copyWaitsCovered"
-  >;
+  readonly stats: Pick<HandoffStats, "preFenceDropped" | "preFenceSuperseded" | "copyWaits">;
   /** Installs records of `p`; returns how many were newer (handoff.ts). */
   readonly install: (p: number, recs: readonly EntityRecord[], eager: Slot[]) => number;
 }
@@ -103,16 +73,6 @@ export class AwaitCopy {
     return (this.#p.defs.get(rec.t)?.replicas ?? 1) > 1;
   }
 
-  /** The fewest copies holding an acknowledged write, over the replicated types of `recs`. */
-  #holders(recs: readonly EntityRecord[]): number {
-    let least = Number.POSITIVE_INFINITY;
-    for (const r of recs) {
-      const n = this.#p.defs.get(r.t)?.replicas ?? 1;
-      if (n > 1) least = Math.min(least, majorityReplicas(n) + 1);
-    }
-    return least;
-  }
-
   /**
    * Installs or restarts the pre-fence records `recs` of `p` (waiting first when some are of a
    * replicated type; `pulled` is the first pull): the count installed, or undefined when the
@@ -134,12 +94,11 @@ export class AwaitCopy {
       this.#p.logger.warn(
         `node ${this.#p.nodeId}: partition ${p} waits, unserved, for ${t.missing.map((m) => m.id).join(", ")}: they may hold newer copies of its replicated entities than this node's pre-fence records`,
       );
-      const waited = await this.#wait(t, this.#holders(recs));
+      const waited = await this.#wait(t);
       if (waited === "lost") return undefined;
-      complete = waited === true;
+      complete = waited;
     }
     // Every member answered meanwhile: nothing is out of reach, every record takes its chance.
-    // Covered: the replicated records are in hand (the header), the plain ones restart.
     const restart = complete ? [] : recs.filter((r) => !this.#replicated(r));
     const keep = complete ? recs : recs.filter((r) => this.#replicated(r));
     if (restart.length > 0) {
@@ -164,14 +123,13 @@ export class AwaitCopy {
 
   /**
    * Pulls `p` again from the members still missing, a heartbeat apart, until none is: true when
-   * each answered, false when some were forgotten by the peer tracker instead, "covered" as soon
-   * as fewer than `holders` are missing (forgotten ones included), "lost" when the acquisition
-   * was superseded.
+   * each answered, false when some were forgotten by the peer tracker instead, "lost" when the
+   * acquisition was superseded.
    */
-  async #wait(t: PreFenceTurn, holders: number): Promise<boolean | "covered" | "lost"> {
+  async #wait(t: PreFenceTurn): Promise<boolean | "lost"> {
     const { node, clock, background, puller } = this.#p;
     let missing = t.missing;
-    let forgotten = 0;
+    let forgotten = false;
     // Since when each missing member is out of this node's view, as this wait saw it: the peer
     // tracker forgets a member only at a membership change, and a stable view brings none.
     const absent = new Map<string, number>();
@@ -186,17 +144,9 @@ export class AwaitCopy {
         return peers.has(id) && now - (absent.get(id) ?? now) <= retention;
       };
       const still = missing.filter((m) => kept(m.id)).map((m) => peers.get(m.id)!);
-      forgotten += missing.length - still.length;
-      if (still.length === 0) return forgotten === 0;
+      if (still.length < missing.length) forgotten = true;
+      if (still.length === 0) return !forgotten;
       if (t.superseded() || node.closed) return "lost";
-      // Checked before any sleep: a first pull that missed few ends the wait at once.
-      if (still.length + forgotten < holders) {
-        this.#p.stats.copyWaitsCovered++;
-        this.#p.logger.warn(
-          `node ${this.#p.nodeId}: partition ${t.p} stops waiting for ${still.map((m) => m.id).join(", ")}: fewer than the ${holders} copies every acknowledged write of its replicated entities is held by, so the records in hand hold the newest`,
-        );
-        return "covered";
-      }
       const tick = await Promise.race([
         sleep(clock, node.config.heartbeatMs).then(() => "tick" as const),
         t.lost,

@@ -20,11 +20,6 @@ export interface HandoffStats {
   preFenceDropped: number;
   /** Re-acquisitions whose replicated pre-fence records waited for whom the pull missed (await-copy.ts). */
   copyWaits: number;
-  /**
-   * Of copyWaits: waits ended early because fewer members were missing than hold every
-   * acknowledged write of the replicated types (a majority of N copies; await-copy.ts).
-   */
-  copyWaitsCovered: number;
   /** Partitions whose records were taken from this node's outbox by a new owner. */
   handedOff: number;
   /** Pulls given up: the previous owner was gone or did not answer in handoffTimeoutMs. */
@@ -54,7 +49,6 @@ export function emptyHandoffStats(): HandoffStats {
     preFenceSuperseded: 0,
     preFenceDropped: 0,
     copyWaits: 0,
-    copyWaitsCovered: 0,
     handedOff: 0,
     pullsAbandoned: 0,
     buffered: 0,
