@@ -142,6 +142,7 @@ export function buildHost(a: {
         nodeId,
         install: (p, recs) => handoff!.install(p, recs),
         background,
+        owns: (p) => node.ring.ownerOfPartition(p) === nodeId,
       })
     : undefined;
   handoff = new Handoff({

@@ -23,6 +23,9 @@ export interface RefillParams {
   readonly install: (p: number, recs: readonly EntityRecord[]) => void;
   /** The node's background queue: the sends wait there behind hand-off pulls (background.ts). */
   readonly background: Background;
+  /** Whether this node's current view still gives it `p`: a partition it has given away is not
+   * refilled (the copies would only hold up the partition's chain while it moves). */
+  readonly owns: (p: number) => boolean;
 }
 
 export class Refill {
@@ -36,7 +39,7 @@ export class Refill {
   refill(p: number): Promise<void> {
     const { replicator, partitions, slots } = this.#p;
     return partitions.chain(p, async () => {
-      if (partitions.state(p) !== "ready") return;
+      if (partitions.state(p) !== "ready" || !this.#p.owns(p)) return;
       // Copies that reached us after we took the partition over: merge them (a higher
       // version wins) instead of keeping a stale second copy of what we serve.
       const late = replicator.takeCopies(p);
@@ -51,7 +54,7 @@ export class Refill {
 
   /** Refills every partition this node serves (the replica sets may have changed). */
   refillAll(): void {
-    for (const p of this.#p.partitions.ready()) void this.refill(p);
+    for (const p of this.#p.partitions.ready()) if (this.#p.owns(p)) void this.refill(p);
   }
 
   async #send(p: number, recs: readonly EntityRecord[]): Promise<void> {
