@@ -71,7 +71,12 @@ export function buildHost(a: {
   });
   const slots = new SlotTable(reminders);
   const bufferLimit = opts.mailboxSize * 16;
-  const partitions = new PartitionStates({ bufferLimit, logger, nodeId });
+  const partitions = new PartitionStates({
+    bufferLimit,
+    logger,
+    nodeId,
+    context: telemetry.on ? telemetry.context : undefined,
+  });
   const index = ReminderIndex.supported(store)
     ? new ReminderIndex({ store: store!, defs: a.defs, slots, reminders, logger, nodeId })
     : undefined;
@@ -128,6 +133,7 @@ export function buildHost(a: {
       : (slot) => lifecycle.activate(slot),
     run: (slot, env) => runner.run(slot, env),
     forget: (slot) => lifecycle.drop(slot),
+    context: telemetry.on ? telemetry.context : undefined,
   });
   lifecycle.attach(mailbox);
   const outbox = new Outbox({ clock, logger, nodeId });

@@ -27,6 +27,8 @@ export interface Envelope {
   readonly done: (err: unknown, result?: unknown) => void;
   /** Runs instead of handler `h`: an internal message of this node (a due reminder, reminders.ts). */
   readonly run?: ((instance: Entity<unknown>) => unknown) | undefined;
+  /** The caller's trace context, kept while the message waits in the queue (telemetry on). */
+  ctx?: unknown;
 }
 
 export interface MailboxParams {
@@ -41,6 +43,12 @@ export interface MailboxParams {
   readonly run: (slot: Slot, env: Envelope) => Promise<void> | undefined;
   /** Forgets a slot that holds nothing (lifecycle.ts): no state ever written, no instance. */
   readonly forget: (slot: Slot) => void;
+  /**
+   * With telemetry on: reads the current trace context, and runs a function in one. A message
+   * that waits in the queue keeps its caller's context, so its activation span and the asks
+   * its handler makes belong to its own trace, not to the message that happened to pump it.
+   */
+  readonly context?: { capture(): unknown; within<R>(ctx: unknown, fn: () => R): R } | undefined;
 }
 
 export class Mailbox {
@@ -95,6 +103,7 @@ export class Mailbox {
       env.done(new MailboxFullError(slot.def.type, slot.key, this.#p.mailboxSize));
       return;
     }
+    if (this.#p.context) env.ctx = this.#p.context.capture();
     q.push(env);
     if (free) this.#start(slot);
   }
@@ -223,7 +232,12 @@ export class Mailbox {
       ) {
         slot.activateOnly = false;
         const pending = env;
-        this.#p.activate(slot).then(
+        const ctx = (env ?? slot.queue?.[0])?.ctx;
+        const activation =
+          ctx === undefined
+            ? this.#p.activate(slot)
+            : this.#p.context!.within(ctx, () => this.#p.activate(slot));
+        activation.then(
           () => this.#pump(slot, pending),
           (err: unknown) => {
             // Activation failed: fail what is queued; the next message tries again. A
@@ -246,7 +260,11 @@ export class Mailbox {
         return;
       }
       const reading = isReadOnly(slot, env);
-      const wait = this.#p.run(slot, env);
+      const msg = env;
+      const wait =
+        msg.ctx === undefined
+          ? this.#p.run(slot, msg)
+          : this.#p.context!.within(msg.ctx, () => this.#p.run(slot, msg));
       env = undefined;
       if (wait !== undefined && !reading) {
         wait.then(() => this.#pump(slot, undefined));

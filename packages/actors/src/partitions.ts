@@ -28,8 +28,17 @@ export class PartitionStates {
   /** Messages buffered while a partition was pending. */
   buffered = 0;
 
-  constructor(params: { bufferLimit: number; logger: Logger; nodeId: string }) {
+  /** With telemetry on: a buffered message is replayed in its caller's trace context (mailbox.ts). */
+  readonly #context: { capture(): unknown; within<R>(ctx: unknown, fn: () => R): R } | undefined;
+
+  constructor(params: {
+    bufferLimit: number;
+    logger: Logger;
+    nodeId: string;
+    context?: { capture(): unknown; within<R>(ctx: unknown, fn: () => R): R } | undefined;
+  }) {
     this.#bufferLimit = params.bufferLimit;
+    this.#context = params.context;
     this.#logger = params.logger;
     this.#nodeId = params.nodeId;
   }
@@ -83,7 +92,12 @@ export class PartitionStates {
   buffer(p: number, retry: () => void): boolean {
     const st = this.#parts.get(p) ?? this.pending(p);
     if (st.s !== "pending" || st.buffer.length >= this.#bufferLimit) return false;
-    st.buffer.push(retry);
+    const c = this.#context;
+    if (c === undefined) st.buffer.push(retry);
+    else {
+      const ctx = c.capture();
+      st.buffer.push(() => c.within(ctx, retry));
+    }
     this.buffered++;
     return true;
   }

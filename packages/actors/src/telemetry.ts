@@ -242,6 +242,12 @@ export class Telemetry {
     api.context.with(api.trace.setSpan(parent, span), () => serve(end));
   }
 
+  /** Captures the active trace context and runs a function in a captured one (mailbox.ts). */
+  readonly context = {
+    capture: (): unknown => this.#api!.context.active(),
+    within: <R>(ctx: unknown, fn: () => R): R => this.#api!.context.with(ctx as OtelApi.Context, fn),
+  };
+
   /** An INTERNAL span around `run` (activation, replica write). */
   internal<T>(
     name: string,

@@ -2,6 +2,8 @@
 // nothing is emitted unless enabled, an ask is a CLIENT span with the activation inside it, a
 // failed ask records error.type on the span and the duration histogram, and no metric carries
 // an entity key.
+
+import { Entity } from "@keyhold/actors";
 import { InvalidOptionError } from "@keyhold/core";
 import { SimBus, VirtualClock } from "@keyhold/testing";
 import { context, metrics, trace } from "@opentelemetry/api";
@@ -119,4 +121,50 @@ describe("telemetry", () => {
       for (const d of points) expect(Object.keys(d.attributes), name).not.toContain("keyhold.entity.key");
     await drive(bus, a.close());
   });
+
+  it("a message that waited for a turn keeps its own trace: its activation is under its caller's span", async () => {
+    const bus = new SimBus(new VirtualClock());
+    const p = providers();
+    const telemetry = { enabled: true, tracerProvider: p.tracerProvider, meterProvider: p.meterProvider };
+    // One turn for the whole node: the counter's first message waits until the gate opens, and
+    // is then pumped from the end of the gate's handler, in the gate ask's async context.
+    const a = await startOn(bus, "a", { telemetry, concurrency: 1, entities: [Counter, Gate] });
+    const held = a.ref(Gate, "g").hold();
+    await drive(bus, new Promise<void>((r) => (Gate.opened = r)));
+    const waited = a.ref(Counter, "k2").add(5);
+    await bus.clock.advance(5);
+    Gate.open();
+    expect(await drive(bus, Promise.all([held, waited]))).toEqual(["open", 5]);
+
+    const spans = p.spans.getFinishedSpans();
+    const add = spans.find((s) => s.kind === 2 && s.name === "counter/add");
+    const gate = spans.find((s) => s.kind === 2 && s.name === "gate/hold");
+    const activation = spans.find(
+      (s) => s.name === "keyhold.activate" && s.attributes["keyhold.entity.key"] === "k2",
+    );
+    expect(add && gate && activation).toBeTruthy();
+    expect(activation?.spanContext().traceId).toBe(add?.spanContext().traceId);
+    expect(activation?.spanContext().traceId).not.toBe(gate?.spanContext().traceId);
+    expect(activation?.parentSpanContext?.spanId).toBe(add?.spanContext().spanId);
+    await drive(bus, a.close());
+  });
 });
+
+/** An entity whose one handler waits until the test opens it (holding the node's only turn). */
+class Gate extends Entity<{ n: number }> {
+  static readonly type = "gate";
+  static #release: (() => void) | undefined;
+  static opened: (() => void) | undefined;
+  static open(): void {
+    Gate.#release?.();
+  }
+  initialState() {
+    return { n: 0 };
+  }
+  hold(): Promise<string> {
+    return new Promise((resolve) => {
+      Gate.#release = () => resolve("open");
+      Gate.opened?.();
+    });
+  }
+}
