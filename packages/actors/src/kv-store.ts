@@ -51,11 +51,7 @@ export function natsKvStore(options: NatsKvStoreOptions): StoreFactory {
       if (!connection)
         throw new StoreError("natsKvStore needs Sharding to run over NATS (servers or connection)");
       try {
-        const kv = await new Kvm(connection).create(options.bucket, {
-          replicas,
-          history: 1,
-          allow_direct: false,
-        });
+        const kv = await createBucket(new Kvm(connection), options.bucket, replicas);
         return new NatsKvStore(kv, timeoutMs, new NatsTransport(connection, { owned: false }));
       } catch (err) {
         throw new StoreError(
@@ -67,6 +63,22 @@ export function natsKvStore(options: NatsKvStoreOptions): StoreFactory {
       }
     },
   };
+}
+
+/**
+ * Creates (or binds to) the bucket. A replicated bucket on a loaded NATS cluster can take longer
+ * than one JetStream API timeout to be placed, while the create goes on in the cluster; the create
+ * is idempotent for the same config, so a timeout is retried, twice at most. Any other error
+ * (no JetStream, a bucket with another config) fails at once.
+ */
+export async function createBucket(kvm: Pick<Kvm, "create">, bucket: string, replicas: number): Promise<KV> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await kvm.create(bucket, { replicas, history: 1, allow_direct: false });
+    } catch (err) {
+      if (attempt >= 3 || (err as { name?: unknown })?.name !== "TimeoutError") throw err;
+    }
+  }
 }
 
 function kvKey(type: string, key: string): string {
