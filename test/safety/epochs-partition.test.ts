@@ -63,8 +63,18 @@ describe("fencing tokens: a NATS cluster split", { timeout: 180_000 }, () => {
     // The epoch bucket spans the three servers, so only a side with two of them can write it.
     const nc = await connect({ servers: a });
     cleanup.push(() => nc.close());
-    const info = await (await jetstreamManager(nc)).streams.info(`KV_${epochBucket("epsplit")}`);
-    expect(info.config.num_replicas).toBe(3);
+    // Every node took epochs from the bucket, yet a server that has not applied the stream's
+    // assignment yet answers "stream not found" (seen once on a loaded machine): ask again.
+    const jsm = await jetstreamManager(nc);
+    let replicas = 0;
+    await waitFor(
+      async () => {
+        replicas = (await jsm.streams.info(`KV_${epochBucket("epsplit")}`)).config.num_replicas;
+        return true;
+      },
+      { timeout: 10_000, message: "the epoch bucket's stream info" },
+    );
+    expect(replicas).toBe(3);
     const loads = [runLoad(major, 8), runLoad(minor, 8)];
     await sleep(1500);
     // What each minority node serves right before the split.
