@@ -174,8 +174,14 @@ export function buildHost(a: {
     epochs: a.epochs,
     clock,
     logger,
-    onHandoff: a.onHandoff,
+    onHandoff: (info) => {
+      a.onHandoff?.(info);
+      // Joining step by step: a partition just became served, so the next step may follow now.
+      node.joinStepReady();
+    },
   });
+  // A join step is done when every partition this node owns is served (core join-steps.ts).
+  node.setJoinGate((owned) => owned.every((p) => partitions.state(p) === "ready"));
   dispatcher = new Dispatcher({
     node,
     defs: a.defs,

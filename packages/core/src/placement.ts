@@ -53,3 +53,43 @@ export function ownerOf(key: Key, members: readonly string[], ringSize: number):
 export function ownersOf(key: Key, members: readonly string[], n: number, ringSize: number): string[] {
   return ownersOfPartition(partitionOf(key, ringSize), members, n);
 }
+
+/**
+ * Admission caps of joining members: member id to its admission front `a` (0 .. ringSize). A
+ * capped member may own partition `p` only when `p < a`; a member without an entry is uncapped.
+ * Members advertise their front in their heartbeats while they join step by step.
+ */
+export type AdmissionCaps = ReadonlyMap<string, number>;
+
+/** Whether `member` may own partition `p` under `caps`. */
+export function admitted(member: string, partition: number, caps: AdmissionCaps | undefined): boolean {
+  const front = caps?.get(member);
+  return front === undefined || partition < front;
+}
+
+/**
+ * HRW order of a partition under admission caps: the first admitted member in HRW order moves
+ * to the front, everyone else keeps their HRW order (a capped winner becomes the second, a
+ * replica that receives copies before it owns). When no member is admitted the order is plain HRW.
+ */
+export function cappedOrder(
+  row: readonly string[],
+  partition: number,
+  caps: AdmissionCaps | undefined,
+): string[] {
+  if (caps === undefined || caps.size === 0) return [...row];
+  const i = row.findIndex((m) => admitted(m, partition, caps));
+  if (i <= 0) return [...row];
+  return [row[i]!, ...row.slice(0, i), ...row.slice(i + 1)];
+}
+
+/** The `n` best distinct members for a partition under admission caps, best first. */
+export function ownersOfPartitionCapped(
+  partition: number,
+  members: readonly string[],
+  n: number,
+  caps: AdmissionCaps | undefined,
+): string[] {
+  const all = ownersOfPartition(partition, members, members.length);
+  return cappedOrder(all, partition, caps).slice(0, Math.max(0, n));
+}

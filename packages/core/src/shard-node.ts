@@ -8,6 +8,7 @@ import { ClosedError, InvalidArgumentError, JetStreamUnavailableError } from "./
 import { EventHub, type ShardEvent } from "./events.js";
 import type { Key } from "./hash.js";
 import { type HeartbeatStream, hasJetStream, NatsHeartbeatStream } from "./heartbeat-stream.js";
+import { stepFront } from "./join-steps.js";
 import { type LeaseStats, Membership, type MembershipStats } from "./membership.js";
 import {
   CLUSTER_SETTINGS,
@@ -50,6 +51,11 @@ export class ShardNode implements AsyncDisposable {
   #owned: ReadonlySet<number> = new Set();
   #closed: Promise<void> | undefined;
   #admin: AdminResponder | undefined;
+  // Joining step by step (join-steps.ts); no step before #joinNotBefore (one heartbeat owning nothing).
+  readonly #joinStep: number;
+  #joinReady: (owned: readonly number[]) => boolean = () => true;
+  #joinNotBefore = Number.POSITIVE_INFINITY;
+  #fencedSeen = false;
 
   private constructor(
     id: string,
@@ -65,6 +71,7 @@ export class ShardNode implements AsyncDisposable {
     this.#clock = opts.clock;
     this.#ownsTransport = opts.transport === undefined;
     this.#ring = new Ring([], opts.config.ringSize);
+    this.#joinStep = opts.joinStepPartitions;
     this.#membership = new Membership({
       transport,
       cluster: opts.cluster,
@@ -75,6 +82,8 @@ export class ShardNode implements AsyncDisposable {
       tombstoneMs: opts.tombstoneMs,
       clock: opts.clock,
       logger: opts.logger,
+      joinStep: opts.joinStepPartitions,
+      beforeBeat: () => this.#stepJoin(false),
       onChange: (members, fenced) => this.#onChange(members, fenced),
     });
   }
@@ -117,6 +126,7 @@ export class ShardNode implements AsyncDisposable {
       const tombstoneMs = Math.max(opts.tombstoneMs, config.ttlMs + config.skewMs);
       node = new ShardNode(id, transport, { ...opts, config, tombstoneMs }, stream);
       await node.#membership.start(opts.startTimeoutMs);
+      node.#joinNotBefore = opts.clock.monoNow() + config.heartbeatMs;
     } catch (err) {
       if (node) await node.#membership.close().catch(() => {});
       if (!opts.transport) await transport.close().catch(() => {});
@@ -256,12 +266,40 @@ export class ShardNode implements AsyncDisposable {
     return this.#hub.subscribe(initial, opts.signal);
   }
 
+  /** This node's admission front while it joins step by step; undefined once uncapped. */
+  get joinFront(): number | undefined {
+    return this.#membership.admission.own;
+  }
+
+  /** The next join step waits until `ready(owned)`: the layer above serves what this node owns. */
+  setJoinGate(ready: (owned: readonly number[]) => boolean): void {
+    this.#joinReady = ready;
+  }
+
+  /** Takes the next join step now (and heartbeats it) if the gate allows, not at the next beat. */
+  joinStepReady(): void {
+    this.#stepJoin(true);
+  }
+
+  #stepJoin(beat: boolean): void {
+    if (this.#closed || this.fenced || this.#clock.monoNow() < this.#joinNotBefore) return;
+    const front = stepFront({
+      front: this.#membership.admission.own,
+      step: this.#joinStep,
+      ringSize: this.config.ringSize,
+      won: this.#ring.partitionsWonBy(this.id),
+      owned: [...this.#owned],
+      ready: this.#joinReady,
+    });
+    if (front !== undefined) this.#membership.setFront(front, beat);
+  }
+
   #onChange(members: readonly string[], fenced: boolean): void {
     this.#validUntil = Number.NEGATIVE_INFINITY;
     const before = this.#ring;
     const wasFenced = this.#fencedSeen;
     this.#fencedSeen = fenced;
-    const ring = new Ring(members, this.config.ringSize);
+    const ring = new Ring(members, this.config.ringSize, this.#membership.admission.caps(this.id));
     this.#ring = ring;
     const owned = new Set(this.observer ? [] : ring.partitionsOf(this.id));
     const events: ShardEvent[] = [];
@@ -278,8 +316,6 @@ export class ShardNode implements AsyncDisposable {
     this.#owned = owned;
     this.#hub.emit(events);
   }
-
-  #fencedSeen = false;
 
   /**
    * Leaves gracefully: announces it so peers drop this node at once, emits `released` for
