@@ -146,13 +146,21 @@ export class Handoff {
     });
     this.#peers = peers;
     this.#watch.start();
+    let seen = node.ring;
     for await (const e of node.events()) {
       if (e.type === "members") {
         peers.update(e, node.departed());
+        const [before, ring] = [seen, node.ring];
+        seen = ring;
         if (replicator && refill) {
-          // The replica sets of partitions we serve may have changed: top them up.
+          // The replica sets of partitions we serve may have changed: top them up (after a join
+          // step, which changes no member, only the partitions whose order it changed).
           this.#p.background.spawn("maintenance", () => replicator.prune());
-          refill.refillAll();
+          const n = ring.members.length;
+          const moved = (p: number) =>
+            before.ownersOfPartition(p, n).join() !== ring.ownersOfPartition(p, n).join();
+          if (e.joined.length > 0 || e.left.length > 0) refill.refillAll();
+          else refill.refillWhere(moved);
         }
       } else if (e.type === "fenced" || e.type === "unfenced") {
         this.#fenced = e.type === "fenced";

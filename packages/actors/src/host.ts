@@ -174,13 +174,10 @@ export function buildHost(a: {
     epochs: a.epochs,
     clock,
     logger,
-    onHandoff: (info) => {
-      a.onHandoff?.(info);
-      // Joining step by step: a partition just became served, so the next step may follow now.
-      node.joinStepReady();
-    },
+    onHandoff: a.onHandoff,
   });
-  // A join step is done when every partition this node owns is served (core join-steps.ts).
+  // A join step is done when every partition this node owns is served (core join-steps.ts); the
+  // next one follows at the next heartbeat, so a 500 ms window sees at most about one step's stall.
   node.setJoinGate((owned) => owned.every((p) => partitions.state(p) === "ready"));
   dispatcher = new Dispatcher({
     node,

@@ -66,3 +66,10 @@ export function sameList(a: readonly string[], b: readonly string[]): boolean {
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
 }
+
+/** Whether two sets of admission caps are equal. */
+export function sameCaps(a: AdmissionCaps, b: AdmissionCaps): boolean {
+  if (a.size !== b.size) return false;
+  for (const [id, f] of a) if (b.get(id) !== f) return false;
+  return true;
+}

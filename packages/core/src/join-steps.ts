@@ -17,22 +17,55 @@ export function nextFront(won: readonly number[], front: number, step: number, r
   return ahead[step - 1]! + 1;
 }
 
-/** What one step needs from ShardNode. */
-export interface JoinStepContext {
-  /** This node's front, undefined once uncapped (Membership.admission). */
-  readonly front: number | undefined;
-  readonly step: number;
-  readonly ringSize: number;
-  /** The partitions this node wins by plain HRW (Ring.partitionsWonBy). */
-  readonly won: readonly number[];
-  /** The partitions this node owns now. */
-  readonly owned: readonly number[];
-  /** Whether the layer above serves every partition in `owned` (the previous steps are done). */
-  readonly ready: (owned: readonly number[]) => boolean;
+/**
+ * The front after one step of a stepwise release (before a graceful leave): below the top `step`
+ * partitions of `owned` (all below the current front), or 0 once no more than `step` remain.
+ */
+export function lowerFront(owned: readonly number[], step: number): number {
+  const sorted = [...owned].sort((a, b) => a - b);
+  return sorted.length <= step ? 0 : sorted[sorted.length - step]!;
 }
 
-/** The front to move to now, or undefined to stay (uncapped already, or a step still moving). */
-export function stepFront(c: JoinStepContext): number | undefined {
-  if (c.front === undefined || !c.ready(c.owned)) return undefined;
-  return nextFront(c.won, c.front, c.step, c.ringSize);
+/** A ShardNode's steps: up while it joins, down before it leaves, one per heartbeat at most. */
+export class JoinStepper {
+  readonly step: number;
+  readonly #ringSize: number;
+  /** Whether the layer above serves what this node owns (the previous join step is done). */
+  ready: (owned: readonly number[]) => boolean = () => true;
+  #leave: { readonly ready: (owned: readonly number[]) => boolean; readonly done: () => void } | undefined;
+
+  constructor(step: number, ringSize: number) {
+    this.step = step;
+    this.#ringSize = ringSize;
+  }
+
+  /** The front to move to at this heartbeat, or undefined to stay. */
+  next(front: number | undefined, won: readonly number[], owned: readonly number[]): number | undefined {
+    const leave = this.#leave;
+    if (leave === undefined) {
+      if (front === undefined || !this.ready(owned)) return undefined;
+      return nextFront(won, front, this.step, this.#ringSize);
+    }
+    // Releasing: each step waits until the previous one was handed off.
+    if (!leave.ready(owned)) return undefined;
+    if (owned.length === 0 && front === 0) {
+      this.stop();
+      return undefined;
+    }
+    return lowerFront(owned, this.step);
+  }
+
+  /** Starts releasing; resolves once this node owns nothing and `ready` says it was handed off. */
+  releaseAll(ready: (owned: readonly number[]) => boolean): Promise<void> {
+    this.stop();
+    return new Promise((done) => {
+      this.#leave = { ready, done };
+    });
+  }
+
+  /** Ends a release (done, or the node leaves anyway). */
+  stop(): void {
+    this.#leave?.done();
+    this.#leave = undefined;
+  }
 }

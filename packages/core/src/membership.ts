@@ -142,7 +142,7 @@ export class Membership {
     }
     // Others are live: join step by step, owning nothing at first (join-steps.ts).
     const peers = this.#table.live(this.#p.clock.monoNow()).filter((id) => id !== this.#p.id);
-    if (!this.#p.observer && (this.#p.joinStep ?? 0) > 0 && peers.length > 0) this.setFront(0, false);
+    if (!this.#p.observer && (this.#p.joinStep ?? 0) > 0 && peers.length > 0) this.setFront(0);
     // Serve syncs only now: subscribed earlier, our own subscription would count as a
     // responder and turn "nobody here yet" into a wait for the sync timeout.
     this.#subs.push(
@@ -221,18 +221,17 @@ export class Membership {
     );
   }
 
-  /** Moves our admission front (admission.ts) and reports it; with `beat`, heartbeats at once. */
-  setFront(front: number | undefined, beat: boolean): void {
+  /** Moves our admission front (admission.ts) and reports it; the next heartbeat carries it. */
+  setFront(front: number | undefined): void {
     if (!this.admission.setOwn(front)) return;
     this.#hb.front = this.admission.own;
     if (this.#started) this.#recompute();
-    if (beat) this.#beat(false);
   }
 
   /** Publishes one heartbeat now and schedules the next (heartbeats.ts). */
-  #beat(step = true): void {
+  #beat(): void {
     if (this.#closed || this.#left) return;
-    if (step && this.#started) this.#p.beforeBeat?.();
+    if (this.#started) this.#p.beforeBeat?.();
     this.#hb.beat();
     // A beat is also a safe moment to re-check expiry, should a timer have been lost.
     if (this.#started) this.#recompute();

@@ -68,9 +68,10 @@ export function admitted(member: string, partition: number, caps: AdmissionCaps 
 }
 
 /**
- * HRW order of a partition under admission caps: the first admitted member in HRW order moves
- * to the front, everyone else keeps their HRW order (a capped winner becomes the second, a
- * replica that receives copies before it owns). When no member is admitted the order is plain HRW.
+ * HRW order of a partition under admission caps: the members admitted for it first, then the
+ * others, each group in HRW order. A member capped below the partition is neither its owner
+ * nor its replica while another one can be, so a joiner at front 0 changes no owner and no
+ * replica set. When no member is admitted the order is plain HRW (someone must serve it).
  */
 export function cappedOrder(
   row: readonly string[],
@@ -78,9 +79,9 @@ export function cappedOrder(
   caps: AdmissionCaps | undefined,
 ): string[] {
   if (caps === undefined || caps.size === 0) return [...row];
-  const i = row.findIndex((m) => admitted(m, partition, caps));
-  if (i <= 0) return [...row];
-  return [row[i]!, ...row.slice(0, i), ...row.slice(i + 1)];
+  const inside = row.filter((m) => admitted(m, partition, caps));
+  if (inside.length === 0 || inside.length === row.length) return [...row];
+  return [...inside, ...row.filter((m) => !admitted(m, partition, caps))];
 }
 
 /** The `n` best distinct members for a partition under admission caps, best first. */

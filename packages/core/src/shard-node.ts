@@ -2,13 +2,14 @@
 // answers placement questions from a precomputed Ring and reports ownership changes.
 import { v4 as uuidv4 } from "uuid";
 import { type AdminResponder, startAdmin } from "./admin.js";
+import { sameCaps } from "./admission.js";
 import type { Clock } from "./clock.js";
 import { connectNats } from "./connection.js";
 import { ClosedError, InvalidArgumentError, JetStreamUnavailableError } from "./errors.js";
 import { EventHub, type ShardEvent } from "./events.js";
 import type { Key } from "./hash.js";
 import { type HeartbeatStream, hasJetStream, NatsHeartbeatStream } from "./heartbeat-stream.js";
-import { stepFront } from "./join-steps.js";
+import { JoinStepper } from "./join-steps.js";
 import { type LeaseStats, Membership, type MembershipStats } from "./membership.js";
 import {
   CLUSTER_SETTINGS,
@@ -52,8 +53,7 @@ export class ShardNode implements AsyncDisposable {
   #closed: Promise<void> | undefined;
   #admin: AdminResponder | undefined;
   // Joining step by step (join-steps.ts); no step before #joinNotBefore (one heartbeat owning nothing).
-  readonly #joinStep: number;
-  #joinReady: (owned: readonly number[]) => boolean = () => true;
+  readonly #steps: JoinStepper;
   #joinNotBefore = Number.POSITIVE_INFINITY;
   #fencedSeen = false;
 
@@ -71,7 +71,7 @@ export class ShardNode implements AsyncDisposable {
     this.#clock = opts.clock;
     this.#ownsTransport = opts.transport === undefined;
     this.#ring = new Ring([], opts.config.ringSize);
-    this.#joinStep = opts.joinStepPartitions;
+    this.#steps = new JoinStepper(opts.joinStepPartitions, opts.config.ringSize);
     this.#membership = new Membership({
       transport,
       cluster: opts.cluster,
@@ -83,7 +83,7 @@ export class ShardNode implements AsyncDisposable {
       clock: opts.clock,
       logger: opts.logger,
       joinStep: opts.joinStepPartitions,
-      beforeBeat: () => this.#stepJoin(false),
+      beforeBeat: () => this.#stepJoin(),
       onChange: (members, fenced) => this.#onChange(members, fenced),
     });
   }
@@ -273,25 +273,23 @@ export class ShardNode implements AsyncDisposable {
 
   /** The next join step waits until `ready(owned)`: the layer above serves what this node owns. */
   setJoinGate(ready: (owned: readonly number[]) => boolean): void {
-    this.#joinReady = ready;
+    this.#steps.ready = ready;
   }
 
-  /** Takes the next join step now (and heartbeats it) if the gate allows, not at the next beat. */
-  joinStepReady(): void {
-    this.#stepJoin(true);
+  /**
+   * Before a graceful leave, with joinStepPartitions: gives its partitions up that many at a time,
+   * one step per heartbeat once `ready(owned)` says the last was handed off; resolves when it owns none.
+   */
+  releaseStepwise(ready: (owned: readonly number[]) => boolean): Promise<void> {
+    const alone = this.#ring.members.length < 2 || this.observer || this.#closed !== undefined;
+    return this.#steps.step === 0 || alone ? Promise.resolve() : this.#steps.releaseAll(ready);
   }
 
-  #stepJoin(beat: boolean): void {
+  #stepJoin(): void {
     if (this.#closed || this.fenced || this.#clock.monoNow() < this.#joinNotBefore) return;
-    const front = stepFront({
-      front: this.#membership.admission.own,
-      step: this.#joinStep,
-      ringSize: this.config.ringSize,
-      won: this.#ring.partitionsWonBy(this.id),
-      owned: [...this.#owned],
-      ready: this.#joinReady,
-    });
-    if (front !== undefined) this.#membership.setFront(front, beat);
+    const won = this.#ring.partitionsWonBy(this.id);
+    const front = this.#steps.next(this.#membership.admission.own, won, [...this.#owned]);
+    if (front !== undefined) this.#membership.setFront(front);
   }
 
   #onChange(members: readonly string[], fenced: boolean): void {
@@ -303,11 +301,10 @@ export class ShardNode implements AsyncDisposable {
     this.#ring = ring;
     const owned = new Set(this.observer ? [] : ring.partitionsOf(this.id));
     const events: ShardEvent[] = [];
-    const prev = new Set(before.members);
-    const next = new Set(ring.members);
+    const [prev, next] = [new Set(before.members), new Set(ring.members)];
     const joined = ring.members.filter((m) => !prev.has(m));
     const left = before.members.filter((m) => !next.has(m));
-    if (joined.length > 0 || left.length > 0)
+    if (joined.length > 0 || left.length > 0 || !sameCaps(before.caps, ring.caps))
       events.push({ type: "members", members: ring.members, joined, left });
     if (fenced && !wasFenced) events.push({ type: "fenced" });
     if (!fenced && wasFenced) events.push({ type: "unfenced" });
@@ -324,6 +321,7 @@ export class ShardNode implements AsyncDisposable {
    */
   close(): Promise<void> {
     this.#validUntil = Number.NEGATIVE_INFINITY;
+    this.#steps.stop();
     this.#closed ??= (async () => {
       this.#admin?.close();
       await this.#membership.close();
@@ -345,6 +343,7 @@ export class ShardNode implements AsyncDisposable {
    */
   async leave(): Promise<void> {
     this.#validUntil = Number.NEGATIVE_INFINITY;
+    this.#steps.stop();
     await this.#membership.leave();
   }
 

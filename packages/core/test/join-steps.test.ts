@@ -81,7 +81,7 @@ describe("placement under admission caps", () => {
   it("a joiner at front 0 owns nothing and moves no other partition; each step moves at most its step", () => {
     fc.assert(
       fc.property(ids, fc.integer({ min: 1, max: 8 }), (others, step) => {
-        const joiner = "joiner";
+        const joiner = "j_new";
         const members = [...others, joiner];
         const before = new Ring(others, RING);
         const after = new Ring(members, RING);
@@ -113,14 +113,20 @@ describe("placement under admission caps", () => {
     );
   });
 
-  it("a capped winner is the second of its partition: a replica before it owns", () => {
-    const members = ["a", "b", "c", "d"];
-    const ring = new Ring(members, RING, new Map([["d", 0]]));
-    const plain = new Ring(members, RING);
-    for (const p of plain.partitionsWonBy("d")) {
-      expect(ring.ownersOfPartition(p, 2)).toEqual([plain.ownersOfPartition(p, 2)[1], "d"]);
-      expect(new Set(ring.ownersOfPartition(p, 2))).toEqual(new Set(plain.ownersOfPartition(p, 2)));
-    }
+  it("a capped member is last where it is not admitted: at front 0 no owner or replica set changes", () => {
+    fc.assert(
+      fc.property(ids, fc.integer({ min: 0, max: RING }), (others, front) => {
+        const members = [...others, "j_new"];
+        const without = new Ring(others, RING);
+        const ring = new Ring(members, RING, new Map([["j_new", front]]));
+        const plain = new Ring(members, RING);
+        for (let p = 0; p < RING; p++) {
+          const row = ring.ownersOfPartition(p, members.length);
+          if (p < front) expect(row).toEqual(plain.ownersOfPartition(p, members.length));
+          else expect(row).toEqual([...without.ownersOfPartition(p, others.length), "j_new"]);
+        }
+      }),
+    );
   });
 });
 
@@ -208,12 +214,47 @@ describe("a ShardNode joining step by step", () => {
     expect(b.node.ownedPartitions().length).toBe(first);
     expect(a.node.ring.partitionsOf("b").length).toBe(first);
     open = true;
-    b.node.joinStepReady();
-    await bus.clock.advance(1);
+    // The next step goes with the next heartbeat.
+    await bus.clock.advance(HB);
     expect(b.node.ownedPartitions().length).toBe(first + 2);
     expect(a.node.ring.partitionsOf("b").length).toBe(first + 2);
     await a.node.close();
     await b.node.close();
+  });
+
+  it("releases its partitions a step per heartbeat before a leave, so the leave itself moves none", async () => {
+    const bus = new SimBus(new VirtualClock());
+    const opts = { joinStepPartitions: 5 };
+    const [a, b, c] = [await start(bus, "a", opts), await start(bus, "b", opts), await start(bus, "c", opts)];
+    for (let t = 0; t < 40 && c.node.joinFront !== undefined; t++) await bus.clock.advance(HB);
+    await bus.clock.advance(HB * 2);
+    const before = c.node.ownedPartitions().length;
+    expect(before).toBeGreaterThan(10);
+    let released = false;
+    void c.node
+      .releaseStepwise(() => true)
+      .then(() => {
+        released = true;
+      });
+    const counts: number[] = [];
+    for (let t = 0; t < 40 && !released; t++) {
+      await bus.clock.advance(HB / 2);
+      counts.push(a.node.ring.partitionsOf("c").length);
+    }
+    expect(released).toBe(true);
+    expect(c.node.ownedPartitions()).toEqual([]);
+    for (let i = 1; i < counts.length; i++) expect(counts[i - 1]! - counts[i]!).toBeLessThanOrEqual(5);
+    expect(counts.filter((n, i) => i > 0 && n < counts[i - 1]!).length).toBeGreaterThanOrEqual(
+      Math.ceil(before / 5) - 1,
+    );
+    const [na, nb] = [a.events.length, b.events.length];
+    await c.node.leave();
+    await bus.clock.advance(HB * 3);
+    // The leave changed the members, not the owners: no partition was acquired or released.
+    const after = [...a.events.slice(na), ...b.events.slice(nb)];
+    expect(after.filter((e) => e.type === "acquired" || e.type === "released")).toEqual([]);
+    expect(a.node.members()).toEqual(["a", "b"]);
+    for (const n of [a, b, c]) await n.node.close();
   });
 
   it("rejects a joinStepPartitions that is not an integer from 0 to ringSize", async () => {
