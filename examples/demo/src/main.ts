@@ -138,7 +138,10 @@ function worstWindow(from: number, to: number): string {
   rates.sort((a, b) => a - b);
   lastMedian = rates[Math.floor(rates.length / 2)]!;
   const total = worst.plain + worst.replicated;
-  const share = steadyMedian > 0 ? `, ${Math.round((100 * total) / steadyMedian)}% of the steady median` : "";
+  // Against the steady phase (which may still be warming up) and against this step's own median window.
+  const share =
+    (steadyMedian > 0 ? `, ${Math.round((100 * total) / steadyMedian)}% of the steady median` : "") +
+    `, ${Math.round((100 * total) / Math.max(1, lastMedian))}% of this step's median window ${lastMedian}`;
   return `worst 500 ms window at +${(worst.at / 1000).toFixed(1)} s: ${total} asks/s (plain ${worst.plain}, replicated ${worst.replicated}${share}), slowest ask completing in it ${worst.maxMs.toFixed(0)} ms`;
 }
 // DEMO_TRACE=1: the client's view of the ring over time, and the 100 ms buckets around each worst window.
@@ -148,7 +151,9 @@ if (trace) {
   let last = "";
   setInterval(() => {
     const r = client.node.ring;
-    const v = r.members.map((m) => `${m}:${r.partitionsOf(m).length}${r.capOf(m) !== undefined ? `@${r.capOf(m)}` : ""}`).join(" ");
+    const v = r.members
+      .map((m) => `${m}:${r.partitionsOf(m).length}${r.capOf(m) !== undefined ? `@${r.capOf(m)}` : ""}`)
+      .join(" ");
     if (v !== last) viewLog.push(`+${((performance.now() - loadStart) / 1000).toFixed(2)} s ${v}`);
     last = v;
   }, 5).unref();
