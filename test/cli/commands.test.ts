@@ -45,7 +45,7 @@ describe("keyhold against a running cluster", () => {
   it("members: every node (and not the client) with lease ages and the cluster's settings", async () => {
     const v = await keyholdJson<MembersView>(["members", ...base]);
     expect(v.cluster).toBe(CLUSTER);
-    expect(v.config).toEqual({ ringSize: RING, ...LEASE, hash: "murmur3-32-hrw/1" });
+    expect(v.config).toEqual({ ringSize: RING, ...LEASE, hash: "murmur3-32-hrw/1+caps/1" });
     expect(v.members.map((m) => m.id)).toEqual(["node-a", "node-b", "node-c"]);
     for (const m of v.members) {
       expect(m.answered).toBe(true);

@@ -23,6 +23,8 @@ const lease = quick
 const phaseMs = quick ? 1200 : 4000;
 const keyCount = quick ? 1000 : 3000;
 const concurrency = 64;
+// A joining node takes this many of its partitions at a time (0: all at once); DEMO_JOIN_STEP.
+const joinStepPartitions = Number(process.env.DEMO_JOIN_STEP ?? "4");
 const entitiesModule = fileURLToPath(new URL("./entities.ts", import.meta.url));
 const tty = process.stdout.isTTY === true;
 
@@ -46,7 +48,7 @@ const servers = process.env.NATS_URL ?? server!.url;
 const cluster = `demo-${process.pid}`;
 log(
   `Keyhold demo: ${keyCount} counter entities, ${concurrency} asks in flight, lease ${lease.heartbeatMs}/${lease.ttlMs} ms` +
-    `${quick ? " (quick mode)" : ""}`,
+    `, join step ${joinStepPartitions || "off"}${quick ? " (quick mode)" : ""}`,
 );
 log(`NATS: ${servers}${server ? " (embedded nats-server)" : ""}`);
 
@@ -56,6 +58,7 @@ const nodeOptions = (id: string): ShardingProcessOptions => ({
   nodeId: id,
   ...lease,
   handoffTimeoutMs: 5000,
+  joinStepPartitions,
 });
 const nodes = new Map<string, ShardingProcess>();
 /**
@@ -131,11 +134,36 @@ function worstWindow(from: number, to: number): string {
       worst = { at: i * BUCKET_MS, plain, replicated, maxMs };
   }
   if (!worst) return "no window";
+  traceAround(worst.at);
   rates.sort((a, b) => a - b);
   lastMedian = rates[Math.floor(rates.length / 2)]!;
   const total = worst.plain + worst.replicated;
-  const share = steadyMedian > 0 ? `, ${Math.round((100 * total) / steadyMedian)}% of the steady median` : "";
+  // Against the steady phase (which may still be warming up) and against this step's own median window.
+  const share =
+    (steadyMedian > 0 ? `, ${Math.round((100 * total) / steadyMedian)}% of the steady median` : "") +
+    `, ${Math.round((100 * total) / Math.max(1, lastMedian))}% of this step's median window ${lastMedian}`;
   return `worst 500 ms window at +${(worst.at / 1000).toFixed(1)} s: ${total} asks/s (plain ${worst.plain}, replicated ${worst.replicated}${share}), slowest ask completing in it ${worst.maxMs.toFixed(0)} ms`;
+}
+// DEMO_TRACE=1: the client's view of the ring over time, and the 100 ms buckets around each worst window.
+const trace = process.env.DEMO_TRACE === "1";
+const viewLog: string[] = [];
+if (trace) {
+  let last = "";
+  setInterval(() => {
+    const r = client.node.ring;
+    const v = r.members
+      .map((m) => `${m}:${r.partitionsOf(m).length}${r.capOf(m) !== undefined ? `@${r.capOf(m)}` : ""}`)
+      .join(" ");
+    if (v !== last) viewLog.push(`+${((performance.now() - loadStart) / 1000).toFixed(2)} s ${v}`);
+    last = v;
+  }, 5).unref();
+}
+function traceAround(at: number): void {
+  if (!trace) return;
+  const i = Math.floor(at / BUCKET_MS);
+  const row = buckets.slice(Math.max(0, i - 10), i + 15).map((b) => b.plain + b.replicated);
+  log(`    buckets from +${(Math.max(0, i - 10) / 10).toFixed(1)} s (per 100 ms): ${row.join(" ")}`);
+  for (const v of viewLog.splice(0)) log(`    view ${v}`);
 }
 /** The median 500 ms window rate of the last worstWindow call, and of the steady phase. */
 let lastMedian = 0;
@@ -237,7 +265,8 @@ await step(
   async () => {
     await spawnNode("node-4");
   },
-  () => client.node.members().length === 4,
+  // Settled once the client places every partition node-4 wins on it (its last join step).
+  () => client.node.members().length === 4 && client.node.ring.capOf("node-4") === undefined,
 );
 
 await step(

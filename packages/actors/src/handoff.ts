@@ -146,14 +146,25 @@ export class Handoff {
     });
     this.#peers = peers;
     this.#watch.start();
+    let seen = node.ring;
+    let first = true;
     for await (const e of node.events()) {
       if (e.type === "members") {
         peers.update(e, node.departed());
+        const [before, ring] = [seen, node.ring];
+        seen = ring;
         if (replicator && refill) {
-          // The replica sets of partitions we serve may have changed: top them up.
+          // The replica sets of partitions we serve may have changed: top up those that did (the
+          // first replicas of their order moved; a joiner at front 0 or a leaver that gave its
+          // partitions up step by step moves none). Every one on the first event.
           this.#p.background.spawn("maintenance", () => replicator.prune());
-          refill.refillAll();
+          const n = Math.max(1, ...[...this.#p.defs.keys()].map((t) => replicator.replicasOf(t)));
+          const moved = (p: number) =>
+            before.ownersOfPartition(p, n).join() !== ring.ownersOfPartition(p, n).join();
+          if (first) refill.refillAll();
+          else refill.refillWhere(moved);
         }
+        first = false;
       } else if (e.type === "fenced" || e.type === "unfenced") {
         this.#fenced = e.type === "fenced";
       } else if (e.type === "acquired") {

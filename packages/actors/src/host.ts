@@ -176,6 +176,9 @@ export function buildHost(a: {
     logger,
     onHandoff: a.onHandoff,
   });
+  // A join step is done when every partition this node owns is served (core join-steps.ts); the
+  // next one follows at the next heartbeat, so a 500 ms window sees at most about one step's stall.
+  node.setJoinGate((owned) => owned.every((p) => partitions.state(p) === "ready"));
   dispatcher = new Dispatcher({
     node,
     defs: a.defs,

@@ -4,6 +4,31 @@ import type { Clock, Logger, ShardNode } from "@keyhold/core";
 import { sleep } from "./backoff.js";
 import type { HostParts } from "./host.js";
 
+/**
+ * Before the leave, with joinStepPartitions: gives the partitions up a step per heartbeat (core
+ * ShardNode.releaseStepwise), each step once the last one's records were taken, for at most
+ * `timeoutMs`; then the leave itself moves nothing (a member at front 0 owns nothing).
+ */
+export async function releaseStepwise(a: {
+  readonly host: HostParts;
+  readonly node: ShardNode;
+  readonly clock: Clock;
+  readonly timeoutMs: number;
+}): Promise<void> {
+  const { partitions, outbox } = a.host;
+  // Handed off: we hold only what we own, serve all of it, and the new owners took the rest.
+  const handedOff = (owned: readonly number[]) =>
+    partitions.heldCount === owned.length &&
+    outbox.size === 0 &&
+    owned.every((p) => partitions.state(p) === "ready");
+  let timer: unknown;
+  const late = new Promise<void>((r) => {
+    timer = a.clock.setTimeout(r, a.timeoutMs);
+  });
+  await Promise.race([a.node.releaseStepwise(handedOff), late]);
+  a.clock.clearTimeout(timer);
+}
+
 /** Waits (up to `timeoutMs`) until the new owners took every partition's records. */
 export async function awaitHandover(a: {
   readonly host: HostParts;

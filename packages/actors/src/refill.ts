@@ -54,7 +54,12 @@ export class Refill {
 
   /** Refills every partition this node serves (the replica sets may have changed). */
   refillAll(): void {
-    for (const p of this.#p.partitions.ready()) if (this.#p.owns(p)) void this.refill(p);
+    this.refillWhere(() => true);
+  }
+
+  /** Refills the partitions this node serves for which `changed(p)` (a join step moved them). */
+  refillWhere(changed: (p: number) => boolean): void {
+    for (const p of this.#p.partitions.ready()) if (this.#p.owns(p) && changed(p)) void this.refill(p);
   }
 
   async #send(p: number, recs: readonly EntityRecord[]): Promise<void> {

@@ -19,7 +19,7 @@ import type { HandoffInfo, HandoffLog } from "./handoff-log.js";
 import type { HostParts } from "./host.js";
 import type { Housekeeping } from "./housekeeping.js";
 import type { Inbound } from "./inbound.js";
-import { awaitHandover } from "./leave.js";
+import { awaitHandover, releaseStepwise } from "./leave.js";
 import type { ParsedShardingOptions, ShardingOptions } from "./options.js";
 import type { EntityRegistry } from "./registry.js";
 import type { Replicator } from "./replication.js";
@@ -212,6 +212,11 @@ export class Sharding implements AsyncDisposable {
       // Asks this node sent finish first, while it is still a full member that can route.
       this.#router.stopAccepting();
       await this.#router.drain(this.#opts.askTimeoutMs);
+      // With joinStepPartitions, give the partitions up a few at a time first (leave.ts).
+      if (host) {
+        const timeoutMs = this.#opts.handoffTimeoutMs;
+        await releaseStepwise({ host, node: this.node, clock: this.#clock, timeoutMs });
+      }
       // Leave the ring but keep watching it, so the records go to owners our view can name.
       await this.node.leave();
       if (host) {

@@ -36,9 +36,13 @@ export async function scenario(
   ops: readonly Op[],
   seed: number,
   logger: Logger = silentLogger,
+  nodeOpts: { joinStepPartitions?: number } = {},
 ): Promise<void> {
   const bus = new SimBus(new VirtualClock(), { jitterMs: 3, duplicate: 0.1, random: seededRandom(seed) });
-  const nodes: Sharding[] = [await startOn(bus, "n0", { logger }), await startOn(bus, "n1", { logger })];
+  const nodes: Sharding[] = [
+    await startOn(bus, "n0", { logger, ...nodeOpts }),
+    await startOn(bus, "n1", { logger, ...nodeOpts }),
+  ];
   const client = await startOn(bus, "client", {}, true);
   const acked = new Map<string, number>();
   let failures = 0;
@@ -46,7 +50,7 @@ export async function scenario(
   const keys = Array.from({ length: 25 }, (_, i) => `k${i}`);
   const inflight: Promise<unknown>[] = [];
   for (const o of ops) {
-    if (o.op === "join") nodes.push(await startOn(bus, `n${next++}`, { logger }));
+    if (o.op === "join") nodes.push(await startOn(bus, `n${next++}`, { logger, ...nodeOpts }));
     else if (o.op === "leave" && nodes.length > 1) {
       const [gone] = nodes.splice(o.i % nodes.length, 1);
       inflight.push(gone!.close());
@@ -68,7 +72,8 @@ export async function scenario(
     } else if (o.op === "wait") await bus.clock.advance(o.ms);
   }
   await drive(bus, Promise.all(inflight));
-  await bus.clock.advance(TTL + HB * 3);
+  // Joining step by step takes a heartbeat per step: let the last join finish too.
+  await bus.clock.advance(TTL + HB * 3 + (nodeOpts.joinStepPartitions ? HB * 30 : 0));
   expect(failures).toBe(0);
   for (const k of keys) {
     expect(await drive(bus, client.ref(Counter, k).get()), `key ${k}`).toBe(acked.get(k) ?? 0);
@@ -113,6 +118,18 @@ describe("hand-off properties (simulated bus)", () => {
           ],
         ],
       },
+    );
+  });
+
+  it("the same when nodes join and leave step by step (joinStepPartitions)", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(opArb, { minLength: 1, maxLength: 10 }),
+        fc.integer({ min: 1, max: 1e9 }),
+        fc.integer({ min: 1, max: 8 }),
+        (ops, seed, step) => scenario(ops, seed, silentLogger, { joinStepPartitions: step }),
+      ),
+      { numRuns: Number(process.env.KH_PROPERTY_RUNS ?? 100), verbose: 1 },
     );
   });
 });

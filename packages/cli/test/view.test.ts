@@ -4,7 +4,7 @@ import { healthView, membersView, placeView, ringView } from "@keyhold/cli";
 import type { NodeReport } from "@keyhold/core";
 import { describe, expect, it } from "vitest";
 
-const config = { ringSize: 4, heartbeatMs: 100, ttlMs: 300, skewMs: 200, hash: "murmur3-32-hrw/1" };
+const config = { ringSize: 4, heartbeatMs: 100, ttlMs: 300, skewMs: 200, hash: "murmur3-32-hrw/1+caps/1" };
 const report = (id: string, owned: number[], extra: Partial<NodeReport> = {}): NodeReport => ({
   id,
   at: 2_000_000,

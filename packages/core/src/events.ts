@@ -11,7 +11,10 @@ export interface ReleasedEvent {
   readonly type: "released";
   readonly partition: number;
 }
-/** The live member set changed (or, first on every stream, what it is now). */
+/**
+ * The live member set changed (or, first on every stream, what it is now), or only a member's
+ * admission front did (a join step: `joined` and `left` empty, placement changed).
+ */
 export interface MembersEvent {
   readonly type: "members";
   readonly members: readonly string[];

@@ -3,8 +3,12 @@
 // string encoding changes the partition of every key and the owner of every partition, so
 // it is versioned (HASH_VERSION) and the version is part of the cluster config.
 
-/** Identifies the hash and score functions; nodes with a different value refuse each other. */
-export const HASH_VERSION = "murmur3-32-hrw/1";
+/**
+ * Identifies the hash and score functions, and the placement rule built on them; nodes with a
+ * different value refuse each other. `+caps/1`: placement honours the admission fronts of
+ * members that join step by step (placement.ts admitted), which a node without it ignores.
+ */
+export const HASH_VERSION = "murmur3-32-hrw/1+caps/1";
 
 const C1 = 0xcc9e2d51;
 const C2 = 0x1b873593;

@@ -18,6 +18,8 @@ export class Heartbeats {
   readonly #leaseStats: LeaseStats;
   readonly #next: () => void;
   readonly #acked: (at: number) => void;
+  /** This node's admission front while it joins step by step (join-steps.ts). */
+  front: number | undefined;
   #timer: unknown;
   #stopped = false;
   #echoSeen = false;
@@ -50,7 +52,15 @@ export class Heartbeats {
     p.clock.clearTimeout(this.#timer);
     const at = p.clock.now();
     this.lease.sent(at, p.clock.monoNow());
-    const data = encode({ v: 1, k: "hb", id: p.id, at, cfg: p.config });
+    const front = this.front;
+    const data = encode({
+      v: 1,
+      k: "hb",
+      id: p.id,
+      at,
+      cfg: p.config,
+      ...(front !== undefined ? { adm: front } : {}),
+    });
     if (p.stream) {
       // An acknowledgement later than the lease it could extend is useless: wait no longer.
       p.stream.publish(this.#subject, data, leaseMs(p.config)).then(

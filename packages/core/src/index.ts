@@ -40,6 +40,7 @@ export type { Key } from "./hash.js";
 export { HASH_VERSION, hashKey, murmur3Bytes, murmur3String } from "./hash.js";
 export type { HeartbeatStream } from "./heartbeat-stream.js";
 export { hasJetStream, heartbeatStreamName, NatsHeartbeatStream } from "./heartbeat-stream.js";
+export { nextFront } from "./join-steps.js";
 export type { LeaseVerdict } from "./lease.js";
 export { LeaseTable } from "./lease.js";
 export type { Logger } from "./logger.js";
@@ -48,6 +49,7 @@ export type { LeaseStats, MembershipStats } from "./membership.js";
 export type { ClusterConfig, LeaseMode, LeasesOption, ShardNodeOptions } from "./options.js";
 export {
   DEFAULT_HEARTBEAT_MS,
+  DEFAULT_JOIN_STEP_PARTITIONS,
   DEFAULT_LEASES,
   DEFAULT_RING_SIZE,
   DEFAULT_SKEW_MS,
@@ -62,12 +64,16 @@ export {
   parseLeases,
   parseOptions as parseShardNodeOptions,
 } from "./options.js";
+export type { AdmissionCaps } from "./placement.js";
 export {
+  admitted,
+  cappedOrder,
   compareCandidates,
   ownerOf,
   ownerOfPartition,
   ownersOf,
   ownersOfPartition,
+  ownersOfPartitionCapped,
   partitionOf,
   scoreOf,
 } from "./placement.js";

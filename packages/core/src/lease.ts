@@ -131,6 +131,16 @@ export class LeaseTable {
     return [...this.#left];
   }
 
+  /** Sweeps (keeping `keep`), then the ids of tombstones not in `live`, sorted. */
+  departed(now: number, keep: ReadonlySet<string>, mono: number, live: readonly string[]): string[] {
+    this.sweep(now, keep, mono);
+    const skip = new Set(live);
+    return this.tombstones()
+      .map(([id]) => id)
+      .filter((id) => !skip.has(id))
+      .sort();
+  }
+
   get size(): number {
     return this.#leases.size;
   }

@@ -75,6 +75,13 @@ export interface MembershipParams {
    * its acknowledgements, and silent peers are dropped only after a leader read (takeover.ts).
    */
   readonly stream?: HeartbeatStream | undefined;
-  /** Called synchronously whenever the live set or the fenced flag changes. */
+  /**
+   * Joining step by step (ShardNodeOptions.joinStepPartitions): a member that starts while
+   * others are live begins with an admission front of 0. 0 or absent: it joins at once.
+   */
+  readonly joinStep?: number | undefined;
+  /** Runs before each periodic heartbeat is sent (ShardNode moves its join front there). */
+  readonly beforeBeat?: (() => void) | undefined;
+  /** Called synchronously whenever the live set, the fenced flag or an admission front changes. */
   readonly onChange: (members: readonly string[], fenced: boolean) => void;
 }

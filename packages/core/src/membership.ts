@@ -1,6 +1,7 @@
 // Lease membership over a transport: heartbeats out, heartbeats/leaves/syncs in, and the live
 // member set recomputed whenever a lease is added, expires or is given up. Knows nothing of
 // partitions; ShardNode turns member sets into rings.
+import { Admission, sameList } from "./admission.js";
 import { WakeTimer } from "./clock.js";
 import { ConfigMismatchError, DuplicateNodeIdError } from "./errors.js";
 import { doubtfulPeers, Rejoin } from "./fencing.js";
@@ -58,6 +59,8 @@ export class Membership {
   readonly stats: MembershipStats = emptyStats();
   readonly leaseStats: LeaseStats = emptyLeaseStats();
   readonly #syncContext: SyncContext;
+  /** Admission fronts of members joining step by step, ours included (admission.ts). */
+  readonly admission: Admission;
 
   constructor(params: MembershipParams) {
     this.#p = params;
@@ -76,6 +79,7 @@ export class Membership {
     const changed = () => this.#started && this.#recompute();
     this.#takeover = params.stream && takeoverCheck(params, params.stream, this, this.#table, changed);
     this.#lease = this.#hb.lease;
+    this.admission = new Admission(params.config.ringSize);
     this.#syncContext = {
       ...params,
       subject: this.#subjects.sync,
@@ -100,15 +104,9 @@ export class Membership {
 
   /** Members that left gracefully and are still remembered (tombstoned), sorted. */
   departed(): string[] {
-    const now = this.#p.clock.now();
     // Held peers stay: only #recompute decides when they go.
-    this.#table.sweep(now, this.#held, this.#p.clock.monoNow());
-    const live = new Set(this.#members);
-    return this.#table
-      .tombstones()
-      .map(([id]) => id)
-      .filter((id) => !live.has(id) && id !== this.#p.id)
-      .sort();
+    const { clock, id } = this.#p;
+    return this.#table.departed(clock.now(), this.#held, clock.monoNow(), [...this.#members, id]);
   }
 
   /**
@@ -142,6 +140,9 @@ export class Membership {
     if (!this.#p.observer && this.#table.isLive(this.#p.id, this.#p.clock.monoNow())) {
       throw new DuplicateNodeIdError(this.#p.id, this.#p.config.ttlMs);
     }
+    // Others are live: join step by step, owning nothing at first (join-steps.ts).
+    const peers = this.#table.live(this.#p.clock.monoNow()).filter((id) => id !== this.#p.id);
+    if (!this.#p.observer && (this.#p.joinStep ?? 0) > 0 && peers.length > 0) this.setFront(0);
     // Serve syncs only now: subscribed earlier, our own subscription would count as a
     // responder and turn "nobody here yet" into a wait for the sync timeout.
     this.#subs.push(
@@ -220,9 +221,17 @@ export class Membership {
     );
   }
 
+  /** Moves our admission front (admission.ts) and reports it; the next heartbeat carries it. */
+  setFront(front: number | undefined): void {
+    if (!this.admission.setOwn(front)) return;
+    this.#hb.front = this.admission.own;
+    if (this.#started) this.#recompute();
+  }
+
   /** Publishes one heartbeat now and schedules the next (heartbeats.ts). */
   #beat(): void {
     if (this.#closed || this.#left) return;
+    if (this.#started) this.#p.beforeBeat?.();
     this.#hb.beat();
     // A beat is also a safe moment to re-check expiry, should a timer have been lost.
     if (this.#started) this.#recompute();
@@ -265,6 +274,7 @@ export class Membership {
       else if (verdict !== "accepted") this.stats.rejectedStale++;
       else {
         this.stats.heartbeatsAccepted++;
+        const front = msg.id !== p.id && this.admission.observe(msg.id, msg.adm);
         if (msg.id === p.id) {
           // In jetstream mode only the stream's acknowledgement renews (#renew).
           if (!p.stream) this.#lease.echoed(msg.at, this.#mayExtend(mono));
@@ -273,7 +283,7 @@ export class Membership {
         if (!this.#started) return;
         // Our own echo is what settles held peers (and ends fencing); a held peer's heartbeat
         // means it was alive after all.
-        if (!this.#members.includes(msg.id) || this.#held.has(msg.id)) this.#recompute();
+        if (front || !this.#members.includes(msg.id) || this.#held.has(msg.id)) this.#recompute();
         else if (msg.id === p.id && (this.#fenced || this.#held.size > 0)) this.#recompute();
         else this.#scheduleExpiry();
       }
@@ -331,7 +341,9 @@ export class Membership {
       : held.size === 0
         ? withSelf.sort()
         : [...withSelf, ...held].sort();
-    const changed = fenced !== this.#fenced || !sameList(members, this.#members);
+    this.admission.prune(members);
+    const changed =
+      this.admission.takeChanged() || fenced !== this.#fenced || !sameList(members, this.#members);
     if (fenced && !this.#fenced) {
       p.logger.warn(
         `node ${p.id}: its lease lapsed ${Math.round(mono - this.#lease.until)} ms ago (no echo of its heartbeats for ${Math.round(mono - this.#lease.sentAt)} ms); fencing itself`,
@@ -383,10 +395,4 @@ export class Membership {
     }
     this.#wake.arm(at);
   }
-}
-
-function sameList(a: readonly string[], b: readonly string[]): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }

@@ -13,6 +13,8 @@ export const DEFAULT_HEARTBEAT_MS = 2000;
 export const DEFAULT_TTL_MS = 6000;
 export const DEFAULT_SKEW_MS = 5000;
 export const DEFAULT_START_TIMEOUT_MS = 5000;
+/** joinStepPartitions: 0 joins at once. */
+export const DEFAULT_JOIN_STEP_PARTITIONS = 0;
 /**
  * Largest ringSize accepted. A ring is rebuilt synchronously on every membership change in
  * O(members x ringSize) hashes (about 120 ms for 64 members x 4096 partitions here), so
@@ -116,6 +118,13 @@ export interface ShardNodeOptions {
   readonly startTimeoutMs?: number;
   /** Time source and timers. @default the system clock */
   readonly clock?: Clock;
+  /**
+   * Join step by step: a node that starts while others are live first owns nothing (it is a
+   * replica of what it will own), then takes over this many of its partitions at a time, the
+   * next step once the previous one is served (docs/concepts/membership.md). 0 joins at once.
+   * Ignored by observers. @default 0
+   */
+  readonly joinStepPartitions?: number;
   /** Where warnings go. @default warnings and errors to the console */
   readonly logger?: Logger;
 }
@@ -164,6 +173,8 @@ export interface ParsedOptions {
   readonly clock: Clock;
   readonly logger: Logger;
   readonly admin: ParsedAdminOptions;
+  /** 0: join at once. */
+  readonly joinStepPartitions: number;
 }
 
 function token(name: string, value: unknown): string {
@@ -308,6 +319,13 @@ export function parseOptions(options: ShardNodeOptions): ParsedOptions {
     clock,
     logger,
     admin: parseAdminOptions(o.admin),
+    joinStepPartitions: int(
+      "joinStepPartitions",
+      o.joinStepPartitions,
+      DEFAULT_JOIN_STEP_PARTITIONS,
+      0,
+      config.ringSize,
+    ),
   };
 }
 

@@ -53,3 +53,44 @@ export function ownerOf(key: Key, members: readonly string[], ringSize: number):
 export function ownersOf(key: Key, members: readonly string[], n: number, ringSize: number): string[] {
   return ownersOfPartition(partitionOf(key, ringSize), members, n);
 }
+
+/**
+ * Admission caps of joining members: member id to its admission front `a` (0 .. ringSize). A
+ * capped member may own partition `p` only when `p < a`; a member without an entry is uncapped.
+ * Members advertise their front in their heartbeats while they join step by step.
+ */
+export type AdmissionCaps = ReadonlyMap<string, number>;
+
+/** Whether `member` may own partition `p` under `caps`. */
+export function admitted(member: string, partition: number, caps: AdmissionCaps | undefined): boolean {
+  const front = caps?.get(member);
+  return front === undefined || partition < front;
+}
+
+/**
+ * HRW order of a partition under admission caps: the members admitted for it first, then the
+ * others, each group in HRW order. A member capped below the partition is neither its owner
+ * nor its replica while another one can be, so a joiner at front 0 changes no owner and no
+ * replica set. When no member is admitted the order is plain HRW (someone must serve it).
+ */
+export function cappedOrder(
+  row: readonly string[],
+  partition: number,
+  caps: AdmissionCaps | undefined,
+): string[] {
+  if (caps === undefined || caps.size === 0) return [...row];
+  const inside = row.filter((m) => admitted(m, partition, caps));
+  if (inside.length === 0 || inside.length === row.length) return [...row];
+  return [...inside, ...row.filter((m) => !admitted(m, partition, caps))];
+}
+
+/** The `n` best distinct members for a partition under admission caps, best first. */
+export function ownersOfPartitionCapped(
+  partition: number,
+  members: readonly string[],
+  n: number,
+  caps: AdmissionCaps | undefined,
+): string[] {
+  const all = ownersOfPartition(partition, members, members.length);
+  return cappedOrder(all, partition, caps).slice(0, Math.max(0, n));
+}

@@ -2,12 +2,14 @@
 // answers placement questions from a precomputed Ring and reports ownership changes.
 import { v4 as uuidv4 } from "uuid";
 import { type AdminResponder, startAdmin } from "./admin.js";
+import { sameCaps } from "./admission.js";
 import type { Clock } from "./clock.js";
 import { connectNats } from "./connection.js";
 import { ClosedError, InvalidArgumentError, JetStreamUnavailableError } from "./errors.js";
 import { EventHub, type ShardEvent } from "./events.js";
 import type { Key } from "./hash.js";
 import { type HeartbeatStream, hasJetStream, NatsHeartbeatStream } from "./heartbeat-stream.js";
+import { JoinStepper } from "./join-steps.js";
 import { type LeaseStats, Membership, type MembershipStats } from "./membership.js";
 import {
   CLUSTER_SETTINGS,
@@ -50,6 +52,10 @@ export class ShardNode implements AsyncDisposable {
   #owned: ReadonlySet<number> = new Set();
   #closed: Promise<void> | undefined;
   #admin: AdminResponder | undefined;
+  // Joining step by step (join-steps.ts); no step before #joinNotBefore (one heartbeat owning nothing).
+  readonly #steps: JoinStepper;
+  #joinNotBefore = Number.POSITIVE_INFINITY;
+  #fencedSeen = false;
 
   private constructor(
     id: string,
@@ -65,6 +71,7 @@ export class ShardNode implements AsyncDisposable {
     this.#clock = opts.clock;
     this.#ownsTransport = opts.transport === undefined;
     this.#ring = new Ring([], opts.config.ringSize);
+    this.#steps = new JoinStepper(opts.joinStepPartitions, opts.config.ringSize);
     this.#membership = new Membership({
       transport,
       cluster: opts.cluster,
@@ -75,6 +82,8 @@ export class ShardNode implements AsyncDisposable {
       tombstoneMs: opts.tombstoneMs,
       clock: opts.clock,
       logger: opts.logger,
+      joinStep: opts.joinStepPartitions,
+      beforeBeat: () => this.#stepJoin(),
       onChange: (members, fenced) => this.#onChange(members, fenced),
     });
   }
@@ -117,6 +126,7 @@ export class ShardNode implements AsyncDisposable {
       const tombstoneMs = Math.max(opts.tombstoneMs, config.ttlMs + config.skewMs);
       node = new ShardNode(id, transport, { ...opts, config, tombstoneMs }, stream);
       await node.#membership.start(opts.startTimeoutMs);
+      node.#joinNotBefore = opts.clock.monoNow() + config.heartbeatMs;
     } catch (err) {
       if (node) await node.#membership.close().catch(() => {});
       if (!opts.transport) await transport.close().catch(() => {});
@@ -256,20 +266,45 @@ export class ShardNode implements AsyncDisposable {
     return this.#hub.subscribe(initial, opts.signal);
   }
 
+  /** This node's admission front while it joins step by step; undefined once uncapped. */
+  get joinFront(): number | undefined {
+    return this.#membership.admission.own;
+  }
+
+  /** The next join step waits until `ready(owned)`: the layer above serves what this node owns. */
+  setJoinGate(ready: (owned: readonly number[]) => boolean): void {
+    this.#steps.ready = ready;
+  }
+
+  /**
+   * Before a graceful leave, with joinStepPartitions: gives its partitions up that many at a time,
+   * one step per heartbeat once `ready(owned)` says the last was handed off; resolves when it owns none.
+   */
+  releaseStepwise(ready: (owned: readonly number[]) => boolean): Promise<void> {
+    const alone = this.#ring.members.length < 2 || this.observer || this.#closed !== undefined;
+    return this.#steps.step === 0 || alone ? Promise.resolve() : this.#steps.releaseAll(ready);
+  }
+
+  #stepJoin(): void {
+    if (this.#closed || this.fenced || this.#clock.monoNow() < this.#joinNotBefore) return;
+    const won = this.#ring.partitionsWonBy(this.id);
+    const front = this.#steps.next(this.#membership.admission.own, won, [...this.#owned]);
+    if (front !== undefined) this.#membership.setFront(front);
+  }
+
   #onChange(members: readonly string[], fenced: boolean): void {
     this.#validUntil = Number.NEGATIVE_INFINITY;
     const before = this.#ring;
     const wasFenced = this.#fencedSeen;
     this.#fencedSeen = fenced;
-    const ring = new Ring(members, this.config.ringSize);
+    const ring = new Ring(members, this.config.ringSize, this.#membership.admission.caps(this.id));
     this.#ring = ring;
     const owned = new Set(this.observer ? [] : ring.partitionsOf(this.id));
     const events: ShardEvent[] = [];
-    const prev = new Set(before.members);
-    const next = new Set(ring.members);
+    const [prev, next] = [new Set(before.members), new Set(ring.members)];
     const joined = ring.members.filter((m) => !prev.has(m));
     const left = before.members.filter((m) => !next.has(m));
-    if (joined.length > 0 || left.length > 0)
+    if (joined.length > 0 || left.length > 0 || !sameCaps(before.caps, ring.caps))
       events.push({ type: "members", members: ring.members, joined, left });
     if (fenced && !wasFenced) events.push({ type: "fenced" });
     if (!fenced && wasFenced) events.push({ type: "unfenced" });
@@ -279,8 +314,6 @@ export class ShardNode implements AsyncDisposable {
     this.#hub.emit(events);
   }
 
-  #fencedSeen = false;
-
   /**
    * Leaves gracefully: announces it so peers drop this node at once, emits `released` for
    * every owned partition, ends every event stream and closes the connection it made.
@@ -288,6 +321,7 @@ export class ShardNode implements AsyncDisposable {
    */
   close(): Promise<void> {
     this.#validUntil = Number.NEGATIVE_INFINITY;
+    this.#steps.stop();
     this.#closed ??= (async () => {
       this.#admin?.close();
       await this.#membership.close();
@@ -309,6 +343,7 @@ export class ShardNode implements AsyncDisposable {
    */
   async leave(): Promise<void> {
     this.#validUntil = Number.NEGATIVE_INFINITY;
+    this.#steps.stop();
     await this.#membership.leave();
   }
 

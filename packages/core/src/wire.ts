@@ -1,7 +1,7 @@
 // Membership messages on the wire: msgpack maps with a version field, and the validation every
 // inbound message goes through before it touches any state.
 import { Packr } from "msgpackr";
-import type { ClusterConfig } from "./options.js";
+import { type ClusterConfig, MAX_RING_SIZE } from "./options.js";
 import { isId, isObj } from "./validate.js";
 
 export const WIRE_VERSION = 1;
@@ -23,6 +23,11 @@ export interface HeartbeatMessage {
   /** The sender's wall-clock time when it emitted this heartbeat, ms since the epoch. */
   readonly at: number;
   readonly cfg: ClusterConfig;
+  /**
+   * The sender's admission front while it joins step by step (join-steps.ts): it may own only
+   * partitions below it. Absent once it is uncapped (and from senders that never step).
+   */
+  readonly adm?: number;
 }
 
 export interface LeaveMessage {
@@ -118,7 +123,16 @@ export function decode(data: Uint8Array, maxBytes = 1_048_576): MembershipMessag
     case "hb":
       if (!isTime(m.at)) return { error: "bad heartbeat time" };
       if (!validConfig(m.cfg)) return { error: "bad config" };
-      return { v: 1, k: "hb", id: m.id, at: m.at, cfg: pickConfig(m.cfg) };
+      if (m.adm !== undefined && !(isPosInt(m.adm) && m.adm <= MAX_RING_SIZE))
+        return { error: "bad admission front" };
+      return {
+        v: 1,
+        k: "hb",
+        id: m.id,
+        at: m.at,
+        cfg: pickConfig(m.cfg),
+        ...(m.adm !== undefined ? { adm: m.adm } : {}),
+      };
     case "leave":
       if (!isTime(m.at)) return { error: "bad leave time" };
       return { v: 1, k: "leave", id: m.id, at: m.at };

@@ -71,7 +71,7 @@ describe("admin responder", () => {
     expect(reports.map((r) => r?.id).sort()).toEqual(["a", "b"]);
     for (const r of reports) {
       expect(r!.members).toEqual(["a", "b"]);
-      expect(r!.config).toEqual({ ringSize: 64, ...LEASE, hash: "murmur3-32-hrw/1" });
+      expect(r!.config).toEqual({ ringSize: 64, ...LEASE, hash: "murmur3-32-hrw/1+caps/1" });
       expect(r!.leases.map(([id]) => id)).toEqual(["a", "b"]);
       for (const [, age] of r!.leases) expect(age).toBeLessThanOrEqual(LEASE.ttlMs);
       expect(r!.drainAllowed).toBe(false);
@@ -178,7 +178,7 @@ describe("admin wire", () => {
       at: 1_700_000_000_000,
       startedAt: 1_699_999_990_000,
       fenced: false,
-      config: { ringSize: 8, heartbeatMs: 100, ttlMs: 300, skewMs: 200, hash: "murmur3-32-hrw/1" },
+      config: { ringSize: 8, heartbeatMs: 100, ttlMs: 300, skewMs: 200, hash: "murmur3-32-hrw/1+caps/1" },
       members: ["n1", "n2"],
       leases: [
         ["n1", 12],

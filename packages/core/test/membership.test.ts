@@ -220,7 +220,7 @@ describe("membership over a simulated bus", () => {
     const bus = setup();
     const a = await start(bus, "a");
     const rogue = bus.connect("rogue");
-    const cfg = { ringSize: 32, heartbeatMs: HB, ttlMs: TTL, skewMs: SKEW, hash: "murmur3-32-hrw/1" };
+    const cfg = { ringSize: 32, heartbeatMs: HB, ttlMs: TTL, skewMs: SKEW, hash: "murmur3-32-hrw/1+caps/1" };
     rogue.publish(
       membershipSubjects("t").heartbeat,
       packr.pack({ v: 1, k: "hb", id: "x", at: bus.clock.now(), cfg }),

@@ -142,7 +142,7 @@ describe("an observer adopts the cluster's settings", () => {
         heartbeatMs: 200,
         ttlMs: 1000,
         skewMs: 300,
-        hash: "murmur3-32-hrw/1",
+        hash: "murmur3-32-hrw/1+caps/1",
       };
       evil.publish(
         m.reply,
@@ -168,7 +168,7 @@ describe("an observer adopts the cluster's settings", () => {
           k: "hb",
           id: "m",
           at: bus.clock.now(),
-          cfg: { ...CLUSTER, hash: "murmur3-32-hrw/1" },
+          cfg: { ...CLUSTER, hash: "murmur3-32-hrw/1+caps/1" },
         }),
       );
     let timer: unknown;
