@@ -48,7 +48,13 @@ export interface MailboxParams {
    * that waits in the queue keeps its caller's context, so its activation span and the asks
    * its handler makes belong to its own trace, not to the message that happened to pump it.
    */
-  readonly context?: { capture(): unknown; within<R>(ctx: unknown, fn: () => R): R } | undefined;
+  readonly context?: MessageContext | undefined;
+}
+
+/** Captures the current trace context and runs a function in a captured one (telemetry.ts). */
+export interface MessageContext {
+  capture(): unknown;
+  within<R>(ctx: unknown, fn: () => R): R;
 }
 
 export class Mailbox {

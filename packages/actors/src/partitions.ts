@@ -5,6 +5,7 @@
 // `begin` and epochs.ts): it travels with every record written under it and orders records
 // before versions do.
 import type { Logger } from "@keyhold/core";
+import type { MessageContext } from "./mailbox.js";
 
 export type PartState =
   | { readonly s: "pending"; readonly buffer: (() => void)[] }
@@ -29,13 +30,13 @@ export class PartitionStates {
   buffered = 0;
 
   /** With telemetry on: a buffered message is replayed in its caller's trace context (mailbox.ts). */
-  readonly #context: { capture(): unknown; within<R>(ctx: unknown, fn: () => R): R } | undefined;
+  readonly #context: MessageContext | undefined;
 
   constructor(params: {
     bufferLimit: number;
     logger: Logger;
     nodeId: string;
-    context?: { capture(): unknown; within<R>(ctx: unknown, fn: () => R): R } | undefined;
+    context?: MessageContext | undefined;
   }) {
     this.#bufferLimit = params.bufferLimit;
     this.#context = params.context;

@@ -7,6 +7,7 @@ import type { MessageHeaders, ShardNode } from "@keyhold/core";
 import type * as OtelApi from "@opentelemetry/api";
 import { TelemetryUnavailableError } from "./errors.js";
 import type { Lifecycle } from "./lifecycle.js";
+import type { MessageContext } from "./mailbox.js";
 import { parseTelemetryOptions } from "./options.js";
 import type { Replicator } from "./replication.js";
 import type { Slot } from "./slots.js";
@@ -243,7 +244,7 @@ export class Telemetry {
   }
 
   /** Captures the active trace context and runs a function in a captured one (mailbox.ts). */
-  readonly context = {
+  readonly context: MessageContext = {
     capture: (): unknown => this.#api!.context.active(),
     within: <R>(ctx: unknown, fn: () => R): R => this.#api!.context.with(ctx as OtelApi.Context, fn),
   };
