@@ -20,7 +20,7 @@ const scalar = fc.oneof(
 const q = fc.oneof(
   fc.integer({ min: 1, max: 0x7f }),
   fc.integer({ min: 1, max: 2 ** 32 - 1 }),
-  fc.maxSafeNat(),
+  fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }),
 );
 
 function batchOf(entries: readonly (readonly [number, Uint8Array])[]): Uint8Array {
