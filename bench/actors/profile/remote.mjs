@@ -6,20 +6,29 @@
 //   node --cpu-prof --cpu-prof-dir=/tmp/prof bench/actors/profile/remote.mjs nats://127.0.0.1:14333 6 256 \
 //     --cpu-prof --cpu-prof-dir=/tmp/prof
 //   node bench/actors/profile/top.mjs /tmp/prof/<file>.cpuprofile 40
-// argv: servers, seconds, concurrency, then node flags for the host child.
+// argv: servers, seconds, concurrency, then node flags for the host child; a `batchMax=N` among
+// them sets the client's batchMaxEntries instead (default: the option's default).
 import { fork } from "node:child_process";
 import { Sharding } from "@keyhold/actors";
 import { silentLogger } from "@keyhold/core";
 import { Counter, closedLoop, KEYS } from "../built-support.mjs";
 
-const [servers, secs = "5", concArg = "256", ...hostArgs] = process.argv.slice(2);
+const [servers, secs = "5", concArg = "256", ...rest] = process.argv.slice(2);
+const hostArgs = rest.filter((a) => !a.startsWith("batchMax="));
+const batchMax = rest.find((a) => a.startsWith("batchMax="))?.slice("batchMax=".length);
 const cluster = `prof-${process.pid}`;
 const host = fork(new URL("./host.mjs", import.meta.url), [servers, cluster], {
   execArgv: hostArgs,
   cwd: process.cwd(),
 });
 const ready = await new Promise((r) => host.on("message", (m) => m.type === "ready" && r(m.id)));
-const c = await Sharding.connect({ servers, cluster, entities: [Counter], logger: silentLogger });
+const c = await Sharding.connect({
+  servers,
+  cluster,
+  entities: [Counter],
+  logger: silentLogger,
+  ...(batchMax ? { batchMaxEntries: Number(batchMax) } : {}),
+});
 while (!KEYS.every((k) => c.node.place(k) === ready)) await new Promise((r) => setTimeout(r, 50));
 const hostCpu = () =>
   new Promise((r) => {

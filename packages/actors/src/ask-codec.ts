@@ -1,7 +1,8 @@
 // The two messages of the ask hot path, encoded without an object per message: the same bytes
-// as wire.ts `encode` of `{ v: 1, k: "ask", ... }` and `{ v: 1, k: "ok", r }`.
+// as wire.ts `encode` of `{ v: 1, k: "ask", ... }` and `{ v: 1, k: "ok", r }` (written by hand
+// in fast-pack.ts when the values are plain scalars, by packr otherwise).
+import { packAskMessage, packAskSeq, packOkMessage } from "./fast-pack.js";
 import { assertSerializable } from "./serializable.js";
-import { packr } from "./wire.js";
 
 /**
  * serializable.ts `assertSerializable` of an ask's arguments, without building its error labels
@@ -20,12 +21,7 @@ export function assertArgs(args: readonly unknown[], type: string, h: string): v
   assertSerializable(args, `the arguments of ${type}.${h}`, "args");
 }
 
-// One map of each per process, refilled for every message: encoding an ask or an `ok` reply
-// makes no object (packing is synchronous, so one map serves every call).
-const askMap = { v: 1, k: "ask", id: "", t: "", key: "", h: "", a: [] as readonly unknown[], hop: 0 };
-const okMap = { v: 1, k: "ok", r: undefined as unknown };
-
-/** `encode` of an ask (the same bytes), without an object per message. */
+/** `encode` of an ask (the same bytes), without an object per message (fast-pack.ts). */
 export function encodeAsk(
   id: string,
   t: string,
@@ -34,25 +30,26 @@ export function encodeAsk(
   a: readonly unknown[],
   hop: number,
 ): Uint8Array {
-  askMap.id = id;
-  askMap.t = t;
-  askMap.key = key;
-  askMap.h = h;
-  askMap.a = a;
-  askMap.hop = hop;
-  try {
-    return packr.pack(askMap);
-  } finally {
-    askMap.a = [];
-  }
+  return packAskMessage(id, t, key, h, a, hop);
+}
+
+/**
+ * `encodeAsk` of the id `prefix + seq.toString(36)` (remote-ask.ts MessageIds): the digits go
+ * straight into the message, no id string is built (the retry loop builds it if it runs).
+ */
+export function encodeAskSeq(
+  prefix: string,
+  seq: number,
+  t: string,
+  key: string,
+  h: string,
+  a: readonly unknown[],
+  hop: number,
+): Uint8Array {
+  return packAskSeq(prefix, seq, t, key, h, a, hop);
 }
 
 /** `encode` of `{ v: 1, k: "ok", r }` (the same bytes), without an object per reply. */
 export function encodeOk(r: unknown): Uint8Array {
-  okMap.r = r;
-  try {
-    return packr.pack(okMap);
-  } finally {
-    okMap.r = undefined;
-  }
+  return packOkMessage(r);
 }

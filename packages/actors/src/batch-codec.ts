@@ -5,6 +5,8 @@
 // it is queued (its size is known for the max_payload split, an ask's bytes are reused on every
 // attempt, and the owner's dedupe cache keeps a reply's bytes for retries).
 import { isNat } from "@keyhold/core";
+import { OK_PREFIX } from "./fast-pack.js";
+import { lastScalarEnd, NOT_PLAIN, readScalar } from "./fast-read.js";
 import {
   BATCH_VERSION,
   checkReply,
@@ -55,6 +57,8 @@ function prefix(kind: "batch" | "replies", rs: string | undefined): Uint8Array {
   return Uint8Array.from(parts);
 }
 
+const REPLIES_PREFIX = prefix("replies", undefined);
+
 /**
  * Writes a batch around messages encoded already. The result is plain msgpack: a map whose
  * entries array holds `[q, <message>]` pairs. `rs` undefined writes a reply batch.
@@ -62,7 +66,7 @@ function prefix(kind: "batch" | "replies", rs: string | undefined): Uint8Array {
 export class EnvelopeWriter {
   #rs: string | undefined;
   #prefix: Uint8Array | undefined;
-  readonly #replies = prefix("replies", undefined);
+  readonly #replies = REPLIES_PREFIX;
 
   write(list: EntryList, rs: string | undefined): Uint8Array {
     let head: Uint8Array;
@@ -145,4 +149,59 @@ export function decodeReplyBatch(data: Uint8Array): Decoded<ReplyBatch> {
     replies.push(checkReply(e[1]));
   }
   return { qs, replies, malformed };
+}
+
+/** A reply batch of plain `ok` replies only: per ask, its result. */
+export interface OkBatch {
+  readonly qs: number[];
+  readonly rs: unknown[];
+}
+
+/**
+ * The fast path of a reply batch (the asker's common case): when `data` is a batch as
+ * EnvelopeWriter writes it whose every entry is `[q >= 1, { v: 1, k: "ok", r }]` with a plain
+ * scalar `r` (fast-pack.ts encodeOk), its q's and results are read straight from the bytes, with
+ * no map or reply object per entry. Anything else (another reply, a nested result, another
+ * writer's encoding, malformed or trailing bytes) returns undefined: decodeReplyBatch then reads
+ * the batch, counts what is malformed and drops it. Where it reads a batch, it reads what
+ * decodeReplyBatch reads (batch-codec.test.ts). Never throws.
+ */
+export function readOkBatch(data: Uint8Array): OkBatch | undefined {
+  const head = REPLIES_PREFIX;
+  const end = data.length;
+  if (end < head.length + 5) return undefined;
+  for (let i = 0; i < head.length; i++) if (data[i] !== head[i]) return undefined;
+  const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  let o = head.length;
+  if (data[o] !== 0xdd) return undefined;
+  const n = dv.getUint32(o + 1);
+  o += 5;
+  if (n > MAX_BATCH_ENTRIES || n * 16 > end - o) return undefined; // an entry is 16 bytes at least
+  const qs: number[] = [];
+  const rs: unknown[] = [];
+  const ok = OK_PREFIX;
+  for (let k = 0; k < n; k++) {
+    if (o + 2 > end || data[o] !== 0x92) return undefined;
+    const b = data[o + 1]!;
+    let q: number;
+    if (b >= 1 && b < 0x80) {
+      q = b;
+      o += 2;
+    } else if (b === 0xce && o + 6 <= end) {
+      q = dv.getUint32(o + 2);
+      o += 6;
+    } else if (b === 0xcb && o + 10 <= end) {
+      q = dv.getFloat64(o + 2);
+      o += 10;
+    } else return undefined;
+    if (q < 1 || !Number.isSafeInteger(q)) return undefined;
+    if (o + ok.length > end) return undefined;
+    for (let i = 0; i < ok.length; i++) if (data[o + i] !== ok[i]) return undefined;
+    const r = readScalar(data, dv, o + ok.length);
+    if (r === NOT_PLAIN) return undefined;
+    o = lastScalarEnd();
+    qs.push(q);
+    rs.push(r);
+  }
+  return o === end ? { qs, rs } : undefined;
 }

@@ -15,7 +15,13 @@ import {
   type TransportSubscription,
 } from "@keyhold/core";
 import { v4 as uuidv4 } from "uuid";
-import { decodeReplyBatch, ENTRY_FRAMING_BYTES, type EntryList, EnvelopeWriter } from "./batch-codec.js";
+import {
+  decodeReplyBatch,
+  ENTRY_FRAMING_BYTES,
+  type EntryList,
+  EnvelopeWriter,
+  readOkBatch,
+} from "./batch-codec.js";
 import { type Decoded, isError, type Reply } from "./wire.js";
 
 /** Room left under max_payload for the envelope, the subject and headers. */
@@ -51,6 +57,10 @@ export abstract class BatchAttempt {
   registered: Deadline | undefined = undefined;
   /** The owner's reply, checked (`{ error }` when it failed the reply checks). */
   abstract onReply(reply: Decoded<Reply>): void;
+  /** An `ok` reply with result `r`, read by the fast path (batch-codec.ts readOkBatch). */
+  onOk(r: unknown): void {
+    this.onReply({ v: 1, k: "ok", r });
+  }
   /** Timed out, cancelled, not sent, or the batcher closed. */
   abstract onFail(err: Error): void;
 }
@@ -310,6 +320,15 @@ export class Batcher {
 
   /** Handles one reply batch: each entry settles its own ask; a malformed one is dropped alone. */
   receive(data: Uint8Array): void {
+    const oks = readOkBatch(data);
+    if (oks !== undefined) {
+      for (let i = 0; i < oks.qs.length; i++) {
+        const a = this.#pending.get(oks.qs[i]!);
+        if (!a || !this.#settle(a)) this.stats.unmatched++;
+        else a.onOk(oks.rs[i]);
+      }
+      return;
+    }
     const batch = decodeReplyBatch(data);
     if (isError(batch)) {
       this.stats.malformed++;

@@ -41,11 +41,21 @@ export interface Resume {
  * dedupe cache, at a fraction of the cost and bytes.
  */
 export class MessageIds {
-  readonly #prefix = randomBytes(9).toString("base64url");
+  /** ASCII (base64url): ask-codec.ts encodeAskSeq writes it and the digits into the ask. */
+  readonly prefix = randomBytes(9).toString("base64url");
   #seq = 0;
 
   next(): string {
-    return this.#prefix + (++this.#seq).toString(36);
+    return this.idOf(this.nextSeq());
+  }
+
+  /** The next id as its sequence number (`idOf` makes the string when it is needed). */
+  nextSeq(): number {
+    return ++this.#seq;
+  }
+
+  idOf(seq: number): string {
+    return this.prefix + seq.toString(36);
   }
 }
 
@@ -86,6 +96,13 @@ export class RemoteAsk extends BatchAttempt {
   readonly promise: Promise<unknown>;
   #resolve!: (v: unknown) => void;
   #reject!: (err: unknown) => void;
+  /** The ask under construction, for the one executor all asks share (no closure per ask). */
+  static #making: RemoteAsk | undefined;
+  static readonly #executor = (resolve: (v: unknown) => void, reject: (err: unknown) => void): void => {
+    const a = RemoteAsk.#making!;
+    a.#resolve = resolve;
+    a.#reject = reject;
+  };
 
   constructor(
     readonly host: RemoteAskHost,
@@ -96,15 +113,21 @@ export class RemoteAsk extends BatchAttempt {
     /** The ask's timeout, and its deadline on the router's clock (wall ms). */
     readonly timeout: number,
     readonly deadline: number,
-    readonly id: string,
+    readonly ids: MessageIds,
+    /** The ask's id as its sequence number (MessageIds.idOf). */
+    readonly seq: number,
     readonly request: Uint8Array,
     readonly owner: string,
   ) {
     super();
-    this.promise = new Promise((resolve, reject) => {
-      this.#resolve = resolve;
-      this.#reject = reject;
-    });
+    RemoteAsk.#making = this;
+    this.promise = new Promise(RemoteAsk.#executor);
+    RemoteAsk.#making = undefined;
+  }
+
+  /** The ask's id, built only for the retry loop (the request carries it already). */
+  get id(): string {
+    return this.ids.idOf(this.seq);
   }
 
   get target(): ErrorTarget {
@@ -131,6 +154,12 @@ export class RemoteAsk extends BatchAttempt {
       default:
         return this.#retry(`unexpected reply from ${this.owner}`);
     }
+  }
+
+  /** The common reply, read by the batch fast path (batch-codec.ts readOkBatch). */
+  override onOk(r: unknown): void {
+    this.host.settled();
+    this.#resolve(r);
   }
 
   onFail(err: Error): void {

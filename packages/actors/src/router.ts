@@ -10,7 +10,7 @@ import {
   type ShardNode,
   type Transport,
 } from "@keyhold/core";
-import { assertArgs, encodeAsk } from "./ask-codec.js";
+import { assertArgs, encodeAsk, encodeAskSeq } from "./ask-codec.js";
 import { Backoff } from "./backoff.js";
 import type { Batcher } from "./batch.js";
 import type { LocalOutcome } from "./dispatch.js";
@@ -139,11 +139,12 @@ export class Router {
     const owner = node.place(key);
     if (owner === undefined || (owner === node.id && this.#p.local))
       return this.#ask(type, key, h, args, opts);
-    const id = this.#ids.next();
+    const ids = this.#ids;
+    const seq = ids.nextSeq();
     let request: Uint8Array;
     try {
       assertArgs(args, type, h);
-      request = encodeAsk(id, type, key, h, args, 0);
+      request = encodeAskSeq(ids.prefix, seq, type, key, h, args, 0);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -158,7 +159,8 @@ export class Router {
       args,
       timeout,
       clock.now() + timeout,
-      id,
+      ids,
+      seq,
       request,
       owner,
     );
