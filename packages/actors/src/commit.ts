@@ -92,17 +92,8 @@ export class GroupCommit {
    */
   hold(slot: Slot, release: (err: unknown) => void, began: boolean): Promise<void> | undefined {
     let pipe = this.#pipes.get(slot);
-    if (!pipe) {
-      pipe = {
-        held: [],
-        inFlight: undefined,
-        durable: slot.version - 1,
-        running: 0,
-        scheduled: false,
-        waiters: [],
-      };
-      this.#pipes.set(slot, pipe);
-    } else if (began && pipe.running > 0) pipe.running--;
+    if (!pipe) pipe = this.#pipe(slot);
+    else if (began && pipe.running > 0) pipe.running--;
     pipe.held.push({ ver: slot.version, release });
     return this.#after(slot, pipe);
   }
@@ -112,13 +103,31 @@ export class GroupCommit {
    * when the version it saw is durable, else held like a write's answer.
    */
   after(slot: Slot, release: (err: unknown) => void): Promise<void> | undefined {
-    const pipe = this.#pipes.get(slot);
-    if (!pipe || (pipe.held.length === 0 && pipe.inFlight === undefined && pipe.durable >= slot.version)) {
+    let pipe = this.#pipes.get(slot);
+    if (
+      (!pipe && !slot.unconfirmed) ||
+      (pipe && pipe.held.length === 0 && pipe.inFlight === undefined && pipe.durable >= slot.version)
+    ) {
       release(undefined);
       return undefined;
     }
+    // A state not known durable in this tenure (slots.ts unconfirmed): write it first.
+    if (!pipe) pipe = this.#pipe(slot);
     pipe.held.push({ ver: slot.version, release });
     return this.#after(slot, pipe);
+  }
+
+  #pipe(slot: Slot): Pipe {
+    const pipe: Pipe = {
+      held: [],
+      inFlight: undefined,
+      durable: slot.version - 1,
+      running: 0,
+      scheduled: false,
+      waiters: [],
+    };
+    this.#pipes.set(slot, pipe);
+    return pipe;
   }
 
   #after(slot: Slot, pipe: Pipe): Promise<void> | undefined {
@@ -183,6 +192,8 @@ export class GroupCommit {
     // Another node owns the entity: nothing held here may be answered as if it were durable.
     const gone = err instanceof NotOwnerError || err instanceof StoreConflictError;
     if (err === undefined && ver > pipe.durable) pipe.durable = ver;
+    // The state written holds whatever was installed before it: known durable from now on.
+    if (err === undefined) slot.unconfirmed = false;
     let n = 0;
     while (n < pipe.held.length && (gone || pipe.held[n]!.ver <= ver)) n++;
     const released = pipe.held.splice(0, n);

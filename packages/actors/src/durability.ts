@@ -55,6 +55,7 @@ export class Durability {
       slot.recent = stored.recent ? [...stored.recent] : undefined;
       slot.acq = stored.acq ?? 0;
       this.#p.reminders?.adopt(slot, stored.rem);
+      slot.unconfirmed = false; // the store holds it
     }
     slot.revision = stored?.revision;
   }
@@ -128,6 +129,8 @@ export class Durability {
    */
   #yield(slot: Slot, reason: unknown): void {
     if (slot.instance) slot.state = slot.instance.state;
+    // The state kept holds the refused write: nobody may hear of it before a write succeeds.
+    slot.unconfirmed = true;
     this.#p.mailbox().failQueued(slot, reason);
     this.#p.lifecycle.discard(slot);
   }

@@ -108,7 +108,11 @@ export class HandlerRunner {
         // Without group commit the write that applied it may have failed (a missed quorum the
         // router retries with this id): make the current state durable again before answering.
         const durable = this.#p.tracksAsks(slot.def) ? this.#p.persist?.(slot) : undefined;
-        if (durable) return durable.then(() => answer(undefined), answer);
+        if (durable)
+          return durable.then(() => {
+            slot.unconfirmed = false;
+            answer(undefined);
+          }, answer);
         answer(undefined);
         return undefined;
       }
@@ -221,6 +225,16 @@ export class HandlerRunner {
       // Nothing changed (writes were refused): no version, no record, nothing to make durable;
       // with group commit the answer still waits until what it saw is durable.
       if (commit) return commit.after(slot, release!);
+      // Without group commit: a state not known durable in this tenure is written first.
+      const durable = slot.unconfirmed && this.#p.tracksAsks(slot.def) ? this.#p.persist?.(slot) : undefined;
+      if (durable)
+        return durable.then(
+          () => {
+            slot.unconfirmed = false;
+            this.#answer(slot, env, result, failure);
+          },
+          (err: unknown) => env.done(err),
+        );
       this.#answer(slot, env, result, failure);
       return undefined;
     }
@@ -239,7 +253,10 @@ export class HandlerRunner {
     const durable = this.#p.persist?.(slot);
     if (durable) {
       return durable.then(
-        () => this.#answer(slot, env, result, failure),
+        () => {
+          slot.unconfirmed = false;
+          this.#answer(slot, env, result, failure);
+        },
         (err: unknown) => env.done(err),
       );
     }

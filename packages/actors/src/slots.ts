@@ -40,6 +40,12 @@ export interface Slot {
    * whatever reaches the slot fails with SlotMoved (the sender routes it again).
    */
   dead: boolean;
+  /**
+   * The state may hold writes not known durable in this tenure: it was installed from a
+   * hand-off or a replica copy, or kept after a refused write (durability.ts). With group
+   * commit the next answer, even one that changes nothing, waits for a write of it (commit.ts).
+   */
+  unconfirmed: boolean;
 }
 
 /** What the reminder heap must hear of (reminders.ts): records installed, slots dropped. */
@@ -106,6 +112,7 @@ export class SlotTable {
         idle: undefined,
         activateOnly: false,
         dead: false,
+        unconfirmed: false,
       };
       byKey.set(key, s);
       this.#count++;
@@ -176,6 +183,9 @@ export class SlotTable {
     else slot.state = s;
     slot.version = rec.ver;
     slot.acq = rec.acq ?? 0;
+    // Whoever sent it cannot vouch that its newest version reached a quorum (a refused write's
+    // state travels too): answers wait for this tenure's first write of it.
+    slot.unconfirmed = rec.ver > 0;
     if (rec.recent) slot.recent = [...rec.recent];
     this.#hooks?.adopt(slot, rec.rem);
     return slot;

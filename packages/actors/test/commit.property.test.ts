@@ -54,7 +54,7 @@ interface Write {
 }
 
 async function pipeline(ops: readonly PipeOp[], maxHeld: number): Promise<void> {
-  const slot = { version: 0, queue: undefined } as unknown as Slot & {
+  const slot = { version: 0, queue: undefined, unconfirmed: false } as unknown as Slot & {
     version: number;
     queue: unknown[] | undefined;
   };
@@ -99,9 +99,7 @@ async function pipeline(ops: readonly PipeOp[], maxHeld: number): Promise<void> 
     await Promise.resolve();
     return true;
   };
-  let gone = false;
   for (const o of ops) {
-    if (gone) break;
     if (o.op === "write" && !running) {
       setQueued(o.queued);
       slot.version++;
@@ -118,12 +116,13 @@ async function pipeline(ops: readonly PipeOp[], maxHeld: number): Promise<void> 
       slot.version++;
       void gc.hold(slot, produce(slot.version), true);
     } else if (o.op === "settle") {
-      // A refused write gave the entity up: nothing more runs on it.
-      if ((await settle(o.outcome)) && o.outcome === "gone") gone = true;
+      // A refused write gave the entity up, keeping its state (durability.ts yield) marked as not
+      // known durable; a later message resumes it here (the refusal came from a lagging view).
+      if ((await settle(o.outcome)) && o.outcome === "gone") slot.unconfirmed = true;
     } else if (o.op === "tick") await new Promise((r) => setTimeout(r, 0));
   }
   // Drain: the last handler completes, nothing is queued, every write succeeds.
-  if (running && !gone) {
+  if (running) {
     running = false;
     setQueued(false);
     slot.version++;
