@@ -16,6 +16,8 @@ import type { SimBus, SimEndpoint } from "@keyhold/testing";
 export class Pausable {
   readonly clock: Clock;
   readonly transport: Transport;
+  /** The connection underneath (disconnect() cuts the node off, its own echoes included). */
+  readonly link: SimEndpoint;
   #paused = false;
   readonly #missed: (() => void)[] = [];
   readonly #overdue = new Map<number, () => void>();
@@ -25,6 +27,7 @@ export class Pausable {
   constructor(bus: SimBus, name: string, opts: { resume?: "io-first" | "timers-first" } = {}) {
     this.#ioFirst = opts.resume !== "timers-first";
     const inner: SimEndpoint = bus.connect(name);
+    this.link = inner;
     const base = bus.clock;
     const handles = new Map<number, unknown>();
     let seq = 0;
