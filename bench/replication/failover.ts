@@ -50,14 +50,25 @@ interface Trial {
 export async function failoverTime(ctx: BenchContext): Promise<void> {
   // A default-lease failover waits out most of a 6 s TTL, so it gets fewer trials; quick mode
   // runs one short-lease trial only.
+  // FAILOVER_SHORT_TRIALS / FAILOVER_DEFAULT_TRIALS override the trial counts (A/B pairs, issue 9).
+  const env = (name: string, fallback: number) => {
+    const v = process.env[name];
+    return v !== undefined && /^\d+$/.test(v) ? Number(v) : fallback;
+  };
   const leases: Lease[] = [
-    { name: "short", heartbeatMs: 100, ttlMs: 300, skewMs: 300, trials: ctx.quick ? 1 : 3 },
+    {
+      name: "short",
+      heartbeatMs: 100,
+      ttlMs: 300,
+      skewMs: 300,
+      trials: env("FAILOVER_SHORT_TRIALS", ctx.quick ? 1 : 3),
+    },
     {
       name: "default",
       heartbeatMs: DEFAULT_HEARTBEAT_MS,
       ttlMs: DEFAULT_TTL_MS,
       skewMs: DEFAULT_SKEW_MS,
-      trials: ctx.quick ? 0 : 2,
+      trials: env("FAILOVER_DEFAULT_TRIALS", ctx.quick ? 0 : 2),
     },
   ];
   const keys = Array.from({ length: KEYS }, (_, i) => `acct-${100_000 + i}`);
