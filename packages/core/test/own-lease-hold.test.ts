@@ -5,6 +5,8 @@
 // bus: a stall too short for a take-over, one long enough, and echo mode's silent-peer rule.
 import {
   type Clock,
+  type ClusterConfig,
+  HASH_VERSION,
   type InboundMessage,
   LeaseTable,
   type ShardEvent,
@@ -15,6 +17,8 @@ import {
 import { SimBus, VirtualClock } from "@keyhold/testing";
 import { describe, expect, it } from "vitest";
 import { LeaseWitness } from "../src/fencing.js";
+import type { HeartbeatStream } from "../src/heartbeat-stream.js";
+import { Membership } from "../src/membership.js";
 import { DEFAULT_HEARTBEAT_MS, DEFAULT_TTL_MS, leaseMs } from "../src/options.js";
 import { holdMs, OwnLease } from "../src/own-lease.js";
 
@@ -254,5 +258,105 @@ describe("a stalled node's unfence", () => {
     await stall.for(bus, 280);
     await bus.clock.advance(HB * 4);
     expect(unfenced(a.events).map((e) => e.leaseKept)).toEqual([true]);
+  });
+});
+
+/** A heartbeat stream that stores and acknowledges after 2 + 2 ms on the node's own clock. */
+function stream(
+  store: Map<string, Uint8Array>,
+  clock: Clock,
+  publish: (s: string, d: Uint8Array) => void,
+): HeartbeatStream {
+  const delay = (ms: number) => new Promise<void>((r) => clock.setTimeout(r, ms));
+  return {
+    publish: async (subject, data) => {
+      publish(subject, data);
+      await delay(2);
+      store.set(subject, data);
+      await delay(2);
+    },
+    last: async (subject) => {
+      await delay(2);
+      return store.get(subject);
+    },
+  };
+}
+
+/** a (stallable), b, c as jetstream-mode Memberships over one simulated stream. */
+async function jetstream() {
+  const bus = new SimBus(new VirtualClock());
+  const store = new Map<string, Uint8Array>();
+  const config: ClusterConfig = {
+    ringSize: 16,
+    heartbeatMs: HB,
+    ttlMs: TTL,
+    skewMs: 200,
+    hash: HASH_VERSION,
+    leases: "jetstream",
+  };
+  const stall = new Stall(bus, "a");
+  const ms: Membership[] = [];
+  for (const id of ["a", "b", "c"]) {
+    const transport = id === "a" ? stall.transport : bus.connect(id);
+    const clock = id === "a" ? stall.clock : bus.clock;
+    const m = new Membership({
+      transport,
+      cluster: "hj",
+      id,
+      config,
+      observer: false,
+      clock,
+      logger: silentLogger,
+      stream: stream(store, clock, (sub, d) => transport.publish(sub, d)),
+      onChange: () => {},
+    });
+    let done = false;
+    void m.start(5000).finally(() => {
+      done = true;
+    });
+    while (!done) await bus.clock.advance(1);
+    ms.push(m);
+  }
+  await bus.clock.advance(5 * HB);
+  // Just after a beat of a was stored and acknowledged.
+  const at = bus.clock.now();
+  while (ms[0]!.leaseRemainingMs() < TTL - HB - 2 && bus.clock.now() - at < 2 * HB)
+    await bus.clock.advance(1);
+  return { bus, stall, a: ms[0]!, b: ms[1]!, c: ms[2]! };
+}
+
+describe("jetstream mode: the acknowledgement is the stream's", () => {
+  it("a stall within H: leaseKept", async () => {
+    const { bus, stall, a, b } = await jetstream();
+    await stall.for(bus, 250);
+    expect(a.fenced).toBe(true);
+    await bus.clock.advance(HB * 4);
+    expect(a.fenced).toBe(false);
+    expect(a.leaseKept).toBe(true);
+    expect(b.members).toEqual(["a", "b", "c"]);
+  });
+
+  it("a stall past H: not kept", async () => {
+    const { bus, stall, a } = await jetstream();
+    await stall.for(bus, 295);
+    await bus.clock.advance(HB * 5);
+    expect(a.fenced).toBe(false);
+    expect(a.leaseKept).toBe(false);
+  });
+
+  it("peers that cannot hear a: kept, rightly, since their leader reads see a's stored heartbeats", async () => {
+    const { bus, stall, a, b, c } = await jetstream();
+    // a is cut off from its peers (not from the stream) as its stall begins: no silent-peer rule
+    // in this mode, and no peer drops a, however long the cut lasts.
+    bus.partition(["a"], ["b", "c"]);
+    await stall.for(bus, 250);
+    let dropped = false;
+    for (let t = 0; t < TTL * 4; t++) {
+      await bus.clock.advance(1);
+      if (!b.members.includes("a") || !c.members.includes("a")) dropped = true;
+    }
+    expect(a.fenced).toBe(false);
+    expect(a.leaseKept).toBe(true);
+    expect(dropped).toBe(false);
   });
 });
