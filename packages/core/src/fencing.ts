@@ -48,8 +48,8 @@ export class Rejoin {
   readonly witness: LeaseWitness | undefined;
 
   /** `view`: the members at the lapse; `echo`: echo mode (its peers' rule applies). */
-  constructor(view: readonly string[] = [], self = "", table?: LeaseTable, echo = false) {
-    this.witness = echo && table ? new LeaseWitness(view, self, table) : undefined;
+  constructor(view: readonly string[], self: string, table: LeaseTable, echo: boolean) {
+    this.witness = echo ? new LeaseWitness(view, self, table) : undefined;
   }
 
   /** True once the node may unfence; `syncedAt` is when a peer's table was last merged. */
