@@ -262,6 +262,12 @@ async function trial(
 
   // FAILOVER_LOGS=1 (with KEYHOLD_CHILD_LOG=1, which makes the nodes log): the survivors' logs
   // when a key stayed unanswered, to see why its partition was not served.
+  // FAILOVER_LOGS=fences: every trial, the survivors' lines about fences and pre-fence records.
+  if (process.env.FAILOVER_LOGS === "fences") {
+    const fence = /fencing itself|unfenced|too short for a take-over|proves nothing|waits, unserved/;
+    for (const s of survivors)
+      for (const l of s.logs()) if (fence.test(l)) process.stderr.write(`fence ${s.id} ${l}\n`);
+  }
   if (unanswered > 0 && process.env.FAILOVER_LOGS === "1") {
     process.stderr.write(`${unanswered} keys unanswered; the survivors' logs:\n`);
     for (const s of survivors) process.stderr.write(`--- ${s.id}\n${s.logs().join("\n")}\n`);
