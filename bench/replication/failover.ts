@@ -50,14 +50,25 @@ interface Trial {
 export async function failoverTime(ctx: BenchContext): Promise<void> {
   // A default-lease failover waits out most of a 6 s TTL, so it gets fewer trials; quick mode
   // runs one short-lease trial only.
+  // FAILOVER_SHORT_TRIALS / FAILOVER_DEFAULT_TRIALS override the trial counts (A/B pairs, issue 9).
+  const env = (name: string, fallback: number) => {
+    const v = process.env[name];
+    return v !== undefined && /^\d+$/.test(v) ? Number(v) : fallback;
+  };
   const leases: Lease[] = [
-    { name: "short", heartbeatMs: 100, ttlMs: 300, skewMs: 300, trials: ctx.quick ? 1 : 3 },
+    {
+      name: "short",
+      heartbeatMs: 100,
+      ttlMs: 300,
+      skewMs: 300,
+      trials: env("FAILOVER_SHORT_TRIALS", ctx.quick ? 1 : 3),
+    },
     {
       name: "default",
       heartbeatMs: DEFAULT_HEARTBEAT_MS,
       ttlMs: DEFAULT_TTL_MS,
       skewMs: DEFAULT_SKEW_MS,
-      trials: ctx.quick ? 0 : 2,
+      trials: env("FAILOVER_DEFAULT_TRIALS", ctx.quick ? 0 : 2),
     },
   ];
   const keys = Array.from({ length: KEYS }, (_, i) => `acct-${100_000 + i}`);
@@ -251,6 +262,12 @@ async function trial(
 
   // FAILOVER_LOGS=1 (with KEYHOLD_CHILD_LOG=1, which makes the nodes log): the survivors' logs
   // when a key stayed unanswered, to see why its partition was not served.
+  // FAILOVER_LOGS=fences: every trial, the survivors' lines about fences and pre-fence records.
+  if (process.env.FAILOVER_LOGS === "fences") {
+    const fence = /fencing itself|unfenced|too short for a take-over|proves nothing|waits, unserved/;
+    for (const s of survivors)
+      for (const l of s.logs()) if (fence.test(l)) process.stderr.write(`fence ${s.id} ${l}\n`);
+  }
   if (unanswered > 0 && process.env.FAILOVER_LOGS === "1") {
     process.stderr.write(`${unanswered} keys unanswered; the survivors' logs:\n`);
     for (const s of survivors) process.stderr.write(`--- ${s.id}\n${s.logs().join("\n")}\n`);

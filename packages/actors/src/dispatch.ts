@@ -37,7 +37,6 @@ import type { AckInfo } from "./options.js";
 import type { PartitionStates } from "./partitions.js";
 import type { Slot, SlotTable } from "./slots.js";
 import { TurnGuard } from "./turn-guard.js";
-import { encode } from "./wire.js";
 
 export type { LocalOutcome, Outcome } from "./dispatch-messages.js";
 
@@ -377,11 +376,7 @@ export class Dispatcher {
     return true;
   }
 
-  /**
-   * A new owner pulls partition `p`: hand its records over (handoff.ts decides when). Not
-   * while this node is in doubt (its lease lapsed and it has not fenced yet): it cannot tell
-   * yet whether its records are still current, so the puller is told to wait and asks again.
-   */
+  /** A new owner pulls partition `p`: hand its records over (Handoff.servePull decides when). */
   servePull(
     p: number,
     from: string,
@@ -389,10 +384,6 @@ export class Dispatcher {
     cursor?: number,
     ep?: number,
   ): Promise<void> {
-    if (this.#p.node.inDoubt) {
-      reply(encode({ v: 1, k: "states", p, status: "wait", recs: [] }));
-      return Promise.resolve();
-    }
     return this.#p.handoff.servePull(p, from, reply, cursor, ep);
   }
 

@@ -18,6 +18,11 @@ export interface HandoffStats {
    * partition meanwhile did not answer the pull (its entities restart from initialState()).
    */
   preFenceDropped: number;
+  /**
+   * Re-acquisitions whose pre-fence records were installed although the pull missed members,
+   * because the fence was too short for a take-over (fence-witness.ts).
+   */
+  preFenceLeaseKept: number;
   /** Re-acquisitions whose replicated pre-fence records waited for whom the pull missed (await-copy.ts). */
   copyWaits: number;
   /** Partitions whose records were taken from this node's outbox by a new owner. */
@@ -48,6 +53,7 @@ export function emptyHandoffStats(): HandoffStats {
     recordsStale: 0,
     preFenceSuperseded: 0,
     preFenceDropped: 0,
+    preFenceLeaseKept: 0,
     copyWaits: 0,
     handedOff: 0,
     pullsAbandoned: 0,

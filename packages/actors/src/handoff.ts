@@ -29,6 +29,7 @@ import { AwaitCopy } from "./await-copy.js";
 import type { Background } from "./background.js";
 import type { EntityDefinition } from "./entity.js";
 import type { EpochSource, EpochStats } from "./epochs.js";
+import { FenceWitness } from "./fence-witness.js";
 import { Fencing } from "./fencing.js";
 import { emptyHandoffStats, type HandoffStats } from "./handoff-stats.js";
 import type { Lifecycle } from "./lifecycle.js";
@@ -43,7 +44,7 @@ import { drainPartition } from "./release.js";
 import type { Replicator } from "./replication.js";
 import { servePull } from "./serve-pull.js";
 import type { Slot, SlotTable } from "./slots.js";
-import type { EntityRecord } from "./wire.js";
+import { type EntityRecord, encode } from "./wire.js";
 
 export { emptyHandoffStats, type HandoffStats } from "./handoff-stats.js";
 
@@ -91,6 +92,8 @@ export class Handoff {
   // Between a `fenced` and an `unfenced` event: what is released now is pre-fence.
   #fenced = false;
   readonly #fencing: Fencing;
+  /** Whether a fence was too short for a take-over, per partition (fence-witness.ts). */
+  readonly #witness: FenceWitness;
   #peers: PeerTracker | undefined;
 
   readonly #puller: Puller;
@@ -101,6 +104,7 @@ export class Handoff {
 
   constructor(params: HandoffParams) {
     this.#p = params;
+    this.#witness = new FenceWitness(params.nodeId, params.node.config.ringSize);
     this.#fencing = new Fencing({
       ...params,
       release: (p) => this.release(p, true),
@@ -150,6 +154,7 @@ export class Handoff {
     let first = true;
     for await (const e of node.events()) {
       if (e.type === "members") {
+        this.#witness.joined(e.joined);
         peers.update(e, node.departed());
         const [before, ring] = [seen, node.ring];
         seen = ring;
@@ -167,6 +172,8 @@ export class Handoff {
         first = false;
       } else if (e.type === "fenced" || e.type === "unfenced") {
         this.#fenced = e.type === "fenced";
+        if (e.type === "fenced") this.#witness.fenced();
+        else this.#witness.unfenced(e.leaseKept);
       } else if (e.type === "acquired") {
         this.acquire(e.partition, peers.peers);
       } else if (e.type === "released") {
@@ -191,6 +198,7 @@ export class Handoff {
     const { partitions, node } = this.#p;
     this.#fencing.acquiring(p);
     this.#acquiring.set(p, (this.#acquiring.get(p) ?? 0) + 1);
+    const witnessed = this.#witness.acquiring(p);
     const tenure = this.#releases.get(p) ?? 0;
     const superseded = () =>
       (this.#releases.get(p) ?? 0) !== tenure || node.ring.ownerOfPartition(p) !== this.#p.nodeId;
@@ -235,7 +243,19 @@ export class Handoff {
             if (mine) this.#p.outbox.put(p, mine.recs, mine.preFence);
             return;
           }
-          if (mine?.preFence && !pulled.complete && !this.#fencing.unbroken(p)) {
+          // A fence too short for a take-over: nobody can have served it since (fence-witness.ts).
+          const incomplete = mine?.preFence === true && !pulled.complete;
+          const why = incomplete ? this.#witness.voided(p, witnessed.prior) : "";
+          const kept = why === undefined;
+          if (why)
+            this.#p.logger.info(`node ${this.#p.nodeId}: partition ${p}: its fence proves nothing (${why})`);
+          if (kept) {
+            this.#stats.preFenceLeaseKept++;
+            this.#p.logger.info(
+              `node ${this.#p.nodeId}: installing the pre-fence records of partition ${p} without ${pulled.missing.map((m) => m.id).join(", ")}: its fence was too short for a take-over`,
+            );
+          }
+          if (incomplete && !kept && !this.#fencing.unbroken(p)) {
             // (Not when the epoch bucket shows nobody took it since our tenure: fencing.ts unbroken.)
             // Plain entities restart; replicated ones wait for the missing members (await-copy.ts).
             const n = await this.#awaitCopy.settle(p, epoch, mine.recs, pulled, eager, lost, superseded);
@@ -259,6 +279,7 @@ export class Handoff {
           // and the first message handled under `epoch`.
           if (superseded()) return;
           partitions.begin(p, epoch);
+          this.#witness.begun(witnessed.tenure);
           this.#p.replicator?.fence(p, epoch);
           partitions.set(p, { s: "ready" });
           for (const slot of eager) this.#p.mailbox.wake(slot);
@@ -295,6 +316,7 @@ export class Handoff {
   /** This node stopped owning `p`: drain, passivate, and keep the records for the new owner. */
   release(p: number, preFence = this.#fenced): void {
     const { partitions } = this.#p;
+    this.#witness.released(p, this.#p.outbox.preFence(p));
     this.#releases.set(p, (this.#releases.get(p) ?? 0) + 1);
     this.#lost.get(p)?.();
     this.#lost.delete(p);
@@ -345,8 +367,18 @@ export class Handoff {
     return n;
   }
 
-  /** Answers a new owner's pull of `p` (serve-pull.ts). */
+  /**
+   * Answers a new owner's pull of `p` (serve-pull.ts). Every pull is counted first, whatever the
+   * answer: someone took `p`, so no fence of ours proves our records of it newest (fence-witness.ts).
+   * Not while this node is in doubt (its lease lapsed and it has not fenced yet): it cannot tell
+   * yet whether its records are still current, so the puller is told to wait and asks again.
+   */
   servePull(p: number, from: string, reply: (data: Uint8Array) => void, cursor = 0, ep = 0): Promise<void> {
+    this.#witness.pulled(p);
+    if (this.#p.node.inDoubt) {
+      reply(encode({ v: 1, k: "states", p, status: "wait", recs: [] }));
+      return Promise.resolve();
+    }
     return servePull(this.#p, p, from, reply, cursor, ep);
   }
 

@@ -53,6 +53,11 @@ export class Outbox {
     return this.#entries.get(p)?.recs;
   }
 
+  /** Whether the records held for `p` are pre-fence. */
+  preFence(p: number): boolean {
+    return this.#entries.get(p)?.preFence ?? false;
+  }
+
   /** Removes and returns the records held for `p`. */
   take(p: number): Held | undefined {
     const e = this.#entries.get(p);

@@ -28,6 +28,12 @@ export interface FencedEvent {
 /** This node sees its own heartbeats again. */
 export interface UnfencedEvent {
   readonly type: "unfenced";
+  /**
+   * True when the fence was too short for a take-over: every acknowledgement of this node's
+   * heartbeats since the lapse came within H of the previous one's send (and, in echo mode, no
+   * peer of its view fell silent meanwhile), so no peer can have dropped it (own-lease.ts).
+   */
+  readonly leaseKept: boolean;
 }
 
 export type ShardEvent = AcquiredEvent | ReleasedEvent | MembersEvent | FencedEvent | UnfencedEvent;

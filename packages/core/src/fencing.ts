@@ -44,6 +44,13 @@ export function doubtfulPeers(
 export class Rejoin {
   /** When (monotonic) our own heartbeat first came back since the lapse. */
   #since: number | undefined;
+  /** Echo mode: the proof that nobody dropped this node across the fence (LeaseWitness). */
+  readonly witness: LeaseWitness | undefined;
+
+  /** `view`: the members at the lapse; `echo`: echo mode (its peers' rule applies). */
+  constructor(view: readonly string[], self: string, table: LeaseTable, echo: boolean) {
+    this.witness = echo ? new LeaseWitness(view, self, table) : undefined;
+  }
 
   /** True once the node may unfence; `syncedAt` is when a peer's table was last merged. */
   done(mono: number, syncedAt: number, ttlMs: number, askSync: () => void): boolean {
@@ -52,5 +59,41 @@ export class Rejoin {
       askSync();
     }
     return syncedAt >= this.#since || mono - this.#since >= ttlMs;
+  }
+}
+
+/**
+ * Echo mode's part of the proof that no peer dropped this node across a fence ("A fence too
+ * short for a take-over", docs/concepts/safety.md). An echo shows that our heartbeat crossed
+ * NATS, not that a peer on the far side of a split got it. A peer of the view at the lapse that
+ * has gone silent may be such a peer, and may have dropped us: the proof is void once our own
+ * heartbeat, sent more than two beats after that peer's last one, has come back while the peer
+ * is still unheard (the silence test of doubtfulPeers). A peer heard again before that was
+ * only unheard by us (our own stall). JetStream mode needs no such rule: a peer drops us only
+ * after a leader read, which sees every heartbeat the stream acknowledged before it.
+ */
+export class LeaseWitness {
+  /** Peers of the view at the lapse -> the monotonic receipt of their newest heartbeat seen. */
+  readonly #rx = new Map<string, number>();
+  #void = false;
+
+  constructor(view: readonly string[], self: string, table: LeaseTable) {
+    for (const id of view)
+      if (id !== self) this.#rx.set(id, table.receivedAt(id) ?? Number.NEGATIVE_INFINITY);
+  }
+
+  /** Re-judged at every recompute while fenced; `ownAckSent`: our newest acknowledged send. */
+  watch(table: LeaseTable, mono: number, ownAckSent: number, heartbeatMs: number): void {
+    for (const [id, before] of this.#rx) {
+      const rx = table.receivedAt(id) ?? before;
+      this.#rx.set(id, Math.max(rx, before));
+      const silent = mono - Math.max(rx, before) > table.ttlMs;
+      if (silent && ownAckSent > Math.max(rx, before) + 2 * heartbeatMs) this.#void = true;
+    }
+  }
+
+  /** Whether every peer of the view at the lapse was heard again or not yet proven silent. */
+  get kept(): boolean {
+    return !this.#void;
   }
 }

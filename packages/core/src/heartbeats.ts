@@ -6,7 +6,7 @@ import { withTimeout } from "./clock.js";
 import { StartTimeoutError } from "./errors.js";
 import type { LeaseStats, MembershipParams, MembershipStats } from "./membership-types.js";
 import { leaseMs } from "./options.js";
-import { OwnLease } from "./own-lease.js";
+import { holdMs, OwnLease } from "./own-lease.js";
 import { encode, memberHeartbeatSubject } from "./wire.js";
 
 export class Heartbeats {
@@ -43,7 +43,7 @@ export class Heartbeats {
     this.#leaseStats = leaseStats;
     this.#next = next;
     this.#acked = acked;
-    this.lease = new OwnLease(leaseMs(p.config));
+    this.lease = new OwnLease(leaseMs(p.config), holdMs(p.config));
   }
 
   /** Publishes one heartbeat now and schedules the next period. */

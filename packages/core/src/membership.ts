@@ -49,6 +49,7 @@ export class Membership {
   /** When a lease table from a peer was last merged. */
   #syncedAt = Number.NEGATIVE_INFINITY;
   #fenced = false;
+  #leaseKept = false; // at the last unfence, whether no peer can have dropped us (own-lease.ts)
   #started = false;
   #closed = false;
   #left = false;
@@ -102,6 +103,11 @@ export class Membership {
     return this.#fenced;
   }
 
+  /** At the last unfence: no peer can have dropped this node across the fence (`unfenced`). */
+  get leaseKept(): boolean {
+    return this.#leaseKept;
+  }
+
   /** Members that left gracefully and are still remembered (tombstoned), sorted. */
   departed(): string[] {
     // Held peers stay: only #recompute decides when they go.
@@ -109,10 +115,7 @@ export class Membership {
     return this.#table.departed(clock.now(), this.#held, clock.monoNow(), [...this.#members, id]);
   }
 
-  /**
-   * Subscribes, fetches the lease table from a peer, checks its config, and (unless an
-   * observer) heartbeats until its own heartbeat comes back through the transport.
-   */
+  /** Subscribes, syncs the lease table and checks its config, then heartbeats until echoed. */
   async start(timeoutMs: number): Promise<void> {
     const t = this.#p.transport;
     // Only the heartbeat subject of our lease mode (users' permissions name it); a node of the
@@ -277,7 +280,7 @@ export class Membership {
         const front = msg.id !== p.id && this.admission.observe(msg.id, msg.adm);
         if (msg.id === p.id) {
           // In jetstream mode only the stream's acknowledgement renews (#renew).
-          if (!p.stream) this.#lease.echoed(msg.at, this.#mayExtend(mono));
+          if (!p.stream) this.#lease.echoed(msg.at, this.#mayExtend(mono), mono);
           this.#hb.echoed();
         }
         if (!this.#started) return;
@@ -298,15 +301,15 @@ export class Membership {
     }
   }
 
-  /** A live lease is extended; a lapsed one waits for the rejoin (#recompute). */
   #mayExtend(mono: number): boolean {
     return !this.#started || (this.#rejoin === undefined && this.#lease.live(mono));
   }
 
-  /** jetstream mode: the stream acknowledged our heartbeat emitted at `at`. */
+  /** jetstream mode: the stream acknowledged our heartbeat emitted at `at` (a lapsed lease waits). */
   #renew(at: number): void {
     if (this.#closed) return;
-    this.#lease.echoed(at, this.#mayExtend(this.#p.clock.monoNow()));
+    const mono = this.#p.clock.monoNow();
+    this.#lease.echoed(at, this.#mayExtend(mono), mono);
     if (!this.#started) return;
     if (this.#fenced || this.#held.size > 0) this.#recompute();
     else this.#scheduleExpiry();
@@ -320,21 +323,21 @@ export class Membership {
     const mono = p.clock.monoNow();
     const member = !p.observer && !this.#left;
     // Our own lease, not our entry in the table, says whether we may place keys on ourselves.
-    if (member && this.#rejoin === undefined && !this.#lease.live(mono)) {
-      this.#rejoin = new Rejoin();
-    }
+    if (member && this.#rejoin === undefined && !this.#lease.live(mono))
+      this.#rejoin = new Rejoin(this.#members, p.id, this.#table, !p.stream);
     let fenced = false;
-    if (member && this.#rejoin !== undefined) {
-      if (this.#lease.pendingLive(mono) && this.#rejoined(mono)) this.#lease.renew();
-      else fenced = true;
+    const r = member ? this.#rejoin : undefined;
+    if (r !== undefined) {
+      r.witness?.watch(this.#table, mono, this.#lease.ackSentAt, p.config.heartbeatMs);
+      if (!this.#lease.pendingLive(mono) || !this.#rejoined(mono)) fenced = true;
+      else this.#leaseKept = this.#lease.renew() && (r.witness?.kept ?? true);
     }
     const held = this.#doubtful(mono, fenced);
     this.#table.sweep(now, held, mono);
     const live = this.#table.live(mono);
     // Held peers are not members while fenced (jetstream mode keeps them in the table: takeover.ts
-    // expiredPeers). A node fenced while it rejoins may see itself
-    // live, but must not place keys on itself yet; one whose lease is live is a member even if
-    // its entry in the table aged out first.
+    // expiredPeers). A node fenced while it rejoins may see itself live, but must not place keys
+    // on itself yet; one whose lease is live is a member even if its entry in the table aged out.
     const withSelf = fenced || !member || live.includes(p.id) ? live : [...live, p.id];
     const members = fenced
       ? live.filter((id) => id !== p.id)
@@ -348,9 +351,8 @@ export class Membership {
       p.logger.warn(
         `node ${p.id}: its lease lapsed ${Math.round(mono - this.#lease.until)} ms ago (no echo of its heartbeats for ${Math.round(mono - this.#lease.sentAt)} ms); fencing itself`,
       );
-    } else if (!fenced && this.#fenced) {
-      p.logger.info(`node ${p.id}: sees its own heartbeats again; unfenced`);
-    }
+    } else if (!fenced && this.#fenced)
+      p.logger.info(`node ${p.id}: sees its own heartbeats again; unfenced (lease kept: ${this.#leaseKept})`);
     this.#members = members;
     this.#held = held;
     this.#fenced = fenced;

@@ -307,7 +307,7 @@ export class ShardNode implements AsyncDisposable {
     if (joined.length > 0 || left.length > 0 || !sameCaps(before.caps, ring.caps))
       events.push({ type: "members", members: ring.members, joined, left });
     if (fenced && !wasFenced) events.push({ type: "fenced" });
-    if (!fenced && wasFenced) events.push({ type: "unfenced" });
+    if (!fenced && wasFenced) events.push({ type: "unfenced", leaseKept: this.#membership.leaseKept });
     for (const p of this.#owned) if (!owned.has(p)) events.push({ type: "released", partition: p });
     for (const p of owned) if (!this.#owned.has(p)) events.push({ type: "acquired", partition: p });
     this.#owned = owned;
