@@ -145,10 +145,15 @@ const REPOK_ONE = encode({ v: 1, k: "repok", n: 1 });
 
 /** A replica's answer to one `rep` message: `repok`, or `stale` when any copy was refused. */
 export function answerCopy(replicator: Replicator, msg: ReplicateMessage): Uint8Array {
-  const v = replicator.receive(msg.p, msg.recs, msg.from, msg.ep ?? 0);
+  // A decoded message carries its copies with their records still packed (copy version 2).
+  const copies = msg.copies;
+  const v = copies
+    ? replicator.receiveCopies(msg.p, copies, msg.from, msg.ep ?? 0)
+    : replicator.receive(msg.p, msg.recs, msg.from, msg.ep ?? 0);
+  const n = copies ? copies.length : msg.recs.length;
   if (v.refused > 0)
     return encode({ v: 1, k: "stale", n: v.refused, primary: v.primary, ...(v.ep ? { ep: v.ep } : {}) });
-  return msg.recs.length === 1 ? REPOK_ONE : encode({ v: 1, k: "repok", n: msg.recs.length });
+  return n === 1 ? REPOK_ONE : encode({ v: 1, k: "repok", n });
 }
 
 /**

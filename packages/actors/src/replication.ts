@@ -21,10 +21,12 @@
 // that validated the token count toward the quorum.
 import { type Clock, type Logger, RequestFailedError, type ShardNode, type Transport } from "@keyhold/core";
 import { CopiesNotSent, type CopyBatcher, type CopyBatchStats } from "./copy-batch.js";
-import { entityId } from "./entity.js";
+import { CopyStore } from "./copy-store.js";
+import type { CopyEntry } from "./copy-wire.js";
 import { NotOwnerError, QuorumError } from "./errors.js";
+import { toWireRecord } from "./record-wire.js";
 import { isNewer } from "./slots.js";
-import { decodeReply, type EntityRecord, encodeRep, isError, nodeSubject } from "./wire.js";
+import { decodeReply, type EntityRecord, encodeRep, isError, nodeSubject, packr } from "./wire.js";
 
 /** How many acknowledgements a replicated write needs. */
 export type WriteQuorum = "all" | "majority";
@@ -78,6 +80,8 @@ export interface ReplicationStats {
   refills: number;
   /** Refills a replica never acknowledged, after retries. */
   refillsFailed: number;
+  /** Copies held whose packed record was malformed when unpacked (hand-off, promotion): dropped. */
+  copiesMalformed: number;
 }
 
 export function emptyReplicationStats(): ReplicationStats {
@@ -91,33 +95,12 @@ export function emptyReplicationStats(): ReplicationStats {
     epochRefused: 0,
     refills: 0,
     refillsFailed: 0,
+    copiesMalformed: 0,
   };
-}
-
-interface Copy {
-  rec: EntityRecord;
-  readonly p: number;
-  orphanSince: number | undefined;
-  at: number;
 }
 
 /** The outcome of a send refused because this node's lease is not valid. */
 export const LEASE_LAPSED = "lease lapsed";
-
-/** The record as a replica holds it: not live here (built field by field, no spread). */
-function passive(r: EntityRecord): EntityRecord {
-  const c: { -readonly [K in keyof EntityRecord]: EntityRecord[K] } = {
-    t: r.t,
-    key: r.key,
-    s: r.s,
-    ver: r.ver,
-    act: false,
-  };
-  if (r.acq !== undefined) c.acq = r.acq;
-  if (r.recent !== undefined) c.recent = r.recent;
-  if (r.rem !== undefined) c.rem = r.rem;
-  return c;
-}
 
 /** Copies needed besides the primary for a majority of `n`. */
 export function majorityReplicas(n: number): number {
@@ -126,7 +109,7 @@ export function majorityReplicas(n: number): number {
 
 export class Replicator {
   readonly #p: ReplicatorParams;
-  readonly #copies = new Map<string, Copy>();
+  readonly #copies: CopyStore;
   // Per partition, the highest epoch seen: copies below it are refused. Bounded by the ring size.
   readonly #floors = new Map<number, number>();
   readonly stats: ReplicationStats = emptyReplicationStats();
@@ -135,6 +118,7 @@ export class Replicator {
 
   constructor(params: ReplicatorParams) {
     this.#p = params;
+    this.#copies = new CopyStore(() => this.stats.copiesMalformed++);
   }
 
   /** Connects the host's partitions (late: the replicator is built first). */
@@ -313,41 +297,43 @@ export class Replicator {
     from: string,
     ep = 0,
   ): { kept: number; refused: number; primary: string | null; ep?: number } {
+    return this.receiveCopies(p, recs.map(copyOf), from, ep);
+  }
+
+  /** receive() for copies as they come off the wire (copy version 2: records still packed). */
+  receiveCopies(
+    p: number,
+    copies: readonly CopyEntry[],
+    from: string,
+    ep = 0,
+  ): { kept: number; refused: number; primary: string | null; ep?: number } {
     let kept = 0;
     let refused = 0;
     const ring = this.#p.node.ring;
     let primary: string | null = null;
     const floor = this.#floors.get(p) ?? 0;
     if (ep < floor) {
-      this.stats.copiesRefused += recs.length;
-      this.stats.epochRefused += recs.length;
-      return { kept: 0, refused: recs.length, primary: ring.ownerOfPartition(p) ?? null, ep: floor };
+      this.stats.copiesRefused += copies.length;
+      this.stats.epochRefused += copies.length;
+      return { kept: 0, refused: copies.length, primary: ring.ownerOfPartition(p) ?? null, ep: floor };
     }
     if (ep > floor) this.#floors.set(p, ep);
-    for (const rec of recs) {
-      const id = entityId(rec.t, rec.key);
-      const cur = this.#copies.get(id);
+    for (const c of copies) {
+      const cur = this.#copies.get(c.t, c.key);
       // The partition is derived from the key here, never taken from the sender.
-      const kp = ring.partition(rec.key);
+      const kp = ring.partition(c.key);
       const owner = ring.ownerOfPartition(kp) ?? null;
-      if (kp !== p || owner !== from || (cur && isNewer(cur.rec, rec))) {
+      if (kp !== p || owner !== from || (cur && isNewer(cur, c))) {
         primary = owner;
         refused++;
         this.stats.copiesRefused++;
         continue;
       }
-      if (cur && !isNewer(rec, cur.rec)) {
+      if (cur && !isNewer(c, cur)) {
         this.stats.copiesStale++;
         continue;
       }
-      const at = this.#p.clock.now();
-      // The copy held is updated in place: copies outlive the young generation, so a new holder
-      // per write would be garbage for the old one.
-      if (cur) {
-        cur.rec = passive(rec);
-        cur.orphanSince = undefined;
-        cur.at = at;
-      } else this.#copies.set(id, { rec: passive(rec), p, orphanSince: undefined, at });
+      this.#copies.keep(cur, c, p, this.#p.clock.now());
       this.stats.copiesIn++;
       kept++;
     }
@@ -356,32 +342,30 @@ export class Replicator {
 
   /** The copies this node holds for partition `p` (for a new owner's pull). */
   copiesOf(p: number): EntityRecord[] {
-    const out: EntityRecord[] = [];
-    for (const c of this.#copies.values()) if (c.p === p) out.push(c.rec);
-    return out;
+    return this.#copies.recordsOf(p);
   }
 
   /** Removes and returns the copies of `p`: this node became its primary. */
   takeCopies(p: number): EntityRecord[] {
-    const out: EntityRecord[] = [];
-    for (const [id, c] of this.#copies) {
-      if (c.p !== p) continue;
-      out.push(c.rec);
-      this.#copies.delete(id);
-    }
-    return out;
+    return this.#copies.take(p);
   }
 
   /** Drops copies this node has not been a replica of for longer than the grace period. */
   prune(): void {
     const now = this.#p.clock.now();
     const ring = this.#p.node.ring;
-    for (const [id, c] of this.#copies) {
-      if (this.#p.dormant?.(c.at, now)) this.#copies.delete(id);
-      const n = this.#p.replicasOf(c.rec.t);
+    this.#copies.dropWhere((c) => {
+      if (this.#p.dormant?.(c.at, now)) return true;
+      const n = this.#p.replicasOf(c.t);
       if (ring.ownersOfPartition(c.p, n).includes(this.#p.nodeId)) c.orphanSince = undefined;
       else if (c.orphanSince === undefined) c.orphanSince = now;
-      else if (now - c.orphanSince > this.#p.orphanGraceMs) this.#copies.delete(id);
-    }
+      else if (now - c.orphanSince > this.#p.orphanGraceMs) return true;
+      return false;
+    });
   }
+}
+
+/** A record as a copy off the wire (copy version 1 and local callers): its body packed. */
+function copyOf(r: EntityRecord): CopyEntry {
+  return { t: r.t, key: r.key, ver: r.ver, acq: r.acq ?? 0, body: packr.pack(toWireRecord(r)) };
 }
