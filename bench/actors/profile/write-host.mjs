@@ -25,11 +25,23 @@ let cpuCalls = 0;
 const windowProfile = () => {
   cpuCalls++;
   if (!dir) return;
+  // WINDOW_HEAP=1: an allocation profile instead (every allocation sampled, collected or not).
+  const heap = process.env.WINDOW_HEAP === "1";
   if (cpuCalls === 1) {
     session = new Session();
     session.connect();
-    session.post("Profiler.enable", () => session.post("Profiler.start"));
-  } else if (cpuCalls === 2)
+    if (heap)
+      session.post("HeapProfiler.startSampling", {
+        samplingInterval: 4096,
+        includeObjectsCollectedByMajorGC: true,
+        includeObjectsCollectedByMinorGC: true,
+      });
+    else session.post("Profiler.enable", () => session.post("Profiler.start"));
+  } else if (cpuCalls === 2 && heap)
+    session.post("HeapProfiler.stopSampling", (err, r) => {
+      if (!err) writeFileSync(`${dir}/window-${process.pid}.heapprofile`, JSON.stringify(r.profile));
+    });
+  else if (cpuCalls === 2)
     session.post("Profiler.stop", (err, r) => {
       if (!err) writeFileSync(`${dir}/window-${process.pid}.cpuprofile`, JSON.stringify(r.profile));
     });

@@ -7,8 +7,8 @@
 // it is unpacked: a malformed one is counted (`copiesMalformed`) and dropped.
 import type { CopyEntry } from "./copy-wire.js";
 import { entityId } from "./entity.js";
-import { recordOfCopy } from "./record-wire.js";
-import type { EntityRecord } from "./wire.js";
+import { recordOfCopy, toWireRecord } from "./record-wire.js";
+import { type EntityRecord, packr } from "./wire.js";
 
 /** A copy as held: mutable, updated in place by the next newer copy of its entity. */
 export interface HeldCopy {
@@ -39,7 +39,8 @@ export function passive(r: EntityRecord): EntityRecord {
 
 // The body of an inbound copy is a view into the NATS message (msgpackr unpacks a bin as a
 // subarray); kept as it is, one copy would keep the whole socket read buffer alive.
-const own = (b: Uint8Array): Uint8Array => Uint8Array.prototype.slice.call(b);
+// `new Uint8Array(view)` copies without the species lookup of slice() (a Buffer would make a Buffer).
+const own = (b: Uint8Array): Uint8Array => new Uint8Array(b);
 
 export class CopyStore {
   readonly #copies = new Map<string, HeldCopy>();
@@ -108,4 +109,9 @@ export class CopyStore {
   dropWhere(drop: (c: HeldCopy) => boolean): void {
     for (const [id, c] of this.#copies) if (drop(c)) this.#copies.delete(id);
   }
+}
+
+/** A record as a copy off the wire (copy version 1 and local callers): its body packed. */
+export function copyOf(r: EntityRecord): CopyEntry {
+  return { t: r.t, key: r.key, ver: r.ver, acq: r.acq ?? 0, body: packr.pack(toWireRecord(r)) };
 }

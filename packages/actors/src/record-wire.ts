@@ -4,7 +4,7 @@
 // wire.ts's own packer: what this packs, wire.ts unpacks (used only inside functions, so the
 // import cycle with wire.ts is harmless).
 import { COPY_BATCH_VERSION, type CopyEntry } from "./copy-wire.js";
-import { decodeRecords, type EntityRecord, packr } from "./wire.js";
+import { decodeRecords, type EntityRecord, packr, type ReplicateMessage } from "./wire.js";
 
 /**
  * A `rep` message of partition `p` (copies to a replica), copy version 2 (copy-wire.ts): per
@@ -33,6 +33,29 @@ export function recordOfCopy(c: CopyEntry): EntityRecord | undefined {
   if (r === undefined || r.t !== c.t || r.key !== c.key || r.ver !== c.ver || (r.acq ?? 0) !== c.acq)
     return undefined;
   return r;
+}
+
+/**
+ * A decoded `rep` of copy version 2. A class, so that every message shares one shape and the
+ * `recs` accessor lives on the prototype: reading it unpacks the copies' records (tests, tools;
+ * a replica keeps them packed), leaving out any that is malformed.
+ */
+export class DecodedRep implements ReplicateMessage {
+  readonly v = 1;
+  readonly k = "rep";
+  declare readonly ep?: number;
+  constructor(
+    readonly p: number,
+    readonly from: string,
+    readonly copies: readonly CopyEntry[],
+    ep: number | undefined,
+  ) {
+    if (ep !== undefined) (this as { ep?: number }).ep = ep;
+  }
+
+  get recs(): EntityRecord[] {
+    return this.copies.flatMap((c) => recordOfCopy(c) ?? []);
+  }
 }
 
 /** A record as it is packed: `recent` travels as `ids`. Built field by field (no spreads). */

@@ -11,7 +11,7 @@ import {
 } from "./copy-wire.js";
 import { isValidEntityKey } from "./entity.js";
 import type { WireError } from "./errors.js";
-import { encodeRep, recordOfCopy, toWireRecord } from "./record-wire.js";
+import { DecodedRep, encodeRep, toWireRecord } from "./record-wire.js";
 import { decodeReminders, type WireReminder } from "./reminders.js";
 
 export { encodeRep, PAGE_BYTES, pageRecords } from "./record-wire.js";
@@ -256,17 +256,7 @@ function requestOf(m: Record<string, unknown>): Decoded<InboundRequest> {
       if (m.cv === COPY_BATCH_VERSION) {
         const copies = decodeCopyEntries(m.c);
         if (copies === undefined) return { error: "bad copies" };
-        return {
-          v: 1,
-          k: "rep",
-          p: m.p,
-          from: m.from,
-          ...(m.ep !== undefined ? { ep: m.ep } : {}),
-          copies,
-          get recs(): EntityRecord[] {
-            return copies.flatMap((c) => recordOfCopy(c) ?? []);
-          },
-        };
+        return new DecodedRep(m.p, m.from, copies, m.ep as number | undefined);
       }
       // Copy version 1: every record unpacked and checked, then held packed like version 2.
       const recs = decodeRecords(m.recs);
