@@ -292,8 +292,13 @@ export class Replicator {
             ? err.reason
             : "error",
       );
-    if (this.#p.copies) this.#p.copies.enqueue(subject, msg, ok, failed);
-    else this.#p.transport.request(subject, msg, { timeout: this.#p.timeoutMs }).then(ok, failed);
+    // A transport that throws instead of rejecting is an outcome too, as when send() awaited it.
+    try {
+      if (this.#p.copies) this.#p.copies.enqueue(subject, msg, ok, failed);
+      else this.#p.transport.request(subject, msg, { timeout: this.#p.timeoutMs }).then(ok, failed);
+    } catch (err) {
+      failed(err);
+    }
   }
 
   /** A replica's answer to a copy: "ok", "stale" (the partition is given up: onStale), or why not. */
