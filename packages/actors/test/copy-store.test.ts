@@ -123,3 +123,38 @@ describe("copy version 2", () => {
     expect(isError(m(["rep3", "k", 1, 0, body]))).toBe(false);
   });
 });
+
+describe("the replicas of a write", () => {
+  it("are computed again for a new ring (a view change), not kept from the old one", () => {
+    const rows: Record<string, string[]> = { old: ["me", "b", "c"], new: ["me", "d", "b"] };
+    let view = "old";
+    const ringOf = (name: string) => ({
+      ...ring,
+      ownersOfPartition: (_p: number, n: number) => rows[name]!.slice(0, n),
+    });
+    const rings = { old: ringOf("old"), new: ringOf("new") };
+    const node = {
+      get ring() {
+        return rings[view as "old" | "new"];
+      },
+      members: () => ["me", "b", "c", "d"],
+      leaseValid: () => true,
+    } as unknown as ShardNode;
+    const r = new Replicator({
+      node,
+      transport: {} as never,
+      cluster: "c",
+      nodeId: "me",
+      clock: { now: () => 0, monoNow: () => 0 } as never,
+      logger: { debug() {}, info() {}, warn() {}, error() {} } as never,
+      timeoutMs: 1000,
+      quorum: "all",
+      replicasOf: () => 3,
+      orphanGraceMs: 1000,
+    });
+    expect(r.targets(5, 3)).toEqual(["b", "c"]);
+    expect(r.targets(5, 2)).toEqual(["b"]);
+    view = "new";
+    expect(r.targets(5, 3)).toEqual(["d", "b"]);
+  });
+});
