@@ -19,14 +19,15 @@ const s = await Sharding.start({
 process.send({ type: "ready", id: s.node.id });
 // With WINDOW_PROF=<dir>: a CPU profile of the measured window only (between the first and the
 // second "cpu" message of write.mjs), without start-up, activation and warm-up.
-const dir = process.env.WINDOW_PROF;
+// Profiling switches from the environment (not turbo tasks: these scripts run on their own).
+const { WINDOW_PROF: dir, WINDOW_HEAP } = process.env;
 let session;
 let cpuCalls = 0;
 const windowProfile = () => {
   cpuCalls++;
   if (!dir) return;
   // WINDOW_HEAP=1: an allocation profile instead (every allocation sampled, collected or not).
-  const heap = process.env.WINDOW_HEAP === "1";
+  const heap = WINDOW_HEAP === "1";
   if (cpuCalls === 1) {
     session = new Session();
     session.connect();

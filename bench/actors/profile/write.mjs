@@ -52,16 +52,18 @@ const run = async (ms, conc) => (await closedLoop(ask, conc, ms)).done;
 // Activate every entity first (as bench/replication does), so the run measures writes only.
 for (let i = 0; i < KEYS.length; i += 64) await Promise.all(KEYS.slice(i, i + 64).map(ask));
 await run(1000, Number(concArg));
+// Profiling switches from the environment (not turbo tasks: these scripts run on their own).
+const { MONITOR, NATS_PID } = process.env;
 // With MONITOR=<nats-server monitoring URL>: messages and bytes per ask of each connection.
 const connz = async () => {
-  if (!process.env.MONITOR) return new Map();
-  const r = await (await fetch(`${process.env.MONITOR}/connz?limit=1024`)).json();
+  if (!MONITOR) return new Map();
+  const r = await (await fetch(`${MONITOR}/connz?limit=1024`)).json();
   return new Map(r.connections.map((x) => [x.cid, x]));
 };
 // With NATS_PID=<nats-server's pid>: its CPU µs per ask (Linux /proc, 10 ms ticks).
 const natsCpu = () => {
-  if (!process.env.NATS_PID) return 0;
-  const f = readFileSync(`/proc/${process.env.NATS_PID}/stat`, "utf8").split(") ")[1].split(" ");
+  if (!NATS_PID) return 0;
+  const f = readFileSync(`/proc/${NATS_PID}/stat`, "utf8").split(") ")[1].split(" ");
   return (Number(f[11]) + Number(f[12])) * 1e4;
 };
 const z0 = await connz();
