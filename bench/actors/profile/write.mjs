@@ -10,6 +10,7 @@
 // argv: servers, seconds, concurrency, replicas (1..3), "kv" for a KV store or "-", then node
 // flags for the node children (each writes its own profile).
 import { fork } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { Sharding } from "@keyhold/actors";
 import { silentLogger } from "@keyhold/core";
 import { closedLoop, KEYS } from "../built-support.mjs";
@@ -51,12 +52,30 @@ const run = async (ms, conc) => (await closedLoop(ask, conc, ms)).done;
 // Activate every entity first (as bench/replication does), so the run measures writes only.
 for (let i = 0; i < KEYS.length; i += 64) await Promise.all(KEYS.slice(i, i + 64).map(ask));
 await run(1000, Number(concArg));
+// Profiling switches from the environment (not turbo tasks: these scripts run on their own).
+const { MONITOR, NATS_PID } = process.env;
+// With MONITOR=<nats-server monitoring URL>: messages and bytes per ask of each connection.
+const connz = async () => {
+  if (!MONITOR) return new Map();
+  const r = await (await fetch(`${MONITOR}/connz?limit=1024`)).json();
+  return new Map(r.connections.map((x) => [x.cid, x]));
+};
+// With NATS_PID=<nats-server's pid>: its CPU µs per ask (Linux /proc, 10 ms ticks).
+const natsCpu = () => {
+  if (!NATS_PID) return 0;
+  const f = readFileSync(`/proc/${NATS_PID}/stat`, "utf8").split(") ")[1].split(" ");
+  return (Number(f[11]) + Number(f[12])) * 1e4;
+};
+const z0 = await connz();
+const ns0 = natsCpu();
 const h0 = await nodesCpu();
 const c0 = process.cpuUsage();
 const t0 = performance.now();
 const n = await run(Number(secs) * 1000, Number(concArg));
 const cu = process.cpuUsage(c0);
 const h1 = await nodesCpu();
+const z1 = await connz();
+const ns1 = natsCpu();
 const h = h1[0] - h0[0];
 const dt = (performance.now() - t0) / 1000;
 console.log(
@@ -66,12 +85,28 @@ console.log(
     rate: Math.round(n / dt),
     askerUs: +((cu.user + cu.system) / n).toFixed(2),
     nodesUs: +(h / n).toFixed(2),
+    natsUs: +((ns1 - ns0) / n).toFixed(2),
     nodesSysUs: +((h1[2] - h0[2]) / n).toFixed(2),
     // With `-r ./bench/actors/profile/count-writes.cjs` among the node flags: socket writes per ask.
     copiesPerRequest: +((h1[3] - h0[3]) / Math.max(1, h1[4] - h0[4])).toFixed(2),
     nodeSocketWritesPerAsk: +((h1[1] - h0[1]) / n).toFixed(3),
   }),
 );
+for (const [cid, b] of z1) {
+  const a = z0.get(cid);
+  if (!a) continue;
+  const d = (k) => +((b[k] - a[k]) / n).toFixed(3);
+  if (b.in_msgs - a.in_msgs < n / 100) continue;
+  console.log(
+    JSON.stringify({
+      conn: b.name,
+      inMsgs: d("in_msgs"),
+      outMsgs: d("out_msgs"),
+      inB: d("in_bytes"),
+      outB: d("out_bytes"),
+    }),
+  );
+}
 for (const h of hosts) h.send("close");
 await c.close();
 await Promise.all(hosts.map((h) => new Promise((r) => h.on("exit", r))));

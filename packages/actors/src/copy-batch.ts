@@ -78,29 +78,34 @@ export class CopyBatcher {
 
   /** Sends one encoded `rep` message to `subject` with the copies of this turn; resolves with its reply. */
   request(subject: string, msg: Uint8Array): Promise<Uint8Array> {
-    return new Promise<Uint8Array>((resolve, reject) => {
-      const size = msg.length + ENTRY_OVERHEAD;
-      const limit = this.#limit();
-      let q = this.#queues.get(subject);
-      if (
-        q &&
-        (q.entries.length >= Math.min(this.#p.maxEntries, MAX_COPY_ENTRIES) || q.bytes + size > limit)
-      ) {
-        this.#queues.delete(subject);
-        this.#send(subject, q.entries);
-        q = undefined;
-      }
-      if (!q) {
-        q = { entries: [], bytes: 0 };
-        this.#queues.set(subject, q);
-      }
-      q.entries.push({ msg, resolve, reject });
-      q.bytes += size;
-      if (!this.#scheduled) {
-        this.#scheduled = true;
-        this.#schedule(() => this.#flush());
-      }
-    });
+    return new Promise<Uint8Array>((resolve, reject) => this.enqueue(subject, msg, resolve, reject));
+  }
+
+  /** request() with its reply, or why it failed, by callback (no promise per copy). */
+  enqueue(
+    subject: string,
+    msg: Uint8Array,
+    resolve: (reply: Uint8Array) => void,
+    reject: (err: unknown) => void,
+  ): void {
+    const size = msg.length + ENTRY_OVERHEAD;
+    const limit = this.#limit();
+    let q = this.#queues.get(subject);
+    if (q && (q.entries.length >= Math.min(this.#p.maxEntries, MAX_COPY_ENTRIES) || q.bytes + size > limit)) {
+      this.#queues.delete(subject);
+      this.#send(subject, q.entries);
+      q = undefined;
+    }
+    if (!q) {
+      q = { entries: [], bytes: 0 };
+      this.#queues.set(subject, q);
+    }
+    q.entries.push({ msg, resolve, reject });
+    q.bytes += size;
+    if (!this.#scheduled) {
+      this.#scheduled = true;
+      this.#schedule(() => this.#flush());
+    }
   }
 
   #flush(): void {
@@ -145,10 +150,15 @@ const REPOK_ONE = encode({ v: 1, k: "repok", n: 1 });
 
 /** A replica's answer to one `rep` message: `repok`, or `stale` when any copy was refused. */
 export function answerCopy(replicator: Replicator, msg: ReplicateMessage): Uint8Array {
-  const v = replicator.receive(msg.p, msg.recs, msg.from, msg.ep ?? 0);
+  // A decoded message carries its copies with their records still packed (copy version 2).
+  const copies = msg.copies;
+  const v = copies
+    ? replicator.receiveCopies(msg.p, copies, msg.from, msg.ep ?? 0)
+    : replicator.receive(msg.p, msg.recs, msg.from, msg.ep ?? 0);
+  const n = copies ? copies.length : msg.recs.length;
   if (v.refused > 0)
     return encode({ v: 1, k: "stale", n: v.refused, primary: v.primary, ...(v.ep ? { ep: v.ep } : {}) });
-  return msg.recs.length === 1 ? REPOK_ONE : encode({ v: 1, k: "repok", n: msg.recs.length });
+  return n === 1 ? REPOK_ONE : encode({ v: 1, k: "repok", n });
 }
 
 /**

@@ -4,11 +4,55 @@
 // Each entry is a whole `rep` message, decoded and judged alone (its partition, fencing token
 // and records), so batching changes how copies travel, never how they are judged. Kept apart
 // from wire.ts, which imports the kind for decodeRequest.
-import { isNat, isObj } from "@keyhold/core";
+//
+// Copy version 2: a `rep` carries its copies as `c`, a flat list of COPY_FIELDS values per copy,
+// [type, key, version, epoch of the writing tenure (0: none), packed record], so a replica
+// judges a copy by its header and keeps the packed record as bytes, unpacked only when it hands
+// the copy over or becomes the primary (copy-store.ts). Version 1 (`recs`, every record unpacked
+// on arrival) is still decoded, but a node of version 1 is refused at join.
+import { isId, isNat, isObj } from "@keyhold/core";
 import { Packr } from "msgpackr";
+import { isValidEntityKey } from "./entity.js";
 
-/** Version of the copy batch envelope (`reps`, `repacks`), part of the protocol compared at join. */
-export const COPY_BATCH_VERSION = 1;
+/**
+ * Version of replica copies (`rep` with `c`) and of their batch envelope (`reps`, `repacks`),
+ * part of the protocol compared at join.
+ */
+export const COPY_BATCH_VERSION = 2;
+/** Values per copy in a `rep`'s `c`: type, key, version, epoch, packed record. */
+export const COPY_FIELDS = 5;
+/** Most copies one `rep` may carry; more is malformed. */
+export const MAX_REP_COPIES = 1_000_000;
+
+/** One copy as a replica judges it: the header, and the record still packed. */
+export interface CopyEntry {
+  readonly t: string;
+  readonly key: string;
+  readonly ver: number;
+  /** The epoch of the tenure that wrote this version (0: none, a pre-fence record). */
+  readonly acq: number;
+  /** The whole record, packed as record-wire.ts toWireRecord has it. */
+  readonly body: Uint8Array;
+}
+
+/** A `rep`'s `c` validated (every header field, the body's type only), or undefined. */
+export function decodeCopyEntries(x: unknown): CopyEntry[] | undefined {
+  if (!Array.isArray(x) || x.length % COPY_FIELDS !== 0 || x.length > COPY_FIELDS * MAX_REP_COPIES)
+    return undefined;
+  const out: CopyEntry[] = [];
+  for (let i = 0; i < x.length; i += COPY_FIELDS) {
+    const t: unknown = x[i];
+    const key: unknown = x[i + 1];
+    const ver: unknown = x[i + 2];
+    const acq: unknown = x[i + 3];
+    const body: unknown = x[i + 4];
+    if (!isId(t) || !isValidEntityKey(key) || !isNat(ver, Number.MAX_SAFE_INTEGER)) return undefined;
+    if (!isNat(acq, Number.MAX_SAFE_INTEGER) || !(body instanceof Uint8Array) || body.length === 0)
+      return undefined;
+    out.push({ t, key, ver, acq, body });
+  }
+  return out;
+}
 /** Most copies one batch may carry; more is malformed. */
 export const MAX_COPY_ENTRIES = 65_536;
 

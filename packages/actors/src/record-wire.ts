@@ -3,17 +3,59 @@
 // cost about as much as packing it (docs/concepts/performance.md).
 // wire.ts's own packer: what this packs, wire.ts unpacks (used only inside functions, so the
 // import cycle with wire.ts is harmless).
-import { type EntityRecord, packr } from "./wire.js";
+import { COPY_BATCH_VERSION, type CopyEntry } from "./copy-wire.js";
+import { decodeRecords, type EntityRecord, packr, type ReplicateMessage } from "./wire.js";
 
 /**
- * A `rep` message of partition `p` (copies to a replica): built field by field, the one object
- * spread per copy cost about as much as packing it.
+ * A `rep` message of partition `p` (copies to a replica), copy version 2 (copy-wire.ts): per
+ * record its header and the record packed on its own, which the replica keeps as bytes.
  */
 export function encodeRep(p: number, from: string, recs: readonly EntityRecord[], ep?: number): Uint8Array {
-  const wire = recs.length === 1 ? [toWireRecord(recs[0]!)] : recs.map(toWireRecord);
-  const m: Record<string, unknown> = { v: 1, k: "rep", p, from, recs: wire };
+  const c: unknown[] = [];
+  for (const r of recs) c.push(r.t, r.key, r.ver, r.acq ?? 0, packr.pack(toWireRecord(r)));
+  const m: Record<string, unknown> = { v: 1, k: "rep", cv: COPY_BATCH_VERSION, p, from, c };
   if (ep !== undefined) m.ep = ep;
   return packr.pack(m);
+}
+
+/**
+ * The record a copy carries, unpacked and validated like any inbound record, or undefined when
+ * its body is malformed or does not match its header (type, key, version, epoch).
+ */
+export function recordOfCopy(c: CopyEntry): EntityRecord | undefined {
+  let x: unknown;
+  try {
+    x = packr.unpack(c.body);
+  } catch {
+    return undefined;
+  }
+  const r = decodeRecords([x])?.[0];
+  if (r === undefined || r.t !== c.t || r.key !== c.key || r.ver !== c.ver || (r.acq ?? 0) !== c.acq)
+    return undefined;
+  return r;
+}
+
+/**
+ * A decoded `rep` of copy version 2. A class, so that every message shares one shape and the
+ * `recs` accessor lives on the prototype: reading it unpacks the copies' records (tests, tools;
+ * a replica keeps them packed), leaving out any that is malformed.
+ */
+export class DecodedRep implements ReplicateMessage {
+  readonly v = 1;
+  readonly k = "rep";
+  declare readonly ep?: number;
+  constructor(
+    readonly p: number,
+    readonly from: string,
+    readonly copies: readonly CopyEntry[],
+    ep: number | undefined,
+  ) {
+    if (ep !== undefined) (this as { ep?: number }).ep = ep;
+  }
+
+  get recs(): EntityRecord[] {
+    return this.copies.flatMap((c) => recordOfCopy(c) ?? []);
+  }
 }
 
 /** A record as it is packed: `recent` travels as `ids`. Built field by field (no spreads). */

@@ -21,10 +21,14 @@
 // that validated the token count toward the quorum.
 import { type Clock, type Logger, RequestFailedError, type ShardNode, type Transport } from "@keyhold/core";
 import { CopiesNotSent, type CopyBatcher, type CopyBatchStats } from "./copy-batch.js";
-import { entityId } from "./entity.js";
+import { CopyStore, copyOf } from "./copy-store.js";
+import type { CopyEntry } from "./copy-wire.js";
 import { NotOwnerError, QuorumError } from "./errors.js";
+import { emptyReplicationStats, type ReplicationStats } from "./replication-stats.js";
 import { isNewer } from "./slots.js";
 import { decodeReply, type EntityRecord, encodeRep, isError, nodeSubject } from "./wire.js";
+
+export { emptyReplicationStats, type ReplicationStats } from "./replication-stats.js";
 
 /** How many acknowledgements a replicated write needs. */
 export type WriteQuorum = "all" | "majority";
@@ -59,65 +63,8 @@ export interface ReplicatorHooks {
   readonly onStale: (p: number, ep: number | undefined, primary: string | null) => void;
 }
 
-export interface ReplicationStats {
-  /** Writes sent to replicas. */
-  writes: number;
-  /** Writes that missed their quorum (the caller got QuorumError). */
-  quorumFailures: number;
-  /** Copies received and stored (newer than what this node held). */
-  copiesIn: number;
-  /** Copies received and ignored (this node held the same or a newer version). */
-  copiesStale: number;
-  /** Copies refused with `stale`: from a node our view does not name primary, or older than ours. */
-  copiesRefused: number;
-  /** Writes of ours a replica refused with `stale` (the entity was given up). */
-  writesRefused: number;
-  /** Of copiesRefused: those whose epoch was below the highest this node knows for the partition. */
-  epochRefused: number;
-  /** Refills: bulk copies sent to bring a partition back to N copies (refill.ts). */
-  refills: number;
-  /** Refills a replica never acknowledged, after retries. */
-  refillsFailed: number;
-}
-
-export function emptyReplicationStats(): ReplicationStats {
-  return {
-    writes: 0,
-    quorumFailures: 0,
-    copiesIn: 0,
-    copiesStale: 0,
-    copiesRefused: 0,
-    writesRefused: 0,
-    epochRefused: 0,
-    refills: 0,
-    refillsFailed: 0,
-  };
-}
-
-interface Copy {
-  rec: EntityRecord;
-  readonly p: number;
-  orphanSince: number | undefined;
-  at: number;
-}
-
 /** The outcome of a send refused because this node's lease is not valid. */
 export const LEASE_LAPSED = "lease lapsed";
-
-/** The record as a replica holds it: not live here (built field by field, no spread). */
-function passive(r: EntityRecord): EntityRecord {
-  const c: { -readonly [K in keyof EntityRecord]: EntityRecord[K] } = {
-    t: r.t,
-    key: r.key,
-    s: r.s,
-    ver: r.ver,
-    act: false,
-  };
-  if (r.acq !== undefined) c.acq = r.acq;
-  if (r.recent !== undefined) c.recent = r.recent;
-  if (r.rem !== undefined) c.rem = r.rem;
-  return c;
-}
 
 /** Copies needed besides the primary for a majority of `n`. */
 export function majorityReplicas(n: number): number {
@@ -126,7 +73,12 @@ export function majorityReplicas(n: number): number {
 
 export class Replicator {
   readonly #p: ReplicatorParams;
-  readonly #copies = new Map<string, Copy>();
+  readonly #copies: CopyStore;
+  // write()'s replicas per partition and copy count, for the ring they were computed on.
+  #ring: unknown;
+  readonly #targets = new Map<number, readonly string[]>();
+  // The subject of each replica (bounded by the members ever seen; a few dozen bytes each).
+  readonly #subjects = new Map<string, string>();
   // Per partition, the highest epoch seen: copies below it are refused. Bounded by the ring size.
   readonly #floors = new Map<number, number>();
   readonly stats: ReplicationStats = emptyReplicationStats();
@@ -135,6 +87,7 @@ export class Replicator {
 
   constructor(params: ReplicatorParams) {
     this.#p = params;
+    this.#copies = new CopyStore(() => this.stats.copiesMalformed++);
   }
 
   /** Connects the host's partitions (late: the replicator is built first). */
@@ -174,11 +127,23 @@ export class Replicator {
   }
 
   /** The replicas of partition `p` for a type with `n` copies, in this node's view. */
-  targets(p: number, n: number): string[] {
-    return this.#p.node.ring
-      .ownersOfPartition(p, n)
-      .filter((m) => m !== this.#p.nodeId)
-      .slice(0, n - 1);
+  targets(p: number, n: number): readonly string[] {
+    // Computed once per ring (a view change builds a new one) and partition: every write asks.
+    const ring = this.#p.node.ring;
+    if (ring !== this.#ring) {
+      this.#ring = ring;
+      this.#targets.clear();
+    }
+    const id = p * 64 + n;
+    let t = this.#targets.get(id);
+    if (t === undefined) {
+      t = ring
+        .ownersOfPartition(p, n)
+        .filter((m) => m !== this.#p.nodeId)
+        .slice(0, n - 1);
+      this.#targets.set(id, t);
+    }
+    return t;
   }
 
   /**
@@ -186,26 +151,52 @@ export class Replicator {
    * rejects with QuorumError otherwise. Quorum "all": every live replica, and at least a
    * majority of N copies in all; "majority": a majority of N copies.
    */
-  async write(rec: EntityRecord, p: number): Promise<void> {
+  write(rec: EntityRecord, p: number): Promise<void> {
     const n = this.#p.replicasOf(rec.t);
-    if (n <= 1) return;
+    if (n <= 1) return Promise.resolve();
     const targets = this.targets(p, n);
     const majority = majorityReplicas(n);
     if (targets.length < majority) {
       this.stats.quorumFailures++;
-      throw new QuorumError(
-        `${rec.t}/${rec.key} needs ${majority} replica(s) for a majority of ${n} copies, but only ${targets.length} other member(s) are live`,
+      return Promise.reject(
+        new QuorumError(
+          `${rec.t}/${rec.key} needs ${majority} replica(s) for a majority of ${n} copies, but only ${targets.length} other member(s) are live`,
+        ),
       );
     }
     // Sending a copy is an act as owner: only with a valid lease (dispatch.ts).
-    if (!this.#p.node.leaseValid()) throw new NotOwnerError(rec.t, rec.key, "its lease is not valid");
+    if (!this.#p.node.leaseValid())
+      return Promise.reject(new NotOwnerError(rec.t, rec.key, "its lease is not valid"));
     this.stats.writes++;
     const msg = this.message(p, [rec]);
     if (this.#p.quorum === "majority") return this.#writeMajority(rec, p, targets, msg, majority);
-    const outcomes =
-      targets.length === 1
-        ? [await this.send(targets[0]!, msg, p)]
-        : await Promise.all(targets.map((t) => this.send(t, msg, p)));
+    // One promise per write: each copy's outcome comes back by callback (#sendTo), not as a
+    // promise of its own, and the last one settles the write.
+    return new Promise<void>((resolve, reject) => {
+      const outcomes: string[] = new Array(targets.length);
+      let left = targets.length;
+      for (let i = 0; i < targets.length; i++) {
+        this.#sendTo(targets[i]!, msg, p, (o) => {
+          outcomes[i] = o;
+          if (--left > 0) return;
+          try {
+            this.#settle(rec, targets, outcomes, majority);
+            resolve();
+          } catch (err) {
+            reject(err);
+          }
+        });
+      }
+    });
+  }
+
+  /** Throws unless the outcomes of a write's copies (quorum "all") make its quorum. */
+  #settle(
+    rec: EntityRecord,
+    targets: readonly string[],
+    outcomes: readonly string[],
+    majority: number,
+  ): void {
     let acks = 0;
     for (const o of outcomes) {
       if (o === "stale") throw this.#refused(rec, outcomes);
@@ -279,14 +270,40 @@ export class Replicator {
    * Sends one `rep` message (of partition `p`) to a replica: "ok", "stale", or why it was not
    * acknowledged. A `stale` answer gives the partition up (onStale).
    */
-  async send(target: string, msg: Uint8Array, p: number): Promise<string> {
+  send(target: string, msg: Uint8Array, p: number): Promise<string> {
+    return new Promise<string>((resolve) => this.#sendTo(target, msg, p, resolve));
+  }
+
+  /** send() with its outcome by callback. */
+  #sendTo(target: string, msg: Uint8Array, p: number, done: (outcome: string) => void): void {
     // Every copy leaves as an act as owner (writes and refills): only with a valid lease.
-    if (!this.#p.node.leaseValid()) return LEASE_LAPSED;
+    if (!this.#p.node.leaseValid()) return done(LEASE_LAPSED);
+    let subject = this.#subjects.get(target);
+    if (subject === undefined) {
+      subject = nodeSubject(this.#p.cluster, target);
+      this.#subjects.set(target, subject);
+    }
+    const ok = (data: Uint8Array) => done(this.#outcome(data, p));
+    const failed = (err: unknown) =>
+      done(
+        err instanceof CopiesNotSent
+          ? LEASE_LAPSED
+          : err instanceof RequestFailedError
+            ? err.reason
+            : "error",
+      );
+    // A transport that throws instead of rejecting is an outcome too, as when send() awaited it.
     try {
-      const subject = nodeSubject(this.#p.cluster, target);
-      const data = await (this.#p.copies
-        ? this.#p.copies.request(subject, msg)
-        : this.#p.transport.request(subject, msg, { timeout: this.#p.timeoutMs }));
+      if (this.#p.copies) this.#p.copies.enqueue(subject, msg, ok, failed);
+      else this.#p.transport.request(subject, msg, { timeout: this.#p.timeoutMs }).then(ok, failed);
+    } catch (err) {
+      failed(err);
+    }
+  }
+
+  /** A replica's answer to a copy: "ok", "stale" (the partition is given up: onStale), or why not. */
+  #outcome(data: Uint8Array, p: number): string {
+    try {
       const reply = decodeReply(data);
       if (isError(reply)) return "bad reply";
       if (reply.k === "stale") {
@@ -294,9 +311,8 @@ export class Replicator {
         return "stale";
       }
       return reply.k === "repok" ? "ok" : "bad reply";
-    } catch (err) {
-      if (err instanceof CopiesNotSent) return LEASE_LAPSED;
-      return err instanceof RequestFailedError ? err.reason : "error";
+    } catch {
+      return "error";
     }
   }
 
@@ -313,41 +329,43 @@ export class Replicator {
     from: string,
     ep = 0,
   ): { kept: number; refused: number; primary: string | null; ep?: number } {
+    return this.receiveCopies(p, recs.map(copyOf), from, ep);
+  }
+
+  /** receive() for copies as they come off the wire (copy version 2: records still packed). */
+  receiveCopies(
+    p: number,
+    copies: readonly CopyEntry[],
+    from: string,
+    ep = 0,
+  ): { kept: number; refused: number; primary: string | null; ep?: number } {
     let kept = 0;
     let refused = 0;
     const ring = this.#p.node.ring;
     let primary: string | null = null;
     const floor = this.#floors.get(p) ?? 0;
     if (ep < floor) {
-      this.stats.copiesRefused += recs.length;
-      this.stats.epochRefused += recs.length;
-      return { kept: 0, refused: recs.length, primary: ring.ownerOfPartition(p) ?? null, ep: floor };
+      this.stats.copiesRefused += copies.length;
+      this.stats.epochRefused += copies.length;
+      return { kept: 0, refused: copies.length, primary: ring.ownerOfPartition(p) ?? null, ep: floor };
     }
     if (ep > floor) this.#floors.set(p, ep);
-    for (const rec of recs) {
-      const id = entityId(rec.t, rec.key);
-      const cur = this.#copies.get(id);
+    for (const c of copies) {
+      const cur = this.#copies.get(c.t, c.key);
       // The partition is derived from the key here, never taken from the sender.
-      const kp = ring.partition(rec.key);
+      const kp = ring.partition(c.key);
       const owner = ring.ownerOfPartition(kp) ?? null;
-      if (kp !== p || owner !== from || (cur && isNewer(cur.rec, rec))) {
+      if (kp !== p || owner !== from || (cur && isNewer(cur, c))) {
         primary = owner;
         refused++;
         this.stats.copiesRefused++;
         continue;
       }
-      if (cur && !isNewer(rec, cur.rec)) {
+      if (cur && !isNewer(c, cur)) {
         this.stats.copiesStale++;
         continue;
       }
-      const at = this.#p.clock.now();
-      // The copy held is updated in place: copies outlive the young generation, so a new holder
-      // per write would be garbage for the old one.
-      if (cur) {
-        cur.rec = passive(rec);
-        cur.orphanSince = undefined;
-        cur.at = at;
-      } else this.#copies.set(id, { rec: passive(rec), p, orphanSince: undefined, at });
+      this.#copies.keep(cur, c, p, this.#p.clock.now());
       this.stats.copiesIn++;
       kept++;
     }
@@ -356,32 +374,25 @@ export class Replicator {
 
   /** The copies this node holds for partition `p` (for a new owner's pull). */
   copiesOf(p: number): EntityRecord[] {
-    const out: EntityRecord[] = [];
-    for (const c of this.#copies.values()) if (c.p === p) out.push(c.rec);
-    return out;
+    return this.#copies.recordsOf(p);
   }
 
   /** Removes and returns the copies of `p`: this node became its primary. */
   takeCopies(p: number): EntityRecord[] {
-    const out: EntityRecord[] = [];
-    for (const [id, c] of this.#copies) {
-      if (c.p !== p) continue;
-      out.push(c.rec);
-      this.#copies.delete(id);
-    }
-    return out;
+    return this.#copies.take(p);
   }
 
   /** Drops copies this node has not been a replica of for longer than the grace period. */
   prune(): void {
     const now = this.#p.clock.now();
     const ring = this.#p.node.ring;
-    for (const [id, c] of this.#copies) {
-      if (this.#p.dormant?.(c.at, now)) this.#copies.delete(id);
-      const n = this.#p.replicasOf(c.rec.t);
+    this.#copies.dropWhere((c) => {
+      if (this.#p.dormant?.(c.at, now)) return true;
+      const n = this.#p.replicasOf(c.t);
       if (ring.ownersOfPartition(c.p, n).includes(this.#p.nodeId)) c.orphanSince = undefined;
       else if (c.orphanSince === undefined) c.orphanSince = now;
-      else if (now - c.orphanSince > this.#p.orphanGraceMs) this.#copies.delete(id);
-    }
+      else if (now - c.orphanSince > this.#p.orphanGraceMs) return true;
+      return false;
+    });
   }
 }

@@ -38,6 +38,8 @@ export interface ShardingStats {
     readonly epochRefused: number;
     readonly refills: number;
     readonly refillsFailed: number;
+    /** Copies held whose packed record was malformed when a hand-off or promotion unpacked it. */
+    readonly copiesMalformed: number;
     readonly copies: number;
     /** Requests that carried copies to replicas (a `reps` batch, or one copy alone; copy-batch.ts). */
     readonly copyRequests: number;

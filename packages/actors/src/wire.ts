@@ -2,10 +2,16 @@
 // msgpack codecs only, every inbound message validated before it touches any state.
 import { isId, isNat, isObj } from "@keyhold/core";
 import { Packr } from "msgpackr";
-import { COPY_BATCH_VERSION, type CopyBatchMessage, decodeCopyBatch } from "./copy-wire.js";
+import {
+  COPY_BATCH_VERSION,
+  type CopyBatchMessage,
+  type CopyEntry,
+  decodeCopyBatch,
+  decodeCopyEntries,
+} from "./copy-wire.js";
 import { isValidEntityKey } from "./entity.js";
 import type { WireError } from "./errors.js";
-import { encodeRep, toWireRecord } from "./record-wire.js";
+import { DecodedRep, encodeRep, toWireRecord } from "./record-wire.js";
 import { decodeReminders, type WireReminder } from "./reminders.js";
 
 export { encodeRep, PAGE_BYTES, pageRecords } from "./record-wire.js";
@@ -76,6 +82,11 @@ export interface ReplicateMessage {
    * higher epoch for `p` refuses the copies with `stale`. Absent: 0 (a sender before epochs).
    */
   readonly ep?: number | undefined;
+  /**
+   * Decoded messages only: the copies as a replica judges them, records still packed (copy
+   * version 2). `recs` of a decoded version 2 message unpacks them on each read (tests, tools).
+   */
+  readonly copies?: readonly CopyEntry[] | undefined;
 }
 
 /** Asks and tells to one node, sent in one turn of the event loop: each entry decoded alone. */
@@ -242,14 +253,28 @@ function requestOf(m: Record<string, unknown>): Decoded<InboundRequest> {
       if (!isNat(m.p, 65535)) return { error: "bad partition" };
       if (!isId(m.from)) return { error: "bad sender" };
       if (m.ep !== undefined && !isNat(m.ep, Number.MAX_SAFE_INTEGER)) return { error: "bad epoch" };
+      if (m.cv === COPY_BATCH_VERSION) {
+        const copies = decodeCopyEntries(m.c);
+        if (copies === undefined) return { error: "bad copies" };
+        return new DecodedRep(m.p, m.from, copies, m.ep as number | undefined);
+      }
+      // Copy version 1: every record unpacked and checked, then held packed like version 2.
       const recs = decodeRecords(m.recs);
       if (recs === undefined) return { error: "bad records" };
+      const copies = recs.map((r) => ({
+        t: r.t,
+        key: r.key,
+        ver: r.ver,
+        acq: r.acq ?? 0,
+        body: packr.pack(toWireRecord(r)),
+      }));
       const rep: { -readonly [K in keyof ReplicateMessage]: ReplicateMessage[K] } = {
         v: 1,
         k: "rep",
         p: m.p,
         from: m.from,
         recs,
+        copies,
       };
       if (m.ep !== undefined) rep.ep = m.ep as number;
       return rep;
@@ -262,7 +287,7 @@ function requestOf(m: Record<string, unknown>): Decoded<InboundRequest> {
 }
 
 /** Validated entity records, or undefined when any is malformed. */
-function decodeRecords(x: unknown): EntityRecord[] | undefined {
+export function decodeRecords(x: unknown): EntityRecord[] | undefined {
   if (!Array.isArray(x) || x.length > 1_000_000) return undefined;
   const recs: EntityRecord[] = [];
   for (const r of x as unknown[]) {

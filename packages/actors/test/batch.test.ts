@@ -185,11 +185,13 @@ describe("batching per destination", () => {
   it("a node speaking another wire protocol (or none) is refused at join", async () => {
     const bus = new SimBus(new VirtualClock());
     await startOn(bus, "a");
-    expect(ACTOR_PROTOCOL).toMatch(/batch\/2\+copies\/1$/);
+    expect(ACTOR_PROTOCOL).toMatch(/batch\/2\+copies\/2$/);
     for (const [id, protocol] of [
       ["old", undefined],
       ["batch-1", "keyhold-actors/1+batch/1"],
       ["other", "keyhold-actors/1+batch/3"],
+      // Copy version 1: every record unpacked by its replicas on arrival.
+      ["copies-1", "keyhold-actors/1+batch/2+copies/1"],
     ] as const) {
       const started = ShardNode.start({
         transport: bus.connect(id),

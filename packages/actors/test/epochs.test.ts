@@ -14,7 +14,7 @@ import { ConfigMismatchError } from "@keyhold/core";
 import { SimBus, VirtualClock } from "@keyhold/testing";
 import { Packr } from "msgpackr";
 import { beforeEach, describe, expect, it } from "vitest";
-import { decodeReply, decodeRequest } from "../src/wire.js";
+import { decodeReply, decodeRequest, isError } from "../src/wire.js";
 import { Tokened } from "./fixtures/tokened.js";
 import { drive, HB, startOn, TTL } from "./support.js";
 
@@ -87,8 +87,10 @@ describe("fencing tokens", () => {
     const raw = bus.connect("spy");
     let last: Rep | undefined;
     raw.subscribe(nodeSubject("e", replica!), (m) => {
-      const msg = packr.unpack(m.data) as Rep;
-      if (msg.k === "rep" && msg.recs[0]?.key === "k") last = msg;
+      // Copy version 2: the records travel packed inside; decodeRequest's `recs` unpacks them.
+      const d = decodeRequest(m.data);
+      const msg = (isError(d) ? {} : d) as Rep;
+      if (msg.k === "rep" && msg.recs[0]?.key === "k") last = { ...msg, recs: [...msg.recs] };
     });
     for (let i = 1; i <= 3; i++) expect((await drive(bus, a!.ref(Tokened, "k").add()))[0]).toBe(i);
     const ep = last!.ep!;

@@ -85,7 +85,7 @@ describe("reminders on the wire", () => {
     expect(d).toMatchObject({ k: "rep", recs: [{ key: "k", rem }] });
   });
 
-  it("malformed reminders make the whole message malformed", () => {
+  it("malformed reminders make the record malformed where it is unpacked", () => {
     for (const bad of [
       "x",
       [["", 1, 0, null]],
@@ -95,7 +95,12 @@ describe("reminders on the wire", () => {
       [[7, 1, 0, null]],
       Array.from({ length: MAX_REMINDERS_PER_ENTITY + 1 }, (_, i) => [`n${i}`, 1, 0, null]),
     ]) {
-      expect(isError(rep(bad)), JSON.stringify(bad).slice(0, 60)).toBe(true);
+      // Copy version 2: the message is judged by its headers; the packed record is refused
+      // when unpacked (a hand-off, a promotion), so `recs` holds nothing.
+      const d = rep(bad);
+      expect(!isError(d) && d.k === "rep" && d.recs.length === 0, JSON.stringify(bad).slice(0, 60)).toBe(
+        true,
+      );
       expect(decodeReminders(bad)).toBeUndefined();
     }
   });

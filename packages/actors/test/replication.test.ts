@@ -17,6 +17,7 @@ import { SimBus, seededRandom, VirtualClock } from "@keyhold/testing";
 import fc from "fast-check";
 import { Packr } from "msgpackr";
 import { beforeEach, describe, expect, it } from "vitest";
+import { decodeRequest, isError } from "../src/wire.js";
 import { drive, HB, startOn, TTL } from "./support.js";
 
 class Account extends Entity<{ balance: number }> {
@@ -124,15 +125,13 @@ describe("replication", () => {
     const packr = new Packr({ useRecords: false, mapsAsObjects: true });
     // The copies the primary sends the replica, to replay one exactly (its partition, epoch
     // and the record's epoch too).
-    let last: { p: number; ep?: number; recs: { acq?: number; ver: number }[] } | undefined;
+    let last:
+      | { p: number; ep?: number | undefined; recs: { acq?: number | undefined; ver: number }[] }
+      | undefined;
     raw.subscribe(nodeSubject("r", replica!), (m) => {
-      const msg = packr.unpack(m.data) as {
-        k?: string;
-        p: number;
-        ep?: number;
-        recs: { acq?: number; ver: number }[];
-      };
-      if (msg.k === "rep") last = msg;
+      // Copy version 2: the records travel packed inside; decodeRequest's `recs` unpacks them.
+      const msg = decodeRequest(m.data);
+      if (!isError(msg) && msg.k === "rep") last = { p: msg.p, ep: msg.ep, recs: [...msg.recs] };
     });
     for (let i = 1; i <= 3; i++) expect(await drive(bus, a!.ref(Account, "judged").deposit(1))).toBe(i);
     const acq = last?.recs[0]?.acq;
