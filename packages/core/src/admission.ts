@@ -6,6 +6,8 @@ import type { AdmissionCaps } from "./placement.js";
 export class Admission {
   readonly #ringSize: number;
   readonly #fronts = new Map<string, number>();
+  /** Members whose own heartbeat we accepted: their front comes from it, never from a sync reply. */
+  readonly #heard = new Set<string>();
   #own: number | undefined;
   #changed = false;
 
@@ -29,6 +31,19 @@ export class Admission {
 
   /** Records the front of `id` from an accepted heartbeat (absent: uncapped); whether it changed. */
   observe(id: string, front: number | undefined): boolean {
+    this.#heard.add(id);
+    return this.#set(id, front);
+  }
+
+  /**
+   * Records the front a peer's sync reply gives for `id` (absent: uncapped), unless we heard
+   * `id`'s own heartbeat already (that is fresher); whether it changed.
+   */
+  learn(id: string, front: number | undefined): boolean {
+    return this.#heard.has(id) ? false : this.#set(id, front);
+  }
+
+  #set(id: string, front: number | undefined): boolean {
     const f = front === undefined || front >= this.#ringSize ? undefined : front;
     if (this.#fronts.get(id) === f) return false;
     if (f === undefined) this.#fronts.delete(id);
@@ -46,8 +61,8 @@ export class Admission {
 
   /** Forgets the fronts of members no longer in `members`. */
   prune(members: readonly string[]): void {
-    if (this.#fronts.size === 0) return;
     const live = new Set(members);
+    for (const id of this.#heard) if (!live.has(id)) this.#heard.delete(id);
     for (const id of this.#fronts.keys()) if (!live.has(id)) this.#fronts.delete(id);
   }
 

@@ -85,6 +85,7 @@ export class Membership {
       subject: this.#subjects.sync,
       table: this.#table,
       stats: this.stats,
+      admission: this.admission,
       warnOnce: (peer, message) => this.#warn.warn(peer, message),
     };
   }
