@@ -131,7 +131,7 @@ export async function requestSync(
 
 /** Answers a peer's sync request on `reply` (see syncAnswer); `held` peers stay in the table. */
 export function serveSync(c: SyncContext, held: ReadonlySet<string>, data: Uint8Array, reply: string): void {
-  const fronts = c.admission?.caps(c.id);
+  const fronts = c.admission?.advertised(c.id);
   const answer = syncAnswer(c.table, data, c.id, c.config, held, c.clock.now(), c.clock.monoNow(), fronts);
   if (answer === "malformed") c.stats.malformed++;
   if (answer === undefined || answer === "malformed") return;

@@ -23,8 +23,9 @@ const packr = new Packr({ useRecords: false });
 
 async function start(bus: SimBus, id: string, ringSize: number, extra: Partial<ShardNodeOptions> = {}) {
   let settled = false;
+  const ep = bus.connect(id);
   const p = ShardNode.start({
-    transport: bus.connect(id),
+    transport: ep,
     clock: bus.clock,
     cluster: "t",
     nodeId: id,
@@ -45,7 +46,7 @@ async function start(bus: SimBus, id: string, ringSize: number, extra: Partial<S
     for await (const e of node.events()) events.push(e);
   })();
   await bus.clock.advance(0);
-  return { node, events };
+  return { node, events, ep };
 }
 
 /** Every distinct front `id` advertises in its heartbeats, in order. */
@@ -136,6 +137,33 @@ describe("joinStepPartitions auto (the default)", () => {
   });
 });
 
+describe("a node cut off while it joins", () => {
+  it.each([10, 40, 70])(
+    "takes nothing its peers were not told about, and steps no further (cut %i ms after a step)",
+    async (phase) => {
+      const bus = new SimBus(new VirtualClock());
+      const a = await start(bus, "a", 64);
+      const b = await start(bus, "b", 64);
+      for (let t = 0; t < 40 && b.node.joinFront !== undefined; t++) await bus.clock.advance(HB);
+      const c = await start(bus, "c", 64);
+      while (c.node.ownedPartitions().length === 0) await bus.clock.advance(1);
+      await bus.clock.advance(phase);
+      const cut = c.events.length;
+      const owned = c.node.ownedPartitions();
+      c.ep.disconnect();
+      for (let t = 0; t < 600; t += 5) {
+        await bus.clock.advance(5);
+        // Whatever c still owns, a places on c too: never two owners.
+        for (const p of c.node.ownedPartitions()) expect(a.node.ring.ownerOfPartition(p)).toBe("c");
+      }
+      expect(c.node.fenced).toBe(true);
+      expect(c.events.slice(cut).filter((e) => e.type === "acquired")).toEqual([]);
+      expect(owned.length).toBeLessThan(new Ring(["a", "b", "c"], 64).partitionsWonBy("c").length);
+      for (const n of [a, b, c]) await n.node.close();
+    },
+  );
+});
+
 describe("admission fronts in sync replies", () => {
   it("a node that starts while another is mid-step places with its front before its next heartbeat", async () => {
     const bus = new SimBus(new VirtualClock());
@@ -164,7 +192,8 @@ describe("admission fronts in sync replies", () => {
     expect(w.node.ring.capOf("c")).toBe(front);
     // d itself starts at 0, and c already knows it; every view agrees.
     expect(d.node.joinFront).toBe(0);
-    for (let p = 0; p < 64; p++) expect(w.node.ring.ownerOfPartition(p)).toBe(a.node.ring.ownerOfPartition(p));
+    for (let p = 0; p < 64; p++)
+      expect(w.node.ring.ownerOfPartition(p)).toBe(a.node.ring.ownerOfPartition(p));
     for (const n of [a, b, c, d, w]) await n.node.close();
   });
 
