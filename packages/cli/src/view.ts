@@ -324,6 +324,8 @@ export interface DashboardSnapshot {
   readonly states: readonly PartitionView["state"][];
   readonly stats: readonly NodeStatsView[];
   readonly handoffs: HandoffsView;
+  /** Admission fronts of members joining or leaving step by step (RingView.fronts). */
+  readonly fronts: RingView["fronts"];
   /** Set when the last poll failed (nothing answered); the rest is the last good picture. */
   readonly error?: string;
 }
@@ -339,5 +341,6 @@ export function dashboardSnapshot(cluster: string, reports: readonly NodeReport[
     states: ring.partitions.map((p) => p.state),
     stats: statsView(reports).nodes,
     handoffs: handoffsView(reports),
+    fronts: ring.fronts,
   };
 }

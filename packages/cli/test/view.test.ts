@@ -1,6 +1,6 @@
 // The views behind the commands, from hand-made reports: what health calls a problem, how the
 // ring shows a contested or unowned partition, and lease ages taken from the freshest view.
-import { healthView, membersView, ownersView, placeView, ringView } from "@keyhold/cli";
+import { dashboardSnapshot, healthView, membersView, ownersView, placeView, ringView } from "@keyhold/cli";
 import { decodeAdminReply, encodeAdmin, isAdminMalformed, type NodeReport, Ring } from "@keyhold/core";
 import { describe, expect, it } from "vitest";
 
@@ -130,6 +130,7 @@ describe("views", () => {
     expect(ownersView(reports, key, 3).owners.at(-1)).toBe("c");
     const ring = ringView("t", reports);
     expect(ring.fronts).toEqual({ c: 20 });
+    expect(dashboardSnapshot("t", reports).fronts).toEqual({ c: 20 });
     for (const p of ring.partitions) expect(p.expected).toBe(capped.ownerOfPartition(p.partition));
     // Every partition has its one expected owner claiming it: no false "moving" entries.
     expect(ring.partitions.every((p) => p.owner === p.expected)).toBe(true);
