@@ -22,7 +22,10 @@ describe("entities over NATS with node processes", () => {
     }
     const client = await connectClient(srv.url, "route");
     cleanup.push(() => client.close());
-    await waitFor(() => client.node.members().length === 3, { message: "client sees 3 members" });
+    // Nodes join step by step by default: wait until no member is capped (its last step is seen).
+    await waitFor(() => client.node.members().length === 3 && client.node.ring.caps.size === 0, {
+      message: "client sees 3 members, all uncapped",
+    });
     const keys = Array.from({ length: 1000 }, (_, i) => `user-${i}`);
     for (let round = 0; round < 2; round++) {
       await Promise.all(keys.map((k) => client.ref(Counter, k).add(1)));

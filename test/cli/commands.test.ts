@@ -30,7 +30,10 @@ beforeAll(async () => {
   srv = await NatsServer.start();
   nodes = await spawnNodes(srv.url, CLUSTER, ["node-a", "node-b", "node-c"], { ringSize: RING });
   client = await connectClient(srv.url, CLUSTER, { ringSize: RING });
-  await waitFor(() => client.node.members().length === 3, { message: "client sees 3 members" });
+  // Nodes join step by step by default: wait for the last step (no member capped) as well.
+  await waitFor(() => client.node.members().length === 3 && client.node.ring.caps.size === 0, {
+    message: "client sees 3 members, all uncapped",
+  });
   await Promise.all(Array.from({ length: 300 }, (_, i) => client.ref(Counter, `user-${i}`).add(1)));
   base = ["--server", srv.url, "--cluster", CLUSTER];
 });

@@ -84,11 +84,19 @@ export async function waitForMembers(
   timeout = SETTLE_MS,
 ): Promise<NodeState[]> {
   const want = [...members].sort();
+  // Nodes join (and leave) step by step by default: wait for the last step too, until every
+  // node owns exactly what HRW over the members gives it (observers: nothing).
+  const ring = new Ring(want, RING_SIZE);
   let last: NodeState[] = [];
   await waitFor(
     async () => {
       last = await states(nodes);
-      return last.every((s) => !s.fenced && sameList(s.members, want));
+      return last.every(
+        (s) =>
+          !s.fenced &&
+          sameList(s.members, want) &&
+          sameList(s.owned.map(String), ring.partitionsOf(s.id).map(String)),
+      );
     },
     { timeout, interval: 20, message: `members never became ${want.join(",")}` },
   ).catch((err: unknown) => {

@@ -24,7 +24,10 @@ const phaseMs = quick ? 1200 : 4000;
 const keyCount = quick ? 1000 : 3000;
 const concurrency = 64;
 // A joining node takes this many of its partitions at a time (0: all at once); DEMO_JOIN_STEP.
-const joinStepPartitions = Number(process.env.DEMO_JOIN_STEP ?? "4");
+// Unset: the library's default ("auto": a quarter of what the node wins per step).
+const joinStepEnv = process.env.DEMO_JOIN_STEP;
+const joinStepPartitions: number | "auto" =
+  joinStepEnv === undefined || joinStepEnv === "auto" ? "auto" : Number(joinStepEnv);
 const entitiesModule = fileURLToPath(new URL("./entities.ts", import.meta.url));
 const tty = process.stdout.isTTY === true;
 
@@ -48,7 +51,7 @@ const servers = process.env.NATS_URL ?? server!.url;
 const cluster = `demo-${process.pid}`;
 log(
   `Keyhold demo: ${keyCount} counter entities, ${concurrency} asks in flight, lease ${lease.heartbeatMs}/${lease.ttlMs} ms` +
-    `, join step ${joinStepPartitions || "off"}${quick ? " (quick mode)" : ""}`,
+    `, join step ${joinStepPartitions || "off"}${joinStepEnv === undefined ? " (default)" : ""}${quick ? " (quick mode)" : ""}`,
 );
 log(`NATS: ${servers}${server ? " (embedded nats-server)" : ""}`);
 
@@ -108,7 +111,10 @@ let next = 0;
 const BUCKET_MS = 100;
 const loadStart = performance.now();
 const buckets: { plain: number; replicated: number; maxMs: number }[] = [];
+/** [completed at (ms since loadStart), latency ms] of every ask, for each step's hand-off p99. */
+const completions: [number, number][] = [];
 function record(key: string, ms: number): void {
+  completions.push([performance.now() - loadStart, ms]);
   const i = Math.floor((performance.now() - loadStart) / BUCKET_MS);
   while (buckets.length <= i) buckets.push({ plain: 0, replicated: 0, maxMs: 0 });
   const b = buckets[i]!;
@@ -212,6 +218,8 @@ const progress = setInterval(() => {
 interface Step {
   readonly name: string;
   readonly ms: number;
+  /** p99 latency of the asks completing between the step's start and its settling, ms. */
+  readonly p99: string;
   readonly layout: string;
   readonly handoff: string;
   readonly worst: string;
@@ -244,13 +252,25 @@ async function step(name: string, action: () => Promise<void>, settled: () => bo
   await action();
   await waitUntil(settled, 20_000, name);
   const ms = performance.now() - t0;
+  const [from, to] = [t0 - loadStart, performance.now() - loadStart];
+  // The hand-offs of the last view change finish after it: the window runs 2 heartbeats longer.
   await sleep(phaseMs);
+  const during = (end: number) =>
+    completions
+      .filter(([at]) => at >= from && at <= end)
+      .map(([, l]) => l)
+      .sort((a, b) => a - b);
+  const [settling, handoff] = [during(to), during(to + 2 * lease.heartbeatMs)];
+  const p99 =
+    `p99 ${pct(handoff, 0.99).toFixed(0)} ms over ${handoff.length} asks from the step's start to 2 heartbeats after it settled ` +
+    `(${pct(settling, 0.99).toFixed(0)} ms while it settled; 2 heartbeats = ${2 * lease.heartbeatMs} ms)`;
   const worst = worstWindow(t0 - loadStart, performance.now() - loadStart);
-  const s: Step = { name, ms, layout: layout(), handoff: await handoffSummary(since), worst };
+  const s: Step = { name, ms, p99, layout: layout(), handoff: await handoffSummary(since), worst };
   steps.push(s);
   log(`${name}: membership settled in ${ms.toFixed(0)} ms; partitions: ${s.layout}`);
   log(`  hand-off: ${s.handoff}`);
   log(`  ${worst}`);
+  log(`  hand-off ${p99}`);
 }
 
 log(`partitions: ${layout()}`);
@@ -333,6 +353,7 @@ log("report");
 for (const s of steps) {
   log(`  ${s.name.padEnd(32)} ${s.ms.toFixed(0).padStart(6)} ms  ${s.layout}`);
   log(`    ${s.worst}`);
+  log(`    ${s.p99}`);
 }
 log(`  asks sent ${sent}, acknowledged ${ok}, failed ${failures.length}`);
 log(`  counters checked ${keys.length}: ${exact} exact, ${lost} lost increments`);

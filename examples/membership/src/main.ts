@@ -112,10 +112,12 @@ async function main(): Promise<number> {
     const node = await ShardNode.start({ servers: url, cluster, nodeId, ...LEASE });
     watched.push(watch(node));
     // Each join moves partitions to the newcomer only; the others print what they released.
-    await waitFor(() => watched.every((w) => w.node.members().length === watched.length), {
-      timeout: 5_000,
-      message: `the nodes did not all see ${nodeId} join`,
-    });
+    // A node joins step by step by default (joinStepPartitions "auto"): wait for its last step,
+    // when no view caps it any more.
+    await waitFor(
+      () => watched.every((w) => w.node.members().length === watched.length && w.node.ring.caps.size === 0),
+      { timeout: 10_000, message: `the nodes did not all see ${nodeId} join` },
+    );
     await new Promise((resolve) => setImmediate(resolve));
   }
   const [a, b, c] = watched as [Watched, Watched, Watched];

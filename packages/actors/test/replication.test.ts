@@ -55,7 +55,9 @@ beforeEach(() => {
 });
 
 function node(id: string, extra: Partial<ShardingOptions> = {}, client = false): Promise<Sharding> {
-  return startOn(bus, id, { cluster: "r", entities: [Account, Stored], ...extra }, client);
+  // Step-by-step joins pinned off: known bug with replicas (join-steps-replication.test.ts).
+  const opts = { cluster: "r", entities: [Account, Stored], joinStepPartitions: 0, ...extra };
+  return startOn(bus, id, opts, client);
 }
 
 /** Vanishes without a leave (kill -9): its transport goes silent. */

@@ -65,6 +65,8 @@ export async function startOn(
   while (!settled) await bus.clock.advance(1);
   const s = await p;
   await bus.clock.advance(HB);
+  // Joining step by step is the default (joinStepPartitions "auto"): return once it owns all it wins.
+  for (let t = 0; t < 100 && s.node.joinFront !== undefined; t++) await bus.clock.advance(HB);
   return s;
 }
 

@@ -1,6 +1,6 @@
 // What each command shows, computed from the nodes' reports alone: pure functions, so the
 // JSON shapes documented in docs/reference/cli.md are defined here and nowhere else.
-import { type ClusterConfig, HASH_VERSION, type NodeReport, Ring } from "@keyhold/core";
+import { type AdmissionCaps, type ClusterConfig, HASH_VERSION, type NodeReport, Ring } from "@keyhold/core";
 import { HashVersionError } from "./errors.js";
 
 export interface MemberView {
@@ -41,6 +41,26 @@ function liveMembers(reports: readonly NodeReport[]): string[] {
   const ids = new Set<string>();
   for (const r of reports) for (const m of r.members) ids.add(m);
   return sorted(ids);
+}
+
+/**
+ * The admission fronts to place with (members joining or leaving step by step): for each live
+ * member, the front its peers report from its heartbeats (the first answering peer, by id, that
+ * sees it), or its own report when no peer answered; absent means uncapped.
+ */
+export function frontsOf(reports: readonly NodeReport[]): AdmissionCaps {
+  const caps = new Map<string, number>();
+  const seen = new Set<string>();
+  const take = (r: NodeReport, m: string) => {
+    if (seen.has(m) || !r.members.includes(m)) return;
+    seen.add(m);
+    const f = r.adm?.find(([id]) => id === m)?.[1];
+    if (f !== undefined) caps.set(m, f);
+  };
+  const members = liveMembers(reports);
+  for (const m of members) for (const r of reports) if (r.id !== m) take(r, m);
+  for (const m of members) for (const r of reports) if (r.id === m) take(r, m);
+  return caps;
 }
 
 export function configOf(reports: readonly NodeReport[]): ClusterConfig {
@@ -87,6 +107,8 @@ export interface RingView {
   readonly ringSize: number;
   readonly hash: string;
   readonly members: readonly string[];
+  /** Admission fronts of members joining or leaving step by step (frontsOf); `expected` honours them. */
+  readonly fronts: Readonly<Record<string, number>>;
   readonly partitions: readonly PartitionView[];
 }
 
@@ -99,7 +121,8 @@ export function ringView(cluster: string, reports: readonly NodeReport[]): RingV
     for (const p of r.owned) if (p < cfg.ringSize) claims[p]!.push(r.id);
     for (const [p, s] of r.entities?.handoffs ?? []) moving.set(`${r.id}/${p}`, s);
   }
-  const ring = cfg.hash === HASH_VERSION ? new Ring(members, cfg.ringSize) : undefined;
+  const fronts = frontsOf(reports);
+  const ring = cfg.hash === HASH_VERSION ? new Ring(members, cfg.ringSize, fronts) : undefined;
   const partitions = claims.map((claimedBy, partition): PartitionView => {
     const owner = claimedBy.length === 1 ? claimedBy[0]! : null;
     return {
@@ -110,13 +133,20 @@ export function ringView(cluster: string, reports: readonly NodeReport[]): RingV
       state: owner === null ? null : (moving.get(`${owner}/${partition}`) ?? "ready"),
     };
   });
-  return { cluster, ringSize: cfg.ringSize, hash: cfg.hash, members, partitions };
+  return {
+    cluster,
+    ringSize: cfg.ringSize,
+    hash: cfg.hash,
+    members,
+    fronts: Object.fromEntries(fronts),
+    partitions,
+  };
 }
 
 function placementRing(reports: readonly NodeReport[]): Ring {
   const cfg = configOf(reports);
   if (cfg.hash !== HASH_VERSION) throw new HashVersionError(cfg.hash, HASH_VERSION);
-  return new Ring(liveMembers(reports), cfg.ringSize);
+  return new Ring(liveMembers(reports), cfg.ringSize, frontsOf(reports));
 }
 
 export interface PlaceView {
@@ -294,6 +324,8 @@ export interface DashboardSnapshot {
   readonly states: readonly PartitionView["state"][];
   readonly stats: readonly NodeStatsView[];
   readonly handoffs: HandoffsView;
+  /** Admission fronts of members joining or leaving step by step (RingView.fronts). */
+  readonly fronts: RingView["fronts"];
   /** Set when the last poll failed (nothing answered); the rest is the last good picture. */
   readonly error?: string;
 }
@@ -309,5 +341,6 @@ export function dashboardSnapshot(cluster: string, reports: readonly NodeReport[
     states: ring.partitions.map((p) => p.state),
     stats: statsView(reports).nodes,
     handoffs: handoffsView(reports),
+    fronts: ring.fronts,
   };
 }

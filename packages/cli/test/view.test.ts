@@ -1,7 +1,7 @@
 // The views behind the commands, from hand-made reports: what health calls a problem, how the
 // ring shows a contested or unowned partition, and lease ages taken from the freshest view.
-import { healthView, membersView, placeView, ringView } from "@keyhold/cli";
-import type { NodeReport } from "@keyhold/core";
+import { dashboardSnapshot, healthView, membersView, ownersView, placeView, ringView } from "@keyhold/cli";
+import { decodeAdminReply, encodeAdmin, isAdminMalformed, type NodeReport, Ring } from "@keyhold/core";
 import { describe, expect, it } from "vitest";
 
 const config = { ringSize: 4, heartbeatMs: 100, ttlMs: 300, skewMs: 200, hash: "murmur3-32-hrw/1+caps/1" };
@@ -104,5 +104,49 @@ describe("views", () => {
     expect(() => placeView([report("a", [0], { config: { ...config, hash: "xxhash/9" } })], "k")).toThrow(
       /the cluster uses hash xxhash\/9; this keyhold implements murmur3-32-hrw\/1/,
     );
+  });
+
+  it("place, owners and ring honour the admission fronts the reports carry (a member joining step by step)", () => {
+    const members = ["a", "b", "c"];
+    const ring64 = { ...config, ringSize: 64 };
+    // c joins step by step and is at front 20: it may own only what it wins below 20.
+    const fronts: [string, number][] = [["c", 20]];
+    const capped = new Ring(members, 64, new Map(fronts));
+    const plain = new Ring(members, 64);
+    const reports = members.map((id) =>
+      report(id, capped.partitionsOf(id), { config: ring64, members, adm: fronts }),
+    );
+    // A key c wins by plain HRW at a partition at or above its front: still another member's.
+    const key = Array.from({ length: 10_000 }, (_, i) => `k${i}`).find(
+      (k) => plain.place(k) === "c" && plain.partition(k) >= 20,
+    )!;
+    expect(placeView(reports, key)).toEqual({
+      key,
+      partition: plain.partition(key),
+      owner: capped.place(key),
+    });
+    expect(placeView(reports, key).owner).not.toBe("c");
+    expect(ownersView(reports, key, 3).owners).toEqual(capped.owners(key, 3));
+    expect(ownersView(reports, key, 3).owners.at(-1)).toBe("c");
+    const ring = ringView("t", reports);
+    expect(ring.fronts).toEqual({ c: 20 });
+    expect(dashboardSnapshot("t", reports).fronts).toEqual({ c: 20 });
+    for (const p of ring.partitions) expect(p.expected).toBe(capped.ownerOfPartition(p.partition));
+    // Every partition has its one expected owner claiming it: no false "moving" entries.
+    expect(ring.partitions.every((p) => p.owner === p.expected)).toBe(true);
+    // A member's peers' reports win over its own; with no peer report, its own is taken.
+    const own = [report("c", [], { config: ring64, members, adm: [["c", 5]] }), ...reports.slice(0, 2)];
+    expect(ringView("t", own).fronts).toEqual({ c: 20 });
+    expect(ringView("t", [report("c", [], { config: ring64, members, adm: [["c", 5]] })]).fronts).toEqual({
+      c: 5,
+    });
+  });
+
+  it("a report's admission fronts are validated: malformed ones drop the report", () => {
+    const wire = (adm: unknown) =>
+      decodeAdminReply(encodeAdmin({ v: 1, k: "report", r: { ...report("a", [0]), adm } as NodeReport }));
+    expect(wire([["c", 20]])).toMatchObject({ k: "report", r: { adm: [["c", 20]] } });
+    for (const bad of [[["c", -1]], [["c", 5000]], [["", 1]], "c=20", [["c"]]])
+      expect(isAdminMalformed(wire(bad))).toBe(true);
   });
 });

@@ -68,6 +68,11 @@ export interface NodeReport {
   readonly drainAllowed: boolean;
   readonly membership: Readonly<MembershipStats>;
   readonly entities?: EntitiesReport;
+  /**
+   * [member, admission front] of the members this node places with a cap (joining or leaving
+   * step by step, itself included: join-steps.ts), from their heartbeats; absent when none is.
+   */
+  readonly adm?: ReadonlyArray<readonly [string, number]>;
 }
 
 export type AdminReply =
@@ -190,9 +195,13 @@ function parseReport(r: unknown): NodeReport | string {
     leases: r.leases.map(([id, age]) => [id, age] as const),
     membership,
   };
-  if (r.entities === undefined) return report;
+  const isFront = (e: unknown): e is [string, number] =>
+    Array.isArray(e) && e.length === 2 && isId(e[0]) && isCount(e[1]) && e[1] <= MAX_RING_SIZE;
+  if (r.adm !== undefined && !listOf(r.adm, isFront)) return "bad admission fronts";
+  const withAdm = r.adm === undefined ? report : { ...report, adm: r.adm.map(([id, f]) => [id, f] as const) };
+  if (r.entities === undefined) return withAdm;
   const e = parseEntities(r.entities);
-  return typeof e === "string" ? e : { ...report, entities: e };
+  return typeof e === "string" ? e : { ...withAdm, entities: e };
 }
 
 function parseEntities(e: unknown): EntitiesReport | string {

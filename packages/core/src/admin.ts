@@ -123,7 +123,9 @@ export class AdminResponder {
       drainAllowed: this.#options.allowDrain,
       membership: node.stats(),
     };
-    return this.#extension ? { ...base, entities: this.#extension.report() } : base;
+    const caps = node.ring.caps;
+    const withAdm = caps.size > 0 ? { ...base, adm: [...caps] } : base;
+    return this.#extension ? { ...withAdm, entities: this.#extension.report() } : withAdm;
   }
 
   #onRequest(data: Uint8Array, reply: string | undefined, direct: boolean): void {

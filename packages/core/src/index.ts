@@ -40,7 +40,7 @@ export type { Key } from "./hash.js";
 export { HASH_VERSION, hashKey, murmur3Bytes, murmur3String } from "./hash.js";
 export type { HeartbeatStream } from "./heartbeat-stream.js";
 export { hasJetStream, heartbeatStreamName, NatsHeartbeatStream } from "./heartbeat-stream.js";
-export { nextFront } from "./join-steps.js";
+export { JOIN_STEPS, nextFront, stepSize } from "./join-steps.js";
 export type { LeaseVerdict } from "./lease.js";
 export { LeaseTable } from "./lease.js";
 export type { Logger } from "./logger.js";

@@ -5,6 +5,16 @@
 // (Ring, placement.ts admitted), so each step is an ordinary view change of at most `step`
 // partitions, handed off like any other. The front is a partition number, not a count, so
 // what is admitted does not change when other members come or go during the join.
+// The default step, "auto", is a quarter of what the member wins (JOIN_STEPS steps), so a join
+// or a leave takes about as many heartbeats in a 64-partition ring as in a 4096-partition one.
+
+/** Steps a join (or a graceful leave) takes with joinStepPartitions "auto". */
+export const JOIN_STEPS = 4;
+
+/** How many partitions a step moves: `step`, or with "auto" a JOIN_STEPS-th of `won` (at least 1). */
+export function stepSize(step: number | "auto", won: number): number {
+  return step === "auto" ? Math.max(1, Math.ceil(won / JOIN_STEPS)) : step;
+}
 
 /**
  * The front after one more step: past the next `step` partitions of `won` (ascending, the
@@ -28,13 +38,14 @@ export function lowerFront(owned: readonly number[], step: number): number {
 
 /** A ShardNode's steps: up while it joins, down before it leaves, one per heartbeat at most. */
 export class JoinStepper {
-  readonly step: number;
+  /** Partitions per step, or "auto" (stepSize); 0: joins and leaves at once. */
+  readonly step: number | "auto";
   readonly #ringSize: number;
   /** Whether the layer above serves what this node owns (the previous join step is done). */
   ready: (owned: readonly number[]) => boolean = () => true;
   #leave: { readonly ready: (owned: readonly number[]) => boolean; readonly done: () => void } | undefined;
 
-  constructor(step: number, ringSize: number) {
+  constructor(step: number | "auto", ringSize: number) {
     this.step = step;
     this.#ringSize = ringSize;
   }
@@ -44,7 +55,7 @@ export class JoinStepper {
     const leave = this.#leave;
     if (leave === undefined) {
       if (front === undefined || !this.ready(owned)) return undefined;
-      return nextFront(won, front, this.step, this.#ringSize);
+      return nextFront(won, front, stepSize(this.step, won.length), this.#ringSize);
     }
     // Releasing: each step waits until the previous one was handed off.
     if (!leave.ready(owned)) return undefined;
@@ -52,7 +63,8 @@ export class JoinStepper {
       this.stop();
       return undefined;
     }
-    return lowerFront(owned, this.step);
+    // `won` (not what is left of `owned`) sizes the step, so a leave takes JOIN_STEPS steps too.
+    return lowerFront(owned, stepSize(this.step, Math.max(won.length, owned.length)));
   }
 
   /** Starts releasing; resolves once this node owns nothing and `ready` says it was handed off. */

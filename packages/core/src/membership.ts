@@ -86,6 +86,7 @@ export class Membership {
       subject: this.#subjects.sync,
       table: this.#table,
       stats: this.stats,
+      admission: this.admission,
       warnOnce: (peer, message) => this.#warn.warn(peer, message),
     };
   }
@@ -277,7 +278,7 @@ export class Membership {
       else if (verdict !== "accepted") this.stats.rejectedStale++;
       else {
         this.stats.heartbeatsAccepted++;
-        const front = msg.id !== p.id && this.admission.observe(msg.id, msg.adm);
+        const front = this.admission.observe(msg.id, msg.adm, p.id);
         if (msg.id === p.id) {
           // In jetstream mode only the stream's acknowledgement renews (#renew).
           if (!p.stream) this.#lease.echoed(msg.at, this.#mayExtend(mono), mono);

@@ -13,8 +13,8 @@ export const DEFAULT_HEARTBEAT_MS = 2000;
 export const DEFAULT_TTL_MS = 6000;
 export const DEFAULT_SKEW_MS = 5000;
 export const DEFAULT_START_TIMEOUT_MS = 5000;
-/** joinStepPartitions: 0 joins at once. */
-export const DEFAULT_JOIN_STEP_PARTITIONS = 0;
+/** joinStepPartitions: "auto" takes a quarter of what the node wins per step (join-steps.ts); 0 joins at once. */
+export const DEFAULT_JOIN_STEP_PARTITIONS: number | "auto" = "auto";
 /**
  * Largest ringSize accepted. A ring is rebuilt synchronously on every membership change in
  * O(members x ringSize) hashes (about 120 ms for 64 members x 4096 partitions here), so
@@ -121,10 +121,11 @@ export interface ShardNodeOptions {
   /**
    * Join step by step: a node that starts while others are live first owns nothing (it is a
    * replica of what it will own), then takes over this many of its partitions at a time, the
-   * next step once the previous one is served (docs/concepts/membership.md). 0 joins at once.
-   * Ignored by observers. @default 0
+   * next step once the previous one is served (docs/concepts/membership.md). 0 joins at once;
+   * "auto" takes a quarter of the partitions it wins per step (four steps, whatever the ring
+   * size). Ignored by observers. @default "auto"
    */
-  readonly joinStepPartitions?: number;
+  readonly joinStepPartitions?: number | "auto";
   /** Where warnings go. @default warnings and errors to the console */
   readonly logger?: Logger;
 }
@@ -174,7 +175,7 @@ export interface ParsedOptions {
   readonly logger: Logger;
   readonly admin: ParsedAdminOptions;
   /** 0: join at once. */
-  readonly joinStepPartitions: number;
+  readonly joinStepPartitions: number | "auto";
 }
 
 function token(name: string, value: unknown): string {
@@ -319,14 +320,16 @@ export function parseOptions(options: ShardNodeOptions): ParsedOptions {
     clock,
     logger,
     admin: parseAdminOptions(o.admin),
-    joinStepPartitions: int(
-      "joinStepPartitions",
-      o.joinStepPartitions,
-      DEFAULT_JOIN_STEP_PARTITIONS,
-      0,
-      config.ringSize,
-    ),
+    joinStepPartitions: joinStepOption(o.joinStepPartitions, config.ringSize),
   };
+}
+
+/** joinStepPartitions: "auto" (the default), or an integer from 0 (at once) to ringSize. */
+function joinStepOption(value: unknown, ringSize: number): number | "auto" {
+  if (value === undefined || value === "auto") return DEFAULT_JOIN_STEP_PARTITIONS;
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0 || value > ringSize)
+    throw new InvalidOptionError("joinStepPartitions", `"auto" or an integer from 0 to ${ringSize}`, value);
+  return value;
 }
 
 /** The settings that differ between two cluster configs, for ConfigMismatchError. */

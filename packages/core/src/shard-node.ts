@@ -82,7 +82,7 @@ export class ShardNode implements AsyncDisposable {
       tombstoneMs: opts.tombstoneMs,
       clock: opts.clock,
       logger: opts.logger,
-      joinStep: opts.joinStepPartitions,
+      joinStep: opts.joinStepPartitions === 0 ? 0 : 1, // Membership asks only whether it steps
       beforeBeat: () => this.#stepJoin(),
       onChange: (members, fenced) => this.#onChange(members, fenced),
     });

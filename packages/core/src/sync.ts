@@ -2,6 +2,7 @@
 // and tombstones and merges them in; every started member answers such requests. Pure
 // functions over a LeaseTable; Membership sends, counts and decides what a merge means.
 // An observer uses the same exchange before it starts to learn the cluster's settings.
+import type { Admission } from "./admission.js";
 import type { Clock } from "./clock.js";
 import { ConfigMismatchError, StartTimeoutError } from "./errors.js";
 import type { LeaseTable } from "./lease.js";
@@ -35,6 +36,7 @@ export function mergeSyncReply(
   config: ClusterConfig,
   now: number,
   mono = now,
+  admission?: Admission,
 ): SyncMerge {
   const msg = decode(data);
   if (isMalformed(msg) || msg.k !== "table") return { kind: "malformed" };
@@ -44,6 +46,12 @@ export function mergeSyncReply(
   // Our own entry matters only at start (a live one means a duplicate id): our own lease is
   // judged from our echoes (Membership), never from the table.
   for (const [id, at] of msg.leases) table.observe(id, at, now, mono);
+  // Fronts of members joining or leaving step by step, so a node that starts mid-step places
+  // like the others before their next heartbeat; a member's own heartbeat overrides them.
+  if (admission) {
+    const fronts = new Map(msg.adm ?? []);
+    for (const [id] of msg.leases) if (id !== self) admission.learn(id, fronts.get(id));
+  }
   // A table that knows no live peer (say, from a peer still reconnecting itself) tells a
   // rejoining node nothing it could not see alone.
   return { kind: "merged", knowsLivePeer: msg.leases.some(([id]) => id !== self && table.isLive(id, mono)) };
@@ -62,6 +70,7 @@ export function syncAnswer(
   held: ReadonlySet<string>,
   now: number,
   mono = now,
+  fronts?: ReadonlyMap<string, number>,
 ): Uint8Array | "malformed" | undefined {
   const msg = decode(data, MAX_SMALL_MESSAGE_BYTES);
   if (isMalformed(msg) || msg.k !== "sync") return "malformed";
@@ -75,6 +84,7 @@ export function syncAnswer(
     cfg: config,
     leases: table.leases(),
     left: table.tombstones(),
+    ...(fronts !== undefined && fronts.size > 0 ? { adm: [...fronts] } : {}),
   });
 }
 
@@ -88,6 +98,8 @@ export interface SyncContext {
   readonly clock: Clock;
   readonly stats: MembershipStats;
   readonly warnOnce: (peer: string, message: string) => void;
+  /** Admission fronts: sent in our answers, learnt from replies (absent: neither). */
+  readonly admission?: Admission;
 }
 
 /**
@@ -101,7 +113,8 @@ export async function requestSync(
   atStart: boolean,
 ): Promise<boolean | undefined> {
   const data = await c.transport.request(c.subject, syncRequest(c.id, c.config), { timeout });
-  const merged = mergeSyncReply(c.table, data, c.id, c.config, c.clock.now(), c.clock.monoNow());
+  const now = c.clock.now();
+  const merged = mergeSyncReply(c.table, data, c.id, c.config, now, c.clock.monoNow(), c.admission);
   if (merged.kind === "malformed") {
     c.stats.malformed++;
     return undefined;
@@ -118,7 +131,8 @@ export async function requestSync(
 
 /** Answers a peer's sync request on `reply` (see syncAnswer); `held` peers stay in the table. */
 export function serveSync(c: SyncContext, held: ReadonlySet<string>, data: Uint8Array, reply: string): void {
-  const answer = syncAnswer(c.table, data, c.id, c.config, held, c.clock.now(), c.clock.monoNow());
+  const fronts = c.admission?.advertised(c.id);
+  const answer = syncAnswer(c.table, data, c.id, c.config, held, c.clock.now(), c.clock.monoNow(), fronts);
   if (answer === "malformed") c.stats.malformed++;
   if (answer === undefined || answer === "malformed") return;
   c.transport.publish(reply, answer);

@@ -53,6 +53,12 @@ export interface SyncReplyMessage {
   readonly leases: ReadonlyArray<readonly [string, number]>;
   /** [member id, left at] of recent graceful leaves. */
   readonly left: ReadonlyArray<readonly [string, number]>;
+  /**
+   * [member id, admission front] of the members the responder sees joining or leaving step by
+   * step, itself included (join-steps.ts); absent when none is. A joiner places with these
+   * until it hears each member's own heartbeat.
+   */
+  readonly adm?: ReadonlyArray<readonly [string, number]>;
 }
 
 export type MembershipMessage = HeartbeatMessage | LeaveMessage | SyncRequestMessage | SyncReplyMessage;
@@ -85,13 +91,18 @@ function validConfig(x: unknown): x is ClusterConfig {
   );
 }
 
-function validPairs(x: unknown, max: number): x is [string, number][] {
+function validPairs(
+  x: unknown,
+  max: number,
+  valid: (v: unknown) => v is number = isTime,
+): x is [string, number][] {
   return (
     Array.isArray(x) &&
     x.length <= max &&
-    x.every((e) => Array.isArray(e) && e.length === 2 && isId(e[0]) && isTime(e[1]))
+    x.every((e) => Array.isArray(e) && e.length === 2 && isId(e[0]) && valid(e[1]))
   );
 }
+const isFront = (x: unknown): x is number => isPosInt(x) && x <= MAX_RING_SIZE;
 
 /** Unpacks a msgpack map of `max` bytes at most whose `v` is `version`; never throws. */
 export function unpackMap(
@@ -123,8 +134,7 @@ export function decode(data: Uint8Array, maxBytes = 1_048_576): MembershipMessag
     case "hb":
       if (!isTime(m.at)) return { error: "bad heartbeat time" };
       if (!validConfig(m.cfg)) return { error: "bad config" };
-      if (m.adm !== undefined && !(isPosInt(m.adm) && m.adm <= MAX_RING_SIZE))
-        return { error: "bad admission front" };
+      if (m.adm !== undefined && !isFront(m.adm)) return { error: "bad admission front" };
       return {
         v: 1,
         k: "hb",
@@ -143,7 +153,17 @@ export function decode(data: Uint8Array, maxBytes = 1_048_576): MembershipMessag
       if (!validConfig(m.cfg)) return { error: "bad config" };
       if (!validPairs(m.leases, MAX_SYNC_ENTRIES)) return { error: "bad leases" };
       if (!validPairs(m.left, MAX_SYNC_ENTRIES)) return { error: "bad left" };
-      return { v: 1, k: "table", id: m.id, cfg: pickConfig(m.cfg), leases: m.leases, left: m.left };
+      if (m.adm !== undefined && !validPairs(m.adm, MAX_SYNC_ENTRIES, isFront))
+        return { error: "bad admission fronts" };
+      return {
+        v: 1,
+        k: "table",
+        id: m.id,
+        cfg: pickConfig(m.cfg),
+        leases: m.leases,
+        left: m.left,
+        ...(m.adm !== undefined ? { adm: m.adm } : {}),
+      };
     default:
       return { error: "unknown kind" };
   }

@@ -262,17 +262,20 @@ export class TestCluster implements AsyncDisposable {
 
   /**
    * Waits until every running node and the client see exactly the running nodes they can
-   * reach (after a join, leave, crash, pause or partition). Rejects after `timeoutMs`.
+   * reach (after a join, leave, crash, pause or partition), and every running node that joins
+   * step by step took its last step in every view. Rejects after `timeoutMs`.
    */
   async converge(opts: { timeoutMs?: number } = {}): Promise<void> {
     const timeoutMs = opts.timeoutMs ?? 20 * this.ttlMs;
     const deadline = this.now() + timeoutMs;
     for (;;) {
       const views = this.#views();
-      if (views.every((v) => same(v.sees, v.expected))) return;
+      if (views.every((v) => same(v.sees, v.expected) && v.steps.length === 0)) return;
       if (this.now() >= deadline) {
         const lines = views.map(
-          (v) => `${v.id} sees [${v.sees.join(", ")}], expected [${v.expected.join(", ")}]`,
+          (v) =>
+            `${v.id} sees [${v.sees.join(", ")}], expected [${v.expected.join(", ")}]` +
+            (v.steps.length > 0 ? `, still joining step by step: ${v.steps.join(", ")}` : ""),
         );
         throw new TestClusterTimeoutError(
           `TestCluster: membership did not converge within ${timeoutMs} ms: ${lines.join("; ")}`,
@@ -282,20 +285,21 @@ export class TestCluster implements AsyncDisposable {
     }
   }
 
-  #views(): { id: string; sees: readonly string[]; expected: string[] }[] {
+  #views(): { id: string; sees: readonly string[]; expected: string[]; steps: string[] }[] {
     const running = this.running();
     const group = (id: string) => this.#groupOf(id);
-    const out: { id: string; sees: readonly string[]; expected: string[] }[] = [];
+    // Running members of a view still capped by an admission front (joining step by step).
+    const steps = (ring: Sharding["node"]["ring"]) => running.filter((r) => ring.capOf(r) !== undefined);
+    const out: { id: string; sees: readonly string[]; expected: string[]; steps: string[] }[] = [];
     for (const id of running) {
-      const sees = this.node(id).sharding.node.members();
-      out.push({ id, sees, expected: running.filter((r) => group(r) === group(id)) });
+      const node = this.node(id).sharding.node;
+      const expected = running.filter((r) => group(r) === group(id));
+      out.push({ id, sees: node.members(), expected, steps: steps(node.ring) });
     }
     if (this.#client) {
-      out.push({
-        id: "client",
-        sees: this.#client.node.members(),
-        expected: running.filter((r) => group(r) === group("client")),
-      });
+      const node = this.#client.node;
+      const expected = running.filter((r) => group(r) === group("client"));
+      out.push({ id: "client", sees: node.members(), expected, steps: steps(node.ring) });
     }
     return out;
   }

@@ -2,6 +2,7 @@
 // from several processes over IPC.
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import { Ring } from "@keyhold/core";
 import { analyzeAcks, lostWrites, NatsServer, ShardingProcess, waitFor } from "@keyhold/testing";
 import { afterEach, describe, expect, it } from "vitest";
 
@@ -72,6 +73,15 @@ describe("IpcProcess pause/resume", () => {
     await using srv = await NatsServer.start();
     const nodes = [await spawn(srv.url, "ack"), await spawn(srv.url, "ack")];
     for (const n of nodes) await waitFor(async () => (await membersOf(n)).length === 2, { timeout: 15_000 });
+    // The second node joins step by step (the default): wait until both own what they win.
+    await waitFor(
+      async () => {
+        const states = await Promise.all(nodes.map((n) => n.state()));
+        const ring = new Ring(states[0]!.members, 64);
+        return states.every((st, i) => st.owned.join() === ring.partitionsOf(nodes[i]!.id).join());
+      },
+      { timeout: 15_000 },
+    );
     const keys = Array.from({ length: 16 }, (_, i) => `key-${i}`);
     let op = 0;
     for (let round = 0; round < 3; round++) {
