@@ -25,7 +25,7 @@ import { CopyStore, copyOf } from "./copy-store.js";
 import type { CopyEntry } from "./copy-wire.js";
 import { NotOwnerError, QuorumError } from "./errors.js";
 import { emptyReplicationStats, type ReplicationStats } from "./replication-stats.js";
-import { isNewer } from "./slots.js";
+import { isNewer, sameTenure } from "./slots.js";
 import { decodeReply, type EntityRecord, encodeRep, isError, nodeSubject } from "./wire.js";
 
 export { emptyReplicationStats, type ReplicationStats } from "./replication-stats.js";
@@ -355,7 +355,9 @@ export class Replicator {
       // The partition is derived from the key here, never taken from the sender.
       const kp = ring.partition(c.key);
       const owner = ring.ownerOfPartition(kp) ?? null;
-      if (kp !== p || owner !== from || (cur && isNewer(cur, c))) {
+      // A newer copy of the sender's own tenure (same acquisition) only shows that this message is
+      // late (a refill read before a write whose copy came first): no refusal, as for a duplicate.
+      if (kp !== p || owner !== from || (cur && isNewer(cur, c) && !sameTenure(cur, c))) {
         primary = owner;
         refused++;
         this.stats.copiesRefused++;

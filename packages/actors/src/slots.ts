@@ -216,3 +216,11 @@ export function isNewer(
   const qb = b.acq ?? 0;
   return qa !== qb ? qa > qb : a.ver > b.ver;
 }
+
+/** Two records of one entity written in one acquisition of its partition (acq > 0). */
+export function sameTenure(
+  a: { readonly acq?: number | undefined },
+  b: { readonly acq?: number | undefined },
+): boolean {
+  return (a.acq ?? 0) > 0 && a.acq === b.acq;
+}
