@@ -76,8 +76,10 @@ describe("copy version 2", () => {
     });
     expect(decodeReply(answerCopy(r, inbound(bad)))).toMatchObject({ k: "repok" });
     expect(r.copyCount).toBe(1);
-    // An older copy is refused by the header alone.
-    expect(decodeReply(answerCopy(r, inbound(encodeRep(p, primary, [rec(key, 4)], 2))))).toMatchObject({
+    // A copy of an older tenure is refused by the header alone.
+    expect(
+      decodeReply(answerCopy(r, inbound(encodeRep(p, primary, [{ ...rec(key, 9), acq: 1 }], 2)))),
+    ).toMatchObject({
       k: "stale",
     });
     expect(r.copiesOf(p)).toEqual([]);
