@@ -6,10 +6,8 @@ import {
   JOIN_STEPS,
   membershipSubjects,
   Ring,
-  type ShardEvent,
   ShardNode,
   type ShardNodeOptions,
-  silentLogger,
   stepSize,
 } from "@keyhold/core";
 import { SimBus, VirtualClock } from "@keyhold/testing";
@@ -17,36 +15,15 @@ import { Packr } from "msgpackr";
 import { describe, expect, it } from "vitest";
 import { LeaseTable } from "../src/lease.js";
 import { mergeSyncReply } from "../src/sync.js";
+import { startSimNode } from "./sim-node.js";
 
 const HB = 100;
 const packr = new Packr({ useRecords: false });
 
 async function start(bus: SimBus, id: string, ringSize: number, extra: Partial<ShardNodeOptions> = {}) {
-  let settled = false;
-  const ep = bus.connect(id);
-  const p = ShardNode.start({
-    transport: ep,
-    clock: bus.clock,
-    cluster: "t",
-    nodeId: id,
-    heartbeatMs: HB,
-    ttlMs: 300,
-    skewMs: 200,
-    ringSize,
-    logger: silentLogger,
-    ...extra,
-  }).finally(() => {
-    settled = true;
-  });
-  p.catch(() => {});
-  while (!settled) await bus.clock.advance(1);
-  const node = await p;
-  const events: ShardEvent[] = [];
-  void (async () => {
-    for await (const e of node.events()) events.push(e);
-  })();
+  const sim = await startSimNode(bus, id, { ringSize, ...extra });
   await bus.clock.advance(0);
-  return { node, events, ep };
+  return sim;
 }
 
 /** Every distinct front `id` advertises in its heartbeats, in order. */
@@ -150,7 +127,7 @@ describe("a node cut off while it joins", () => {
       await bus.clock.advance(phase);
       const cut = c.events.length;
       const owned = c.node.ownedPartitions();
-      c.ep.disconnect();
+      c.ep!.disconnect();
       for (let t = 0; t < 600; t += 5) {
         await bus.clock.advance(5);
         // Whatever c still owns, a places on c too: never two owners.

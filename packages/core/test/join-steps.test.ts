@@ -8,15 +8,14 @@ import {
   ownerOfPartition,
   ownersOfPartitionCapped,
   Ring,
-  type ShardEvent,
   ShardNode,
   type ShardNodeOptions,
-  silentLogger,
 } from "@keyhold/core";
 import { SimBus, VirtualClock } from "@keyhold/testing";
 import fc from "fast-check";
 import { Packr } from "msgpackr";
 import { describe, expect, it } from "vitest";
+import { startSimNode } from "./sim-node.js";
 
 const RING = 64;
 const ids = fc.uniqueArray(fc.stringMatching(/^[a-z0-9]{1,6}$/), { minLength: 1, maxLength: 7 });
@@ -134,28 +133,7 @@ const HB = 100;
 const packr = new Packr({ useRecords: false });
 
 async function start(bus: SimBus, id: string, extra: Partial<ShardNodeOptions> = {}) {
-  let settled = false;
-  const p = ShardNode.start({
-    transport: bus.connect(id),
-    clock: bus.clock,
-    cluster: "t",
-    nodeId: id,
-    heartbeatMs: HB,
-    ttlMs: 300,
-    skewMs: 200,
-    ringSize: RING,
-    logger: silentLogger,
-    ...extra,
-  }).finally(() => {
-    settled = true;
-  });
-  p.catch(() => {});
-  while (!settled) await bus.clock.advance(1);
-  const node = await p;
-  const events: ShardEvent[] = [];
-  void (async () => {
-    for await (const e of node.events()) events.push(e);
-  })();
+  const { node, events } = await startSimNode(bus, id, { ringSize: RING, ...extra });
   await bus.clock.advance(0);
   return { node, events };
 }

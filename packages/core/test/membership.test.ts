@@ -6,14 +6,14 @@ import {
   membershipSubjects,
   Ring,
   type ShardEvent,
-  ShardNode,
+  type ShardNode,
   type ShardNodeOptions,
-  silentLogger,
 } from "@keyhold/core";
 import { SimBus, type SimEndpoint, seededRandom, VirtualClock } from "@keyhold/testing";
 import fc from "fast-check";
 import { Packr } from "msgpackr";
 import { describe, expect, it } from "vitest";
+import { startSimNode } from "./sim-node.js";
 
 const HB = 100;
 const TTL = 300;
@@ -32,33 +32,12 @@ async function start(
   extra: Partial<ShardNodeOptions> = {},
   lastStep = true,
 ): Promise<Sim> {
-  const ep = bus.connect(id);
-  let settled = false;
-  const p = ShardNode.start({
-    transport: ep,
-    clock: bus.clock,
-    cluster: "t",
-    nodeId: id,
-    heartbeatMs: HB,
-    ttlMs: TTL,
-    skewMs: SKEW,
-    logger: silentLogger,
-    ...extra,
-  }).finally(() => {
-    settled = true;
-  });
-  p.catch(() => {});
-  while (!settled) await bus.clock.advance(1);
-  const node = await p;
-  const events: ShardEvent[] = [];
-  void (async () => {
-    for await (const e of node.events()) events.push(e);
-  })();
+  const sim = await startSimNode(bus, id, { heartbeatMs: HB, ttlMs: TTL, skewMs: SKEW, ...extra });
   await bus.clock.advance(0);
   // Joining step by step is the default (joinStepPartitions "auto"): these tests are about what
   // happens once a node owns what it wins, so wait for its last step (join-steps tests cover steps).
-  for (let t = 0; lastStep && t < 100 && node.joinFront !== undefined; t++) await bus.clock.advance(HB);
-  return { node, ep, events };
+  for (let t = 0; lastStep && t < 100 && sim.node.joinFront !== undefined; t++) await bus.clock.advance(HB);
+  return { ...sim, ep: sim.ep! };
 }
 
 /** The owned set a stream of events implies. */

@@ -10,7 +10,7 @@ import {
   type InboundMessage,
   LeaseTable,
   type ShardEvent,
-  ShardNode,
+  type ShardNode,
   silentLogger,
   type Transport,
 } from "@keyhold/core";
@@ -21,6 +21,7 @@ import type { HeartbeatStream } from "../src/heartbeat-stream.js";
 import { Membership } from "../src/membership.js";
 import { DEFAULT_HEARTBEAT_MS, DEFAULT_TTL_MS, leaseMs } from "../src/options.js";
 import { holdMs, OwnLease } from "../src/own-lease.js";
+import { startSimNode } from "./sim-node.js";
 
 const HB = 100;
 const TTL = 300;
@@ -181,26 +182,12 @@ async function start(
   id: string,
   stall?: Stall,
 ): Promise<{ node: ShardNode; events: ShardEvent[] }> {
-  let settled = false;
-  const p = ShardNode.start({
-    transport: stall?.transport ?? bus.connect(id),
-    clock: stall?.clock ?? bus.clock,
+  const { node, events } = await startSimNode(bus, id, {
+    ...(stall ? { transport: stall.transport, clock: stall.clock } : {}),
     cluster: "h",
-    nodeId: id,
     heartbeatMs: HB,
     ttlMs: TTL,
-    skewMs: 200,
-    logger: silentLogger,
-  }).finally(() => {
-    settled = true;
   });
-  p.catch(() => {});
-  while (!settled) await bus.clock.advance(1);
-  const node = await p;
-  const events: ShardEvent[] = [];
-  void (async () => {
-    for await (const e of node.events()) events.push(e);
-  })();
   return { node, events };
 }
 
