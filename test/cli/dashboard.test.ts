@@ -113,8 +113,14 @@ describe("keyhold dashboard in Chromium", () => {
     expect(await page.textContent("#meta")).toContain("ring 64");
     // The grid: one cell per partition, each owned as the library's own ring says.
     await page.waitForFunction(() => document.querySelectorAll("#grid .cell[data-owner]").length === 64);
+    // The nodes start together and join step by step (joinStepPartitions "auto"): wait until the
+    // page and the client's ring agree on the settled ring.
+    const ringOwners = () => Array.from({ length: 64 }, (_, p) => client.node.ring.ownerOfPartition(p));
+    await waitFor(async () => JSON.stringify(await gridOwners(page)) === JSON.stringify(ringOwners()), {
+      timeout: 15_000,
+    }).catch(() => {});
     const owners = await gridOwners(page);
-    expect(owners).toEqual(Array.from({ length: 64 }, (_, p) => client.node.ring.ownerOfPartition(p)));
+    expect(owners).toEqual(ringOwners());
     // Charts per node once a few samples arrived, with asks/s moving under the load.
     await page.waitForFunction(() => document.querySelectorAll("#charts .chart svg path").length === 6);
     await waitFor(

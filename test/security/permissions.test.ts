@@ -147,6 +147,8 @@ describe("the node and client users", () => {
     // A third node joins: partitions and their state move by pulls on the node subjects.
     await using c = await startNode(server.url, "orders", { nodeId: "node-c", natsOptions: nodeUser });
     await waitFor(() => client.node.members().length === 3 && a.node.members().length === 3);
+    // It joins step by step (joinStepPartitions "auto"): the hand-offs below happen at its steps.
+    await waitFor(() => c.node.joinFront === undefined, { timeout: 15_000 });
     for (const k of keys) {
       await waitFor(async () => (await client.ref(Counter, k).get()) === 3, { timeout: 15_000 });
       expect(await client.ref(Replicated, k).get()).toBe(5);
