@@ -84,4 +84,24 @@ describe("short fences (simulated bus)", () => {
       // The property is about that path: some run must have taken it.
       expect(keptTotal).toBeGreaterThan(0);
     }, 300_000);
+
+  // OPEN: found from seed 14 at the end of the session that added this file. An acknowledged op
+  // of a replicated entity is lost with the short-fence path turned off too, and on the code from
+  // before that path (aef7555). n2 acknowledges k0's op0 while n0 is stalled and n1 cut off; n2
+  // then stalls twice (the second past the take-over) and later serves k0 without op0 under a new
+  // tenure. Not investigated further yet. `it.fails` so that its fix shows: then make it `it`.
+  it.fails("known loss (seed 14): an acknowledged write of a replicated entity lost after two stalls", async () => {
+    await scenario(
+      [
+        { op: "asks", n: 1, from: 0 },
+        { op: "stall", i: 0, ms: 180, lag: 0, cut: 1 },
+        { op: "stall", i: 2, ms: 278, lag: 17, cut: null },
+        { op: "stall", i: 2, ms: 707, lag: 93, cut: null },
+        { op: "asks", n: 1, from: 0 },
+        { op: "wait", ms: 1 },
+      ],
+      1,
+      "timers-first",
+    );
+  }, 120_000);
 });
