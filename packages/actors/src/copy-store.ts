@@ -8,6 +8,7 @@
 import type { CopyEntry } from "./copy-wire.js";
 import { entityId } from "./entity.js";
 import { recordOfCopy, toWireRecord } from "./record-wire.js";
+import { isNewer } from "./slots.js";
 import { type EntityRecord, packr } from "./wire.js";
 
 /** A copy as held: mutable, updated in place by the next newer copy of its entity. */
@@ -81,6 +82,12 @@ export class CopyStore {
       orphanSince: undefined,
       at,
     });
+  }
+
+  /** Keeps record `r` of partition `p` unless the copy held is the same or newer. */
+  keepRecord(r: EntityRecord, p: number, at: number): void {
+    const cur = this.get(r.t, r.key);
+    if (!cur || isNewer(r, cur)) this.keep(cur, copyOf(r), p, at);
   }
 
   /** The records of the copies of partition `p` (for a new owner's pull); malformed ones dropped. */

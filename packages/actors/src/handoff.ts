@@ -382,8 +382,16 @@ export class Handoff {
     return servePull(this.#p, p, from, reply, cursor, ep);
   }
 
-  /** The new owner `from` installed the records of `p` its pull of epoch `ep` got: forget them. */
+  /**
+   * The new owner `from` installed the records of `p` its pull of epoch `ep` got: forget them,
+   * but keep them as replica copies where this node is still a replica. Otherwise a hand-off
+   * merges two holders of a write into one until the new owner's refill lands, and a pull
+   * that misses the new owner then misses the write (short-fence.property, seed 14).
+   */
   ack(p: number, from: string, ep: number): void {
-    if (this.#p.outbox.ack(p, from, ep)) this.#stats.handedOff++;
+    const recs = this.#p.outbox.ack(p, from, ep);
+    if (!recs) return;
+    this.#stats.handedOff++;
+    this.#p.replicator?.keepHandedOff(p, recs);
   }
 }

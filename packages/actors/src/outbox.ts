@@ -92,13 +92,14 @@ export class Outbox {
 
   /**
    * The pull of `from` with epoch `ep` installed the records it was served for `p`: forget
-   * them, unless the entry changed since it was served (a put makes a new entry). True when
-   * something was forgotten.
+   * them, unless the entry changed since it was served (a put makes a new entry). Returns the
+   * records forgotten.
    */
-  ack(p: number, from: string, ep: number): boolean {
+  ack(p: number, from: string, ep: number): readonly EntityRecord[] | undefined {
     const e = this.#entries.get(p);
-    if (!e || e.served?.to !== from || e.served.ep !== ep) return false;
-    return this.#entries.delete(p);
+    if (!e || e.served?.to !== from || e.served.ep !== ep) return undefined;
+    this.#entries.delete(p);
+    return e.recs;
   }
 
   /** Drops entries nobody took within `olderThanMs` (their taker died). */

@@ -1,24 +1,17 @@
 // Replication to the top-N owners of a key: writes to replicas and receiving copies (topping
-// a partition's replicas up is refill.ts). After a handler runs, the primary sends the
-// entity's new state and version to the other owners (owners(key, N) minus itself) and the
-// caller is answered only once the write quorum acknowledged. Replicas keep passive copies —
-// they run no handlers — and hand them to whoever pulls the partition, so the next owner in
-// HRW order (already a replica) continues from the highest version. Every copy carries its
-// version and a replica keeps only the highest, so duplicated, late or reordered copies are
-// harmless.
+// a partition's replicas up is refill.ts). After a handler runs, the primary sends the entity's
+// new state and version to the other owners and the caller is answered only once the write
+// quorum acknowledged. Replicas keep passive copies (no handlers) and hand them to whoever pulls
+// the partition, so the next owner in HRW order (already a replica) continues from the highest
+// version; duplicated, late or reordered copies are harmless. Replicas judge copies: one is
+// accepted only from the node the replica's own view names as the key's primary and only if not
+// older than the copy held (a late one of the same tenure is a duplicate); anything else is answered `stale`, never `repok`, and only validated copies count
+// toward the quorum. A primary that hears `stale` may no longer act for the entity: its write
+// fails with NotOwnerError and durability.ts gives the entity up.
 //
-// Replicas judge copies: one is accepted only from the node the replica's own view names as
-// the key's primary (owners(key)[0]) and only if not older than the copy held; anything else
-// is answered `stale`, never `repok`, and only validated copies count toward the quorum. A
-// primary that hears `stale` learns it may no longer act for the entity (a peer took over
-// while it was paused or cut off): its write fails with NotOwnerError and durability.ts gives
-// the entity up.
-//
-// Fencing tokens: every `rep` carries the sender's epoch for the partition (epochs.ts). A
-// replica keeps the highest epoch it has seen per partition (from copies, and from the pulls
-// of a new owner, which `fence` it) and refuses a lower one with `stale`; the primary that
-// hears `stale` gives the whole partition up (`onStale`, handoff.ts giveUp). So only replicas
-// that validated the token count toward the quorum.
+// Fencing tokens: every `rep` carries the sender's epoch for the partition (epochs.ts). A replica
+// keeps the highest epoch per partition (from copies, and from a new owner's pulls, which `fence`
+// it) and refuses a lower one with `stale`; the primary then gives the partition up (onStale).
 import { type Clock, type Logger, RequestFailedError, type ShardNode, type Transport } from "@keyhold/core";
 import { CopiesNotSent, type CopyBatcher, type CopyBatchStats } from "./copy-batch.js";
 import { CopyStore, copyOf } from "./copy-store.js";
@@ -355,8 +348,7 @@ export class Replicator {
       // The partition is derived from the key here, never taken from the sender.
       const kp = ring.partition(c.key);
       const owner = ring.ownerOfPartition(kp) ?? null;
-      // A newer copy of the sender's own tenure (same acquisition) only shows that this message is
-      // late (a refill read before a write whose copy came first): no refusal, as for a duplicate.
+      // A newer copy of the sender's own tenure (same acquisition): this one is late, no refusal.
       if (kp !== p || owner !== from || (cur && isNewer(cur, c) && !sameTenure(cur, c))) {
         primary = owner;
         refused++;
@@ -382,6 +374,13 @@ export class Replicator {
   /** Removes and returns the copies of `p`: this node became its primary. */
   takeCopies(p: number): EntityRecord[] {
     return this.#copies.take(p);
+  }
+
+  /** Records of `p` this node handed off (handoff.ts ack): kept as copies where it is a replica. */
+  keepHandedOff(p: number, recs: readonly EntityRecord[]): void {
+    const mine = (r: EntityRecord) => this.#p.node.ring.ownersOfPartition(p, this.#p.replicasOf(r.t));
+    for (const r of recs)
+      if (mine(r).includes(this.#p.nodeId)) this.#copies.keepRecord(r, p, this.#p.clock.now());
   }
 
   /** Drops copies this node has not been a replica of for longer than the grace period. */

@@ -37,18 +37,18 @@ describe("outbox acks", () => {
     const o = outbox();
     o.put(3, [rec("a", 10, 1)]);
     o.served(3, "n2", 20, 0);
-    expect(o.ack(3, "n2", 20)).toBe(true);
+    expect(o.ack(3, "n2", 20)).toEqual([rec("a", 10, 1)]);
     expect(o.peek(3)).toBeUndefined();
   });
 
   it("keeps them for an ack that names another pull, or none", () => {
     const o = outbox();
     o.put(3, [rec("a", 10, 1)]);
-    expect(o.ack(3, "n2", 20)).toBe(false); // never served
+    expect(o.ack(3, "n2", 20)).toBeUndefined(); // never served
     o.served(3, "n2", 20, 0);
-    expect(o.ack(3, "n2", 19)).toBe(false); // an earlier pull of the same node
-    expect(o.ack(3, "n4", 20)).toBe(false); // another node
-    expect(o.ack(3, "n2", 0)).toBe(false); // an ack without an epoch names no pull
+    expect(o.ack(3, "n2", 19)).toBeUndefined(); // an earlier pull of the same node
+    expect(o.ack(3, "n4", 20)).toBeUndefined(); // another node
+    expect(o.ack(3, "n2", 0)).toBeUndefined(); // an ack without an epoch names no pull
     expect(o.peek(3)).toHaveLength(1);
   });
 
@@ -58,7 +58,7 @@ describe("outbox acks", () => {
     o.served(3, "n2", 20, 0);
     o.take(3); // this node re-acquired the partition and served it again ...
     o.put(3, [rec("a", 30, 2)]); // ... then released it with newer records
-    expect(o.ack(3, "n2", 20)).toBe(false);
+    expect(o.ack(3, "n2", 20)).toBeUndefined();
     expect(o.peek(3)).toEqual([rec("a", 30, 2)]);
   });
 
@@ -67,8 +67,8 @@ describe("outbox acks", () => {
     o.put(3, [rec("a", 10, 1), rec("b", 10, 1)]);
     o.served(3, "n2", 20, 0);
     o.served(3, "n4", 25, 1);
-    expect(o.ack(3, "n2", 20)).toBe(false);
-    expect(o.ack(3, "n4", 25)).toBe(false);
+    expect(o.ack(3, "n2", 20)).toBeUndefined();
+    expect(o.ack(3, "n4", 25)).toBeUndefined();
   });
 });
 

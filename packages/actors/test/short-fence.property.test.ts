@@ -85,12 +85,12 @@ describe("short fences (simulated bus)", () => {
       expect(keptTotal).toBeGreaterThan(0);
     }, 300_000);
 
-  // OPEN: found from seed 14 at the end of the session that added this file. An acknowledged op
-  // of a replicated entity is lost with the short-fence path turned off too, and on the code from
-  // before that path (aef7555). n2 acknowledges k0's op0 while n0 is stalled and n1 cut off; n2
-  // then stalls twice (the second past the take-over) and later serves k0 without op0 under a new
-  // tenure. Not investigated further yet. `it.fails` so that its fix shows: then make it `it`.
-  it.fails("known loss (seed 14): an acknowledged write of a replicated entity lost after two stalls", async () => {
+  // Found from seed 14 (also 15 and 18), on the code from before the short-fence path too: n2
+  // acknowledges k0's op0 with copies on n0 and n1; n2 fences, n0 takes p22 over from its copy and
+  // hands it back to n2, forgetting it on the pull's ack; n2 stalls again before serving, n1 is cut
+  // off, and n0 takes p22 again with no copy left: op0 was gone. Now a node that hands records off
+  // keeps them as copies where it is still a replica (handoff.ts ack). Fails without that.
+  it("a hand-off back to a stalled owner keeps the copy on the old holder (seed 14): nothing acknowledged lost", async () => {
     await scenario(
       [
         { op: "asks", n: 1, from: 0 },
