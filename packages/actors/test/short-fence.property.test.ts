@@ -104,4 +104,23 @@ describe("short fences (simulated bus)", () => {
       "timers-first",
     );
   }, 120_000);
+
+  // OPEN: found from seed 19 at the end of the session (not checked on older code). k0's op0 is
+  // lost after n0 stalls while n2 is cut off, n2 stalls while n1 is cut off, and n0 is cut off:
+  // at some point a node takes the partition over while both other holders of op0 are stalled or
+  // cut off, and an acquirer that reached no other member serves. Not investigated further.
+  // `it.fails` so that its fix shows: then make it `it`.
+  it.fails("known loss (seed 19): an acknowledged write of a replicated entity lost when every node is faulted in turn", async () => {
+    await scenario(
+      [
+        { op: "stall", i: 0, ms: 180, lag: 0, cut: 2 },
+        { op: "asks", n: 1, from: 0 },
+        { op: "stall", i: 2, ms: 780, lag: 2, cut: 1 },
+        { op: "cut", i: 0, ms: 927 },
+        { op: "asks", n: 1, from: 0 },
+      ],
+      6,
+      "timers-first",
+    );
+  }, 120_000);
 });
