@@ -1,6 +1,5 @@
-// Lease membership over a transport: heartbeats out, heartbeats/leaves/syncs in, and the live
-// member set recomputed whenever a lease is added, expires or is given up. Knows nothing of
-// partitions; ShardNode turns member sets into rings.
+// Lease membership over a transport: heartbeats out, heartbeats/leaves/syncs in, the live member
+// set recomputed whenever a lease is added, expires or is given up. No partitions (ShardNode).
 import { Admission, sameList } from "./admission.js";
 import { WakeTimer } from "./clock.js";
 import { ConfigMismatchError, DuplicateNodeIdError } from "./errors.js";
