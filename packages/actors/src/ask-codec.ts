@@ -1,7 +1,6 @@
 // The two messages of the ask hot path, encoded without an object per message: the same bytes
 // as wire.ts `encode` of `{ v: 1, k: "ask", ... }` and `{ v: 1, k: "ok", r }` (written by hand
 // in fast-pack.ts when the values are plain scalars, by packr otherwise).
-import { packAskMessage, packAskSeq, packOkMessage } from "./fast-pack.js";
 import { assertSerializable } from "./serializable.js";
 
 /**
@@ -21,35 +20,11 @@ export function assertArgs(args: readonly unknown[], type: string, h: string): v
   assertSerializable(args, `the arguments of ${type}.${h}`, "args");
 }
 
-/** `encode` of an ask (the same bytes), without an object per message (fast-pack.ts). */
-export function encodeAsk(
-  id: string,
-  t: string,
-  key: string,
-  h: string,
-  a: readonly unknown[],
-  hop: number,
-): Uint8Array {
-  return packAskMessage(id, t, key, h, a, hop);
-}
-
-/**
- * `encodeAsk` of the id `prefix + seq.toString(36)` (remote-ask.ts MessageIds): the digits go
- * straight into the message, no id string is built (the retry loop builds it if it runs).
- */
-export function encodeAskSeq(
-  prefix: string,
-  seq: number,
-  t: string,
-  key: string,
-  h: string,
-  a: readonly unknown[],
-  hop: number,
-): Uint8Array {
-  return packAskSeq(prefix, seq, t, key, h, a, hop);
-}
-
-/** `encode` of `{ v: 1, k: "ok", r }` (the same bytes), without an object per reply. */
-export function encodeOk(r: unknown): Uint8Array {
-  return packOkMessage(r);
-}
+// The encoders live in fast-pack.ts: `encodeAsk` (packAskMessage), `encodeAskSeq` (packAskSeq:
+// the id `prefix + seq.toString(36)` of remote-ask.ts MessageIds, its digits written straight
+// into the message) and `encodeOk` (packOkMessage), each the same bytes as wire.ts `encode`.
+export {
+  packAskMessage as encodeAsk,
+  packAskSeq as encodeAskSeq,
+  packOkMessage as encodeOk,
+} from "./fast-pack.js";
