@@ -5,25 +5,11 @@
 // 6 x handoffTimeoutMs for the crashed node, so the read below timed out (handoff stats:
 // partitionsYielded 1, copyWaits 1). Fixed in replication.ts (sameTenure); the step-by-step case
 // fails without the fix. Found by the replication property once steps became the default.
-import { Entity, type Sharding, type ShardingOptions } from "@keyhold/actors";
+import type { Sharding, ShardingOptions } from "@keyhold/actors";
 import { SimBus, seededRandom, VirtualClock } from "@keyhold/testing";
 import { expect, it } from "vitest";
+import { Account } from "./fixtures/account.js";
 import { drive, HB, startOn, TTL } from "./support.js";
-
-class Account extends Entity<{ balance: number }> {
-  static readonly type = "account";
-  static readonly replicas = 3;
-  initialState() {
-    return { balance: 0 };
-  }
-  deposit(x: number) {
-    this.state.balance += x;
-    return this.state.balance;
-  }
-  balance() {
-    return this.state.balance;
-  }
-}
 
 async function scenario(joinStepPartitions: number | "auto"): Promise<void> {
   // The replication property's counterexample: asks 2, join, asks 9, crash n0 (seed 30878660).

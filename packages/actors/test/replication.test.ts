@@ -18,22 +18,8 @@ import fc from "fast-check";
 import { Packr } from "msgpackr";
 import { beforeEach, describe, expect, it } from "vitest";
 import { decodeRequest, isError } from "../src/wire.js";
+import { Account } from "./fixtures/account.js";
 import { drive, HB, startOn, TTL } from "./support.js";
-
-class Account extends Entity<{ balance: number }> {
-  static readonly type = "account";
-  static readonly replicas = 3;
-  initialState() {
-    return { balance: 0 };
-  }
-  deposit(x: number) {
-    this.state.balance += x;
-    return this.state.balance;
-  }
-  balance() {
-    return this.state.balance;
-  }
-}
 
 class Stored extends Entity<{ n: number }> {
   static readonly type = "stored";
