@@ -60,7 +60,13 @@ describe("hand-off with node processes", () => {
     }
     const client = await connectClient(srv.url, "kill", { askTimeoutMs: 10_000 });
     cleanup.push(() => client.close());
-    await waitFor(() => client.node.members().length === 3);
+    // n1 and n2 join step by step (the default): kill a node that owns all it wins.
+    await waitFor(
+      () =>
+        client.node.members().length === 3 &&
+        client.node.members().every((m) => client.node.ring.capOf(m) === undefined),
+      { timeout: 10_000 },
+    );
     const keys = Array.from({ length: 300 }, (_, i) => `k-${i}`);
     const l = load(client, keys, 32);
     await sleep(700);

@@ -52,6 +52,7 @@ class Traced {
   spans = () => this.call<SpanInfo[]>("spans");
   metrics = () => this.call<Metrics>("metrics");
   members = () => this.call<string[]>("members");
+  joining = () => this.call<boolean>("joining");
   async [Symbol.asyncDispose]() {
     await this.call("close").catch(() => {});
     this.child.process.kill("SIGKILL");
@@ -63,10 +64,13 @@ describe("OpenTelemetry", () => {
     await using server = await NatsServer.start();
     await using a = await Traced.spawn(server.url, "node-a");
     await using b = await Traced.spawn(server.url, "node-b");
-    await waitFor(async () => (await a.members()).length === 2 && (await b.members()).length === 2, {
-      timeout: 10_000,
-      interval: 100,
-    });
+    // node-b joins step by step (the default): the asks below count what each node serves and
+    // activates, so they start once it owns all it wins (no hand-off moves entities under them).
+    await waitFor(
+      async () =>
+        (await a.members()).length === 2 && (await b.members()).length === 2 && !(await b.joining()),
+      { timeout: 10_000, interval: 100 },
+    );
 
     const keys = Array.from({ length: 40 }, (_, i) => `k${i}`);
     for (const key of keys) expect(await a.call("ask", { key })).toBe(1);
@@ -114,6 +118,8 @@ describe("OpenTelemetry", () => {
       timeout: 10_000,
       interval: 100,
     });
+    // The metrics below are read once node-c's last step is done.
+    await waitFor(async () => !(await c.joining()), { timeout: 15_000, interval: 100 });
     const cm = await c.metrics();
     expect(cm["keyhold.members"]?.total).toBe(3);
     expect(cm["keyhold.partitions.owned"]?.total).toBeGreaterThan(0);

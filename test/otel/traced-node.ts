@@ -27,7 +27,7 @@ const sharding = await Sharding.start({
 
 type Command =
   | { req: number; cmd: "ask"; key: string }
-  | { req: number; cmd: "members" | "spans" | "metrics" | "close" };
+  | { req: number; cmd: "members" | "joining" | "spans" | "metrics" | "close" };
 
 async function answer(m: Command): Promise<unknown> {
   switch (m.cmd) {
@@ -35,6 +35,8 @@ async function answer(m: Command): Promise<unknown> {
       return sharding.ask(Counter, m.key, "add", [1]);
     case "members":
       return sharding.node.members();
+    case "joining": // still joining step by step (joinStepPartitions "auto", the default)
+      return sharding.node.joinFront !== undefined;
     case "spans":
       return telemetry.finishedSpans().map((s) => ({
         name: s.name,

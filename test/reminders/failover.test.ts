@@ -73,6 +73,11 @@ async function killBeforeDue(
   await waitFor(async () =>
     (await Promise.all(nodes.map((n) => n.state()))).every((s) => s.members.length === 4),
   );
+  // The nodes join step by step (the default): the victim's keys are picked once none is capped,
+  // else a later step could move some of them off it before the kill.
+  await waitFor(() => client.node.members().every((m) => client.node.ring.capOf(m) === undefined), {
+    timeout: 10_000,
+  });
   const victim = nodes[1]!;
   const keys = Array.from({ length: 40 }, (_, i) => `alarm-${i}`);
   const victimKeys = keys.filter((k) => client.node.place(k) === victim.id);

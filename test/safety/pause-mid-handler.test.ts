@@ -14,7 +14,7 @@ import { analyzeAcks, HistoryRecorder, NatsServer, ShardingProcess, waitFor } fr
 import { afterEach, describe, expect, it } from "vitest";
 import { type Final, judgeLineages } from "./lineages.js";
 import { Ledger } from "./pause-fixtures.js";
-import { LEASE, sleep } from "./support.js";
+import { LEASE, sleep, waitForSettledRing } from "./support.js";
 
 const FIXTURES = fileURLToPath(new URL("./pause-fixtures.ts", import.meta.url));
 const cleanup: (() => Promise<unknown>)[] = [];
@@ -47,7 +47,9 @@ describe("safety: a pause between a message's admission and its answer", () => {
         askTimeoutMs: 20_000,
       });
       cleanup.push(() => c.close());
-      await waitFor(() => c.node.members().length === 3, { timeout: 20_000 });
+      // n1 and n2 join step by step (the default): the victim's keys are picked from the
+      // settled ring, else they could move to a joiner and the pauses would miss them.
+      await waitForSettledRing(c, 3);
       return c;
     };
     // The slow asks wait out a pause in the victim's socket; the fast ones give up on the

@@ -13,6 +13,7 @@ import {
   registerModel,
   ShardingProcess,
   type ShardingProcessOptions,
+  waitFor,
 } from "@keyhold/testing";
 import { expect } from "vitest";
 import {
@@ -54,6 +55,20 @@ export function spawnNodes(
       };
       return ShardingProcess.spawn(o, ENTITIES);
     }),
+  );
+}
+
+/**
+ * Waits until `c` sees `n` members, none of them still joining step by step (joinStepPartitions
+ * "auto", the default): a test that times a fault against who owns what starts it after this.
+ */
+export function waitForSettledRing(c: Sharding, n: number, timeout = 20_000): Promise<void> {
+  return waitFor(
+    () => {
+      const members = c.node.members();
+      return members.length === n && members.every((m) => c.node.ring.capOf(m) === undefined);
+    },
+    { timeout, interval: 50, message: `the ring did not settle at ${n} members within ${timeout} ms` },
   );
 }
 

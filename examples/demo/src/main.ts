@@ -24,7 +24,7 @@ const phaseMs = quick ? 1200 : 4000;
 const keyCount = quick ? 1000 : 3000;
 const concurrency = 64;
 // A joining node takes this many of its partitions at a time (0: all at once); DEMO_JOIN_STEP.
-// Unset: "auto" (a quarter of what the node wins per step; the library default is 0).
+// Unset: the library's default ("auto": a quarter of what the node wins per step).
 const joinStepEnv = process.env.DEMO_JOIN_STEP;
 const joinStepPartitions: number | "auto" =
   joinStepEnv === undefined || joinStepEnv === "auto" ? "auto" : Number(joinStepEnv);
@@ -51,7 +51,7 @@ const servers = process.env.NATS_URL ?? server!.url;
 const cluster = `demo-${process.pid}`;
 log(
   `Keyhold demo: ${keyCount} counter entities, ${concurrency} asks in flight, lease ${lease.heartbeatMs}/${lease.ttlMs} ms` +
-    `, join step ${joinStepPartitions || "off"}${joinStepEnv === undefined ? " (the demo's default)" : ""}${quick ? " (quick mode)" : ""}`,
+    `, join step ${joinStepPartitions || "off"}${joinStepEnv === undefined ? " (default)" : ""}${quick ? " (quick mode)" : ""}`,
 );
 log(`NATS: ${servers}${server ? " (embedded nats-server)" : ""}`);
 

@@ -49,6 +49,9 @@ const a = await Sharding.start({ ...common, nodeId: "node-a", entities: [Account
 const b = await Sharding.start({ ...common, nodeId: "node-b", entities: [Account] });
 const client = await Sharding.connect({ ...common, entities: [Account] });
 while (client.node.members().length < 2) await new Promise((r) => setTimeout(r, 20));
+// node-b joins step by step (the default): pick the account once it owns all it wins.
+while (b.node.joinFront !== undefined || client.node.ring.capOf("node-b") !== undefined)
+  await new Promise((r) => setTimeout(r, 20));
 
 // An account that node-a owns, so that node-a leaving moves it to node-b.
 let key = "acct-0";

@@ -41,7 +41,7 @@ beforeEach(() => {
 });
 
 function node(id: string, extra: Partial<ShardingOptions> = {}, client = false): Promise<Sharding> {
-  // Step by step ("auto", not the default): the property found a refill bug that way.
+  // Step by step ("auto", the default, named so the property keeps it): it found a refill bug that way.
   const opts = { cluster: "r", entities: [Account, Stored], joinStepPartitions: "auto" as const, ...extra };
   return startOn(bus, id, opts, client);
 }

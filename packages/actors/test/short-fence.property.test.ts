@@ -102,6 +102,7 @@ describe("short fences (simulated bus)", () => {
       ],
       1,
       "timers-first",
+      0,
     );
   }, 120_000);
 
@@ -121,6 +122,7 @@ describe("short fences (simulated bus)", () => {
       ],
       6,
       "timers-first",
+      0,
     );
   }, 120_000);
 });

@@ -40,6 +40,9 @@ export async function scenario(
   ops: readonly Op[],
   seed: number,
   resume: "io-first" | "timers-first",
+  // The replays of recorded runs pin 0 (join at once, the default they were found under): the
+  // steps' timing is part of a run.
+  joinStepPartitions: number | "auto" = "auto",
 ): Promise<number> {
   const bus = new SimBus(new VirtualClock(), { jitterMs: 4, duplicate: 0.1, random: seededRandom(seed) });
   const ids = ["n0", "n1", "n2"];
@@ -50,6 +53,7 @@ export async function scenario(
     nodes.push(
       await startOn(bus, ids[i]!, {
         cluster: "sp",
+        joinStepPartitions,
         transport: p.transport,
         clock: p.clock,
         entities: [Log],

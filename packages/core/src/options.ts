@@ -14,12 +14,12 @@ export const DEFAULT_TTL_MS = 6000;
 export const DEFAULT_SKEW_MS = 5000;
 export const DEFAULT_START_TIMEOUT_MS = 5000;
 /**
- * joinStepPartitions: 0 joins at once (the default); "auto" takes a quarter of what the node wins
- * per step (join-steps.ts), the demo's setting. Not the default yet: a joiner owns its partitions
- * about five heartbeats later, and code that acts on ownership right after start() must wait for
- * the last step (docs/reference/configuration.md).
+ * joinStepPartitions: "auto" (the default) takes a quarter of what the node wins per step
+ * (join-steps.ts); 0 joins at once. A joiner owns its partitions about five heartbeats after
+ * start(): code that acts on ownership right after start() waits for `joinFront === undefined`
+ * (docs/reference/configuration.md).
  */
-export const DEFAULT_JOIN_STEP_PARTITIONS: number | "auto" = 0;
+export const DEFAULT_JOIN_STEP_PARTITIONS: number | "auto" = "auto";
 /**
  * Largest ringSize accepted. A ring is rebuilt synchronously on every membership change in
  * O(members x ringSize) hashes (about 120 ms for 64 members x 4096 partitions here), so
@@ -329,7 +329,7 @@ export function parseOptions(options: ShardNodeOptions): ParsedOptions {
   };
 }
 
-/** joinStepPartitions: "auto", or an integer from 0 (at once, the default) to ringSize. */
+/** joinStepPartitions: "auto" (the default), or an integer from 0 (at once) to ringSize. */
 function joinStepOption(value: unknown, ringSize: number): number | "auto" {
   if (value === undefined) return DEFAULT_JOIN_STEP_PARTITIONS;
   if (value === "auto") return "auto";

@@ -1,5 +1,5 @@
-// Joining step by step with joinStepPartitions "auto" (a quarter of what the node wins per
-// step, so four steps whatever the ring size; not the default yet, see membership.md), and the admission fronts a sync reply carries:
+// Joining step by step by default (joinStepPartitions "auto": a quarter of what the node wins per
+// step, so four steps whatever the ring size), and the admission fronts a sync reply carries:
 // a node that starts while another is mid-step places like the others at once.
 import {
   decodeMembershipMessage,
@@ -21,7 +21,7 @@ const HB = 100;
 const packr = new Packr({ useRecords: false });
 
 async function start(bus: SimBus, id: string, ringSize: number, extra: Partial<ShardNodeOptions> = {}) {
-  const sim = await startSimNode(bus, id, { ringSize, joinStepPartitions: "auto", ...extra });
+  const sim = await startSimNode(bus, id, { ringSize, ...extra });
   await bus.clock.advance(0);
   return sim;
 }
@@ -36,7 +36,7 @@ function frontsOf(bus: SimBus, id: string): number[] {
   return fronts;
 }
 
-describe("joinStepPartitions auto", () => {
+describe("joinStepPartitions auto (the default)", () => {
   it("sizes a step as a JOIN_STEPS-th of what the node wins, at least 1", () => {
     expect(JOIN_STEPS).toBe(4);
     expect(stepSize("auto", 16)).toBe(4);
@@ -48,7 +48,7 @@ describe("joinStepPartitions auto", () => {
   });
 
   for (const ring of [64, 1024]) {
-    it(`joins in ${JOIN_STEPS} steps with "auto", in a ${ring}-partition ring, and leaves in as many`, async () => {
+    it(`joins in ${JOIN_STEPS} steps by default, in a ${ring}-partition ring, and leaves in as many`, async () => {
       const bus = new SimBus(new VirtualClock());
       const a = await start(bus, "a", ring);
       // The first node of a cluster joins at once.
