@@ -5,14 +5,6 @@
 // Each copy keeps its own partition, fencing token and answer (`repok` or `stale`), which the
 // replicator reads exactly as if it had travelled alone (replication.ts send). The lease is
 // checked again right before a batch leaves: publishing copies is an act as owner.
-//
-// At most one batch in flight per replica (a Nagle-like rule): copies due while the last batch
-// to that replica has no answer yet wait for it and leave together, the moment it is answered
-// (or fails), so under load one request carries the copies of several turns and the messages
-// per write fall, while a copy to an idle replica leaves at the end of its turn as before. A
-// full batch (maxEntries, max_payload) leaves at once. So that a replica that does not answer
-// (crashed, cut off) delays no copy by more than HOLD_MAX_MS on top of its own timeout, the
-// wait ends after that long, and the waiting batch leaves beside the one in flight.
 import type { Transport } from "@keyhold/core";
 import {
   type CopyBatchMessage,
@@ -28,8 +20,6 @@ import { decodeRequest, encode, isError, type ReplicateMessage } from "./wire.js
 const HEADROOM_BYTES = 4096;
 /** What msgpack adds per entry (a bin header) at most. */
 const ENTRY_OVERHEAD = 8;
-/** Longest a batch waits for the answer to the one in flight to its replica before it leaves anyway. */
-export const HOLD_MAX_MS = 20;
 /** max_payload when the transport does not say (the NATS server's default). */
 const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
 
@@ -46,8 +36,6 @@ export interface CopyBatchStats {
   requests: number;
   /** Copies they carried. */
   copies: number;
-  /** Batches that waited for the answer to the one in flight to their replica. */
-  held: number;
 }
 
 export interface CopyBatcherParams {
@@ -59,10 +47,6 @@ export interface CopyBatcherParams {
   readonly leaseValid: () => boolean;
   /** Runs `fn` once the current turn's synchronous work and promise jobs are done. */
   readonly schedule?: (fn: () => void) => void;
-  /** Runs `fn` after `ms` (setTimeout by default); returns its cancel. */
-  readonly after?: (fn: () => void, ms: number) => () => void;
-  /** false: every batch leaves at the end of its turn, however many are in flight (default true). */
-  readonly oneInFlight?: boolean;
 }
 
 interface Entry {
@@ -76,34 +60,16 @@ interface Queue {
   bytes: number;
 }
 
-/** Per replica: requests in flight, and the cancel of a waiting batch's deadline. */
-interface Lane {
-  inFlight: number;
-  cancel: (() => void) | undefined;
-}
-
-const defaultAfter = (fn: () => void, ms: number): (() => void) => {
-  const t = setTimeout(fn, ms);
-  t.unref?.();
-  return () => clearTimeout(t);
-};
-
 export class CopyBatcher {
   readonly #p: CopyBatcherParams;
   readonly #schedule: (fn: () => void) => void;
-  readonly #after: (fn: () => void, ms: number) => () => void;
-  readonly #gate: boolean;
   readonly #queues = new Map<string, Queue>();
-  // One per replica ever sent to (bounded by the members ever seen, as the replicator's subjects).
-  readonly #lanes = new Map<string, Lane>();
   #scheduled = false;
-  readonly stats: CopyBatchStats = { requests: 0, copies: 0, held: 0 };
+  readonly stats: CopyBatchStats = { requests: 0, copies: 0 };
 
   constructor(params: CopyBatcherParams) {
     this.#p = params;
     this.#schedule = params.schedule ?? queueMicrotask;
-    this.#after = params.after ?? defaultAfter;
-    this.#gate = params.oneInFlight ?? true;
   }
 
   #limit(): number {
@@ -126,7 +92,8 @@ export class CopyBatcher {
     const limit = this.#limit();
     let q = this.#queues.get(subject);
     if (q && (q.entries.length >= Math.min(this.#p.maxEntries, MAX_COPY_ENTRIES) || q.bytes + size > limit)) {
-      this.#release(subject, q);
+      this.#queues.delete(subject);
+      this.#send(subject, q.entries);
       q = undefined;
     }
     if (!q) {
@@ -143,46 +110,9 @@ export class CopyBatcher {
 
   #flush(): void {
     this.#scheduled = false;
-    if (!this.#gate) {
-      const queues = [...this.#queues];
-      this.#queues.clear();
-      for (const [subject, q] of queues) this.#send(subject, q.entries);
-      return;
-    }
-    for (const [subject, q] of [...this.#queues]) {
-      const lane = this.#lanes.get(subject);
-      if (lane === undefined || lane.inFlight === 0) this.#release(subject, q);
-      else if (lane.cancel === undefined) {
-        // Waits for the answer to the batch in flight (#settled), at most HOLD_MAX_MS.
-        this.stats.held++;
-        lane.cancel = this.#after(() => {
-          lane.cancel = undefined;
-          const waiting = this.#queues.get(subject);
-          if (waiting) this.#release(subject, waiting);
-        }, HOLD_MAX_MS);
-      }
-    }
-  }
-
-  /** Sends the batch waiting for `subject` now (it leaves the queue; its deadline, if any, goes). */
-  #release(subject: string, q: Queue): void {
-    this.#queues.delete(subject);
-    const lane = this.#lanes.get(subject);
-    if (lane?.cancel) {
-      lane.cancel();
-      lane.cancel = undefined;
-    }
-    this.#send(subject, q.entries);
-  }
-
-  /** A request to `subject` was answered or failed: a batch waiting for it leaves this turn. */
-  #settled(subject: string): void {
-    const lane = this.#lanes.get(subject);
-    if (lane && lane.inFlight > 0) lane.inFlight--;
-    if (!this.#queues.has(subject) || this.#scheduled) return;
-    // At the end of this turn, with whatever copies the answer's own releases add to it.
-    this.#scheduled = true;
-    this.#schedule(() => this.#flush());
+    const queues = [...this.#queues];
+    this.#queues.clear();
+    for (const [subject, q] of queues) this.#send(subject, q.entries);
   }
 
   #send(subject: string, entries: readonly Entry[]): void {
@@ -194,41 +124,14 @@ export class CopyBatcher {
     this.stats.requests++;
     this.stats.copies += entries.length;
     const timeout = this.#p.timeoutMs;
-    let lane = this.#lanes.get(subject);
-    if (lane === undefined) {
-      lane = { inFlight: 0, cancel: undefined };
-      this.#lanes.set(subject, lane);
-    }
-    lane.inFlight++;
-    const done = () => this.#settled(subject);
-    try {
-      this.#request(subject, entries, timeout, done);
-    } catch (err) {
-      // A transport that throws instead of rejecting: the copies fail as if it had rejected.
-      done();
-      for (const e of entries) e.reject(err);
-    }
-  }
-
-  #request(subject: string, entries: readonly Entry[], timeout: number, done: () => void): void {
     if (entries.length === 1) {
       // A copy alone travels as a plain `rep`: no envelope to build or open.
       const e = entries[0]!;
-      this.#p.transport.request(subject, e.msg, { timeout }).then(
-        (data) => {
-          done();
-          e.resolve(data);
-        },
-        (err: unknown) => {
-          done();
-          e.reject(err);
-        },
-      );
+      this.#p.transport.request(subject, e.msg, { timeout }).then(e.resolve, e.reject);
       return;
     }
     this.#p.transport.request(subject, encodeCopyBatch(entries.map((e) => e.msg)), { timeout }).then(
       (data) => {
-        done();
         const replies = decodeCopyAcks(data, entries.length);
         // A malformed answer acknowledges nothing: each copy reads an empty reply ("bad reply").
         entries.forEach((e, i) => {
@@ -236,7 +139,6 @@ export class CopyBatcher {
         });
       },
       (err: unknown) => {
-        done();
         for (const e of entries) e.reject(err);
       },
     );
