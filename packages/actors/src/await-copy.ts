@@ -80,6 +80,8 @@ export class AwaitCopy {
   readonly #p: AwaitCopyParams;
   /** The members of the views the latest changes replaced (viewChanged). */
   #recent = new Set<string>();
+  /** When the current view began (viewChanged). */
+  #since = Number.NEGATIVE_INFINITY;
 
   constructor(params: AwaitCopyParams) {
     this.#p = params;
@@ -87,15 +89,24 @@ export class AwaitCopy {
 
   /**
    * A membership change from `before` to `after` (handoff.ts follow). The members that may hold
-   * copies are those of the view it replaced; but a view without this node (fenced, or not yet
-   * joined) says nothing about who held them meanwhile, so a change into or out of one adds the
-   * members it replaced to those remembered instead of replacing them: a node back from a fence
-   * still counts the members it knew before the fence.
+   * copies are those of the view it replaced, and of the views before it where that view says
+   * nothing certain: where it lasted less than ttlMs (members lost at once, by a split or a
+   * stall, leave the views one sweep apart, up to a heartbeat: a survivor counts them all), and
+   * where this node was not in it (fenced, or not joined yet: it knew nothing meanwhile, and a
+   * node back from a fence counts the members it knew before). A change from a view that
+   * lasted, with this node in both, forgets the older ones: their members were dropped from
+   * every view a while ago, and the writes since were copied elsewhere. Members that left
+   * gracefully are not kept that way: a leave is announced, not a loss at once with others.
    */
   viewChanged(before: Ring, after: Ring): void {
-    const self = this.#p.nodeId;
-    const keep = !before.members.includes(self) || !after.members.includes(self);
-    this.#recent = new Set([...(keep ? this.#recent : []), ...before.members]);
+    const { nodeId: self, node } = this.#p;
+    const now = this.#p.clock.now();
+    const brief = now - this.#since < node.config.ttlMs;
+    this.#since = now;
+    const keep = brief || !before.members.includes(self) || !after.members.includes(self);
+    const left = new Set(node.departed());
+    const kept = keep ? [...this.#recent].filter((m) => !left.has(m)) : [];
+    this.#recent = new Set([...kept, ...before.members]);
   }
 
   #replicated(rec: EntityRecord): boolean {
@@ -186,17 +197,23 @@ export class AwaitCopy {
 
   /**
    * The test of `quorum` for `p`: whether members still `missing` leave, for some replicated type
-   * with N copies, majorityReplicas(N) + 1 members of its replica set unreached. The replica set
-   * is fixed at the acquisition, from this node, its peers and its current view.
+   * with N copies, majorityReplicas(N) + 1 members of its replica set unreached. The replica set,
+   * fixed at the acquisition: the top N of `p` among this node, its view and the members of the
+   * views the latest changes replaced (viewChanged), in plain HRW order and with the caps of
+   * joiners in the current view. Not the current view's own top N: where members left one by one
+   * (a split seen in two sweeps), it takes in a member the writes of the views before never used.
    */
   #short(p: number): (missing: readonly Peer[]) => boolean {
     const { node, nodeId, defs } = this.#p;
     const ns = new Set([...defs.values()].map((d) => d.replicas ?? 1).filter((n) => n > 1));
     if (ns.size === 0) return () => false;
-    const all = new Ring([nodeId, ...node.members(), ...this.#recent], node.config.ringSize);
+    // Not the members that left gracefully: they handed off what they owned, copies are copies.
+    const left = new Set(node.departed());
+    const ids = [nodeId, ...node.members(), ...[...this.#recent].filter((m) => !left.has(m))];
+    const rings = [new Ring(ids, node.config.ringSize), new Ring(ids, node.config.ringSize, node.ring.caps)];
     const sets = [...ns].map((n) => ({
       q: majorityReplicas(n) + 1,
-      set: new Set([...all.ownersOfPartition(p, n), ...node.ring.ownersOfPartition(p, n)]),
+      set: new Set(rings.flatMap((r) => r.ownersOfPartition(p, n))),
     }));
     return (missing) => sets.some(({ q, set }) => missing.filter((m) => set.has(m.id)).length >= q);
   }
