@@ -82,9 +82,12 @@ export class AwaitCopy {
   #recent = new Set<string>();
   /** When the current view began (viewChanged). */
   #since = Number.NEGATIVE_INFINITY;
+  /** When this node started: the entries its first views hold were synced, not heard. */
+  readonly #born: number;
 
   constructor(params: AwaitCopyParams) {
     this.#p = params;
+    this.#born = params.clock.now();
   }
 
   /**
@@ -96,7 +99,10 @@ export class AwaitCopy {
    * node back from a fence counts the members it knew before). A change from a view that
    * lasted, with this node in both, forgets the older ones: their members were dropped from
    * every view a while ago, and the writes since were copied elsewhere. Members that left
-   * gracefully are not kept that way: a leave is announced, not a loss at once with others.
+   * gracefully are not kept that way: a leave is announced, not a loss at once with others. A
+   * node started less than ttlMs + heartbeatMs ago keeps none (its current view still counts):
+   * its table holds entries it synced at the join, and the entry of a member that had left
+   * (whose leave it did not hear) ages out then; it had held nothing of theirs either.
    */
   viewChanged(before: Ring, after: Ring): void {
     const { nodeId: self, node } = this.#p;
@@ -106,7 +112,8 @@ export class AwaitCopy {
     const keep = brief || !before.members.includes(self) || !after.members.includes(self);
     const left = new Set(node.departed());
     const kept = keep ? [...this.#recent].filter((m) => !left.has(m)) : [];
-    this.#recent = new Set([...kept, ...before.members]);
+    const joining = now - this.#born < node.config.ttlMs + node.config.heartbeatMs;
+    this.#recent = new Set([...kept, ...(joining ? [] : before.members)]);
   }
 
   #replicated(rec: EntityRecord): boolean {
