@@ -25,6 +25,11 @@ export interface HandoffStats {
   preFenceLeaseKept: number;
   /** Re-acquisitions whose replicated pre-fence records waited for whom the pull missed (await-copy.ts). */
   copyWaits: number;
+  /**
+   * Acquisitions held back, the partition unserved, because the pull missed a write quorum of its
+   * replica set (majorityReplicas(N) + 1 members unanswered; await-copy.ts `quorum`).
+   */
+  quorumWaits: number;
   /** Partitions whose records were taken from this node's outbox by a new owner. */
   handedOff: number;
   /** Pulls given up: the previous owner was gone or did not answer in handoffTimeoutMs. */
@@ -55,6 +60,7 @@ export function emptyHandoffStats(): HandoffStats {
     preFenceDropped: 0,
     preFenceLeaseKept: 0,
     copyWaits: 0,
+    quorumWaits: 0,
     handedOff: 0,
     pullsAbandoned: 0,
     buffered: 0,

@@ -5,12 +5,12 @@
 // that still owns the partition in its own view answers "wait"; one that is releasing it
 // answers once its queued messages are done ("busy" meanwhile); one holding released records
 // hands them over only to the node its view names as the owner, and forgets them on ack. The
-// new owner keeps the newest record of each entity (epoch, then version: isNewer)
-// and serves once everyone answered or handoffTimeoutMs passed (pull.ts). The ordering makes a
-// duplicate, late or reordered pull, reply or ack harmless, and since
-// records reach whoever the holders' views agree on, a chain of quick moves (A to B to C)
-// cannot strand them with an interim owner. Per-partition chains keep the steps of one
-// partition in order while different partitions move in parallel.
+// new owner keeps the newest record of each entity (epoch, then version: isNewer) and serves
+// once everyone answered or handoffTimeoutMs passed (pull.ts), unless the members missed may
+// hold what it lacks (await-copy.ts). The ordering makes a duplicate, late or reordered pull,
+// reply or ack harmless, and since records reach whoever the holders' views agree on, a chain
+// of quick moves (A to B to C) cannot strand them with an interim owner. Per-partition chains
+// keep the steps of one partition in order while different partitions move in parallel.
 //
 // Fencing: before it pulls, the new owner takes a new epoch for the partition (epochs.ts). The
 // pull carries it, and every holder that answers first raises its floor for the partition to
@@ -95,7 +95,6 @@ export class Handoff {
   /** Whether a fence was too short for a take-over, per partition (fence-witness.ts). */
   readonly #witness: FenceWitness;
   #peers: PeerTracker | undefined;
-
   readonly #puller: Puller;
   readonly #awaitCopy: AwaitCopy;
   // Per partition, acquisitions called and not finished; the backstop reads it (owned-watch.ts).
@@ -158,6 +157,7 @@ export class Handoff {
         peers.update(e, node.departed());
         const [before, ring] = [seen, node.ring];
         seen = ring;
+        this.#awaitCopy.viewChanged(before, ring);
         if (replicator && refill) {
           // The replica sets of partitions we serve may have changed: top up those that did (the
           // first replicas of their order moved; a joiner at front 0 or a leaver that gave its
@@ -256,15 +256,19 @@ export class Handoff {
             );
           }
           if (incomplete && !kept && !this.#fencing.unbroken(p)) {
-            // (Not when the epoch bucket shows nobody took it since our tenure: fencing.ts unbroken.)
             // Plain entities restart; replicated ones wait for the missing members (await-copy.ts).
             const n = await this.#awaitCopy.settle(p, epoch, mine.recs, pulled, eager, lost, superseded);
             if (n === undefined) return this.#p.outbox.put(p, mine.recs, true); // superseded while waiting
             records += n;
-          } else if (mine) {
-            const n = this.#installAll(p, mine.recs, eager);
-            records += n;
-            if (mine.preFence) this.#stats.preFenceSuperseded += mine.recs.length - n;
+          } else {
+            // No pre-fence records, or a proof: waits while a write quorum of its replicas is unreached,
+            // unless the epoch bucket shows nobody took it since this node's last tenure (await-copy.ts).
+            const free = mine?.preFence || this.#fencing.unbroken(p);
+            const q = free ? 0 : await this.#awaitCopy.quorum(p, epoch, pulled, eager, lost, superseded);
+            if (q === undefined) return mine && this.#p.outbox.put(p, mine.recs, mine.preFence);
+            const n = mine ? this.#installAll(p, mine.recs, eager) : 0;
+            records += n + q;
+            if (mine?.preFence) this.#stats.preFenceSuperseded += mine.recs.length - n;
           }
           await this.#p.recoverReminders?.(p);
           // Every record is in. A record of an epoch at or above ours (a concurrent acquirer, or a
@@ -383,10 +387,9 @@ export class Handoff {
   }
 
   /**
-   * The new owner `from` installed the records of `p` its pull of epoch `ep` got: forget them,
-   * but keep them as replica copies where this node is still a replica. Otherwise a hand-off
-   * merges two holders of a write into one until the new owner's refill lands, and a pull
-   * that misses the new owner then misses the write (short-fence.property, seed 14).
+   * The new owner `from` installed what its pull of `p` (epoch `ep`) got: forget it, but keep it as
+   * replica copies where this node is still a replica, or a hand-off merges two holders of a write into
+   * one until the refill lands and a pull missing the new owner misses it (short-fence.property, seed 14).
    */
   ack(p: number, from: string, ep: number): void {
     const recs = this.#p.outbox.ack(p, from, ep);

@@ -106,12 +106,12 @@ describe("short fences (simulated bus)", () => {
     );
   }, 120_000);
 
-  // OPEN: found from seed 19 at the end of the session (not checked on older code). k0's op0 is
-  // lost after n0 stalls while n2 is cut off, n2 stalls while n1 is cut off, and n0 is cut off:
-  // at some point a node takes the partition over while both other holders of op0 are stalled or
-  // cut off, and an acquirer that reached no other member serves. Not investigated further.
-  // `it.fails` so that its fix shows: then make it `it`.
-  it.fails("known loss (seed 19): an acknowledged write of a replicated entity lost when every node is faulted in turn", async () => {
+  // Found from seed 19: n0 takes p22 over while n2 is stalled and acknowledges k0's op0 with
+  // copies on n0 and n1; n1 and then n0 are cut off and fence; n2 comes back alone, holding
+  // nothing of p22, and its pull of p22 reaches neither n0 nor n1. It used to serve k0 from
+  // nothing (op1 then acknowledged without op0). Now an acquirer whose pull missed a write quorum
+  // of the partition's replica set waits for them (await-copy.ts `quorum`). Fails without that.
+  it("every node faulted in turn (seed 19): an acquirer that reached no replica of a partition waits; nothing acknowledged lost", async () => {
     await scenario(
       [
         { op: "stall", i: 0, ms: 180, lag: 0, cut: 2 },
