@@ -125,4 +125,24 @@ describe("short fences (simulated bus)", () => {
       0,
     );
   }, 120_000);
+
+  // OPEN: found from seed 35 (io-first) with joins at once (joinStepPartitions 0); k11's op1 is
+  // lost. Seed 35 fails on 3ead3c7 too (before the quorum wait), so the loss predates it; not
+  // traced yet. With the default "auto" joins the random run of seed 35 passes, so this replay
+  // pins 0. it.fails turns red once the loss is fixed: flip it to it then.
+  it.fails("known loss (seed 35, joins at once): an acknowledged write of a replicated entity lost", async () => {
+    await scenario(
+      [
+        { op: "asks", n: 2, from: 18 },
+        { op: "cut", i: 2, ms: 531 },
+        { op: "stall", i: 2, ms: 875, lag: 20, cut: 1 },
+        { op: "asks", n: 2, from: 42 },
+        { op: "stall", i: 1, ms: 180, lag: 9, cut: 0 },
+        { op: "stall", i: 0, ms: 180, lag: 0, cut: null },
+      ],
+      24,
+      "io-first",
+      0,
+    );
+  }, 120_000);
 });
