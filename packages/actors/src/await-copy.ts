@@ -80,6 +80,8 @@ export class AwaitCopy {
   readonly #p: AwaitCopyParams;
   /** The members of the views the latest changes replaced (viewChanged). */
   #recent = new Set<string>();
+  /** Members of the view this node's latest fence replaced that no view has shown since. */
+  #unseen = new Set<string>();
   /** When the current view began (viewChanged). */
   #since = Number.NEGATIVE_INFINITY;
   /** When this node started: the entries its first views hold were synced, not heard. */
@@ -114,6 +116,14 @@ export class AwaitCopy {
     const kept = keep ? [...this.#recent].filter((m) => !left.has(m)) : [];
     const joining = now - this.#born < node.config.ttlMs + node.config.heartbeatMs;
     this.#recent = new Set([...kept, ...(joining ? [] : before.members)]);
+    // A fence: the writes of the view it replaced were copied among its members, and this node,
+    // fenced, heard nothing of them; a view that lasts after it says nothing of members it never
+    // shows (a refill to this node may have failed meanwhile: short-fence property, seed 35). So
+    // those members count until a view shows them again or they leave gracefully; the peer
+    // tracker's retention bounds the wait for one that never comes back (#wait).
+    if (!joining && before.members.includes(self) && !after.members.includes(self))
+      for (const m of before.members) if (m !== self) this.#unseen.add(m);
+    for (const m of [...after.members, ...left]) this.#unseen.delete(m);
   }
 
   #replicated(rec: EntityRecord): boolean {
@@ -216,7 +226,11 @@ export class AwaitCopy {
     if (ns.size === 0) return () => false;
     // Not the members that left gracefully: they handed off what they owned, copies are copies.
     const left = new Set(node.departed());
-    const ids = [nodeId, ...node.members(), ...[...this.#recent].filter((m) => !left.has(m))];
+    const ids = [
+      nodeId,
+      ...node.members(),
+      ...[...this.#recent, ...this.#unseen].filter((m) => !left.has(m)),
+    ];
     const rings = [new Ring(ids, node.config.ringSize), new Ring(ids, node.config.ringSize, node.ring.caps)];
     const sets = [...ns].map((n) => ({
       q: majorityReplicas(n) + 1,
