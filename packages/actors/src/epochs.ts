@@ -292,15 +292,16 @@ export async function openEpochs(a: {
     a.logger.info(`node ${a.nodeId}: no JetStream on this NATS; fencing tokens are local acquisition stamps`);
     return localEpochs(a.clock);
   }
-  try {
-    await (await jetstreamManager(nc, { timeout: a.timeoutMs })).getAccountInfo();
-  } catch (err) {
+  const err = await accountInfoError(nc, a.timeoutMs, a.clock);
+  if (err !== undefined) {
     if (mode === "jetstream")
       throw new EpochError(
         `epochs: "jetstream" but the NATS server offers no JetStream (${String(err)}); start nats-server with -js, or use epochs: "local" and accept that a NATS cluster split is not protected`,
         { cause: err },
       );
-    a.logger.info(`node ${a.nodeId}: no JetStream on this NATS; fencing tokens are local acquisition stamps`);
+    a.logger.warn(
+      `node ${a.nodeId}: the NATS server advertises JetStream but its API did not answer (${String(err)}); fencing tokens are local acquisition stamps`,
+    );
     return localEpochs(a.clock);
   }
   const kvm = new Kvm(jetstream(nc, { timeout: a.timeoutMs }));
@@ -328,4 +329,28 @@ export async function openEpochs(a: {
     }
   }
   throw new EpochError(`Cannot open the epoch bucket ${bucket}: ${String(lastErr)}`, { cause: lastErr });
+}
+
+/** How long openEpochs asks a server that advertises JetStream before taking its API as absent. */
+const JETSTREAM_READY_MS = 10_000;
+
+/**
+ * Undefined when the account's JetStream API answers; else the last error. A server that
+ * advertises JetStream in its INFO is asked again, 500 ms apart, for up to JETSTREAM_READY_MS: a
+ * NATS cluster still electing its meta leader (slow on a loaded machine) does not answer yet, and
+ * taking that for "no JetStream" would silently give a node local stamps. A permissions error is
+ * final at once (a node user without JetStream permissions: secure-a-cluster.md).
+ */
+async function accountInfoError(nc: NatsConnection, timeoutMs: number, clock: Clock): Promise<unknown> {
+  const advertised = (nc.info as { jetstream?: boolean } | undefined)?.jetstream === true;
+  const until = clock.now() + (advertised ? JETSTREAM_READY_MS : 0);
+  for (;;) {
+    try {
+      await (await jetstreamManager(nc, { timeout: timeoutMs })).getAccountInfo();
+      return undefined;
+    } catch (err) {
+      if (/permission/i.test(String(err)) || clock.now() + 500 > until) return err;
+      await sleep(clock, 500);
+    }
+  }
 }
