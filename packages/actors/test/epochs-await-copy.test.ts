@@ -10,7 +10,7 @@ import { SimBus, VirtualClock } from "@keyhold/testing";
 import { expect, it } from "vitest";
 import { PEER_RETENTION_FACTOR } from "../src/peers.js";
 import { Tokened } from "./fixtures/tokened.js";
-import { drive, HB, startOn, TTL } from "./support.js";
+import { drive, HB, startOn, TTL, watch } from "./support.js";
 
 class Solo extends Entity<{ n: number }> {
   static readonly type = "solo";
@@ -60,16 +60,6 @@ async function splitAfterWrites() {
   expect(a.stats().handoff.copyWaits).toBe(1);
   expect(a.stats().handoff.preFenceDropped).toBe(0);
   return { bus, node, a, b, c, key, p, other };
-}
-
-/** Reads whether `p` has settled yet, either way. */
-function watch(p: Promise<unknown>): () => boolean {
-  let settled = false;
-  const done = () => {
-    settled = true;
-  };
-  void p.then(done, done);
-  return () => settled;
 }
 
 it("waits for a member holding a copy instead of restarting a replicated entity", async () => {

@@ -8,7 +8,7 @@ import { Ring } from "@keyhold/core";
 import { SimBus, VirtualClock } from "@keyhold/testing";
 import { beforeEach, expect, it } from "vitest";
 import { Account } from "./fixtures/account.js";
-import { drive, HB, startOn, TTL } from "./support.js";
+import { drive, HB, startOn, TTL, watch } from "./support.js";
 
 let bus: SimBus;
 beforeEach(() => {
@@ -19,16 +19,6 @@ const node = (id: string, client = false): Promise<Sharding> =>
   startOn(bus, id, { cluster: "q", entities: [Account] }, client);
 
 const keys = Array.from({ length: 200 }, (_, i) => `acct-${i}`);
-
-/** Reads whether `p` has settled yet, either way. */
-function watch(p: Promise<unknown>): () => boolean {
-  let settled = false;
-  const done = () => {
-    settled = true;
-  };
-  void p.then(done, done);
-  return () => settled;
-}
 
 const waits = (nodes: readonly Sharding[]) => nodes.reduce((n, s) => n + s.stats().handoff.quorumWaits, 0);
 

@@ -80,3 +80,13 @@ export async function drive<T>(bus: SimBus, promise: Promise<T>, stepMs = 1, max
   for (let t = 0; !done && t < maxMs; t += stepMs) await bus.clock.advance(stepMs);
   return guarded;
 }
+
+/** Reads whether `p` has settled yet, either way. */
+export function watch(p: Promise<unknown>): () => boolean {
+  let settled = false;
+  const done = () => {
+    settled = true;
+  };
+  void p.then(done, done);
+  return () => settled;
+}
