@@ -146,21 +146,19 @@ export class AwaitCopy {
   ): Promise<number | undefined> {
     const short = this.#short(p);
     const t: PreFenceTurn = { p, epoch, recs, missing: pulled.missing, eager, lost, superseded, short };
-    let complete = false;
+    let waited: Waited | "lost" | undefined;
     if (recs.some((r) => this.#replicated(r))) {
       this.#p.stats.copyWaits++;
       this.#p.logger.warn(
         `node ${this.#p.nodeId}: partition ${p} waits, unserved, for ${t.missing.map((m) => m.id).join(", ")}: they may hold newer copies of its replicated entities than this node's pre-fence records`,
       );
-      const waited = await this.#wait(t, (still) => still.length === 0);
-      if (waited === "lost") return undefined;
-      complete = waited.missing.length === 0 && !waited.forgotten;
+      waited = await this.#wait(t, (still) => still.length === 0);
     } else if (short(t.missing)) {
       // Only plain records of ours, but copies of replicated entities may be out of reach too.
-      const waited = await this.#quorum(t);
-      if (waited === "lost") return undefined;
-      complete = waited.missing.length === 0 && !waited.forgotten;
+      waited = await this.#quorum(t);
     }
+    if (waited === "lost") return undefined;
+    const complete = waited !== undefined && waited.missing.length === 0 && !waited.forgotten;
     // Every member answered meanwhile: nothing is out of reach, every record takes its chance.
     const restart = complete ? [] : recs.filter((r) => !this.#replicated(r));
     const keep = complete ? recs : recs.filter((r) => this.#replicated(r));
