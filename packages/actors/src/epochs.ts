@@ -14,8 +14,8 @@
 //   protect a NATS cluster split (docs/concepts/safety.md).
 // Modes must not mix in one cluster (stamps are wall-clock sized and would beat every KV epoch).
 import type { Clock, Logger } from "@keyhold/core";
-import { InvalidOptionError } from "@keyhold/core";
-import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { advertisesJetStream, InvalidOptionError, jetStreamApiError } from "@keyhold/core";
+import { jetstream } from "@nats-io/jetstream";
 import { type KV, Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { Packr } from "msgpackr";
@@ -288,11 +288,13 @@ export async function openEpochs(a: {
   }
   // A server without JetStream says so in its INFO: "auto" then needs no request, and a node user
   // without JetStream permissions (secure-a-cluster.md) is never refused (as the lease mode does).
-  if (mode === "auto" && (nc.info as { jetstream?: boolean } | undefined)?.jetstream !== true) {
+  if (mode === "auto" && !advertisesJetStream(nc)) {
     a.logger.info(`node ${a.nodeId}: no JetStream on this NATS; fencing tokens are local acquisition stamps`);
     return localEpochs(a.clock);
   }
-  const err = await accountInfoError(nc, a.timeoutMs, a.clock);
+  // Asked until it answers, for up to JETSTREAM_READY_MS when the server advertises JetStream (a
+  // NATS cluster still electing its meta leader); a permissions error is final (core jetstream-ready.ts).
+  const err = await jetStreamApiError(nc, { clock: a.clock, timeoutMs: a.timeoutMs });
   if (err !== undefined) {
     if (mode === "jetstream")
       throw new EpochError(
@@ -329,28 +331,4 @@ export async function openEpochs(a: {
     }
   }
   throw new EpochError(`Cannot open the epoch bucket ${bucket}: ${String(lastErr)}`, { cause: lastErr });
-}
-
-/** How long openEpochs asks a server that advertises JetStream before taking its API as absent. */
-const JETSTREAM_READY_MS = 10_000;
-
-/**
- * Undefined when the account's JetStream API answers; else the last error. A server that
- * advertises JetStream in its INFO is asked again, 500 ms apart, for up to JETSTREAM_READY_MS: a
- * NATS cluster still electing its meta leader (slow on a loaded machine) does not answer yet, and
- * taking that for "no JetStream" would silently give a node local stamps. A permissions error is
- * final at once (a node user without JetStream permissions: secure-a-cluster.md).
- */
-async function accountInfoError(nc: NatsConnection, timeoutMs: number, clock: Clock): Promise<unknown> {
-  const advertised = (nc.info as { jetstream?: boolean } | undefined)?.jetstream === true;
-  const until = clock.now() + (advertised ? JETSTREAM_READY_MS : 0);
-  for (;;) {
-    try {
-      await (await jetstreamManager(nc, { timeout: timeoutMs })).getAccountInfo();
-      return undefined;
-    } catch (err) {
-      if (/permission/i.test(String(err)) || clock.now() + 500 > until) return err;
-      await sleep(clock, 500);
-    }
-  }
 }

@@ -12,7 +12,14 @@ import {
   StorageType,
 } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
+import { type Clock, systemClock } from "./clock.js";
 import { JetStreamUnavailableError } from "./errors.js";
+import {
+  isPermissionError,
+  JETSTREAM_READY_MS,
+  JETSTREAM_RETRY_MS,
+  jetStreamApiError,
+} from "./jetstream-ready.js";
 import type { Logger } from "./logger.js";
 
 /** What membership needs from the stream; a simulated one stands in for it in tests. */
@@ -81,28 +88,41 @@ export class NatsHeartbeatStream implements HeartbeatStream {
     cluster: string,
     subjects: string,
     logger: Logger,
+    clock: Clock = systemClock,
   ): Promise<NatsHeartbeatStream> {
-    let jsm: JetStreamManager;
-    try {
-      jsm = await jetstreamManager(nc, { checkAPI: false, timeout: 5000 });
-      await jsm.getAccountInfo();
-    } catch (err) {
+    const apiErr = await jetStreamApiError(nc, { clock, timeoutMs: 5000 });
+    if (apiErr !== undefined) {
       throw new JetStreamUnavailableError(
         '`leases: "jetstream"` needs JetStream on the NATS account, but its API did not answer ' +
-          `(${err instanceof Error ? err.message : String(err)}). Enable JetStream on the servers (and the account), or use leases: "echo" or "auto".`,
-        { cause: err },
+          `(${apiErr instanceof Error ? apiErr.message : String(apiErr)}). Enable JetStream on the servers (and the account), or use leases: "echo" or "auto".`,
+        { cause: apiErr },
       );
     }
+    const jsm = await jetstreamManager(nc, { checkAPI: false, timeout: 5000 });
     const s = new NatsHeartbeatStream(jsm, jetstream(nc, { timeout: 5000 }), cluster, subjects, logger);
     const clustered = typeof nc.info?.cluster === "string" && nc.info.cluster.length > 0;
     s.#clustered = clustered;
-    try {
-      await s.#ensure(clustered);
-    } catch (err) {
-      throw new JetStreamUnavailableError(
-        `Could not create or open the heartbeat stream ${s.#name}: ${err instanceof Error ? err.message : String(err)}`,
-        { cause: err },
-      );
+    // The account API answering does not mean stream requests do: just after a meta leader is
+    // elected, stream info and create may still time out or say JetStream is temporarily
+    // unavailable. Those are asked again for up to JETSTREAM_READY_MS; a permissions error is final.
+    const until = clock.monoNow() + JETSTREAM_READY_MS;
+    for (;;) {
+      try {
+        await s.#ensure(clustered);
+        break;
+      } catch (err) {
+        if (
+          isPermissionError(err) ||
+          /overlap/i.test(String(err)) ||
+          clock.monoNow() + JETSTREAM_RETRY_MS > until
+        )
+          throw new JetStreamUnavailableError(
+            `Could not create or open the heartbeat stream ${s.#name}: ${err instanceof Error ? err.message : String(err)}`,
+            { cause: err },
+          );
+        logger.debug(`heartbeat stream ${s.#name} not ready yet (${String(err)}); asking again`);
+        await new Promise((r) => clock.setTimeout(() => r(undefined), JETSTREAM_RETRY_MS));
+      }
     }
     s.#ensured = Promise.resolve();
     return s;

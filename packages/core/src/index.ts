@@ -40,6 +40,14 @@ export type { Key } from "./hash.js";
 export { HASH_VERSION, hashKey, murmur3Bytes, murmur3String } from "./hash.js";
 export type { HeartbeatStream } from "./heartbeat-stream.js";
 export { hasJetStream, heartbeatStreamName, NatsHeartbeatStream } from "./heartbeat-stream.js";
+export {
+  advertisesJetStream,
+  isPermissionError,
+  JETSTREAM_READY_MS,
+  JETSTREAM_RETRY_MS,
+  type JetStreamReadyOptions,
+  jetStreamApiError,
+} from "./jetstream-ready.js";
 export { JOIN_STEPS, nextFront, stepSize } from "./join-steps.js";
 export type { LeaseVerdict } from "./lease.js";
 export { LeaseTable } from "./lease.js";

@@ -8,7 +8,8 @@ import { connectNats } from "./connection.js";
 import { ClosedError, InvalidArgumentError, JetStreamUnavailableError } from "./errors.js";
 import { EventHub, type ShardEvent } from "./events.js";
 import type { Key } from "./hash.js";
-import { type HeartbeatStream, hasJetStream, NatsHeartbeatStream } from "./heartbeat-stream.js";
+import { type HeartbeatStream, NatsHeartbeatStream } from "./heartbeat-stream.js";
+import { advertisesJetStream, jetStreamApiError } from "./jetstream-ready.js";
 import { JoinStepper } from "./join-steps.js";
 import { type LeaseStats, Membership, type MembershipStats } from "./membership.js";
 import {
@@ -380,20 +381,29 @@ async function resolveLeases(
     );
   }
   // A server without JetStream says so in its INFO: no request (nor permission violation) needed.
-  const serverHasJs = (nc.info as { jetstream?: boolean } | undefined)?.jetstream === true;
-  if (opts.leases === "auto" && !(serverHasJs && (await hasJetStream(nc))))
+  if (opts.leases === "auto" && !advertisesJetStream(nc)) return { leases: "echo", stream: undefined };
+  // One that advertises it is asked until its API answers (a NATS cluster still electing its
+  // meta leader does not answer yet), for up to JETSTREAM_READY_MS (jetstream-ready.ts).
+  const err = await jetStreamApiError(nc, { clock: opts.clock, timeoutMs: 2000 });
+  if (err !== undefined) {
+    if (opts.leases === "jetstream")
+      throw new JetStreamUnavailableError(
+        `\`leases: "jetstream"\` needs JetStream on the NATS account, but its API did not answer (${String(err)}). Enable JetStream on the servers (and the account), or use leases: "echo" or "auto".`,
+        { cause: err },
+      );
+    if (advertisesJetStream(nc))
+      opts.logger.warn(
+        `the NATS server advertises JetStream but its API did not answer (${String(err)}); leases: "auto" takes echo leases, which do not protect against a NATS cluster split`,
+      );
     return { leases: "echo", stream: undefined };
-  if (opts.observer) {
-    if (opts.leases === "jetstream" && !(await hasJetStream(nc))) {
-      throw new JetStreamUnavailableError('`leases: "jetstream"` needs JetStream on the NATS account');
-    }
-    return { leases: "jetstream", stream: undefined };
   }
+  if (opts.observer) return { leases: "jetstream", stream: undefined };
   const stream = await NatsHeartbeatStream.open(
     nc,
     opts.cluster,
     subjects(opts.cluster).memberHeartbeats,
     opts.logger,
+    opts.clock,
   );
   return { leases: "jetstream", stream };
 }

@@ -1,0 +1,73 @@
+// The lease mode against a NATS cluster whose JetStream cannot answer yet: two of three servers
+// down, so the meta group has no quorum, as while a loaded cluster still elects its meta leader
+// at start. The server a node connects to advertises JetStream, so `leases: "auto"` must wait
+// for its API and take JetStream leases, not settle for echo leases (which silently drop the
+// NATS-split guarantee). When the API stays silent past the wait, "auto" says so in a warning
+// and "jetstream" fails with a clear error.
+import { heartbeatStreamName, JetStreamUnavailableError, type Logger, ShardNode } from "@keyhold/core";
+import { NatsCluster } from "@keyhold/testing";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { connect } from "@nats-io/transport-node";
+import { afterEach, expect, it } from "vitest";
+
+const LEASE = { heartbeatMs: 200, ttlMs: 1000, skewMs: 500 } as const;
+
+const cleanup: (() => Promise<unknown>)[] = [];
+afterEach(async () => {
+  for (const c of cleanup.splice(0).reverse()) await c().catch(() => {});
+});
+
+function recordingLogger(): Logger & { warnings: string[] } {
+  const warnings: string[] = [];
+  const noop = () => {};
+  return { warnings, debug: noop, info: noop, error: noop, warn: (m: string) => warnings.push(m) };
+}
+
+async function startNode(url: string, cluster: string, id: string, extra: Record<string, unknown>) {
+  const n = await ShardNode.start({ servers: url, cluster, nodeId: id, ...LEASE, ...extra });
+  cleanup.push(() => n.close());
+  return n;
+}
+
+it('"auto" waits for a server that advertises JetStream while its meta group has no leader', async () => {
+  const cluster = await NatsCluster.start(3, { jetstream: true });
+  cleanup.push(() => cluster.close());
+  await cluster.stop(1);
+  await cluster.stop(2);
+  const logger = recordingLogger();
+  const started = Date.now();
+  const starting = startNode(cluster.urls[0]!, "jsready1", "a", { leases: "auto", logger });
+  await new Promise((r) => setTimeout(r, 2000));
+  await cluster.restart(1);
+  await cluster.restart(2);
+  const node = await starting;
+  expect(node.leaseMode).toBe("jetstream");
+  expect(Date.now() - started).toBeGreaterThanOrEqual(2000);
+  expect(logger.warnings.filter((w) => /echo leases/.test(w))).toEqual([]);
+  const nc = await connect({ servers: cluster.urls[0]! });
+  cleanup.push(() => nc.close());
+  const info = await (await jetstreamManager(nc)).streams.info(heartbeatStreamName("jsready1"));
+  expect(info.config.subjects.length).toBe(1);
+}, 60_000);
+
+it('past the wait, "auto" takes echo leases with a warning and "jetstream" fails clearly', async () => {
+  const cluster = await NatsCluster.start(3, { jetstream: true });
+  cleanup.push(() => cluster.close());
+  await cluster.stop(1);
+  await cluster.stop(2);
+  const logger = recordingLogger();
+  const started = Date.now();
+  const [auto, strict] = await Promise.allSettled([
+    startNode(cluster.urls[0]!, "jsready2", "a", { leases: "auto", logger }),
+    startNode(cluster.urls[0]!, "jsready3", "b", { leases: "jetstream", logger: recordingLogger() }),
+  ]);
+  // Both asked for the whole wait (10 s), not once.
+  expect(Date.now() - started).toBeGreaterThanOrEqual(9_000);
+  expect(auto.status).toBe("fulfilled");
+  expect(auto.status === "fulfilled" && auto.value.leaseMode).toBe("echo");
+  expect(logger.warnings.some((w) => /advertises JetStream.*echo leases/.test(w))).toBe(true);
+  expect(strict.status).toBe("rejected");
+  const err = strict.status === "rejected" ? strict.reason : undefined;
+  expect(err).toBeInstanceOf(JetStreamUnavailableError);
+  expect((err as Error).message).toMatch(/leases: "jetstream".*did not answer/);
+}, 60_000);
