@@ -3,7 +3,7 @@
 // hot key with replicas 3 with group commit against the same without it (`groupCommit: false`).
 // Each ratio is the median over rounds of that round's pair, so both sides share the load.
 import { type BenchContext, type Row, summarize } from "../harness.js";
-import type { Case, Cell } from "./asks.js";
+import type { Case, Cell } from "./cost-model.js";
 
 const CONCURRENCY = 64;
 
