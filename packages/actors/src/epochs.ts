@@ -14,7 +14,7 @@
 //   protect a NATS cluster split (docs/concepts/safety.md).
 // Modes must not mix in one cluster (stamps are wall-clock sized and would beat every KV epoch).
 import type { Clock, Logger } from "@keyhold/core";
-import { advertisesJetStream, InvalidOptionError, jetStreamApiError } from "@keyhold/core";
+import { advertisesJetStream, InvalidOptionError, isJetStreamAnswer, jetStreamApiError } from "@keyhold/core";
 import { jetstream } from "@nats-io/jetstream";
 import { type KV, Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
@@ -293,7 +293,7 @@ export async function openEpochs(a: {
     return localEpochs(a.clock);
   }
   // Asked until it answers, for up to JETSTREAM_READY_MS when the server advertises JetStream (a
-  // NATS cluster still electing its meta leader); a permissions error is final (core jetstream-ready.ts).
+  // NATS cluster still electing its meta leader); a refusal is final (core jetstream-ready.ts).
   const err = await jetStreamApiError(nc, { clock: a.clock, timeoutMs: a.timeoutMs });
   if (err !== undefined) {
     if (mode === "jetstream")
@@ -301,9 +301,15 @@ export async function openEpochs(a: {
         `epochs: "jetstream" but the NATS server offers no JetStream (${String(err)}); start nats-server with -js, or use epochs: "local" and accept that a NATS cluster split is not protected`,
         { cause: err },
       );
-    a.logger.warn(
-      `node ${a.nodeId}: the NATS server advertises JetStream but its API did not answer (${String(err)}); fencing tokens are local acquisition stamps`,
-    );
+    // A refusal (no JetStream for this account or user) is a deployment's choice; silence is not.
+    if (isJetStreamAnswer(err))
+      a.logger.info(
+        `node ${a.nodeId}: no JetStream for this NATS account (${String(err)}); fencing tokens are local acquisition stamps`,
+      );
+    else
+      a.logger.warn(
+        `node ${a.nodeId}: the NATS server advertises JetStream but its API did not answer (${String(err)}); fencing tokens are local acquisition stamps`,
+      );
     return localEpochs(a.clock);
   }
   const kvm = new Kvm(jetstream(nc, { timeout: a.timeoutMs }));

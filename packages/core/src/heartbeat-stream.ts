@@ -15,9 +15,9 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import { type Clock, systemClock } from "./clock.js";
 import { JetStreamUnavailableError } from "./errors.js";
 import {
-  isPermissionError,
+  askUntilReady,
+  isJetStreamAnswer,
   JETSTREAM_READY_MS,
-  JETSTREAM_RETRY_MS,
   jetStreamApiError,
 } from "./jetstream-ready.js";
 import type { Logger } from "./logger.js";
@@ -104,26 +104,27 @@ export class NatsHeartbeatStream implements HeartbeatStream {
     s.#clustered = clustered;
     // The account API answering does not mean stream requests do: just after a meta leader is
     // elected, stream info and create may still time out or say JetStream is temporarily
-    // unavailable. Those are asked again for up to JETSTREAM_READY_MS; a permissions error is final.
-    const until = clock.monoNow() + JETSTREAM_READY_MS;
-    for (;;) {
-      try {
-        await s.#ensure(clustered);
-        break;
-      } catch (err) {
-        if (
-          isPermissionError(err) ||
-          /overlap/i.test(String(err)) ||
-          clock.monoNow() + JETSTREAM_RETRY_MS > until
-        )
-          throw new JetStreamUnavailableError(
-            `Could not create or open the heartbeat stream ${s.#name}: ${err instanceof Error ? err.message : String(err)}`,
-            { cause: err },
-          );
-        logger.debug(`heartbeat stream ${s.#name} not ready yet (${String(err)}); asking again`);
-        await new Promise((r) => clock.setTimeout(() => r(undefined), JETSTREAM_RETRY_MS));
-      }
-    }
+    // unavailable. Those are asked again for up to JETSTREAM_READY_MS; a refusal is final.
+    const err = await askUntilReady(
+      async () => {
+        try {
+          await s.#ensure(clustered);
+        } catch (e) {
+          logger.debug(`heartbeat stream ${s.#name} not ready (${String(e)})`);
+          throw e;
+        }
+      },
+      {
+        clock,
+        readyMs: JETSTREAM_READY_MS,
+        isFinal: (e) => isJetStreamAnswer(e) || /overlap/i.test(String(e)),
+      },
+    );
+    if (err !== undefined)
+      throw new JetStreamUnavailableError(
+        `Could not create or open the heartbeat stream ${s.#name}: ${err instanceof Error ? err.message : String(err)}`,
+        { cause: err },
+      );
     s.#ensured = Promise.resolve();
     return s;
   }

@@ -41,7 +41,10 @@ export { HASH_VERSION, hashKey, murmur3Bytes, murmur3String } from "./hash.js";
 export type { HeartbeatStream } from "./heartbeat-stream.js";
 export { hasJetStream, heartbeatStreamName, NatsHeartbeatStream } from "./heartbeat-stream.js";
 export {
+  type AskOptions,
   advertisesJetStream,
+  askUntilReady,
+  isJetStreamAnswer,
   isPermissionError,
   JETSTREAM_READY_MS,
   JETSTREAM_RETRY_MS,

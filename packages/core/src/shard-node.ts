@@ -5,18 +5,17 @@ import { type AdminResponder, startAdmin } from "./admin.js";
 import { sameCaps } from "./admission.js";
 import type { Clock } from "./clock.js";
 import { connectNats } from "./connection.js";
-import { ClosedError, InvalidArgumentError, JetStreamUnavailableError } from "./errors.js";
+import { ClosedError, InvalidArgumentError } from "./errors.js";
 import { EventHub, type ShardEvent } from "./events.js";
 import type { Key } from "./hash.js";
-import { type HeartbeatStream, NatsHeartbeatStream } from "./heartbeat-stream.js";
-import { advertisesJetStream, jetStreamApiError } from "./jetstream-ready.js";
+import type { HeartbeatStream } from "./heartbeat-stream.js";
 import { JoinStepper } from "./join-steps.js";
+import { resolveLeases } from "./lease-mode.js";
 import { type LeaseStats, Membership, type MembershipStats } from "./membership.js";
 import {
   CLUSTER_SETTINGS,
   type ClusterConfig,
   type LeaseMode,
-  type ParsedOptions,
   parseOptions,
   type ShardNodeOptions,
 } from "./options.js";
@@ -24,7 +23,6 @@ import { Ring } from "./ring.js";
 import { adoptClusterConfig } from "./sync.js";
 import { NatsTransport, type Transport } from "./transport.js";
 import { checkPlacementKey } from "./validate.js";
-import { subjects } from "./wire.js";
 
 export class ShardNode implements AsyncDisposable {
   /** This member's id. */
@@ -120,7 +118,7 @@ export class ShardNode implements AsyncDisposable {
       if (adopt)
         config = await adoptClusterConfig({ ...opts, transport, self: id, timeoutMs: opts.startTimeoutMs });
       else {
-        const resolved = await resolveLeases(opts, transport);
+        const resolved = await resolveLeases(opts, transport, id);
         config = { ...opts.config, leases: resolved.leases };
         stream = resolved.stream;
       }
@@ -361,49 +359,4 @@ export class ShardNode implements AsyncDisposable {
   assertOpen(): void {
     if (this.#closed) throw new ClosedError(`Node ${this.id} is closed`);
   }
-}
-
-/**
- * The effective lease mode, and the heartbeat stream in jetstream mode. "auto" picks jetstream
- * when the account has JetStream; "jetstream" without it fails. Observers only track the ring:
- * they need the mode (the config check compares it) but never the stream.
- */
-async function resolveLeases(
-  opts: ParsedOptions,
-  transport: Transport,
-): Promise<{ leases: LeaseMode; stream: HeartbeatStream | undefined }> {
-  if (opts.leases === "echo") return { leases: "echo", stream: undefined };
-  const nc = transport instanceof NatsTransport ? transport.connection : undefined;
-  if (nc === undefined) {
-    if (opts.leases === "auto") return { leases: "echo", stream: undefined };
-    throw new JetStreamUnavailableError(
-      '`leases: "jetstream"` needs a NATS connection (`servers` or `connection`), not a custom `transport`',
-    );
-  }
-  // A server without JetStream says so in its INFO: no request (nor permission violation) needed.
-  if (opts.leases === "auto" && !advertisesJetStream(nc)) return { leases: "echo", stream: undefined };
-  // One that advertises it is asked until its API answers (a NATS cluster still electing its
-  // meta leader does not answer yet), for up to JETSTREAM_READY_MS (jetstream-ready.ts).
-  const err = await jetStreamApiError(nc, { clock: opts.clock, timeoutMs: 2000 });
-  if (err !== undefined) {
-    if (opts.leases === "jetstream")
-      throw new JetStreamUnavailableError(
-        `\`leases: "jetstream"\` needs JetStream on the NATS account, but its API did not answer (${String(err)}). Enable JetStream on the servers (and the account), or use leases: "echo" or "auto".`,
-        { cause: err },
-      );
-    if (advertisesJetStream(nc))
-      opts.logger.warn(
-        `the NATS server advertises JetStream but its API did not answer (${String(err)}); leases: "auto" takes echo leases, which do not protect against a NATS cluster split`,
-      );
-    return { leases: "echo", stream: undefined };
-  }
-  if (opts.observer) return { leases: "jetstream", stream: undefined };
-  const stream = await NatsHeartbeatStream.open(
-    nc,
-    opts.cluster,
-    subjects(opts.cluster).memberHeartbeats,
-    opts.logger,
-    opts.clock,
-  );
-  return { leases: "jetstream", stream };
 }
