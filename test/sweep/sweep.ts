@@ -51,6 +51,29 @@ function runSeed(
   });
 }
 
+/** The failure messages of a vitest JSON report (where the json reporter puts them), for the log. */
+function failureText(report: string): string {
+  try {
+    const r = JSON.parse(readFileSync(report, "utf8")) as {
+      testResults?: {
+        name?: string;
+        message?: string;
+        assertionResults?: { fullName?: string; failureMessages?: string[] }[];
+      }[];
+    };
+    const parts: string[] = [];
+    for (const f of r.testResults ?? []) {
+      if (f.message) parts.push(`${f.name}: ${f.message}`);
+      for (const a of f.assertionResults ?? [])
+        if (a.failureMessages?.length)
+          parts.push(`${f.name} > ${a.fullName}\n${a.failureMessages.join("\n")}`);
+    }
+    return parts.join("\n\n");
+  } catch (err) {
+    return `(no vitest report: ${String(err)})`;
+  }
+}
+
 async function main(): Promise<number> {
   const args = parseSweepArgs(process.argv.slice(2));
   const files = selectFiles(testFiles(), (f) => readFileSync(join(ROOT, f), "utf8"), args);
@@ -73,7 +96,7 @@ async function main(): Promise<number> {
     }
     const bad = files.filter((f) => (verdicts.get(f) ?? ["(not in the report)"]).length > 0);
     for (const f of bad) failing.get(f)!.push({ seed, tests: verdicts.get(f) ?? ["(not in the report)"] });
-    if (bad.length > 0) writeFileSync(join(logDir, `seed-${seed}.log`), output);
+    if (bad.length > 0) writeFileSync(join(logDir, `seed-${seed}.log`), `${failureText(report)}\n${output}`);
     const s = ((Date.now() - started) / 1000).toFixed(0);
     console.log(
       `  seed ${seed} (${i + 1}/${seeds.length}, ${s} s): ${bad.length === 0 ? "ok" : `FAILED ${bad.join(", ")}`}`,
