@@ -139,7 +139,13 @@ export class DedupeCache {
         return new Promise((resolve) => waiters.push(resolve));
       }
     }
-    if (now - this.#since >= this.#windowMs / 2 || this.#young.size >= this.#max / 2) this.#rotate(now);
+    if (now - this.#since >= this.#windowMs / 2 || this.#young.size >= this.#max / 2) {
+      this.#rotate(now);
+      // The swap may have dropped s (none of its ids was left in the old generation), but the
+      // id recorded below is one of its ids: without its record back, the next retry of this id
+      // would pass for fresh (its counter above a new record's -1) and run again.
+      if (s !== undefined && this.#senders.get(s.prefix) !== s) this.#senders.set(s.prefix, s);
+    }
     if (s !== undefined) s.gen = this.#gen;
     const fresh = new DedupeEntry(id, now, undefined);
     this.#young.set(id, fresh);

@@ -49,7 +49,10 @@ const PREFIXES = ["AAAAAAAAAAAA", "bbbbbbbbbbbb", "C-c_C-c_C-c_"];
 const anId = fc.oneof(
   {
     weight: 8,
-    arbitrary: fc.tuple(fc.constantFrom(...PREFIXES), fc.nat(300)).map(([p, c]) => p + c.toString(36)),
+    arbitrary: fc
+      // Small counters too, so that retries (and retries of expired ids) are common.
+      .tuple(fc.constantFrom(...PREFIXES), fc.oneof(fc.nat(12), fc.nat(300)))
+      .map(([p, c]) => p + c.toString(36)),
   },
   {
     weight: 1,
@@ -57,11 +60,31 @@ const anId = fc.oneof(
   },
 );
 
-type Op = { k: "open"; id: string; dt: number } | { k: "complete" | "forget"; i: number };
+/** Time between two opens: mostly within a generation, sometimes past a whole window. */
+const aStep = fc.oneof(
+  { weight: 6, arbitrary: fc.nat(40) },
+  { weight: 1, arbitrary: fc.integer({ min: 40, max: 130 }) },
+);
+
+/**
+ * `i` picks an opened id: among the last few when `recent` (most asks complete soon, and most
+ * retries follow their first attempt closely), else any. A retry opens the id again.
+ */
+type Op =
+  | { k: "open"; id: string; dt: number }
+  | { k: "retry"; i: number; dt: number }
+  | { k: "complete" | "forget"; i: number; recent: boolean };
 const anOp: fc.Arbitrary<Op> = fc.oneof(
-  { weight: 5, arbitrary: fc.record({ k: fc.constant("open" as const), id: anId, dt: fc.nat(40) }) },
-  { weight: 3, arbitrary: fc.record({ k: fc.constant("complete" as const), i: fc.nat(1000) }) },
-  { weight: 1, arbitrary: fc.record({ k: fc.constant("forget" as const), i: fc.nat(1000) }) },
+  { weight: 5, arbitrary: fc.record({ k: fc.constant("open" as const), id: anId, dt: aStep }) },
+  { weight: 2, arbitrary: fc.record({ k: fc.constant("retry" as const), i: fc.nat(1000), dt: aStep }) },
+  {
+    weight: 3,
+    arbitrary: fc.record({ k: fc.constant("complete" as const), i: fc.nat(1000), recent: fc.boolean() }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({ k: fc.constant("forget" as const), i: fc.nat(1000), recent: fc.boolean() }),
+  },
 );
 
 describe("DedupeCache", () => {
@@ -87,6 +110,21 @@ describe("DedupeCache", () => {
     expect(c.fresh).toBe(1);
   });
 
+  it("remembers an id recorded anew by the swap that drops its prefix's record", () => {
+    // P's only id is in the old generation and expired when its retry comes; the retry's
+    // insert swaps generations, and that swap drops P's record (none of P's ids is left in the
+    // old generation). The id just recorded again must still be found by the next retry.
+    const c = new DedupeCache(100, 1_000);
+    const first = c.open("PPPPPPPPPPPP1", 0);
+    c.close(first as DedupeEntry, new Uint8Array([1]));
+    c.open("QQQQQQQQQQQQ1", 50); // swap: P1 is in the old generation
+    const again = c.open("PPPPPPPPPPPP1", 101); // P1 expired: recorded anew, and a swap
+    expect(again).toBeInstanceOf(DedupeEntry);
+    const r = new Uint8Array([2]);
+    c.close(again as DedupeEntry, r);
+    expect(c.open("PPPPPPPPPPPP1", 102)).toBe(r);
+  });
+
   it("property: gives the same answers as a cache that looks every id up", () => {
     fc.assert(
       fc.property(fc.array(anOp, { maxLength: 400 }), fc.constantFrom(8, 40, 1_000), (ops, max) => {
@@ -94,19 +132,25 @@ describe("DedupeCache", () => {
         const m = new Model(100, max);
         const opened: { id: string; e: DedupeEntry | undefined }[] = [];
         let now = 0;
+        const pick = (i: number, recent: boolean) => {
+          const n = opened.length;
+          return opened[recent ? n - 1 - (i % Math.min(n, 4)) : i % n]!;
+        };
         for (const op of ops) {
-          if (op.k === "open") {
+          if (op.k === "retry" && opened.length === 0) continue;
+          if (op.k === "open" || op.k === "retry") {
+            const id = op.k === "open" ? op.id : pick(op.i, true).id;
             now += op.dt;
-            const got = c.open(op.id, now);
-            const want = m.open(op.id, now);
+            const got = c.open(id, now);
+            const want = m.open(id, now);
             if (want === "new") {
               expect(got).toBeInstanceOf(DedupeEntry);
-              opened.push({ id: op.id, e: got as DedupeEntry });
+              opened.push({ id, e: got as DedupeEntry });
             } else if (want === "busy") expect(got).toBeInstanceOf(Promise);
             else expect(got).toBe(want);
             expect(c.size).toBeLessThanOrEqual(2 * max + opened.length);
           } else if (opened.length > 0) {
-            const o = opened[op.i % opened.length]!;
+            const o = pick(op.i, op.recent);
             if (o.e === undefined) continue;
             const reply = new Uint8Array([op.i & 255]);
             if (op.k === "complete") {
@@ -122,7 +166,7 @@ describe("DedupeCache", () => {
         // A prefix is tracked only while the cache may hold one of its ids.
         expect(c.senders).toBeLessThanOrEqual(PREFIXES.length);
       }),
-      { numRuns: 300 },
+      { numRuns: 1_000 },
     );
   });
 });
