@@ -8,8 +8,12 @@ import { JetStreamApiCodes, JetStreamApiError, jetstreamManager } from "@nats-io
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { Clock } from "./clock.js";
 
-/** How long a server that advertises JetStream is asked before its API is taken as absent. */
-export const JETSTREAM_READY_MS = 10_000;
+/**
+ * How long a server that advertises JetStream is asked before its API is taken as absent. Once
+ * a meta group has its quorum back, nats-server's raft still takes its election timeout (4-9 s)
+ * to elect a leader, on top of the time the servers take to come back: 10 s left no margin.
+ */
+export const JETSTREAM_READY_MS = 30_000;
 /** The pause between two asks. */
 export const JETSTREAM_RETRY_MS = 500;
 
