@@ -5,10 +5,12 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { DedupeCache, DedupeEntry, idCounter } from "../src/dedupe.js";
 
+type Rec = { at: number; reply: Uint8Array | undefined };
+
 /** The cache without the skip: every id looked up in both generations. */
 class Model {
-  #young = new Map<string, { at: number; reply: Uint8Array | undefined }>();
-  #old = new Map<string, { at: number; reply: Uint8Array | undefined }>();
+  #young = new Map<string, Rec>();
+  #old = new Map<string, Rec>();
   #since = 0;
   constructor(
     readonly windowMs: number,
@@ -17,12 +19,12 @@ class Model {
   #get(id: string) {
     return this.#young.get(id) ?? this.#old.get(id);
   }
-  /** "new", "busy" (in progress) or the reply. */
-  open(id: string, now: number): "new" | "busy" | Uint8Array {
+  /** A new id's record, "busy" (in progress) or the reply. */
+  open(id: string, now: number): Rec | "busy" | Uint8Array {
     const e = this.#get(id);
     if (e && now - e.at <= this.windowMs) return e.reply ?? "busy";
     if (now - this.#since >= this.windowMs / 2 || this.#young.size >= this.max / 2) {
-      const keep = new Map<string, { at: number; reply: Uint8Array | undefined }>();
+      const keep = new Map<string, Rec>();
       for (const [k, v] of this.#old)
         if (v.reply === undefined && now - v.at <= this.windowMs) keep.set(k, v);
       this.#old = this.#young;
@@ -30,12 +32,16 @@ class Model {
       this.#young = new Map();
       this.#since = now;
     }
-    this.#young.set(id, { at: now, reply: undefined });
-    return "new";
+    const rec: Rec = { at: now, reply: undefined };
+    this.#young.set(id, rec);
+    return rec;
   }
-  complete(id: string, reply: Uint8Array): void {
-    const e = this.#get(id);
-    if (e) e.reply = reply;
+  /**
+   * By record, as the cache's `close`: an attempt that outlived its id's window completes its
+   * own record, not that of a retry recorded anew since.
+   */
+  complete(rec: Rec, reply: Uint8Array): void {
+    rec.reply = reply;
   }
   forget(id: string): void {
     this.#young.delete(id);
@@ -130,7 +136,7 @@ describe("DedupeCache", () => {
       fc.property(fc.array(anOp, { maxLength: 400 }), fc.constantFrom(8, 40, 1_000), (ops, max) => {
         const c = new DedupeCache(100, max);
         const m = new Model(100, max);
-        const opened: { id: string; e: DedupeEntry | undefined }[] = [];
+        const opened: { id: string; e: DedupeEntry | undefined; rec: Rec }[] = [];
         let now = 0;
         const pick = (i: number, recent: boolean) => {
           const n = opened.length;
@@ -143,11 +149,12 @@ describe("DedupeCache", () => {
             now += op.dt;
             const got = c.open(id, now);
             const want = m.open(id, now);
-            if (want === "new") {
+            if (want instanceof Uint8Array) expect(got).toBe(want);
+            else if (want === "busy") expect(got).toBeInstanceOf(Promise);
+            else {
               expect(got).toBeInstanceOf(DedupeEntry);
-              opened.push({ id, e: got as DedupeEntry });
-            } else if (want === "busy") expect(got).toBeInstanceOf(Promise);
-            else expect(got).toBe(want);
+              opened.push({ id, e: got as DedupeEntry, rec: want });
+            }
             expect(c.size).toBeLessThanOrEqual(2 * max + opened.length);
           } else if (opened.length > 0) {
             const o = pick(op.i, op.recent);
@@ -155,7 +162,7 @@ describe("DedupeCache", () => {
             const reply = new Uint8Array([op.i & 255]);
             if (op.k === "complete") {
               c.close(o.e, reply);
-              m.complete(o.id, reply);
+              m.complete(o.rec, reply);
             } else {
               c.forget(o.id, reply);
               m.forget(o.id);
