@@ -121,9 +121,15 @@ export class AwaitCopy {
     // shows (a refill to this node may have failed meanwhile: short-fence property, seed 35). So
     // those members count until a view shows them again or they leave gracefully; the peer
     // tracker's retention bounds the wait for one that never comes back (#wait).
+    // Those are the members of the views it still counted then (#recent), not only the last
+    // one's: a member dropped from this node's view just before the fence may have taken a copy
+    // from a primary that saw it back meanwhile (short-fence property, seed 1715785318). And only
+    // a view this node is in shows a member again: the view a fence leaves behind, or one synced
+    // at a reconnect, says nothing of what that member holds.
     if (!joining && before.members.includes(self) && !after.members.includes(self))
-      for (const m of before.members) if (m !== self) this.#unseen.add(m);
-    for (const m of [...after.members, ...left]) this.#unseen.delete(m);
+      for (const m of this.#recent) if (m !== self) this.#unseen.add(m);
+    if (after.members.includes(self)) for (const m of after.members) this.#unseen.delete(m);
+    for (const m of left) this.#unseen.delete(m);
   }
 
   #replicated(rec: EntityRecord): boolean {

@@ -57,12 +57,28 @@ export async function scenario(
         transport: p.transport,
         clock: p.clock,
         entities: [Log],
-        onAck: (a) =>
+        ...(process.env.SF_LOG
+          ? {
+              logger: {
+                debug: (m: string, ...a: unknown[]) =>
+                  console.log(bus.clock.now(), ids[i], "D", m, JSON.stringify(a)),
+                info: (m: string, ...a: unknown[]) =>
+                  console.log(bus.clock.now(), ids[i], "I", m, JSON.stringify(a)),
+                warn: (m: string, ...a: unknown[]) =>
+                  console.log(bus.clock.now(), ids[i], "W", m, JSON.stringify(a)),
+                error: (m: string, ...a: unknown[]) =>
+                  console.log(bus.clock.now(), ids[i], "E", m, JSON.stringify(a)),
+              },
+            }
+          : {}),
+        onAck: (a) => {
+          if (process.env.SF_LOG) console.log(bus.clock.now(), ids[i], "onAck", JSON.stringify(a));
           owned.push({
             key: a.key,
             node: ids[i]!,
             leaseLeft: nodes[i]?.node.leaseRemainingMs() ?? 0,
-          }),
+          });
+        },
       }),
     );
   const client = await startOn(
@@ -94,7 +110,10 @@ export async function scenario(
             .ref(Log, key)
             .add(op)
             .then(
-              () => acked.push({ key, op }),
+              (r) => {
+                if (process.env.SF_LOG) console.log(bus.clock.now(), "ACK", key, op, JSON.stringify(r));
+                acked.push({ key, op });
+              },
               () => {},
             ),
         );
@@ -106,6 +125,7 @@ export async function scenario(
       const before = echoes;
       for (let t = 0; t < HB && echoes === before; t++) await bus.clock.advance(1);
       await bus.clock.advance(o.lag);
+      if (process.env.SF_LOG) console.log(bus.clock.now(), "PAUSE", ids[o.i], o.ms, "cut", o.cut);
       p.pause();
       await bus.clock.advance(Math.floor(o.ms / 2));
       if (o.cut !== null && o.cut !== o.i) cut(o.cut, 1500);
