@@ -179,10 +179,10 @@ describe("replication properties (simulated bus)", () => {
   /**
    * The final reads wait out the longest an acquisition may stay unserved after a single crash:
    * a node that takes a partition back holding pre-fence replicated records (a refill given up
-   * as "stale") waits for every member its pull missed, and for a crashed one until the peer
-   * tracker forgets it, PEER_RETENTION_FACTOR x handoffTimeoutMs after it left the view
-   * (await-copy.ts; docs/concepts/replication.md). An availability wait, not a loss: 10 s missed
-   * it (seed 617498965, kept below).
+   * as "stale") waits for every member its pull missed, and for a crashed one (or one that left
+   * gracefully since) until it is forgotten, PEER_RETENTION_FACTOR x handoffTimeoutMs after the
+   * wait first saw it out of view (await-copy.ts; docs/concepts/replication.md). An availability
+   * wait, not a loss: 10 s missed it (seeds 617498965 and 1552938726, kept below).
    */
   const FINAL_READ_MS = PEER_RETENTION_FACTOR * HANDOFF_MS + TTL + HB * 10;
 
@@ -255,6 +255,24 @@ describe("replication properties (simulated bus)", () => {
     // pre-fence copies when it takes a partition back, and it waits for n1 until it is forgotten.
     const ops: Op[] = [{ op: "asks", n: 11 }, { op: "crash", i: 4 }, { op: "join" }, { op: "asks", n: 10 }];
     const all = await run(ops, 1);
+    expect(all.reduce((n, s) => n + s.stats().handoff.copyWaits, 0)).toBeGreaterThan(0);
+  });
+
+  it("replay of seed 1552938726: a joiner's take-back with pre-fence copies waits out a member that left gracefully, then serves", async () => {
+    // n2 leaves, n1 crashes, n5 joins; n5's refill is refused as "stale", it takes the partition
+    // back and waits for n2 (closed, never answers) until it is forgotten.
+    const ops: Op[] = [
+      { op: "join" },
+      { op: "join" },
+      { op: "asks", n: 4 },
+      { op: "asks", n: 15 },
+      { op: "leave", i: 2 },
+      { op: "crash", i: 9 },
+      { op: "asks", n: 11 },
+      { op: "join" },
+      { op: "asks", n: 16 },
+    ];
+    const all = await run(ops, 856864423);
     expect(all.reduce((n, s) => n + s.stats().handoff.copyWaits, 0)).toBeGreaterThan(0);
   });
 });
