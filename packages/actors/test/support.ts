@@ -6,6 +6,8 @@ import type { SimBus } from "@keyhold/testing";
 
 export const HB = 100;
 export const TTL = 300;
+/** handoffTimeoutMs of every node startOn starts (unless overridden). */
+export const HANDOFF_MS = 2000;
 
 export class Counter extends Entity<{ n: number }> {
   static readonly type = "counter";
@@ -55,7 +57,7 @@ export async function startOn(
     skewMs: 200,
     logger: silentLogger,
     entities: [Counter],
-    handoffTimeoutMs: 2000,
+    handoffTimeoutMs: HANDOFF_MS,
     ...extra,
   };
   const p = (client ? Sharding.connect(opts) : Sharding.start(opts)).finally(() => {
