@@ -12,7 +12,7 @@ describe("isRepokOne", () => {
   });
 
   it("reads nothing else as acknowledged, not even an answer of the same length", () => {
-    const stale = encode({ v: 1, k: "stale", n: 1 });
+    const stale = encode({ v: 1, k: "stale", n: 1, primary: null });
     expect(isRepokOne(stale)).toBe(false);
     // Same length as REPOK_ONE, one byte changed.
     const other = new Uint8Array(REPOK_ONE);
