@@ -58,6 +58,8 @@ process.on("message", async (m) => {
       copies: [r.copiesSent, r.copyRequests],
     });
   }
+  // The hand-off counters, so write.mjs can wait for the join's moves to end before it measures.
+  if (m === "handoffs") process.send({ type: "handoffs", v: JSON.stringify(s.stats().handoff) });
   if (m === "close") {
     await s.close();
     process.exit(0);

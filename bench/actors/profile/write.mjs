@@ -52,6 +52,27 @@ const run = async (ms, conc) => (await closedLoop(ask, conc, ms)).done;
 // Activate every entity first (as bench/replication does), so the run measures writes only.
 for (let i = 0; i < KEYS.length; i += 64) await Promise.all(KEYS.slice(i, i + 64).map(ask));
 await run(1000, Number(concArg));
+// The join's hand-offs (stepwise) may still be moving partitions: the window would then hold
+// pulls, pages and refills besides the writes. Wait until every node's hand-off counters hold
+// still over half a second (at most 30 s).
+const handoffs = (h) =>
+  new Promise((r) => {
+    const on = (m) => {
+      if (m.type !== "handoffs") return;
+      h.off("message", on);
+      r(m.v);
+    };
+    h.on("message", on);
+    h.send("handoffs");
+  });
+const settle = Date.now() + 30_000;
+let last = "";
+for (;;) {
+  const now = (await Promise.all(hosts.map(handoffs))).join();
+  if (now === last || Date.now() > settle) break;
+  last = now;
+  await run(500, Number(concArg));
+}
 // Profiling switches from the environment (not turbo tasks: these scripts run on their own).
 const { MONITOR, NATS_PID } = process.env;
 // With MONITOR=<nats-server monitoring URL>: messages and bytes per ask of each connection.

@@ -146,7 +146,17 @@ export class CopyBatcher {
 }
 
 /** The `repok` of a copy alone (a write's), encoded once: nothing reads or changes it after. */
-const REPOK_ONE = encode({ v: 1, k: "repok", n: 1 });
+export const REPOK_ONE: Uint8Array = encode({ v: 1, k: "repok", n: 1 });
+
+/**
+ * Whether `data` is REPOK_ONE byte for byte: the primary reads that answer (nearly every copy's)
+ * without unpacking it; anything else is decoded and judged as before.
+ */
+export function isRepokOne(data: Uint8Array): boolean {
+  if (data.length !== REPOK_ONE.length) return false;
+  for (let i = 0; i < data.length; i++) if (data[i] !== REPOK_ONE[i]) return false;
+  return true;
+}
 
 /** A replica's answer to one `rep` message: `repok`, or `stale` when any copy was refused. */
 export function answerCopy(replicator: Replicator, msg: ReplicateMessage): Uint8Array {

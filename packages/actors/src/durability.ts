@@ -16,7 +16,8 @@ import type { StateStore } from "./store.js";
 
 export interface DurabilityParams {
   readonly store: StateStore | undefined;
-  readonly replicator: Pick<Replicator, "write"> | undefined;
+  /** writeWith when it has it (one promise per write), else write. */
+  readonly replicator: (Pick<Replicator, "write"> & Partial<Pick<Replicator, "writeWith">>) | undefined;
   readonly slots: SlotTable;
   readonly lifecycle: Lifecycle;
   /** Late-bound: the mailbox is built after the runner that calls persist. */
@@ -87,12 +88,25 @@ export class Durability {
   }
 
   /** The copy to the replica quorum; a `stale` refusal gives the entity up. */
-  #writeCopies(replicator: Pick<Replicator, "write">, slot: Slot): Promise<void> {
+  #writeCopies(replicator: DurabilityParams["replicator"] & object, slot: Slot): Promise<void> {
     // record() reads the state the write started with (the instance's), as live.
-    return replicator.write(this.#p.slots.record(slot, true), slot.partition).catch((err: unknown) => {
+    const rec = this.#p.slots.record(slot, true);
+    const yieldOn = (err: unknown) => {
       if (err instanceof NotOwnerError) this.#yield(slot, err);
-      throw err;
-    });
+    };
+    if (!replicator.writeWith)
+      return replicator.write(rec, slot.partition).catch((err: unknown) => {
+        yieldOn(err);
+        throw err;
+      });
+    // One promise per write (the replicator answers by callback), not write()'s and a catch's.
+    return new Promise<void>((resolve, reject) =>
+      replicator.writeWith!(rec, slot.partition, (err) => {
+        if (err === undefined) return resolve();
+        yieldOn(err);
+        reject(err);
+      }),
+    );
   }
 
   /** The store write, conditional on the revision this node last saw. */

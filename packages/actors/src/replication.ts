@@ -13,7 +13,7 @@
 // keeps the highest epoch per partition (from copies, and from a new owner's pulls, which `fence`
 // it) and refuses a lower one with `stale`; the primary then gives the partition up (onStale).
 import { type Clock, type Logger, RequestFailedError, type ShardNode, type Transport } from "@keyhold/core";
-import { CopiesNotSent, type CopyBatcher, type CopyBatchStats } from "./copy-batch.js";
+import { CopiesNotSent, type CopyBatcher, type CopyBatchStats, isRepokOne } from "./copy-batch.js";
 import { CopyStore, copyOf } from "./copy-store.js";
 import type { CopyEntry } from "./copy-wire.js";
 import { NotOwnerError, QuorumError } from "./errors.js";
@@ -22,6 +22,9 @@ import { isNewer, sameTenure } from "./slots.js";
 import { decodeReply, type EntityRecord, encodeRep, isError, nodeSubject } from "./wire.js";
 
 export { emptyReplicationStats, type ReplicationStats } from "./replication-stats.js";
+
+/** What a replica made of the copies of one `rep`: `ep` names its floor when the epoch was too low. */
+type Judged = { kept: number; refused: number; primary: string | null; ep?: number };
 
 /** How many acknowledgements a replicated write needs. */
 export type WriteQuorum = "all" | "majority";
@@ -145,42 +148,48 @@ export class Replicator {
    * majority of N copies in all; "majority": a majority of N copies.
    */
   write(rec: EntityRecord, p: number): Promise<void> {
+    return new Promise<void>((resolve, reject) =>
+      this.writeWith(rec, p, (err) => (err === undefined ? resolve() : reject(err))),
+    );
+  }
+
+  /** write() with its outcome by callback: `done()` once the quorum acknowledged, else `done(err)`. */
+  writeWith(rec: EntityRecord, p: number, done: (err?: unknown) => void): void {
     const n = this.#p.replicasOf(rec.t);
-    if (n <= 1) return Promise.resolve();
+    if (n <= 1) return done();
     const targets = this.targets(p, n);
     const majority = majorityReplicas(n);
     if (targets.length < majority) {
       this.stats.quorumFailures++;
-      return Promise.reject(
+      return done(
         new QuorumError(
           `${rec.t}/${rec.key} needs ${majority} replica(s) for a majority of ${n} copies, but only ${targets.length} other member(s) are live`,
         ),
       );
     }
     // Sending a copy is an act as owner: only with a valid lease (dispatch.ts).
-    if (!this.#p.node.leaseValid())
-      return Promise.reject(new NotOwnerError(rec.t, rec.key, "its lease is not valid"));
+    if (!this.#p.node.leaseValid()) return done(new NotOwnerError(rec.t, rec.key, "its lease is not valid"));
     this.stats.writes++;
     const msg = this.message(p, [rec]);
-    if (this.#p.quorum === "majority") return this.#writeMajority(rec, p, targets, msg, majority);
-    // One promise per write: each copy's outcome comes back by callback (#sendTo), not as a
-    // promise of its own, and the last one settles the write.
-    return new Promise<void>((resolve, reject) => {
-      const outcomes: string[] = new Array(targets.length);
-      let left = targets.length;
-      for (let i = 0; i < targets.length; i++) {
-        this.#sendTo(targets[i]!, msg, p, (o) => {
-          outcomes[i] = o;
-          if (--left > 0) return;
-          try {
-            this.#settle(rec, targets, outcomes, majority);
-            resolve();
-          } catch (err) {
-            reject(err);
-          }
-        });
-      }
-    });
+    if (this.#p.quorum === "majority")
+      return void this.#writeMajority(rec, p, targets, msg, majority).then(() => done(), done);
+    // No promise of its own: each copy's outcome comes back by callback (#sendTo), and the last
+    // one settles the write.
+    const outcomes: string[] = new Array(targets.length);
+    let left = targets.length;
+    for (let i = 0; i < targets.length; i++) {
+      this.#sendTo(targets[i]!, msg, p, (o) => {
+        outcomes[i] = o;
+        if (--left > 0) return;
+        let err: unknown;
+        try {
+          this.#settle(rec, targets, outcomes, majority);
+        } catch (e) {
+          err = e;
+        }
+        done(err);
+      });
+    }
   }
 
   /** Throws unless the outcomes of a write's copies (quorum "all") make its quorum. */
@@ -296,6 +305,8 @@ export class Replicator {
 
   /** A replica's answer to a copy: "ok", "stale" (the partition is given up: onStale), or why not. */
   #outcome(data: Uint8Array, p: number): string {
+    // The common answer, `repok` for one copy, compared as bytes: no unpack, no object.
+    if (isRepokOne(data)) return "ok";
     try {
       const reply = decodeReply(data);
       if (isError(reply)) return "bad reply";
@@ -316,22 +327,12 @@ export class Replicator {
    * key's primary, older than the one held, or of another partition. Kept: a copy newer than
    * the one held. Neither: the same version again (a duplicate).
    */
-  receive(
-    p: number,
-    recs: readonly EntityRecord[],
-    from: string,
-    ep = 0,
-  ): { kept: number; refused: number; primary: string | null; ep?: number } {
+  receive(p: number, recs: readonly EntityRecord[], from: string, ep = 0): Judged {
     return this.receiveCopies(p, recs.map(copyOf), from, ep);
   }
 
   /** receive() for copies as they come off the wire (copy version 2: records still packed). */
-  receiveCopies(
-    p: number,
-    copies: readonly CopyEntry[],
-    from: string,
-    ep = 0,
-  ): { kept: number; refused: number; primary: string | null; ep?: number } {
+  receiveCopies(p: number, copies: readonly CopyEntry[], from: string, ep = 0): Judged {
     let kept = 0;
     let refused = 0;
     const ring = this.#p.node.ring;
