@@ -192,14 +192,21 @@ export class DedupeCache {
   }
 
   /**
-   * Forgets an id: the ask was redirected, not handled, so a retry must run. Duplicates that
-   * were waiting on it get `reply` (the same redirect) and retry too.
+   * Forgets the entry `open` handed out: the ask was redirected, not handled, so a retry must
+   * run. Duplicates that were waiting on it get `reply` (the same redirect) and retry too.
+   *
+   * By entry, not by id: an attempt that outlived its id's window may end after a retry of the
+   * same id was recorded anew (its own entry), and forgetting that newer entry would let a third
+   * attempt run while the retry is still being handled.
    */
-  forget(id: string, reply: Uint8Array): void {
-    const e = this.#get(id);
-    if (!e) return;
-    this.#young.delete(id);
-    this.#old.delete(id);
-    if (Array.isArray(e.reply)) for (const w of e.reply) w(reply);
+  forget(e: DedupeEntry, reply: Uint8Array): void {
+    const id = e.id;
+    if (this.#young.get(id) === e) this.#young.delete(id);
+    if (this.#old.get(id) === e) this.#old.delete(id);
+    const waiters = e.reply;
+    if (Array.isArray(waiters)) {
+      e.reply = undefined;
+      for (const w of waiters) w(reply);
+    }
   }
 }

@@ -31,7 +31,7 @@ export class InboundAsk implements Outcome {
     const out = encode({ v: 1, k: "err", e: toWireError(error) });
     // A missed replica quorum is not remembered: the router retries it (router.ts), and the
     // entity's recent asks answer the retry without applying it again.
-    if (this.entry !== undefined && error instanceof QuorumError) this.svc.dedupe.forget(this.msg.id, out);
+    if (this.entry !== undefined && error instanceof QuorumError) this.svc.dedupe.forget(this.entry, out);
     else if (this.entry !== undefined) this.svc.dedupe.close(this.entry, out);
     this.inbound.replyInBatch(this.svc, this.rs, this.q, out);
   }
@@ -39,7 +39,7 @@ export class InboundAsk implements Outcome {
   moved(): void {
     this.inbound.stats.redirected++;
     const out = encode({ v: 1, k: "moved", owner: this.svc.ownerOf(this.msg.key) ?? null });
-    if (this.entry !== undefined) this.svc.dedupe.forget(this.msg.id, out);
+    if (this.entry !== undefined) this.svc.dedupe.forget(this.entry, out);
     this.inbound.replyInBatch(this.svc, this.rs, this.q, out);
   }
 }

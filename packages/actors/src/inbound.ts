@@ -304,14 +304,14 @@ export class Inbound {
         if ("moved" in o) {
           this.stats.redirected++;
           const moved = encode({ v: 1, k: "moved", owner: svc.ownerOf(msg.key) ?? null });
-          if (entry !== undefined) dedupe.forget(msg.id, moved);
+          if (entry !== undefined) dedupe.forget(entry, moved);
           return respond(moved);
         }
         this.stats.served++;
         const out = o.ok ? encodeOk(o.result) : encode({ v: 1, k: "err", e: toWireError(o.error) });
         // A missed replica quorum is not remembered: the router retries it (router.ts), and the
         // entity's recent asks answer the retry without applying it again.
-        if (entry !== undefined && !o.ok && o.error instanceof QuorumError) dedupe.forget(msg.id, out);
+        if (entry !== undefined && !o.ok && o.error instanceof QuorumError) dedupe.forget(entry, out);
         else if (entry !== undefined) dedupe.close(entry, out);
         respond(out, o.ok ? undefined : errorType(o.error));
       },

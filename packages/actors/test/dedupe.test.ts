@@ -43,9 +43,10 @@ class Model {
   complete(rec: Rec, reply: Uint8Array): void {
     rec.reply = reply;
   }
-  forget(id: string): void {
-    this.#young.delete(id);
-    this.#old.delete(id);
+  /** By record too: a late attempt forgets its own record, never a retry's newer one. */
+  forget(id: string, rec: Rec): void {
+    if (this.#young.get(id) === rec) this.#young.delete(id);
+    if (this.#old.get(id) === rec) this.#old.delete(id);
   }
 }
 
@@ -131,6 +132,27 @@ describe("DedupeCache", () => {
     expect(c.open("PPPPPPPPPPPP1", 102)).toBe(r);
   });
 
+  it("forgets only the entry it is given, not a newer retry's entry for the same id (issue 9)", () => {
+    // The first attempt of X hangs past the window; a retry of X is recorded anew (its own
+    // entry) and is still being handled when the first attempt ends in "moved". Forgetting the
+    // first attempt must leave the retry's entry: a third attempt waits for it, never runs.
+    const c = new DedupeCache(100, 1_000);
+    const first = c.open("XXXXXXXXXXXX7", 0);
+    expect(first).toBeInstanceOf(DedupeEntry);
+    const retry = c.open("XXXXXXXXXXXX7", 101);
+    expect(retry).toBeInstanceOf(DedupeEntry);
+    expect(retry).not.toBe(first);
+    c.forget(first as DedupeEntry, new Uint8Array([9]));
+    expect(c.open("XXXXXXXXXXXX7", 102)).toBeInstanceOf(Promise);
+    const r = new Uint8Array([3]);
+    c.close(retry as DedupeEntry, r);
+    expect(c.open("XXXXXXXXXXXX7", 103)).toBe(r);
+    // Forgetting the retry's own entry does let the next attempt run.
+    const third = c.open("XXXXXXXXXXXX8", 104);
+    c.forget(third as DedupeEntry, new Uint8Array([9]));
+    expect(c.open("XXXXXXXXXXXX8", 105)).toBeInstanceOf(DedupeEntry);
+  });
+
   it("property: gives the same answers as a cache that looks every id up", () => {
     fc.assert(
       fc.property(fc.array(anOp, { maxLength: 400 }), fc.constantFrom(8, 40, 1_000), (ops, max) => {
@@ -164,8 +186,8 @@ describe("DedupeCache", () => {
               c.close(o.e, reply);
               m.complete(o.rec, reply);
             } else {
-              c.forget(o.id, reply);
-              m.forget(o.id);
+              c.forget(o.e, reply);
+              m.forget(o.id, o.rec);
             }
             o.e = undefined;
           }
