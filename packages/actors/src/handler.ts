@@ -5,13 +5,7 @@
 // durable write: it changed nothing.
 import type { GroupCommit } from "./commit.js";
 import type { EntityDefinition } from "./entity.js";
-import {
-  ActorError,
-  fromWireError,
-  HandlerError,
-  toWireError,
-  type WireError,
-} from "./errors.js";
+import { ActorError, fromWireError, HandlerError, toWireError, type WireError } from "./errors.js";
 import type { Envelope } from "./mailbox.js";
 import { beginRead, endRead } from "./read-only.js";
 import { callWithValidArgs } from "./schema.js";
@@ -216,11 +210,15 @@ export class HandlerRunner {
       return;
     }
     this.#p.stats.handled++;
-    try {
-      assertSerializable(result, `the result of ${slot.def.type}.${env.h}`, "result");
-    } catch (err) {
-      env.done(err);
-      return;
+    // A plain scalar needs no walk, and no string naming it (built only for a value to walk).
+    const t = typeof result;
+    if (t !== "number" && t !== "string" && t !== "boolean" && t !== "undefined") {
+      try {
+        assertSerializable(result, `the result of ${slot.def.type}.${env.h}`, "result");
+      } catch (err) {
+        env.done(err);
+        return;
+      }
     }
     env.done(undefined, result);
   }

@@ -87,7 +87,13 @@ export class Mailbox {
       env.done(new SlotMoved(slot.def.type, slot.key));
       return;
     }
-    if (readersRun(slot) && (slot.queue?.length ?? 0) === 0 && !slot.dead && slot.instance && isReadOnly(slot, env)) {
+    if (
+      readersRun(slot) &&
+      (slot.queue?.length ?? 0) === 0 &&
+      !slot.dead &&
+      slot.instance &&
+      isReadOnly(slot, env)
+    ) {
       // Readers are running and no writer waits: this reader joins them now.
       const wait = this.#p.run(slot, env);
       if (wait !== undefined) this.#joinReaders(slot, wait);

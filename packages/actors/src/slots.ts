@@ -87,6 +87,11 @@ export class SlotTable {
     return { types, queued };
   }
 
+  /** The slot of an entity when this node knows it (its `partition` is the key's). */
+  find(def: EntityDefinition, key: string): Slot | undefined {
+    return this.#slots.get(def.type)?.get(key);
+  }
+
   /** The slot of an entity, created empty (initial state, version 0) when unknown. */
   slot(def: EntityDefinition, key: string, partition: number): Slot {
     let byKey = this.#slots.get(def.type);
