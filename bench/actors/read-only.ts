@@ -4,7 +4,7 @@
 import { Sharding } from "@keyhold/actors";
 import { silentLogger } from "@keyhold/core";
 import { NatsServer, type ShardingProcess, waitFor } from "@keyhold/testing";
-import type { BenchContext, Row } from "../harness.js";
+import type { BenchContext, BenchModule, Row } from "../harness.js";
 import { summarize } from "../harness.js";
 import { Counter1, Counter3, entities } from "../replication/entities.js";
 import {
@@ -155,3 +155,10 @@ async function handedOver(client: Sharding, nodes: readonly ShardingProcess[]): 
     { timeout: 60_000, interval: 100, message: "the partitions did not settle on their owners" },
   );
 }
+
+/** This part alone: `npm run bench -- actors-read-only`. */
+export const bench: BenchModule = {
+  name: "actors-read-only",
+  about: "read-only asks on replicas 3 beside replicas 1 and replicas 3 writes (a part of `actors`)",
+  run: (ctx) => readOnlyAsks(ctx),
+};
