@@ -17,6 +17,8 @@ const MODULES: Record<string, () => Promise<{ bench: BenchModule }>> = {
   background: () => import("./background.js"),
   failover: () => import("./failover.js"),
   epochs: () => import("./actors/epochs.js"),
+  "actors-local-built": () => import("./actors/built.js"),
+  "actors-read-only": () => import("./actors/read-only.js"),
 };
 
 interface ModuleResult {

@@ -1,10 +1,10 @@
 // The messages the dispatcher (dispatch.ts) hands to a mailbox, each one object: a local ask
 // (LocalAsk), and a message handed to `deliver` (Delivery), whose outcome goes to an Outcome.
-import type { Deadline } from "@keyhold/core";
+import type { Deadline, ShardNode } from "@keyhold/core";
 import type { Dispatcher } from "./dispatch.js";
 import type { EntityDefinition } from "./entity.js";
-import { DeadlineExceededError } from "./errors.js";
-import type { Envelope } from "./mailbox.js";
+import { DeadlineExceededError, NotOwnerError, StoreConflictError } from "./errors.js";
+import { type Envelope, SlotMoved } from "./mailbox.js";
 
 /**
  * A local ask (the fast path of askHere) as one object: it is the mailbox envelope, its `done`
@@ -133,4 +133,17 @@ export class Delivery implements Envelope {
 /** The time base of AckInfo: monotonic, comparable between processes of one machine. */
 export function sharedNow(): number {
   return performance.timeOrigin + performance.now();
+}
+
+/**
+ * The lease half of the ownership check, for acts after admission. Throws NotOwnerError when
+ * this node's lease is not valid now.
+ */
+export function leaseHeld(node: ShardNode, type: string, key: string, mayHaveApplied = true): void {
+  if (!node.leaseValid()) throw new NotOwnerError(type, key, "its lease is not valid", mayHaveApplied);
+}
+
+/** Errors that mean "not applied here as owner: route it again". */
+export function movedError(err: unknown): boolean {
+  return err instanceof StoreConflictError || err instanceof NotOwnerError || err instanceof SlotMoved;
 }

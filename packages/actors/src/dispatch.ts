@@ -24,21 +24,24 @@ import {
   Delivery,
   LocalAsk,
   type LocalOutcome,
+  leaseHeld,
+  movedError,
   type Outcome,
   sharedNow,
 } from "./dispatch-messages.js";
 import type { EntityDefinition } from "./entity.js";
-import { MailboxFullError, NotOwnerError, StoreConflictError, UnknownEntityTypeError } from "./errors.js";
+import { MailboxFullError, NotOwnerError, UnknownEntityTypeError } from "./errors.js";
 import type { Handoff } from "./handoff.js";
 import { LatencyHistogram } from "./latency.js";
 import type { Lifecycle } from "./lifecycle.js";
-import { type Envelope, type Mailbox, SlotMoved } from "./mailbox.js";
+import type { Envelope, Mailbox } from "./mailbox.js";
 import type { AckInfo } from "./options.js";
 import type { PartitionStates } from "./partitions.js";
 import type { Slot, SlotTable } from "./slots.js";
 import { TurnGuard } from "./turn-guard.js";
 
 export type { LocalOutcome, Outcome } from "./dispatch-messages.js";
+export { leaseHeld };
 
 export interface DispatchParams {
   readonly node: ShardNode;
@@ -68,19 +71,6 @@ export interface DispatchParams {
     args: readonly unknown[],
     timeout: number,
   ) => Promise<unknown>;
-}
-
-/**
- * The lease half of the ownership check, for acts after admission. Throws NotOwnerError when
- * this node's lease is not valid now.
- */
-export function leaseHeld(node: ShardNode, type: string, key: string, mayHaveApplied = true): void {
-  if (!node.leaseValid()) throw new NotOwnerError(type, key, "its lease is not valid", mayHaveApplied);
-}
-
-/** Errors that mean "not applied here as owner: route it again". */
-function movedError(err: unknown): boolean {
-  return err instanceof StoreConflictError || err instanceof NotOwnerError || err instanceof SlotMoved;
 }
 
 export class Dispatcher {
@@ -118,9 +108,19 @@ export class Dispatcher {
     return ring.ownerOfPartition(p) === node.id ? p : -1;
   }
 
+  /** `#mayAct` for a key of known partition `p` (a known slot's; the ring size is fixed): no hash. */
+  #mayActIn(p: number, now: number): boolean {
+    const node = this.#p.node;
+    return node.leaseValidAt(now) && node.ring.ownerOfPartition(p) === node.id;
+  }
+
   /** The local enqueue: the one path from a decided message to the entity's mailbox. */
   #enqueue(def: EntityDefinition, key: string, p: number, env: Envelope, now: number): void {
-    const slot = this.#p.slots.slot(def, key, p);
+    this.#enqueueIn(this.#p.slots.slot(def, key, p), env, now);
+  }
+
+  /** #enqueue to a slot already looked up. */
+  #enqueueIn(slot: Slot, env: Envelope, now: number): void {
     this.#p.lifecycle.touch(slot, now);
     this.#admittedAt = now;
     this.#admitting = true;
@@ -209,9 +209,12 @@ export class Dispatcher {
     args: readonly unknown[],
     timeout: number | undefined,
   ): Promise<unknown> | undefined {
-    const node = this.#p.node;
-    const lt = node.monoNow();
-    const p = this.#mayAct(key, lt);
+    const lt = this.#p.node.monoNow();
+    // A known entity's slot says its partition: the ownership check then hashes nothing.
+    const known = this.#p.slots.find(def, key);
+    let p: number;
+    if (known !== undefined) p = this.#mayActIn(known.partition, lt) ? known.partition : -1;
+    else p = this.#mayAct(key, lt);
     if (p < 0 || this.#p.partitions.state(p) !== "ready" || this.#p.defs.get(def.type) !== def)
       return undefined;
     try {
@@ -220,7 +223,8 @@ export class Dispatcher {
       return Promise.reject(err);
     }
     const ask = new LocalAsk(this, def, key, h, args, timeout ?? this.#p.askTimeoutMs, lt);
-    this.#enqueue(def, key, p, ask, lt);
+    if (known !== undefined) this.#enqueueIn(known, ask, lt);
+    else this.#enqueue(def, key, p, ask, lt);
     return ask.start();
   }
 

@@ -5,16 +5,9 @@
 // durable write: it changed nothing.
 import type { GroupCommit } from "./commit.js";
 import type { EntityDefinition } from "./entity.js";
-import {
-  ActorError,
-  fromWireError,
-  HandlerError,
-  ReadOnlyStateError,
-  toWireError,
-  type WireError,
-} from "./errors.js";
+import { ActorError, fromWireError, HandlerError, toWireError, type WireError } from "./errors.js";
 import type { Envelope } from "./mailbox.js";
-import { ReadOnlyViews } from "./read-only.js";
+import { beginRead, endRead } from "./read-only.js";
 import { callWithValidArgs } from "./schema.js";
 import { assertSerializable } from "./serializable.js";
 import type { Slot } from "./slots.js";
@@ -60,18 +53,8 @@ export interface HandlerRunnerParams {
   readonly commit?: GroupCommit | undefined;
 }
 
-/** The read-only handlers running on one instance, its real state and the view they see. */
-interface Readers {
-  count: number;
-  readonly state: unknown;
-  readonly view: unknown;
-}
-
 export class HandlerRunner {
   readonly #p: HandlerRunnerParams;
-  readonly #readers = new WeakMap<object, Readers>();
-  /** The guarded views of each state object, kept while the object lives (read-only.ts). */
-  readonly #views = new WeakMap<object, ReadOnlyViews>();
 
   constructor(params: HandlerRunnerParams) {
     this.#p = params;
@@ -118,7 +101,7 @@ export class HandlerRunner {
       }
     }
     const readOnly = isReadOnly(slot, env);
-    if (readOnly) this.#beginRead(slot, inst, env.h);
+    if (readOnly) beginRead(slot, inst, env.h);
     else this.#commitOf(slot)?.begin(slot);
     let result: unknown;
     try {
@@ -132,7 +115,7 @@ export class HandlerRunner {
             : fn.apply(inst, env.a as unknown[]);
       }
     } catch (err) {
-      const assigned = readOnly && this.#endRead(inst);
+      const assigned = readOnly && endRead(slot, inst);
       this.#p.stats.handlerErrors++;
       return this.#complete(slot, env, undefined, assigned ? assigned : asHandlerError(err), readOnly);
     }
@@ -143,66 +126,18 @@ export class HandlerRunner {
     ) {
       return (result as Promise<unknown>).then(
         (r) => {
-          const assigned = readOnly && this.#endRead(inst);
+          const assigned = readOnly && endRead(slot, inst);
           return this.#complete(slot, env, assigned ? undefined : r, assigned || undefined, readOnly);
         },
         (err: unknown) => {
-          const assigned = readOnly && this.#endRead(inst);
+          const assigned = readOnly && endRead(slot, inst);
           this.#p.stats.handlerErrors++;
           return this.#complete(slot, env, undefined, assigned ? assigned : asHandlerError(err), readOnly);
         },
       );
     }
-    const assigned = readOnly && this.#endRead(inst);
+    const assigned = readOnly && endRead(slot, inst);
     return this.#complete(slot, env, assigned ? undefined : result, assigned || undefined, readOnly);
-  }
-
-  /**
-   * From the first read-only handler on an instance until the last one ends, `this.state` is
-   * a guarded view (a plain assignment, so the instance keeps its shape; the mailbox runs no
-   * writer meanwhile). The views are cached per state object, so a read makes no new proxy
-   * for objects an earlier read reached.
-   */
-  #beginRead(slot: Slot, inst: object, handler: string): void {
-    const r = this.#readers.get(inst);
-    if (r) {
-      r.count++;
-      return;
-    }
-    const holder = inst as { state: unknown };
-    const state = holder.state;
-    let view = state;
-    if (state !== null && typeof state === "object") {
-      let views = this.#views.get(state);
-      if (!views) {
-        views = new ReadOnlyViews(slot.def.type);
-        this.#views.set(state, views);
-      }
-      views.handler = handler;
-      view = views.view(state);
-    }
-    holder.state = view;
-    this.#readers.set(inst, { count: 1, state, view });
-  }
-
-  /**
-   * One read-only handler ended. An assignment to `this.state` since it began is undone and
-   * returned as the ReadOnlyStateError that fails this handler's message.
-   */
-  #endRead(inst: object): ReadOnlyStateError | undefined {
-    const r = this.#readers.get(inst);
-    if (!r) return undefined;
-    const holder = inst as { state: unknown; constructor: { type?: string } };
-    let refused: ReadOnlyStateError | undefined;
-    if (holder.state !== r.view) {
-      refused = new ReadOnlyStateError(holder.constructor.type ?? "entity", "a read-only handler");
-      holder.state = r.view;
-    }
-    if (--r.count === 0) {
-      this.#readers.delete(inst);
-      holder.state = r.state;
-    }
-    return refused;
   }
 
   /** After the handler: version, remembered ask, durable write, then the answer. */
@@ -275,11 +210,15 @@ export class HandlerRunner {
       return;
     }
     this.#p.stats.handled++;
-    try {
-      assertSerializable(result, `the result of ${slot.def.type}.${env.h}`, "result");
-    } catch (err) {
-      env.done(err);
-      return;
+    // A plain scalar needs no walk, and no string naming it (built only for a value to walk).
+    const t = typeof result;
+    if (t !== "number" && t !== "string" && t !== "boolean" && t !== "undefined") {
+      try {
+        assertSerializable(result, `the result of ${slot.def.type}.${env.h}`, "result");
+      } catch (err) {
+        env.done(err);
+        return;
+      }
     }
     env.done(undefined, result);
   }

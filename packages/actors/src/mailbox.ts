@@ -5,6 +5,7 @@ import type { Logger } from "@keyhold/core";
 import type { Entity } from "./entity.js";
 import { MailboxFullError, UnknownHandlerError } from "./errors.js";
 import { asHandlerError, type HostStats, isReadOnly } from "./handler.js";
+import { Reads } from "./read-only.js";
 import type { Slot } from "./slots.js";
 
 /**
@@ -66,8 +67,6 @@ export class Mailbox {
   readonly #waiting: Slot[] = [];
   #waitingHead = 0;
   #starting = false;
-  /** Slots whose read-only handlers are running now (see #joinReaders). */
-  readonly #readers = new WeakMap<Slot, { running: number; parked: boolean }>();
 
   constructor(params: MailboxParams) {
     this.#p = params;
@@ -88,8 +87,13 @@ export class Mailbox {
       env.done(new SlotMoved(slot.def.type, slot.key));
       return;
     }
-    const phase = this.#readers.get(slot);
-    if (phase && (slot.queue?.length ?? 0) === 0 && !slot.dead && slot.instance && isReadOnly(slot, env)) {
+    if (
+      readersRun(slot) &&
+      (slot.queue?.length ?? 0) === 0 &&
+      !slot.dead &&
+      slot.instance &&
+      isReadOnly(slot, env)
+    ) {
       // Readers are running and no writer waits: this reader joins them now.
       const wait = this.#p.run(slot, env);
       if (wait !== undefined) this.#joinReaders(slot, wait);
@@ -220,9 +224,8 @@ export class Mailbox {
   #pump(slot: Slot, first: Envelope | undefined): void {
     let env = first;
     for (;;) {
-      const phase = this.#readers.get(slot);
-      if (phase && slot.dead) {
-        phase.parked = true; // the last reader to end resumes the pump
+      if (readersRun(slot) && slot.dead) {
+        slot.reads!.parked = true; // the last reader to end resumes the pump
         return;
       }
       if (slot.dead) {
@@ -277,13 +280,12 @@ export class Mailbox {
         return;
       }
       if (wait !== undefined) this.#joinReaders(slot, wait);
-      const readers = this.#readers.get(slot);
-      if (readers) {
+      if (readersRun(slot)) {
         // Read-only handlers are running: the readers next in the queue join them; the next
         // writer (or the end of the queue) waits until the last of them ends.
         const next = slot.queue?.[0];
         if (next !== undefined && !slot.dead && isReadOnly(slot, next)) continue;
-        readers.parked = true;
+        slot.reads!.parked = true;
         return;
       }
     }
@@ -291,17 +293,18 @@ export class Mailbox {
 
   /** Counts a running read-only handler; when the last one ends, a parked pump goes on. */
   #joinReaders(slot: Slot, wait: Promise<void>): void {
-    let phase = this.#readers.get(slot);
-    if (!phase) {
-      phase = { running: 0, parked: false };
-      this.#readers.set(slot, phase);
+    let r = slot.reads;
+    if (r === undefined) {
+      r = new Reads(slot.def.type);
+      slot.reads = r;
     }
-    phase.running++;
-    const p = phase;
+    r.waiting++;
+    const p = r;
     wait.then(() => {
-      if (--p.running > 0) return;
-      this.#readers.delete(slot);
-      if (p.parked) this.#pump(slot, undefined);
+      if (--p.waiting > 0) return;
+      if (!p.parked) return;
+      p.parked = false;
+      this.#pump(slot, undefined);
     });
   }
 
@@ -318,4 +321,9 @@ export class Mailbox {
     this.#wakeIdleWaiters(slot);
     this.#endTurn();
   }
+}
+
+/** Read-only handlers the mailbox waits for run on the slot now (see #joinReaders). */
+function readersRun(slot: Slot): boolean {
+  return slot.reads !== undefined && slot.reads.waiting > 0;
 }

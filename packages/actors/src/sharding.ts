@@ -60,6 +60,9 @@ export class Sharding implements AsyncDisposable {
   readonly #events: Promise<void> | undefined;
   readonly #housekeeping: Housekeeping | undefined;
   #closing: Promise<void> | undefined;
+  /** The registered class `ask` resolved last, and its definition. */
+  #lastClass: EntityClass | undefined;
+  #lastDef: EntityDefinition | undefined;
 
   private constructor(p: ShardingParts) {
     this.node = p.node;
@@ -125,7 +128,16 @@ export class Sharding implements AsyncDisposable {
   ): Promise<unknown> {
     let d: EntityDefinition | TypeName;
     try {
-      d = this.#registry.resolve(def);
+      // The class asked last resolves to its registered definition again (the registry is fixed
+      // at start): one comparison instead of a lookup and its checks.
+      if (def === this.#lastClass && def !== undefined) d = this.#lastDef!;
+      else {
+        d = this.#registry.resolve(def);
+        if (typeof def === "function" && d.handlers !== undefined && this.#registry.types.get(d.type) === d) {
+          this.#lastClass = def;
+          this.#lastDef = d;
+        }
+      }
       checkEntityKey(key);
     } catch (err) {
       return Promise.reject(err);

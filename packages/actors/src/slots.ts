@@ -3,6 +3,7 @@
 // turning a slot into the record that moves between nodes, and installing one.
 import type { Entity, EntityDefinition } from "./entity.js";
 import type { Envelope } from "./mailbox.js";
+import type { Reads } from "./read-only.js";
 import { type Reminder, type WireReminder, wireReminders } from "./reminders.js";
 import type { EntityRecord, RecentAsk } from "./wire.js";
 
@@ -46,6 +47,8 @@ export interface Slot {
    * commit the next answer, even one that changes nothing, waits for a write of it (commit.ts).
    */
   unconfirmed: boolean;
+  /** The reading phase of its read-only handlers (read-only.ts), from its first read on. */
+  reads: Reads | undefined;
 }
 
 /** What the reminder heap must hear of (reminders.ts): records installed, slots dropped. */
@@ -84,6 +87,11 @@ export class SlotTable {
     return { types, queued };
   }
 
+  /** The slot of an entity when this node knows it (its `partition` is the key's). */
+  find(def: EntityDefinition, key: string): Slot | undefined {
+    return this.#slots.get(def.type)?.get(key);
+  }
+
   /** The slot of an entity, created empty (initial state, version 0) when unknown. */
   slot(def: EntityDefinition, key: string, partition: number): Slot {
     let byKey = this.#slots.get(def.type);
@@ -113,6 +121,7 @@ export class SlotTable {
         activateOnly: false,
         dead: false,
         unconfirmed: false,
+        reads: undefined,
       };
       byKey.set(key, s);
       this.#count++;

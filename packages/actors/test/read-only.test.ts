@@ -64,6 +64,10 @@ class Account extends Entity<{ n: number; items: number[]; tags: Record<string, 
   items() {
     return [...this.state.items];
   }
+  reset() {
+    this.state = { n: 0, items: [7], tags: {}, at: new Date(0) };
+    return 0;
+  }
 }
 
 async function cluster(): Promise<{ bus: SimBus; nodes: Sharding[]; client: Sharding }> {
@@ -127,6 +131,18 @@ describe("read-only handlers", () => {
     expect(await drive(bus, write)).toBe(11);
     expect(await drive(bus, after)).toBe(11);
     expect(Account.writerSawReaders).toBe(false);
+  });
+
+  it("guard the state object a writer put in place of the one they saw before", async () => {
+    const { bus, client } = await cluster();
+    const acc = client.ref(Account, "swap");
+    await drive(bus, acc.deposit(4));
+    expect(await drive(bus, acc.balance())).toBe(4); // read through the view of the first object
+    await drive(bus, acc.reset());
+    expect(await drive(bus, acc.balance())).toBe(0);
+    const err = await drive(bus, acc.ask("pushItem", [])).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ReadOnlyStateError);
+    expect(await drive(bus, acc.items())).toEqual([7]);
   });
 
   it("refuse any write to this.state, leaving it unchanged", async () => {
