@@ -244,6 +244,15 @@ async function handoffSummary(since: number): Promise<string> {
     if (!st) continue;
     const recent = st.handoffs.filter((h) => h.at >= since);
     if (recent.length === 0) continue;
+    if (trace) {
+      // Each hand-off as start-end (s since the load started, the child's clock) and its records.
+      const at = (t: number) => ((t - performance.timeOrigin - loadStart) / 1000).toFixed(2);
+      const each = recent.map(
+        (h) =>
+          `p${h.partition} ${at(h.at - h.ms)}-${at(h.at)}/${h.records} (take ${h.takeMs} pull ${h.pullMs})`,
+      );
+      log(`    ${id} hand-offs: ${each.join(" ")}`);
+    }
     const max = Math.max(...recent.map((h) => h.ms));
     const records = recent.reduce((s, h) => s + h.records, 0);
     parts.push(`${id} took ${recent.length} partitions (${records} entities) in <= ${max} ms`);

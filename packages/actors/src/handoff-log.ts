@@ -9,6 +9,9 @@ export interface HandoffInfo {
   readonly from: readonly string[];
   readonly ms: number;
   readonly records: number;
+  /** Of `ms`: taking the fencing token, and the pull (the rest: quorum waits, reminders, checks). */
+  readonly takeMs?: number;
+  readonly pullMs?: number;
   /** When it completed (the node's clock, ms since the epoch). */
   readonly at: number;
 }
