@@ -9,6 +9,10 @@ export interface HandoffInfo {
   readonly from: readonly string[];
   readonly ms: number;
   readonly records: number;
+  /** Of `ms`: taking the fencing token, and the pull with its wait in the background queue (the
+   * rest: replica quorum waits, reminder recovery, the last checks). */
+  readonly takeMs?: number;
+  readonly pullMs?: number;
   /** When it completed (the node's clock, ms since the epoch). */
   readonly at: number;
 }

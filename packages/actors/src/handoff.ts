@@ -31,6 +31,7 @@ import type { EntityDefinition } from "./entity.js";
 import type { EpochSource, EpochStats } from "./epochs.js";
 import { FenceWitness } from "./fence-witness.js";
 import { Fencing } from "./fencing.js";
+import type { HandoffInfo } from "./handoff-log.js";
 import { emptyHandoffStats, type HandoffStats } from "./handoff-stats.js";
 import type { Lifecycle } from "./lifecycle.js";
 import type { Mailbox } from "./mailbox.js";
@@ -73,12 +74,7 @@ export interface HandoffParams {
   /** The node's background queue: pulls run there first (background.ts). */
   readonly background: Background;
   /** Reports how long each completed hand-off took (acquire to ready). */
-  readonly onHandoff?: (info: {
-    partition: number;
-    from: readonly string[];
-    ms: number;
-    records: number;
-  }) => void;
+  readonly onHandoff?: (info: Omit<HandoffInfo, "at">) => void;
 }
 
 export class Handoff {
@@ -213,6 +209,7 @@ export class Handoff {
           // The fencing token first: the pull carries it and fences every holder it reaches.
           let epoch = await this.#fencing.take(p, lost);
           if (epoch === undefined) return; // lost the partition meanwhile: its release follows
+          const took = this.#p.clock.now();
           const eager: Slot[] = [];
           // Records this node handed out earlier and nobody took: ours again, but only where
           // nothing newer turns up. Pre-fence ones (released while fenced) may be older than what
@@ -237,6 +234,7 @@ export class Handoff {
                 )
               : { n: 0, complete: true, missing: [] };
           records += pulled.n;
+          const pullMs = this.#p.clock.now() - took;
           if (superseded()) {
             // Lost the partition again meanwhile: our records wait for its next owner (or our next
             // tenure), and what the pull installed leaves with the release that follows.
@@ -290,12 +288,12 @@ export class Handoff {
           for (const retry of st.buffer) retry();
           // Back to N copies: the replicas of this partition may be new to it.
           void this.#p.refill?.refill(p);
-          this.#p.onHandoff?.({
-            partition: p,
-            from: targets.map((t) => t.id),
-            ms: this.#p.clock.now() - started,
-            records,
-          });
+          const [from, ms, takeMs] = [
+            targets.map((t) => t.id),
+            this.#p.clock.now() - started,
+            took - started,
+          ];
+          this.#p.onHandoff?.({ partition: p, from, ms, records, takeMs, pullMs });
         } finally {
           this.#lost.delete(p);
         }

@@ -211,6 +211,12 @@ describe("hand-off", () => {
     await load(b, keys, counts);
     for (const k of keys) expect(await drive(bus, a.ref(Counter, k).get())).toBe(counts.get(k));
     expect(c.handoffs().length).toBeGreaterThan(0);
+    // Each hand-off says where its time went: the fencing token, then the pull (the demo's trace).
+    for (const h of c.handoffs()) {
+      expect(h.takeMs).toBeGreaterThanOrEqual(0);
+      expect(h.pullMs).toBeGreaterThanOrEqual(0);
+      expect(h.takeMs! + h.pullMs!).toBeLessThanOrEqual(h.ms);
+    }
   });
 
   it("a graceful leave under continuous asks: zero failures, every counter exact", async () => {
