@@ -108,36 +108,23 @@ export class SenderRing {
   }
 
   #grow(): void {
-    const n = (this.#mask + 1) * 2;
-    const mask = n - 1;
-    const cnt = new Float64Array(n);
-    const at = new Float64Array(n);
-    const gen = new Int32Array(n);
-    const state = new Uint8Array(n);
-    const rgen = new Int32Array(n);
-    const roff = new Int32Array(n);
-    const rlen = new Int32Array(n);
-    const refs: (DedupeEntry | Uint8Array | undefined)[] = new Array(n).fill(undefined);
-    for (let s = this.head; s < this.tail; s++) {
-      const a = s & this.#mask;
-      const b = s & mask;
-      cnt[b] = this.cnt[a]!;
-      at[b] = this.at[a]!;
-      gen[b] = this.gen[a]!;
-      state[b] = this.state[a]!;
-      rgen[b] = this.rgen[a]!;
-      roff[b] = this.roff[a]!;
-      rlen[b] = this.rlen[a]!;
-      refs[b] = this.refs[a];
-    }
-    this.cnt = cnt;
-    this.at = at;
-    this.gen = gen;
-    this.state = state;
-    this.rgen = rgen;
-    this.roff = roff;
-    this.rlen = rlen;
-    this.refs = refs;
+    const old = this.#mask;
+    const mask = (old + 1) * 2 - 1;
+    const { head, tail } = this;
+    // Each slot keeps its sequence number, so it moves from `s & old` to `s & mask`.
+    const moved = <A extends { [i: number]: unknown }>(from: A, to: A): A => {
+      for (let s = head; s < tail; s++) to[s & mask] = from[s & old]!;
+      return to;
+    };
+    const n = mask + 1;
+    this.cnt = moved(this.cnt, new Float64Array(n));
+    this.at = moved(this.at, new Float64Array(n));
+    this.gen = moved(this.gen, new Int32Array(n));
+    this.state = moved(this.state, new Uint8Array(n));
+    this.rgen = moved(this.rgen, new Int32Array(n));
+    this.roff = moved(this.roff, new Int32Array(n));
+    this.rlen = moved(this.rlen, new Int32Array(n));
+    this.refs = moved(this.refs, new Array<DedupeEntry | Uint8Array | undefined>(n).fill(undefined));
     this.#mask = mask;
   }
 }

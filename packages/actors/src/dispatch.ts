@@ -98,20 +98,15 @@ export class Dispatcher {
    * The ownership check: the partition of `key` when this node owns it in its current view,
    * else -1. One hash answers both "whose is it" and "which partition". `now` is a reading of
    * the node's monotonic clock taken by the caller right before (node.monoNow()): the same read
-   * times the message's handling, so the check costs no clock read of its own.
+   * times the message's handling, so the check costs no clock read of its own. `known`: the
+   * key's partition when the caller has it (a known slot's; the ring size is fixed), no hash.
    */
-  #mayAct(key: string, now: number): number {
+  #mayAct(key: string, now: number, known?: number): number {
     const node = this.#p.node;
     if (!node.leaseValidAt(now)) return -1;
     const ring = node.ring;
-    const p = ring.partition(key);
+    const p = known ?? ring.partition(key);
     return ring.ownerOfPartition(p) === node.id ? p : -1;
-  }
-
-  /** `#mayAct` for a key of known partition `p` (a known slot's; the ring size is fixed): no hash. */
-  #mayActIn(p: number, now: number): boolean {
-    const node = this.#p.node;
-    return node.leaseValidAt(now) && node.ring.ownerOfPartition(p) === node.id;
   }
 
   /** The local enqueue: the one path from a decided message to the entity's mailbox. */
@@ -212,9 +207,7 @@ export class Dispatcher {
     const lt = this.#p.node.monoNow();
     // A known entity's slot says its partition: the ownership check then hashes nothing.
     const known = this.#p.slots.find(def, key);
-    let p: number;
-    if (known !== undefined) p = this.#mayActIn(known.partition, lt) ? known.partition : -1;
-    else p = this.#mayAct(key, lt);
+    const p = this.#mayAct(key, lt, known?.partition);
     if (p < 0 || this.#p.partitions.state(p) !== "ready" || this.#p.defs.get(def.type) !== def)
       return undefined;
     try {
@@ -223,8 +216,7 @@ export class Dispatcher {
       return Promise.reject(err);
     }
     const ask = new LocalAsk(this, def, key, h, args, timeout ?? this.#p.askTimeoutMs, lt);
-    if (known !== undefined) this.#enqueueIn(known, ask, lt);
-    else this.#enqueue(def, key, p, ask, lt);
+    this.#enqueueIn(known ?? this.#p.slots.slot(def, key, p), ask, lt);
     return ask.start();
   }
 

@@ -288,12 +288,14 @@ export class Handoff {
           for (const retry of st.buffer) retry();
           // Back to N copies: the replicas of this partition may be new to it.
           void this.#p.refill?.refill(p);
-          const [from, ms, takeMs] = [
-            targets.map((t) => t.id),
-            this.#p.clock.now() - started,
-            took - started,
-          ];
-          this.#p.onHandoff?.({ partition: p, from, ms, records, takeMs, pullMs });
+          this.#p.onHandoff?.({
+            partition: p,
+            from: targets.map((t) => t.id),
+            ms: this.#p.clock.now() - started,
+            records,
+            takeMs: took - started,
+            pullMs,
+          });
         } finally {
           this.#lost.delete(p);
         }
